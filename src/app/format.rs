@@ -1,0 +1,285 @@
+//! What users read: kubectl-style tables, pod objects with status, `describe` text, ages.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::containerd::ImageInfo;
+use crate::pod::{node_name, now_secs, MemberState, PodView};
+
+/// kubectl's human durations: 45s, 3m12s, 47m, 5h3m, 2d4h, 400d, 3y.
+pub fn human_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    let (m, h, d) = (s / 60, s / 3600, s / 86400);
+    match s {
+        _ if s < 120 => format!("{s}s"),
+        _ if m < 10 => match s % 60 {
+            0 => format!("{m}m"),
+            sec => format!("{m}m{sec}s"),
+        },
+        _ if h < 3 => format!("{m}m"),
+        _ if h < 8 => match m % 60 {
+            0 => format!("{h}h"),
+            min => format!("{h}h{min}m"),
+        },
+        _ if h < 48 => format!("{h}h"),
+        _ if h < 192 => match h % 24 {
+            0 => format!("{d}d"),
+            hr => format!("{d}d{hr}h"),
+        },
+        _ if d < 730 => format!("{d}d"),
+        _ => format!("{}y", d / 365),
+    }
+}
+
+fn age(at: Option<f64>) -> String {
+    at.map(|t| human_duration(now_secs() - t)).unwrap_or_else(|| "<unknown>".into())
+}
+
+fn rfc3339(at: Option<f64>) -> Value {
+    match at {
+        Some(t) => {
+            let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t);
+            Value::String(humantime::format_rfc3339_seconds(time).to_string())
+        }
+        None => Value::Null,
+    }
+}
+
+fn tabulate(rows: Vec<Vec<String>>) -> String {
+    let mut writer = tabwriter::TabWriter::new(Vec::new()).padding(3);
+    for row in rows {
+        let _ = writeln!(writer, "{}", row.join("\t"));
+    }
+    let bytes = writer.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+pub fn pod_table(pods: &[PodView], wide: bool) -> String {
+    let mut header = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
+    if wide {
+        header.extend(["IP", "NODE"]);
+    }
+    let node = node_name();
+    let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
+    for pod in pods {
+        let mut row = vec![
+            pod.name.clone(),
+            format!("{}/{}", pod.ready_count(), pod.members.len()),
+            pod.status(),
+            pod.restarts().to_string(),
+            age(pod.created),
+        ];
+        if wide {
+            row.push(pod.ip().unwrap_or_else(|| "<none>".into()));
+            row.push(node.clone());
+        }
+        rows.push(row);
+    }
+    tabulate(rows)
+}
+
+pub fn images(images: &[ImageInfo]) -> String {
+    let mut rows = vec![vec!["REF".into(), "DIGEST".into(), "SIZE".into(), "AGE".into()]];
+    for image in images {
+        rows.push(vec![
+            image.name.clone(),
+            image.digest.clone(),
+            human_size(image.size),
+            age(image.created),
+        ]);
+    }
+    tabulate(rows)
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1024.0 && unit < UNITS.len() - 1 {
+        size /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{size:.1} {}", UNITS[unit])
+    }
+}
+
+fn member_state_object(state: &MemberState) -> Value {
+    match state {
+        MemberState::Waiting { reason } => json!({"waiting": {"reason": reason}}),
+        MemberState::Running { since } => json!({"running": {"startedAt": rfc3339(*since)}}),
+        MemberState::Terminated {
+            exit_code,
+            reason,
+            finished,
+        } => json!({"terminated": {"exitCode": exit_code, "reason": reason, "finishedAt": rfc3339(*finished)}}),
+    }
+}
+
+/// The pod as Kubernetes would print it: the stored manifest plus uid, timestamps and status.
+pub fn pod_object(pod: &PodView) -> Value {
+    let mut object = pod
+        .pod
+        .as_ref()
+        .and_then(|p| serde_json::to_value(p).ok())
+        .unwrap_or_else(|| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod.name}}));
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.insert("uid".into(), json!(pod.uid));
+        metadata.insert("creationTimestamp".into(), rfc3339(pod.created));
+    }
+    let statuses: Vec<Value> = pod
+        .members
+        .iter()
+        .map(|m| {
+            json!({
+                "name": m.name,
+                "image": m.image,
+                "containerID": format!("containerd://{}", m.id),
+                "ready": m.ready(),
+                "restartCount": 0,
+                "started": m.ready(),
+                "state": member_state_object(&m.state()),
+            })
+        })
+        .collect();
+    let ip = pod.ip();
+    object["status"] = json!({
+        "phase": pod.phase(),
+        "hostIP": "127.0.0.1",
+        "podIP": ip,
+        "podIPs": ip.iter().map(|i| json!({"ip": i})).collect::<Vec<_>>(),
+        "startTime": rfc3339(pod.created),
+        "containerStatuses": statuses,
+    });
+    object
+}
+
+fn state_line(state: &MemberState) -> String {
+    match state {
+        MemberState::Waiting { reason } => format!("Waiting\n      Reason:       {reason}"),
+        MemberState::Running { since } => format!("Running\n      Started:      {}", rfc3339(*since).as_str().unwrap_or("")),
+        MemberState::Terminated {
+            exit_code,
+            reason,
+            finished,
+        } => format!(
+            "Terminated\n      Reason:       {reason}\n      Exit Code:    {exit_code}\n      Finished:     {}",
+            rfc3339(*finished).as_str().unwrap_or("")
+        ),
+    }
+}
+
+fn key_values(map: &std::collections::BTreeMap<String, String>) -> String {
+    if map.is_empty() {
+        return "<none>".into();
+    }
+    map.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n              ")
+}
+
+pub fn describe(pod: &PodView) -> String {
+    let mut out = String::new();
+    let manifest = pod.pod.as_ref();
+    let labels = manifest.map(|p| p.metadata.labels.clone()).unwrap_or_default();
+    let annotations = manifest.map(|p| p.metadata.annotations.clone()).unwrap_or_default();
+    let pause_pid = pod.sandbox_task.as_ref().map(|t| t.pid).unwrap_or_default();
+    let _ = writeln!(out, "Name:         {}", pod.name);
+    let _ = writeln!(out, "Namespace:    {}", pod.namespace);
+    let _ = writeln!(out, "UID:          {}", pod.uid);
+    let _ = writeln!(out, "Node:         {}", node_name());
+    let _ = writeln!(out, "Start Time:   {}", rfc3339(pod.created).as_str().unwrap_or("<unknown>"));
+    let _ = writeln!(out, "Labels:       {}", key_values(&labels));
+    let _ = writeln!(out, "Annotations:  {}", key_values(&annotations));
+    let _ = writeln!(out, "Status:       {}", pod.phase());
+    let _ = writeln!(out, "IP:           {}", pod.ip().unwrap_or_else(|| "<none>".into()));
+    let _ = writeln!(out, "Sandbox:      {} (pause pid {pause_pid})", pod.sandbox_id);
+    let _ = writeln!(out, "Namespaces:");
+    if let Some(network) = &pod.network {
+        let _ = writeln!(out, "  net:        {}", network.netns.display());
+    }
+    let shared_pid = manifest.is_some_and(|p| p.spec.share_process_namespace);
+    let mut shared = vec!["ipc", "uts"];
+    if shared_pid {
+        shared.push("pid");
+    }
+    for kind in shared {
+        let _ = writeln!(out, "  {kind}:{}/proc/{pause_pid}/ns/{kind}", " ".repeat(8 - kind.len()));
+    }
+    let _ = writeln!(out, "Containers:");
+    for member in &pod.members {
+        let spec = manifest.and_then(|p| p.spec.containers.iter().find(|c| c.name == member.name));
+        let _ = writeln!(out, "  {}:", member.name);
+        let _ = writeln!(out, "    Container ID:   containerd://{}", member.id);
+        let _ = writeln!(out, "    Image:          {}", member.image);
+        let _ = writeln!(out, "    Runtime:        {}", member.runtime);
+        if let Some(task) = &member.task {
+            let _ = writeln!(out, "    PID:            {}", task.pid);
+        }
+        for port in spec.map(|c| c.ports.as_slice()).unwrap_or_default() {
+            let host = match port.host_port {
+                Some(hp) => format!(" -> {}:{hp}", port.host_ip.as_deref().unwrap_or("0.0.0.0")),
+                None => String::new(),
+            };
+            let _ = writeln!(out, "    Port:           {}/{}{host}", port.container_port, port.protocol.as_str());
+        }
+        let _ = writeln!(out, "    State:          {}", state_line(&member.state()));
+        let _ = writeln!(out, "    Ready:          {}", if member.ready() { "True" } else { "False" });
+        let _ = writeln!(out, "    Restart Count:  0");
+        if let Some(container) = spec {
+            if !container.env.is_empty() {
+                let _ = writeln!(out, "    Environment:");
+                for var in &container.env {
+                    let _ = writeln!(out, "      {}:  {}", var.name, var.value);
+                }
+            }
+            if !container.volume_mounts.is_empty() {
+                let _ = writeln!(out, "    Mounts:");
+                for mount in &container.volume_mounts {
+                    let mode = if mount.read_only { "ro" } else { "rw" };
+                    let _ = writeln!(out, "      {} from {} ({mode})", mount.mount_path, mount.name);
+                }
+            }
+        }
+        if let Some(log) = &member.log_path {
+            let _ = writeln!(out, "    Log:            {}", log.display());
+        }
+    }
+    let _ = writeln!(out, "Events:");
+    if pod.events.is_empty() {
+        let _ = writeln!(out, "  <none>");
+    } else {
+        let mut rows = vec![vec!["  Type".to_string(), "Reason".into(), "Age".into(), "From".into(), "Message".into()]];
+        for event in &pod.events {
+            let object = if event.object.is_empty() { "pod".to_string() } else { event.object.clone() };
+            rows.push(vec![
+                format!("  {}", event.kind),
+                event.reason.clone(),
+                age(Some(event.time)),
+                format!("podctl/{object}"),
+                event.message.clone(),
+            ]);
+        }
+        out.push_str(&tabulate(rows));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_duration;
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        assert_eq!(human_duration(5.0), "5s");
+        assert_eq!(human_duration(119.0), "119s");
+        assert_eq!(human_duration(185.0), "3m5s");
+        assert_eq!(human_duration(47.0 * 60.0), "47m");
+        assert_eq!(human_duration(5.0 * 3600.0 + 180.0), "5h3m");
+        assert_eq!(human_duration(30.0 * 3600.0), "30h");
+        assert_eq!(human_duration(50.0 * 3600.0), "2d2h");
+        assert_eq!(human_duration(400.0 * 86400.0), "400d");
+    }
+}

@@ -1,0 +1,211 @@
+//! The binary's edge: turns parsed command lines into calls on the library and prints results.
+//! `anyhow` lives here only; everything below returns typed errors.
+
+mod format;
+mod get;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{Cli, Command, DeleteArgs, GlobalArgs, ImageCommand, LogsArgs};
+use crate::containerd::Client;
+use crate::image::{archive, builtin};
+use crate::manifest::{parse_pod, Pod};
+use crate::pod::{self, DeleteOptions, Settings};
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    // One thread is plenty for a CLI and starts fastest; network namespaces are made on their own
+    // short-lived std threads anyway.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(dispatch(cli))
+}
+
+fn settings(global: &GlobalArgs) -> Settings {
+    Settings {
+        state_dir: global.state_dir.clone(),
+        log_dir: global.log_dir.clone(),
+        cni_conf_dir: global.cni_conf_dir.clone(),
+        cni_bin_dirs: global.cni_bin_dir.clone(),
+        sandbox_image: global.sandbox_image.clone(),
+    }
+}
+
+async fn connect(global: &GlobalArgs) -> Result<Client> {
+    Ok(Client::connect(&global.address, &global.namespace).await?)
+}
+
+fn read_input(path: &Path) -> Result<String> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("reading the manifest from standard input")?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("cannot read manifest {}", path.display()))
+}
+
+/// Parses and validates a manifest, printing its warnings; errors name the file, line and field.
+fn load_manifest(path: &Path) -> Result<Pod> {
+    let text = read_input(path)?;
+    let parsed = parse_pod(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for warning in &parsed.warnings {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
+    Ok(parsed.pod)
+}
+
+fn is_pod_resource(resource: &str) -> bool {
+    matches!(resource, "pod" | "pods" | "po")
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Create(args) => {
+            // Validate before touching containerd: bad input must create nothing.
+            let pod = load_manifest(&args.filename)?;
+            let client = connect(global).await?;
+            let name = pod.metadata.name.clone();
+            pod::create_pod(&client, &settings(global), pod).await?;
+            println!("pod/{name} created");
+        }
+        Command::Get(args) => {
+            if !is_pod_resource(&args.resource) {
+                bail!("podctl knows one resource type, pods; try `podctl get pods`");
+            }
+            let client = connect(global).await?;
+            get::get(&client, &args).await?;
+        }
+        Command::Describe(args) => {
+            if !is_pod_resource(&args.resource) {
+                bail!("podctl knows one resource type, pods; try `podctl describe pod {}`", args.name);
+            }
+            let client = connect(global).await?;
+            let view = find(&client, &args.name).await?;
+            print!("{}", format::describe(&view));
+        }
+        Command::Logs(args) => {
+            let client = connect(global).await?;
+            logs(&client, &args).await?;
+        }
+        Command::Delete(args) => {
+            let client = connect(global).await?;
+            return delete(&client, &settings(global), &args).await;
+        }
+        Command::Image(command) => return image(global, command).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn find(client: &Client, name: &str) -> Result<pod::PodView> {
+    Ok(pod::find_pod(client, name).await?.ok_or_else(|| pod::PodError::NotFound {
+        name: name.to_string(),
+        namespace: client.namespace().to_string(),
+    })?)
+}
+
+async fn logs(client: &Client, args: &LogsArgs) -> Result<()> {
+    let view = find(client, &args.pod).await?;
+    let default = view
+        .pod
+        .as_ref()
+        .and_then(|p| p.metadata.annotations.get("kubectl.kubernetes.io/default-container").cloned())
+        .or_else(|| view.members.first().map(|m| m.name.clone()))
+        .unwrap_or_default();
+    let member = view.member(args.container.as_deref().unwrap_or(&default))?;
+    let path = member
+        .log_path
+        .as_ref()
+        .with_context(|| format!("container {} of pod {} records no log file", member.name, view.name))?;
+    let data = match std::fs::read(path) {
+        Ok(data) => data,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading log {}", path.display())),
+    };
+    let mut out = std::io::stdout().lock();
+    match args.tail {
+        None => out.write_all(&data)?,
+        Some(n) => {
+            let text = String::from_utf8_lossy(&data);
+            let lines: Vec<&str> = text.lines().collect();
+            for line in &lines[lines.len().saturating_sub(n)..] {
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn delete(client: &Client, settings: &Settings, args: &DeleteArgs) -> Result<ExitCode> {
+    let mut names: Vec<String> = args.names.clone();
+    if names.len() > 1 && is_pod_resource(&names[0]) {
+        names.remove(0);
+    }
+    if let Some(file) = &args.filename {
+        names.push(load_manifest(file)?.metadata.name);
+    }
+    if names.is_empty() {
+        bail!("name the pod(s) to delete: `podctl delete NAME` or `podctl delete -f pod.yaml`");
+    }
+    let options = DeleteOptions {
+        grace_period: args.grace_period,
+    };
+    let mut failed = false;
+    for name in &names {
+        match pod::delete_pod(client, settings, name, &options).await {
+            Ok(()) => println!("pod \"{name}\" deleted"),
+            Err(pod::PodError::NotFound { .. }) if args.ignore_not_found => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn image(global: &GlobalArgs, command: ImageCommand) -> Result<ExitCode> {
+    match command {
+        ImageCommand::Import { file, name } => {
+            let images = if file == Path::new("-") {
+                archive::read_archive(std::io::stdin().lock(), name.as_deref())?
+            } else {
+                let reader = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+                archive::read_archive(std::io::BufReader::new(reader), name.as_deref())?
+            };
+            let client = connect(global).await?;
+            for image in &images {
+                let info = client.import_image(image).await?;
+                println!("imported {} ({})", info.name, info.digest);
+            }
+        }
+        ImageCommand::Ls => {
+            let client = connect(global).await?;
+            print!("{}", format::images(&client.list_images().await?));
+        }
+        ImageCommand::Rm { names } => {
+            let client = connect(global).await?;
+            for name in names {
+                let name = crate::image::reference::normalize(&name);
+                client.delete_image(&name).await?;
+                println!("deleted {name}");
+            }
+        }
+        ImageCommand::Export { reference, output } => {
+            let normalized = crate::image::reference::normalize(&reference);
+            let Some(image) = builtin::find(&normalized) else {
+                let known: Vec<&str> = builtin::all().iter().map(|b| b.reference).collect();
+                bail!("{reference} is not a built-in image; the built-in images are: {}", known.join(", "));
+            };
+            let file = std::fs::File::create(&output).with_context(|| format!("cannot create {}", output.display()))?;
+            image.write_archive(std::io::BufWriter::new(file))?;
+            println!("wrote {} to {}", image.reference, output.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

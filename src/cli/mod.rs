@@ -1,0 +1,142 @@
+//! Command-line types (clap derive) and nothing else: what a user can type, with ctr's global flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "podctl", version, about = "Kubernetes-style pods directly on containerd", long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// containerd's gRPC socket
+    #[arg(long, short = 'a', global = true, env = "CONTAINERD_ADDRESS", default_value = "/run/containerd/containerd.sock")]
+    pub address: PathBuf,
+    /// containerd namespace the pods live in
+    #[arg(long, short = 'n', global = true, env = "CONTAINERD_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// Directory with a CNI .conflist to use instead of podctl's built-in network
+    #[arg(long, global = true, env = "PODCTL_CNI_CONF_DIR")]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Directories searched for CNI plugin binaries (repeat, or separate with ':')
+    #[arg(long, global = true, env = "PODCTL_CNI_BIN_DIR", value_delimiter = ':', default_value = "/opt/cni/bin:/usr/lib/cni")]
+    pub cni_bin_dir: Vec<PathBuf>,
+    /// Per-pod runtime files (/etc/hosts, emptyDir volumes)
+    #[arg(long, global = true, env = "PODCTL_STATE_DIR", default_value = "/run/podctl")]
+    pub state_dir: PathBuf,
+    /// Member logs, laid out like kubelet's /var/log/pods
+    #[arg(long, global = true, env = "PODCTL_LOG_DIR", default_value = "/var/log/podctl")]
+    pub log_dir: PathBuf,
+    /// Image for the pause sandbox (the default is built into podctl)
+    #[arg(long, global = true, env = "PODCTL_SANDBOX_IMAGE", default_value = "podctl.local/pause:0.1")]
+    pub sandbox_image: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a pod from a kind: Pod manifest
+    Create(CreateArgs),
+    /// List pods (`get pods`, `get pod NAME`)
+    Get(GetArgs),
+    /// Show a pod in detail: members, images, namespaces, IP, ports, labels, events
+    Describe(DescribeArgs),
+    /// Print a member's logs
+    Logs(LogsArgs),
+    /// Stop a pod gracefully and remove everything it made
+    Delete(DeleteArgs),
+    /// Manage images in containerd
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Manifest file (`-` for standard input)
+    #[arg(long, short = 'f')]
+    pub filename: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Wide,
+    Yaml,
+    Json,
+    Name,
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// Resource type: pods (pod, po)
+    pub resource: String,
+    /// Pod names (all pods when none)
+    pub names: Vec<String>,
+    /// Output format
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Args, Debug)]
+pub struct DescribeArgs {
+    /// Resource type: pod (pods, po)
+    pub resource: String,
+    /// Pod name
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Pod name
+    pub pod: String,
+    /// Member name (default: the kubectl.kubernetes.io/default-container annotation, else the first)
+    #[arg(long, short = 'c')]
+    pub container: Option<String>,
+    /// Print only the last N lines
+    #[arg(long)]
+    pub tail: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// Pod names; a leading `pod`/`pods`/`po` is accepted as in kubectl
+    pub names: Vec<String>,
+    /// Delete the pod(s) named in a manifest file
+    #[arg(long, short = 'f', conflicts_with = "names")]
+    pub filename: Option<PathBuf>,
+    /// Seconds members get after their stop signal before SIGKILL (default: the pod's
+    /// terminationGracePeriodSeconds, else 30)
+    #[arg(long)]
+    pub grace_period: Option<u64>,
+    /// Succeed when the pod does not exist
+    #[arg(long)]
+    pub ignore_not_found: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Import an OCI image-layout or docker-archive tar (`-` for standard input)
+    Import {
+        file: PathBuf,
+        /// Name for an image the archive does not name
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List images
+    #[command(alias = "list")]
+    Ls,
+    /// Remove images
+    Rm { names: Vec<String> },
+    /// Write one of podctl's built-in images (pause, echoserver) as an OCI archive
+    Export {
+        /// Built-in image reference, e.g. podctl.local/echoserver:0.1
+        reference: String,
+        /// Output file
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+    },
+}

@@ -1,0 +1,158 @@
+//! Container records: labels say which pod and member a container is, extensions carry podctl's
+//! own JSON (the pod spec on the sandbox), so every command can rebuild its view from containerd.
+
+use std::collections::HashMap;
+
+use containerd_client::services::v1::container::Runtime;
+use containerd_client::services::v1::containers_client::ContainersClient;
+use containerd_client::services::v1::{
+    Container, CreateContainerRequest, DeleteContainerRequest, GetContainerRequest, ListContainersRequest,
+    UpdateContainerRequest,
+};
+use prost_types::{Any, FieldMask};
+
+use super::{Client, Result, RUNTIME, SNAPSHOTTER};
+
+/// containerd keys OCI runtime specs by this type URL (what `ctr` and the CRI plugin write).
+const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+/// podctl's extensions are JSON; the type URL says so to anyone decoding the record.
+const EXTENSION_TYPE_URL: &str = "podctl.io/json";
+
+pub struct NewContainer {
+    pub id: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    pub spec_json: Vec<u8>,
+    pub snapshot_key: String,
+    pub extensions: HashMap<String, Vec<u8>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    pub snapshot_key: String,
+    pub created: Option<f64>,
+    pub extensions: HashMap<String, Vec<u8>>,
+    pub spec_json: Vec<u8>,
+}
+
+impl From<Container> for ContainerRecord {
+    fn from(c: Container) -> Self {
+        ContainerRecord {
+            created: super::timestamp_secs(&c.created_at),
+            extensions: c.extensions.into_iter().map(|(k, v)| (k, v.value)).collect(),
+            spec_json: c.spec.map(|s| s.value).unwrap_or_default(),
+            id: c.id,
+            image: c.image,
+            labels: c.labels,
+            snapshot_key: c.snapshot_key,
+        }
+    }
+}
+
+fn json_any(value: Vec<u8>) -> Any {
+    Any {
+        type_url: EXTENSION_TYPE_URL.into(),
+        value,
+    }
+}
+
+impl Client {
+    pub async fn create_container(&self, lease: &str, new: NewContainer) -> Result<()> {
+        let id = new.id.clone();
+        let container = Container {
+            id: new.id,
+            labels: new.labels,
+            image: new.image,
+            runtime: Some(Runtime {
+                name: RUNTIME.into(),
+                options: None,
+            }),
+            spec: Some(Any {
+                type_url: SPEC_TYPE_URL.into(),
+                value: new.spec_json,
+            }),
+            snapshotter: SNAPSHOTTER.into(),
+            snapshot_key: new.snapshot_key,
+            created_at: None,
+            updated_at: None,
+            extensions: new.extensions.into_iter().map(|(k, v)| (k, json_any(v))).collect(),
+            sandbox: String::new(),
+        };
+        let mut containers = ContainersClient::new(self.channel());
+        containers
+            .create(self.request(
+                CreateContainerRequest {
+                    container: Some(container),
+                },
+                Some(lease),
+            ))
+            .await
+            .map_err(self.status_error("create", format!("container {id}")))?;
+        Ok(())
+    }
+
+    pub async fn get_container(&self, id: &str) -> Result<Option<ContainerRecord>> {
+        let mut containers = ContainersClient::new(self.channel());
+        let request = GetContainerRequest { id: id.to_string() };
+        match containers
+            .get(self.request(request, None))
+            .await
+            .map_err(self.status_error("get", format!("container {id}")))
+        {
+            Ok(response) => Ok(response.into_inner().container.map(Into::into)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists containers matching containerd filters such as `labels."io.kubernetes.pod.name"==echo`.
+    pub async fn list_containers(&self, filters: &[String]) -> Result<Vec<ContainerRecord>> {
+        let mut containers = ContainersClient::new(self.channel());
+        let request = ListContainersRequest {
+            filters: filters.to_vec(),
+        };
+        let response = containers
+            .list(self.request(request, None))
+            .await
+            .map_err(self.status_error("list", "containers"))?;
+        Ok(response.into_inner().containers.into_iter().map(Into::into).collect())
+    }
+
+    /// Replaces one podctl extension on a container record.
+    pub async fn set_extension(&self, id: &str, key: &str, value: Vec<u8>) -> Result<()> {
+        let mut containers = ContainersClient::new(self.channel());
+        let container = Container {
+            id: id.to_string(),
+            extensions: HashMap::from([(key.to_string(), json_any(value))]),
+            ..Default::default()
+        };
+        let request = UpdateContainerRequest {
+            container: Some(container),
+            update_mask: Some(FieldMask {
+                paths: vec![format!("extensions.{key}")],
+            }),
+        };
+        containers
+            .update(self.request(request, None))
+            .await
+            .map_err(self.status_error("update", format!("container {id}")))?;
+        Ok(())
+    }
+
+    /// Deletes a container record; one that is already gone is fine.
+    pub async fn delete_container(&self, id: &str) -> Result<()> {
+        let mut containers = ContainersClient::new(self.channel());
+        let request = DeleteContainerRequest { id: id.to_string() };
+        match containers
+            .delete(self.request(request, None))
+            .await
+            .map_err(self.status_error("delete", format!("container {id}")))
+        {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+}

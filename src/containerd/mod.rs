@@ -1,0 +1,165 @@
+//! The only place that speaks containerd's gRPC API.
+//!
+//! [`Client`] wraps one tonic channel plus the containerd namespace; the submodules hold one service
+//! each (content, images, snapshots, containers, tasks, leases). Every `tonic::Status` becomes a
+//! [`ContainerdError`] that names the operation and the object.
+
+mod containers;
+mod content;
+mod images;
+mod leases;
+mod snapshots;
+mod tasks;
+
+pub use containers::{ContainerRecord, NewContainer};
+pub use images::{ImageInfo, ResolvedImage};
+pub use tasks::{ExitStatus, TaskInfo, TaskState};
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use containerd_client::tonic::transport::Channel;
+use containerd_client::tonic::{Code, Request, Status};
+
+/// The snapshotter podctl unpacks into and runs from (containerd's default).
+pub const SNAPSHOTTER: &str = "overlayfs";
+/// The runc shim; members of one pod share its process via `io.kubernetes.cri.sandbox-id`.
+pub const RUNTIME: &str = "io.containerd.runc.v2";
+/// The containerd socket ctr and the CRI plugin use.
+pub const DEFAULT_ADDRESS: &str = "/run/containerd/containerd.sock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerdError {
+    #[error(
+        "cannot reach containerd at {address}: {cause}; start it (`containerd &` or \
+         `systemctl start containerd`) or point podctl at its socket with --address / CONTAINERD_ADDRESS"
+    )]
+    Unreachable { address: String, cause: String },
+    #[error("{object} not found in containerd namespace `{namespace}`")]
+    NotFound { object: String, namespace: String },
+    #[error("{object} already exists in containerd namespace `{namespace}`")]
+    AlreadyExists { object: String, namespace: String },
+    #[error("containerd {op} of {object} failed: {message} (gRPC {code:?})")]
+    Rpc {
+        op: &'static str,
+        object: String,
+        code: Code,
+        message: String,
+    },
+    #[error("{object}: {message}")]
+    Invalid { object: String, message: String },
+}
+
+impl ContainerdError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ContainerdError::NotFound { .. })
+    }
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, ContainerdError::AlreadyExists { .. })
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ContainerdError>;
+
+/// A connection to containerd bound to one containerd namespace.
+#[derive(Clone)]
+pub struct Client {
+    channel: Channel,
+    namespace: String,
+    address: PathBuf,
+}
+
+impl Client {
+    /// Connects and checks that the daemon answers, so the first real call cannot be the one that
+    /// discovers containerd is down.
+    pub async fn connect(address: &Path, namespace: &str) -> Result<Client> {
+        let unreachable = |cause: String| ContainerdError::Unreachable {
+            address: address.display().to_string(),
+            cause,
+        };
+        if !address.exists() {
+            return Err(unreachable("the socket does not exist".into()));
+        }
+        let connecting = containerd_client::connect(address);
+        let channel = tokio::time::timeout(Duration::from_secs(10), connecting)
+            .await
+            .map_err(|_| unreachable("timed out after 10s".into()))?
+            .map_err(|e| unreachable(error_chain(&e)))?;
+        let client = Client {
+            channel,
+            namespace: namespace.to_string(),
+            address: address.to_path_buf(),
+        };
+        let mut version =
+            containerd_client::services::v1::version_client::VersionClient::new(client.channel());
+        version
+            .version(Request::new(()))
+            .await
+            .map_err(|s| unreachable(s.message().to_string()))?;
+        Ok(client)
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn address(&self) -> &Path {
+        &self.address
+    }
+
+    fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// A request carrying the namespace and, when given, the lease that protects what it creates
+    /// from garbage collection until the lease is deleted.
+    fn request<T>(&self, message: T, lease: Option<&str>) -> Request<T> {
+        let mut request = Request::new(message);
+        let metadata = request.metadata_mut();
+        if let Ok(value) = self.namespace.parse() {
+            metadata.insert("containerd-namespace", value);
+        }
+        if let Some(value) = lease.and_then(|l| l.parse().ok()) {
+            metadata.insert("containerd-lease", value);
+        }
+        request
+    }
+
+    /// Maps a gRPC status to a typed error naming the operation and the object.
+    fn status_error(&self, op: &'static str, object: impl Into<String>) -> impl FnOnce(Status) -> ContainerdError {
+        let namespace = self.namespace.clone();
+        let object = object.into();
+        move |status| match status.code() {
+            Code::NotFound => ContainerdError::NotFound { object, namespace },
+            Code::AlreadyExists => ContainerdError::AlreadyExists { object, namespace },
+            Code::Unavailable => ContainerdError::Unreachable {
+                address: String::new(),
+                cause: status.message().to_string(),
+            },
+            code => ContainerdError::Rpc {
+                op,
+                object,
+                code,
+                message: status.message().to_string(),
+            },
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// containerd timestamps -> Unix seconds (fractional), None when unset.
+pub fn timestamp_secs(ts: &Option<prost_types::Timestamp>) -> Option<f64> {
+    ts.as_ref()
+        .filter(|t| t.seconds > 0)
+        .map(|t| t.seconds as f64 + f64::from(t.nanos) / 1e9)
+}

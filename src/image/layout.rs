@@ -1,0 +1,791 @@
+//! podctl's own image builder: turns an in-memory file list plus an image config into an OCI
+//! image-layout archive (a tar holding `oci-layout`, `index.json` and `blobs/sha256/…`) that
+//! `ctr image import` and podctl's own importer (`super::archive`) accept.
+//!
+//! Output is a single-layer `linux/amd64` image and is fully deterministic: the same input gives
+//! a byte-identical archive (tar entries with mtime/uid/gid 0 in the order given, gzip without a
+//! timestamp, JSON with fixed field order and sorted maps), so the image's manifest digest is a
+//! stable identity for its content.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use flate2::write::GzEncoder;
+use flate2::{Compression, GzBuilder};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Annotation with the tag part of the reference (OCI image-layout spec).
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Annotation with the full image name; what `ctr image import` names the image after.
+pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+
+const ARCHITECTURE: &str = "amd64";
+const OS: &str = "linux";
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// One entry of the image's single layer. Paths are relative to the image root (a leading `/`
+/// is accepted and dropped); `mode` holds permission bits (including setuid/setgid/sticky).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    File {
+        path: String,
+        mode: u32,
+        data: Cow<'static, [u8]>,
+    },
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+}
+
+impl Entry {
+    pub fn file(path: impl Into<String>, mode: u32, data: impl Into<Cow<'static, [u8]>>) -> Self {
+        Entry::File {
+            path: path.into(),
+            mode,
+            data: data.into(),
+        }
+    }
+
+    pub fn dir(path: impl Into<String>, mode: u32) -> Self {
+        Entry::Dir {
+            path: path.into(),
+            mode,
+        }
+    }
+
+    pub fn symlink(path: impl Into<String>, target: impl Into<String>) -> Self {
+        Entry::Symlink {
+            path: path.into(),
+            target: target.into(),
+        }
+    }
+
+    /// The path as given.
+    pub fn path(&self) -> &str {
+        match self {
+            Entry::File { path, .. } | Entry::Dir { path, .. } | Entry::Symlink { path, .. } => {
+                path
+            }
+        }
+    }
+}
+
+/// The image's name and runtime configuration (the `config` object of the OCI image config).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageSpec {
+    /// e.g. `podctl.local/echoserver:0.1`; without a tag, `:latest` is assumed. Digests are
+    /// refused: a built image's digest follows from its content.
+    pub reference: String,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// `KEY=value` strings.
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    /// `8080/tcp`, `53/udp`; a bare port number means TCP.
+    pub exposed_ports: Vec<String>,
+    /// e.g. `SIGTERM`.
+    pub stop_signal: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("invalid path {path:?} in image layer: {reason}")]
+    InvalidPath { path: String, reason: &'static str },
+    #[error("path {0:?} appears more than once in the image layer")]
+    DuplicatePath(String),
+    #[error("invalid image reference {reference:?} for a built image: {reason}")]
+    InvalidReference {
+        reference: String,
+        reason: &'static str,
+    },
+    #[error("writing OCI image archive: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("encoding OCI image JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// A built image: every blob in memory plus the digests that identify it.
+#[derive(Debug, Clone)]
+pub struct OciImage {
+    /// Full reference with tag, as written to `io.containerd.image.name`.
+    name: String,
+    manifest_digest: String,
+    config_digest: String,
+    layer_digest: String,
+    diff_id: String,
+    index: Vec<u8>,
+    /// (digest, content) in archive order.
+    blobs: Vec<(String, Vec<u8>)>,
+}
+
+impl OciImage {
+    /// The full image name (`podctl.local/echoserver:0.1`), tag included.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `sha256:…` of the manifest: the image's target digest once imported.
+    pub fn manifest_digest(&self) -> &str {
+        &self.manifest_digest
+    }
+
+    pub fn config_digest(&self) -> &str {
+        &self.config_digest
+    }
+
+    /// `sha256:…` of the compressed layer blob.
+    pub fn layer_digest(&self) -> &str {
+        &self.layer_digest
+    }
+
+    /// `sha256:…` of the uncompressed layer tar (the config's `rootfs.diff_ids[0]`).
+    pub fn diff_id(&self) -> &str {
+        &self.diff_id
+    }
+
+    /// Writes the OCI image-layout archive (an uncompressed tar) to `out`.
+    pub fn write_archive(&self, out: impl Write) -> Result<(), LayoutError> {
+        let mut archive = tar::Builder::new(out);
+        append_file(&mut archive, "oci-layout", 0o644, OCI_LAYOUT)?;
+        append_file(&mut archive, "index.json", 0o644, &self.index)?;
+        append_dir(&mut archive, "blobs/", 0o755)?;
+        append_dir(&mut archive, "blobs/sha256/", 0o755)?;
+        for (digest, content) in &self.blobs {
+            let hex = digest.trim_start_matches("sha256:");
+            append_file(&mut archive, &format!("blobs/sha256/{hex}"), 0o644, content)?;
+        }
+        let mut out = archive.into_inner()?;
+        out.flush()?;
+        Ok(())
+    }
+}
+
+/// Builds the image (layer, config, manifest, index) in memory.
+pub fn build_image(spec: &ImageSpec, layer: &[Entry]) -> Result<OciImage, LayoutError> {
+    let (name, tag) = split_reference(&spec.reference)?;
+
+    let layer_tar = layer_tar(layer)?;
+    let diff_id = sha256_digest(&layer_tar);
+    let layer_gz = gzip(&layer_tar)?;
+    let layer_digest = sha256_digest(&layer_gz);
+
+    let exposed_ports: BTreeMap<String, Empty> = spec
+        .exposed_ports
+        .iter()
+        .map(|p| {
+            let port = if p.contains('/') {
+                p.clone()
+            } else {
+                format!("{p}/tcp")
+            };
+            (port, Empty {})
+        })
+        .collect();
+    let config = serde_json::to_vec(&ConfigJson {
+        architecture: ARCHITECTURE,
+        os: OS,
+        config: ExecConfigJson {
+            user: spec.user.as_deref(),
+            exposed_ports,
+            env: &spec.env,
+            entrypoint: &spec.entrypoint,
+            cmd: &spec.cmd,
+            working_dir: spec.working_dir.as_deref(),
+            labels: &spec.labels,
+            stop_signal: spec.stop_signal.as_deref(),
+        },
+        rootfs: RootFsJson {
+            kind: "layers",
+            diff_ids: vec![diff_id.as_str()],
+        },
+    })?;
+    let config_digest = sha256_digest(&config);
+
+    let manifest = serde_json::to_vec(&ManifestJson {
+        schema_version: 2,
+        media_type: MEDIA_TYPE_MANIFEST,
+        config: DescriptorJson::new(MEDIA_TYPE_CONFIG, &config_digest, config.len()),
+        layers: vec![DescriptorJson::new(
+            MEDIA_TYPE_LAYER_GZIP,
+            &layer_digest,
+            layer_gz.len(),
+        )],
+    })?;
+    let manifest_digest = sha256_digest(&manifest);
+
+    let mut manifest_descriptor =
+        DescriptorJson::new(MEDIA_TYPE_MANIFEST, &manifest_digest, manifest.len());
+    manifest_descriptor.annotations = BTreeMap::from([
+        (ANNOTATION_CONTAINERD_NAME, name.as_str()),
+        (ANNOTATION_REF_NAME, tag.as_str()),
+    ]);
+    manifest_descriptor.platform = Some(PlatformJson {
+        architecture: ARCHITECTURE,
+        os: OS,
+    });
+    let index = serde_json::to_vec(&IndexJson {
+        schema_version: 2,
+        media_type: MEDIA_TYPE_INDEX,
+        manifests: vec![manifest_descriptor],
+    })?;
+
+    Ok(OciImage {
+        blobs: vec![
+            (config_digest.clone(), config),
+            (layer_digest.clone(), layer_gz),
+            (manifest_digest.clone(), manifest),
+        ],
+        name,
+        manifest_digest,
+        config_digest,
+        layer_digest,
+        diff_id,
+        index,
+    })
+}
+
+/// Builds the image and writes its OCI image-layout archive to `out`.
+pub fn write_oci_archive(
+    spec: &ImageSpec,
+    layer: &[Entry],
+    out: impl Write,
+) -> Result<(), LayoutError> {
+    build_image(spec, layer)?.write_archive(out)
+}
+
+/// Returns `entries` with a `Dir` (mode 0755) inserted before the first entry under each
+/// parent directory that the list does not already contain. Explicit `Dir` entries are kept
+/// as given (and where given); invalid paths are left for `layer_tar` to report.
+pub fn with_parent_dirs(entries: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
+    let entries: Vec<Entry> = entries.into_iter().collect();
+    let explicit: BTreeSet<String> = entries
+        .iter()
+        .filter_map(|e| normalize_path(e.path()).ok())
+        .collect();
+    let mut added = BTreeSet::new();
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if let Ok(path) = normalize_path(entry.path()) {
+            let mut parent = String::new();
+            let components: Vec<&str> = path.split('/').collect();
+            for component in components.iter().take(components.len().saturating_sub(1)) {
+                if !parent.is_empty() {
+                    parent.push('/');
+                }
+                parent.push_str(component);
+                if !explicit.contains(&parent) && added.insert(parent.clone()) {
+                    out.push(Entry::dir(parent.clone(), 0o755));
+                }
+            }
+        }
+        out.push(entry);
+    }
+    out
+}
+
+/// The uncompressed layer tar: entries in the order given, mtime/uid/gid 0, no user names.
+pub fn layer_tar(layer: &[Entry]) -> Result<Vec<u8>, LayoutError> {
+    let mut seen = BTreeSet::new();
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in layer {
+        let path = normalize_path(entry.path())?;
+        if !seen.insert(path.clone()) {
+            return Err(LayoutError::DuplicatePath(path));
+        }
+        match entry {
+            Entry::File { mode, data, .. } => append_file(&mut builder, &path, *mode, data)?,
+            Entry::Dir { mode, .. } => append_dir(&mut builder, &format!("{path}/"), *mode)?,
+            Entry::Symlink { target, .. } => {
+                if target.is_empty() || target.contains('\0') {
+                    return Err(LayoutError::InvalidPath {
+                        path: target.clone(),
+                        reason: "symlink target must be non-empty and free of NUL",
+                    });
+                }
+                let mut header = base_header(tar::EntryType::Symlink, 0o777, 0);
+                builder.append_link(&mut header, &path, target)?;
+            }
+        }
+    }
+    Ok(builder.into_inner()?)
+}
+
+/// `/usr//bin/./x` → `usr/bin/x`; refuses empty paths, `..`, and NUL bytes.
+fn normalize_path(path: &str) -> Result<String, LayoutError> {
+    let invalid = |reason| LayoutError::InvalidPath {
+        path: path.to_string(),
+        reason,
+    };
+    if path.contains('\0') {
+        return Err(invalid("contains a NUL byte"));
+    }
+    let mut components = Vec::new();
+    for component in path.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => return Err(invalid("`..` is not allowed")),
+            c => components.push(c),
+        }
+    }
+    if components.is_empty() {
+        return Err(invalid("names no file below the image root"));
+    }
+    Ok(components.join("/"))
+}
+
+/// `name[:tag]` → (`name:tag`, `tag`), with `latest` when no tag is given.
+fn split_reference(reference: &str) -> Result<(String, String), LayoutError> {
+    let invalid = |reason| LayoutError::InvalidReference {
+        reference: reference.to_string(),
+        reason,
+    };
+    if reference.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if reference
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(invalid("it contains whitespace or control characters"));
+    }
+    if reference.contains('@') {
+        return Err(invalid(
+            "a digest cannot be chosen, it follows from the content",
+        ));
+    }
+    // A ':' after the last '/' starts the tag; one before it belongs to a registry port.
+    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match reference[last_slash..].rfind(':') {
+        Some(i) => (
+            &reference[..last_slash + i],
+            &reference[last_slash + i + 1..],
+        ),
+        None => (reference, "latest"),
+    };
+    if name.is_empty() || name.ends_with('/') {
+        return Err(invalid("the repository name is empty"));
+    }
+    let tag_ok = !tag.is_empty()
+        && tag.len() <= 128
+        && !tag.starts_with(['.', '-'])
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !tag_ok {
+        return Err(invalid(
+            "the tag must be 1-128 of [A-Za-z0-9_.-], not starting with . or -",
+        ));
+    }
+    Ok((format!("{name}:{tag}"), tag.to_string()))
+}
+
+fn base_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode & 0o7777);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_size(size);
+    header
+}
+
+fn append_file<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &str,
+    mode: u32,
+    data: &[u8],
+) -> std::io::Result<()> {
+    let mut header = base_header(tar::EntryType::Regular, mode, data.len() as u64);
+    builder.append_data(&mut header, path, data)
+}
+
+fn append_dir<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &str,
+    mode: u32,
+) -> std::io::Result<()> {
+    let mut header = base_header(tar::EntryType::Directory, mode, 0);
+    builder.append_data(&mut header, path, std::io::empty())
+}
+
+/// gzip with no timestamp and a fixed OS byte, so the compressed blob is reproducible.
+fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder: GzEncoder<Vec<u8>> = GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(Vec::with_capacity(data.len() / 2), Compression::default());
+    encoder.write_all(data)?;
+    encoder.finish()
+}
+
+fn sha256_digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+// JSON shapes of the OCI image spec. oci-spec's types keep maps in HashMaps, whose order would
+// make the config and index bytes (and so the digests) vary between runs; these use BTreeMaps
+// and a fixed field order instead.
+
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct ConfigJson<'a> {
+    architecture: &'a str,
+    os: &'a str,
+    config: ExecConfigJson<'a>,
+    rootfs: RootFsJson<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ExecConfigJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    exposed_ports: BTreeMap<String, Empty>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    env: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    entrypoint: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    cmd: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    working_dir: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_signal: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct RootFsJson<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    diff_ids: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestJson<'a> {
+    schema_version: u32,
+    media_type: &'a str,
+    config: DescriptorJson<'a>,
+    layers: Vec<DescriptorJson<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexJson<'a> {
+    schema_version: u32,
+    media_type: &'a str,
+    manifests: Vec<DescriptorJson<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DescriptorJson<'a> {
+    media_type: &'a str,
+    digest: &'a str,
+    size: usize,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<&'a str, &'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<PlatformJson<'a>>,
+}
+
+impl<'a> DescriptorJson<'a> {
+    fn new(media_type: &'a str, digest: &'a str, size: usize) -> Self {
+        DescriptorJson {
+            media_type,
+            digest,
+            size,
+            annotations: BTreeMap::new(),
+            platform: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PlatformJson<'a> {
+    architecture: &'a str,
+    os: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::io::Read;
+
+    fn spec() -> ImageSpec {
+        ImageSpec {
+            reference: "podctl.local/test:0.1".into(),
+            entrypoint: vec!["/bin/app".into()],
+            cmd: vec!["--flag".into()],
+            env: vec!["PORT=8080".into(), "PATH=/bin".into()],
+            working_dir: Some("/srv".into()),
+            user: Some("65534:65534".into()),
+            exposed_ports: vec!["8080/tcp".into(), "53".into()],
+            stop_signal: Some("SIGTERM".into()),
+            labels: BTreeMap::from([
+                ("z".to_string(), "last".to_string()),
+                ("a".to_string(), "first".to_string()),
+            ]),
+        }
+    }
+
+    fn long_name() -> String {
+        format!("deep/{}/file.txt", "d".repeat(120))
+    }
+
+    fn layer() -> Vec<Entry> {
+        with_parent_dirs([
+            Entry::file("/bin/app", 0o755, &b"#!binary"[..]),
+            Entry::dir("/tmp", 0o1777),
+            Entry::symlink("/usr/bin/app", "/bin/app"),
+            Entry::file(long_name(), 0o644, b"long".to_vec()),
+        ])
+    }
+
+    fn archive_bytes(spec: &ImageSpec, layer: &[Entry]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_oci_archive(spec, layer, &mut out).unwrap();
+        out
+    }
+
+    /// path → (entry type, content) for every entry of a tar.
+    fn read_tar(bytes: &[u8]) -> Vec<(String, tar::Header, Vec<u8>)> {
+        let mut archive = tar::Archive::new(bytes);
+        let mut out = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let header = entry.header().clone();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            out.push((path, header, data));
+        }
+        out
+    }
+
+    fn digest_of(bytes: &[u8]) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    #[test]
+    fn archive_has_oci_layout_structure() {
+        let bytes = archive_bytes(&spec(), &layer());
+        let entries = read_tar(&bytes);
+        let files: HashMap<&str, &[u8]> = entries
+            .iter()
+            .filter(|(_, h, _)| h.entry_type() == tar::EntryType::Regular)
+            .map(|(p, _, d)| (p.as_str(), d.as_slice()))
+            .collect();
+        assert_eq!(files["oci-layout"], br#"{"imageLayoutVersion":"1.0.0"}"#);
+
+        // Every blob is named by its own sha256.
+        let blobs: HashMap<String, &[u8]> = files
+            .iter()
+            .filter_map(|(p, d)| {
+                let hex = p.strip_prefix("blobs/sha256/")?;
+                assert_eq!(digest_of(d), format!("sha256:{hex}"), "blob {p}");
+                Some((format!("sha256:{hex}"), *d))
+            })
+            .collect();
+        assert_eq!(blobs.len(), 3);
+
+        let index: oci_spec::image::ImageIndex =
+            serde_json::from_slice(files["index.json"]).unwrap();
+        assert_eq!(index.schema_version(), 2);
+        let [manifest_desc] = index.manifests().as_slice() else {
+            panic!("one manifest expected");
+        };
+        assert_eq!(manifest_desc.media_type().to_string(), MEDIA_TYPE_MANIFEST);
+        let annotations = manifest_desc.annotations().as_ref().unwrap();
+        assert_eq!(annotations[ANNOTATION_REF_NAME], "0.1");
+        assert_eq!(
+            annotations[ANNOTATION_CONTAINERD_NAME],
+            "podctl.local/test:0.1"
+        );
+        let platform = manifest_desc.platform().as_ref().unwrap();
+        assert_eq!(platform.architecture().to_string(), "amd64");
+        assert_eq!(platform.os().to_string(), "linux");
+
+        let manifest_bytes = blobs[&manifest_desc.digest().to_string()];
+        assert_eq!(manifest_bytes.len() as u64, manifest_desc.size());
+        let manifest: oci_spec::image::ImageManifest =
+            serde_json::from_slice(manifest_bytes).unwrap();
+        assert_eq!(
+            manifest.config().media_type().to_string(),
+            MEDIA_TYPE_CONFIG
+        );
+        let config_bytes = blobs[&manifest.config().digest().to_string()];
+        assert_eq!(config_bytes.len() as u64, manifest.config().size());
+        let [layer_desc] = manifest.layers().as_slice() else {
+            panic!("one layer expected");
+        };
+        assert_eq!(layer_desc.media_type().to_string(), MEDIA_TYPE_LAYER_GZIP);
+        let layer_gz = blobs[&layer_desc.digest().to_string()];
+        assert_eq!(layer_gz.len() as u64, layer_desc.size());
+
+        let config: oci_spec::image::ImageConfiguration =
+            serde_json::from_slice(config_bytes).unwrap();
+        assert_eq!(config.architecture().to_string(), "amd64");
+        assert_eq!(config.os().to_string(), "linux");
+        let exec = config.config().as_ref().unwrap();
+        assert_eq!(
+            exec.entrypoint().as_deref(),
+            Some(&["/bin/app".to_string()][..])
+        );
+        assert_eq!(exec.cmd().as_deref(), Some(&["--flag".to_string()][..]));
+        assert_eq!(exec.env().as_ref().unwrap().len(), 2);
+        assert_eq!(exec.working_dir().as_deref(), Some("/srv"));
+        assert_eq!(exec.user().as_deref(), Some("65534:65534"));
+        assert_eq!(exec.stop_signal().as_deref(), Some("SIGTERM"));
+        let mut ports = exec.exposed_ports().clone().unwrap();
+        ports.sort();
+        assert_eq!(ports, ["53/tcp", "8080/tcp"]);
+        assert_eq!(exec.labels().as_ref().unwrap()["a"], "first");
+        // The raw JSON uses the OCI field names.
+        let raw: serde_json::Value = serde_json::from_slice(config_bytes).unwrap();
+        assert_eq!(raw["config"]["Entrypoint"][0], "/bin/app");
+        assert_eq!(
+            raw["config"]["ExposedPorts"]["8080/tcp"],
+            serde_json::json!({})
+        );
+        assert_eq!(raw["rootfs"]["type"], "layers");
+
+        // diff_ids[0] is the digest of the decompressed layer.
+        let mut layer_tar = Vec::new();
+        flate2::read::GzDecoder::new(layer_gz)
+            .read_to_end(&mut layer_tar)
+            .unwrap();
+        assert_eq!(
+            config.rootfs().diff_ids().as_slice(),
+            [digest_of(&layer_tar)]
+        );
+
+        let layer_entries = read_tar(&layer_tar);
+        let summary: Vec<(&str, tar::EntryType, u32)> = layer_entries
+            .iter()
+            .map(|(p, h, _)| (p.as_str(), h.entry_type(), h.mode().unwrap()))
+            .collect();
+        let long = long_name();
+        assert_eq!(
+            summary,
+            [
+                ("bin/", tar::EntryType::Directory, 0o755),
+                ("bin/app", tar::EntryType::Regular, 0o755),
+                ("tmp/", tar::EntryType::Directory, 0o1777),
+                ("usr/", tar::EntryType::Directory, 0o755),
+                ("usr/bin/", tar::EntryType::Directory, 0o755),
+                ("usr/bin/app", tar::EntryType::Symlink, 0o777),
+                ("deep/", tar::EntryType::Directory, 0o755),
+                (
+                    &format!("deep/{}/", "d".repeat(120))[..],
+                    tar::EntryType::Directory,
+                    0o755
+                ),
+                (long.as_str(), tar::EntryType::Regular, 0o644),
+            ]
+        );
+        for (path, header, data) in &layer_entries {
+            assert_eq!(header.mtime().unwrap(), 0, "{path}");
+            assert_eq!(header.uid().unwrap(), 0, "{path}");
+            assert_eq!(header.gid().unwrap(), 0, "{path}");
+            match path.as_str() {
+                "bin/app" => assert_eq!(data, b"#!binary"),
+                "usr/bin/app" => assert_eq!(
+                    header.link_name().unwrap().unwrap().to_str(),
+                    Some("/bin/app")
+                ),
+                p if p == long => assert_eq!(data, b"long"),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn archive_is_deterministic() {
+        let first = archive_bytes(&spec(), &layer());
+        let second = archive_bytes(&spec(), &layer());
+        assert!(first == second, "two writes of the same image differ");
+
+        let built = build_image(&spec(), &layer()).unwrap();
+        let mut third = Vec::new();
+        built.write_archive(&mut third).unwrap();
+        assert!(first == third);
+        assert_eq!(built.name(), "podctl.local/test:0.1");
+
+        let mut other = spec();
+        other.env.push("X=1".into());
+        let changed = build_image(&other, &layer()).unwrap();
+        assert_ne!(changed.manifest_digest(), built.manifest_digest());
+        assert_eq!(changed.diff_id(), built.diff_id());
+        assert_eq!(changed.layer_digest(), built.layer_digest());
+    }
+
+    #[test]
+    fn references_get_a_tag() {
+        let ok = |r: &str| split_reference(r).unwrap();
+        assert_eq!(
+            ok("podctl.local/pause:0.1"),
+            ("podctl.local/pause:0.1".into(), "0.1".into())
+        );
+        assert_eq!(
+            ok("localhost:5000/x"),
+            ("localhost:5000/x:latest".into(), "latest".into())
+        );
+        assert_eq!(ok("busybox"), ("busybox:latest".into(), "latest".into()));
+        for bad in ["", "a b:1", "x@sha256:00", "x:", "x:-bad", "x/:1", ":1"] {
+            assert!(split_reference(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn bad_layers_are_refused() {
+        let spec = spec();
+        for path in ["", "/", "../etc/passwd", "a/../../b", "a\0b"] {
+            let err = build_image(&spec, &[Entry::file(path, 0o644, &b""[..])]).unwrap_err();
+            assert!(
+                matches!(err, LayoutError::InvalidPath { .. }),
+                "{path:?}: {err}"
+            );
+        }
+        let err = build_image(
+            &spec,
+            &[Entry::dir("/etc", 0o755), Entry::dir("etc/", 0o700)],
+        )
+        .unwrap_err();
+        assert!(matches!(err, LayoutError::DuplicatePath(p) if p == "etc"));
+    }
+
+    #[test]
+    fn parent_dirs_are_added_once() {
+        let entries = with_parent_dirs([
+            Entry::file("a/b/c", 0o644, &b""[..]),
+            Entry::file("a/b/d", 0o644, &b""[..]),
+            Entry::file("/x/y", 0o644, &b""[..]),
+            Entry::dir("x", 0o700),
+            Entry::file("top", 0o644, &b""[..]),
+        ]);
+        let paths: Vec<&str> = entries.iter().map(Entry::path).collect();
+        assert_eq!(paths, ["a", "a/b", "a/b/c", "a/b/d", "/x/y", "x", "top"]);
+        assert!(layer_tar(&entries).is_ok());
+    }
+}

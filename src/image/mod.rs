@@ -1,0 +1,7 @@
+//! Images that do not come from a registry: archives read from disk (`podctl image import`), the
+//! images podctl builds itself (pause, echoserver), and reference normalization.
+
+pub mod archive;
+pub mod reference;
+pub mod builtin;
+pub mod layout;

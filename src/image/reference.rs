@@ -1,0 +1,37 @@
+//! Image reference normalization, the way containerd's CRI plugin and docker name images.
+
+/// `busybox` -> `docker.io/library/busybox:latest`; `localhost/x` -> `localhost/x:latest`;
+/// fully qualified references are kept. References with a digest keep it and get no tag.
+pub fn normalize(reference: &str) -> String {
+    let (name, digest) = match reference.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (reference, None),
+    };
+    let qualified = match name.split_once('/') {
+        None => format!("docker.io/library/{name}"),
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => name.to_string(),
+        Some(_) => format!("docker.io/{name}"),
+    };
+    let last = qualified.rsplit('/').next().unwrap_or_default();
+    match digest {
+        Some(d) => format!("{qualified}@{d}"),
+        None if last.contains(':') => qualified,
+        None => format!("{qualified}:latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn normalizes_like_docker() {
+        assert_eq!(normalize("busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(normalize("busybox:1.36"), "docker.io/library/busybox:1.36");
+        assert_eq!(normalize("me/app"), "docker.io/me/app:latest");
+        assert_eq!(normalize("localhost/app"), "localhost/app:latest");
+        assert_eq!(normalize("reg:5000/app"), "reg:5000/app:latest");
+        assert_eq!(normalize("podctl.local/pause:0.1"), "podctl.local/pause:0.1");
+        assert_eq!(normalize("reg.io/a/b@sha256:ab"), "reg.io/a/b@sha256:ab");
+    }
+}

@@ -1,0 +1,228 @@
+//! Pod manifests: YAML text in, a validated [`Pod`] out, and the Pod model itself.
+//!
+//! This module owns everything between the user's file and the typed pod the rest of podctl
+//! runs: YAML parsing (with a line number for every field), the serde model (also the JSON
+//! podctl stores on containerd), Kubernetes validation rules for the supported subset,
+//! quantity parsing for resources, and YAML output for `podctl get pod -o yaml`.
+//!
+//! Every error names the field path and, when known, the source line, because a manifest error
+//! without a location sends users hunting. Fields podctl does not implement yet are not errors:
+//! they are listed in a single warning, so Kubernetes manifests run unchanged where possible.
+
+mod model;
+mod path;
+mod quantity;
+mod validate;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+use serde_json::Value;
+
+pub use model::{
+    Container, ContainerPort, EnvVar, ObjectMeta, Pod, PodSpec, Protocol, PullPolicy, Resources,
+    RestartPolicy, Volume, VolumeMount, VolumeSource,
+};
+pub use quantity::{parse_quantity_bytes, parse_quantity_millicpu};
+pub use yaml::to_yaml;
+
+use path::{FieldPath, LineMap, Seg};
+
+/// A manifest problem: where it is and what to do about it. `message` reads
+/// "<problem>; <fix>".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render(.line, .path, .message))]
+pub struct ManifestError {
+    /// Field path such as `spec.containers[1].ports[0].hostPort`; empty for whole-file problems.
+    pub path: String,
+    /// 1-based source line, when the problem can be tied to one.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+fn render(line: &Option<usize>, path: &str, message: &str) -> String {
+    let mut out = String::new();
+    if let Some(line) = line {
+        out.push_str(&format!("line {line}: "));
+    }
+    if !path.is_empty() {
+        out.push_str(path);
+        out.push_str(": ");
+    }
+    out.push_str(message);
+    out
+}
+
+/// A pod that passed validation, plus anything the user should know about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedPod {
+    pub pod: Pod,
+    /// At most one entry today: the list of fields podctl ignored.
+    pub warnings: Vec<String>,
+}
+
+/// Parses and validates one `kind: Pod` manifest.
+pub fn parse_pod(text: &str) -> Result<ParsedPod, ManifestError> {
+    let (mut doc, lines) = yaml::load(text)?;
+    // Kubernetes decodes `field: null` as "not set"; dropping nulls gives `value:` (empty env
+    // value) and `labels:` the same meaning here.
+    strip_nulls(&mut doc);
+    validate::check_document(&doc, &lines)?;
+
+    let mut ignored: Vec<FieldPath> = Vec::new();
+    let pod = deserialize(doc, &lines, &mut ignored)?;
+
+    let mut checker = validate::Checker::new(&lines);
+    validate::validate(&pod, &mut checker);
+    if let Some(err) = checker.first_error() {
+        return Err(err);
+    }
+
+    // `status` is what `kubectl get -o yaml` adds; it describes a pod, it is not a wish.
+    ignored.retain(|p| !matches!(p.0.first(), Some(Seg::Key(k)) if k == "status"));
+    ignored.append(&mut checker.unsupported);
+    let warnings = unsupported_warning(ignored, &lines).into_iter().collect();
+    Ok(ParsedPod { pod, warnings })
+}
+
+fn strip_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+fn deserialize(
+    doc: Value,
+    lines: &LineMap,
+    ignored: &mut Vec<FieldPath>,
+) -> Result<Pod, ManifestError> {
+    let original = doc.clone();
+    let mut on_ignored =
+        |path: serde_ignored::Path<'_>| ignored.push(FieldPath::from_ignored(&path));
+    let de = serde_ignored::Deserializer::new(doc, &mut on_ignored);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = FieldPath::from_path_to_error(err.path());
+        let found = yaml::lookup(&original, &path);
+        ManifestError {
+            path: path.to_string(),
+            line: lines.line(&path),
+            message: type_error_message(&err.inner().to_string(), &path, found, lines),
+        }
+    })
+}
+
+/// Rewrites serde's wording into "<problem>; <fix>", with the fixes users actually need.
+fn type_error_message(
+    inner: &str,
+    path: &FieldPath,
+    found: Option<&Value>,
+    lines: &LineMap,
+) -> String {
+    let field = match path.0.last() {
+        Some(Seg::Key(k)) => k.as_str(),
+        _ => "",
+    };
+    if inner.starts_with("invalid type:") && inner.ends_with("expected a string") {
+        if let Some(v @ (Value::Number(_) | Value::Bool(_))) = found {
+            let raw = lines
+                .raw(path)
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            return format!(
+                "{raw} is read as a {} but this field is text; quote it: \"{raw}\"",
+                if v.is_boolean() { "boolean" } else { "number" }
+            );
+        }
+    }
+    let numeric = inner.ends_with("expected u16") || inner.ends_with("expected u64");
+    if numeric && inner.starts_with("invalid type: string") {
+        return format!("{} must be a number; remove the quotes", show_found(found));
+    }
+    if inner.starts_with("invalid value:") && inner.ends_with("expected u16") {
+        return format!("{} is not a port number; use 1-65535", show_found(found));
+    }
+    if inner.starts_with("invalid value:") && inner.ends_with("expected u64") {
+        return format!("{} must not be negative; use 0 or more", show_found(found));
+    }
+    if inner.starts_with("invalid type:") && numeric {
+        return format!(
+            "{} must be a whole number; write e.g. `{field}: 30`",
+            show_found(found)
+        );
+    }
+    if let Some(rest) = inner.strip_prefix("unknown variant ") {
+        return format!(
+            "unknown value {}; values are case-sensitive",
+            rest.replace("expected one of", "use one of")
+        );
+    }
+    if inner.contains("; ") {
+        // Our own messages (volume sources) already carry their fix.
+        return inner.to_string();
+    }
+    if let Some((found_part, expected)) = inner
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.split_once(", expected "))
+    {
+        return format!(
+            "must be {}, found {}; check the indentation and the type of `{field}` in the \
+             Kubernetes Pod reference",
+            describe_expected(expected),
+            describe_found(found_part),
+        );
+    }
+    format!("{inner}; check the type of `{field}` in the Kubernetes Pod reference")
+}
+
+fn describe_expected(expected: &str) -> String {
+    match expected {
+        "a sequence" => "a list (`- item` lines or `[a, b]`)".into(),
+        "a map" => "a mapping (`key: value` lines)".into(),
+        "a string" => "text".into(),
+        "a boolean" => "true or false".into(),
+        e if e.starts_with("struct ") => "a mapping (`key: value` lines)".into(),
+        e => e.to_string(),
+    }
+}
+
+fn describe_found(found: &str) -> String {
+    match found {
+        "map" => "a mapping".into(),
+        "sequence" => "a list".into(),
+        f => f.replace('`', ""),
+    }
+}
+
+fn show_found(found: Option<&Value>) -> String {
+    match found {
+        Some(Value::String(s)) => format!("{s:?}"),
+        Some(v) => v.to_string(),
+        None => "the value".to_string(),
+    }
+}
+
+/// One warning listing every ignored field with its line, in file order.
+fn unsupported_warning(mut paths: Vec<FieldPath>, lines: &LineMap) -> Option<String> {
+    if paths.is_empty() {
+        return None;
+    }
+    paths.sort_by_key(|p| (lines.line(p).is_none(), lines.line(p)));
+    paths.dedup();
+    let entries: Vec<String> = paths
+        .iter()
+        .map(|p| match lines.line(p) {
+            Some(line) => format!("{p} (line {line})"),
+            None => p.to_string(),
+        })
+        .collect();
+    Some(format!(
+        "ignoring fields podctl does not support yet: {}",
+        entries.join(", ")
+    ))
+}

@@ -1,0 +1,375 @@
+//! The subset of the Kubernetes core/v1 Pod that podctl runs.
+//!
+//! Field names and defaults follow Kubernetes, so the same JSON serves as the user's manifest
+//! and as the record podctl stores on containerd; everything empty is skipped when serializing
+//! to keep that record compact.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::quantity::{parse_quantity_bytes, parse_quantity_millicpu};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Pod {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: PodSpec,
+}
+
+impl Pod {
+    /// Init containers first, then app containers: the order they start in.
+    pub fn all_containers(&self) -> impl Iterator<Item = &Container> {
+        self.spec
+            .init_containers
+            .iter()
+            .chain(self.spec.containers.iter())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectMeta {
+    pub name: String,
+    pub namespace: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Default for ObjectMeta {
+    fn default() -> Self {
+        ObjectMeta {
+            name: String::new(),
+            namespace: "default".to_string(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodSpec {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<Container>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<Container>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub share_process_namespace: bool,
+    pub restart_policy: RestartPolicy,
+    pub termination_grace_period_seconds: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+}
+
+impl Default for PodSpec {
+    fn default() -> Self {
+        PodSpec {
+            containers: Vec::new(),
+            init_containers: Vec::new(),
+            hostname: None,
+            share_process_namespace: false,
+            restart_policy: RestartPolicy::Always,
+            termination_grace_period_seconds: 30,
+            volumes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartPolicy {
+    #[default]
+    Always,
+    OnFailure,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Container {
+    pub name: String,
+    pub image: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ContainerPort>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+    #[serde(skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ContainerPort {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// 0 only when the manifest left it out; validation rejects that.
+    pub container_port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
+    #[serde(rename = "hostIP", skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    #[default]
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP")]
+    Udp,
+    #[serde(rename = "SCTP")]
+    Sctp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct VolumeMount {
+    pub name: String,
+    pub mount_path: String,
+    #[serde(skip_serializing_if = "is_false")]
+    pub read_only: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_path: Option<String>,
+}
+
+/// Quantities stay the strings the user wrote (`64Mi`, `500m`); bare YAML numbers (`cpu: 1`)
+/// are accepted as Kubernetes does and kept in their decimal form.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Resources {
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "quantity_map"
+    )]
+    pub limits: BTreeMap<String, String>,
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "quantity_map"
+    )]
+    pub requests: BTreeMap<String, String>,
+}
+
+impl Resources {
+    pub fn is_empty(&self) -> bool {
+        self.limits.is_empty() && self.requests.is_empty()
+    }
+
+    /// `limits.memory` in bytes (rounded up, as Kubernetes does).
+    pub fn memory_limit_bytes(&self) -> Option<u64> {
+        self.limits
+            .get("memory")
+            .and_then(|q| parse_quantity_bytes(q))
+    }
+
+    /// `limits.cpu` in millicores (rounded up).
+    pub fn cpu_limit_millis(&self) -> Option<u64> {
+        self.limits
+            .get("cpu")
+            .and_then(|q| parse_quantity_millicpu(q))
+    }
+
+    pub fn memory_request_bytes(&self) -> Option<u64> {
+        self.requests
+            .get("memory")
+            .and_then(|q| parse_quantity_bytes(q))
+    }
+
+    pub fn cpu_request_millis(&self) -> Option<u64> {
+        self.requests
+            .get("cpu")
+            .and_then(|q| parse_quantity_millicpu(q))
+    }
+}
+
+/// A volume is its name plus exactly one source, written the Kubernetes way as a sibling key
+/// (`hostPath: {...}` or `emptyDir: {}`). The `RawVolume` detour (rather than `#[serde(flatten)]`)
+/// keeps serde_ignored and serde_path_to_error able to see inside volumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawVolume", into = "RawVolume")]
+pub struct Volume {
+    pub name: String,
+    pub source: VolumeSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum VolumeSource {
+    HostPath {
+        path: String,
+        /// YAML key `type`: "", DirectoryOrCreate, Directory, FileOrCreate, File, Socket,
+        /// CharDevice, BlockDevice.
+        type_: Option<String>,
+    },
+    EmptyDir {
+        /// "" (node disk) or "Memory" (tmpfs).
+        medium: Option<String>,
+        size_limit: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct RawVolume {
+    pub(crate) name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) host_path: Option<RawHostPath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) empty_dir: Option<RawEmptyDir>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct RawHostPath {
+    pub(crate) path: String,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub(crate) type_: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct RawEmptyDir {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) medium: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_quantity"
+    )]
+    pub(crate) size_limit: Option<String>,
+}
+
+impl TryFrom<RawVolume> for Volume {
+    type Error = String;
+
+    fn try_from(raw: RawVolume) -> Result<Self, String> {
+        let source = match (raw.host_path, raw.empty_dir) {
+            (Some(h), None) => VolumeSource::HostPath {
+                path: h.path,
+                type_: h.type_,
+            },
+            (None, Some(e)) => VolumeSource::EmptyDir {
+                medium: e.medium,
+                size_limit: e.size_limit,
+            },
+            (Some(_), Some(_)) => {
+                return Err(
+                    "a volume has exactly one source; keep either hostPath or emptyDir".into(),
+                )
+            }
+            (None, None) => {
+                return Err(
+                    "a volume needs a source; add `hostPath: {path: /dir}` or `emptyDir: {}`"
+                        .into(),
+                )
+            }
+        };
+        Ok(Volume {
+            name: raw.name,
+            source,
+        })
+    }
+}
+
+impl From<Volume> for RawVolume {
+    fn from(v: Volume) -> Self {
+        let (host_path, empty_dir) = match v.source {
+            VolumeSource::HostPath { path, type_ } => (Some(RawHostPath { path, type_ }), None),
+            VolumeSource::EmptyDir { medium, size_limit } => {
+                (None, Some(RawEmptyDir { medium, size_limit }))
+            }
+        };
+        RawVolume {
+            name: v.name,
+            host_path,
+            empty_dir,
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A quantity as the user wrote it: a string, or a bare YAML number.
+struct QuantityText(String);
+
+impl<'de> Deserialize<'de> for QuantityText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = QuantityText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quantity such as \"64Mi\" or \"500m\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<QuantityText, E> {
+                Ok(QuantityText(s.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<QuantityText, E> {
+                Ok(QuantityText(n.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<QuantityText, E> {
+                Ok(QuantityText(n.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<QuantityText, E> {
+                // Rust prints 1e3 as "1000" and 0.5 as "0.5": both valid quantity strings.
+                Ok(QuantityText(n.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn quantity_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let map = BTreeMap::<String, QuantityText>::deserialize(d)?;
+    Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+fn optional_quantity<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<QuantityText>::deserialize(d)?.map(|q| q.0))
+}

@@ -1,0 +1,754 @@
+//! Semantic checks on a deserialized Pod: Kubernetes' own rules for the fields podctl supports,
+//! plus the limits podctl adds (a pod name is also a hostname and part of container ids).
+//!
+//! Every check runs and the error nearest the top of the file is reported, so the user fixes
+//! problems in reading order whatever order the checks run in.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use super::model::{Container, Pod, Protocol, VolumeSource};
+use super::path::{FieldPath, LineMap};
+use super::quantity::{parse_quantity_bytes, parse_quantity_millicpu};
+use super::yaml::lookup;
+use super::ManifestError;
+
+/// Kubernetes volume types podctl cannot run, named so the error can say which one was seen.
+const OTHER_VOLUME_TYPES: &[&str] = &[
+    "configMap",
+    "secret",
+    "persistentVolumeClaim",
+    "projected",
+    "downwardAPI",
+    "nfs",
+    "csi",
+    "ephemeral",
+    "image",
+    "gitRepo",
+    "iscsi",
+    "rbd",
+    "cephfs",
+    "glusterfs",
+    "awsElasticBlockStore",
+    "gcePersistentDisk",
+    "azureDisk",
+    "azureFile",
+    "fc",
+    "flexVolume",
+    "flocker",
+    "cinder",
+    "vsphereVolume",
+    "quobyte",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
+];
+
+const HOST_PATH_TYPES: &[&str] = &[
+    "",
+    "DirectoryOrCreate",
+    "Directory",
+    "FileOrCreate",
+    "File",
+    "Socket",
+    "CharDevice",
+    "BlockDevice",
+];
+
+pub(crate) struct Checker<'a> {
+    lines: &'a LineMap,
+    errors: Vec<ManifestError>,
+    /// Fields that parse but podctl does not act on; they join the unknown-field warning.
+    pub(crate) unsupported: Vec<FieldPath>,
+}
+
+impl<'a> Checker<'a> {
+    pub(crate) fn new(lines: &'a LineMap) -> Self {
+        Checker {
+            lines,
+            errors: Vec::new(),
+            unsupported: Vec::new(),
+        }
+    }
+
+    fn fail(&mut self, path: &FieldPath, message: impl Into<String>) {
+        self.errors.push(ManifestError {
+            path: path.to_string(),
+            line: self.lines.line(path),
+            message: message.into(),
+        });
+    }
+
+    /// The error earliest in the file (errors without a line last, in check order).
+    pub(crate) fn first_error(&mut self) -> Option<ManifestError> {
+        let i = (0..self.errors.len())
+            .min_by_key(|&i| (self.errors[i].line.is_none(), self.errors[i].line))?;
+        Some(self.errors.swap_remove(i))
+    }
+}
+
+/// Checks on the raw document that must run before deserialization: the kind decides whether
+/// the rest can be read as a Pod at all, and volume types podctl lacks have no place in the model.
+pub(crate) fn check_document(doc: &Value, lines: &LineMap) -> Result<(), ManifestError> {
+    let mut c = Checker::new(lines);
+    let root = FieldPath::root();
+    if !doc.is_object() {
+        return Err(ManifestError {
+            path: String::new(),
+            line: lines.line(&root),
+            message: "the manifest must be a mapping; start it with `apiVersion: v1` and \
+                      `kind: Pod`"
+                .into(),
+        });
+    }
+
+    let kind = root.key("kind");
+    match doc.get("kind") {
+        None => c.fail(&kind, "kind is required; add `kind: Pod`"),
+        Some(Value::String(k)) if k == "Pod" => {}
+        Some(Value::String(k)) if k.eq_ignore_ascii_case("pod") => c.fail(
+            &kind,
+            format!("kind is case-sensitive, got {k:?}; write `kind: Pod`"),
+        ),
+        Some(other) => c.fail(
+            &kind,
+            format!(
+                "podctl runs kind: Pod only, got {}; take the pod template of a {} out into a \
+                 `kind: Pod` manifest",
+                show(other),
+                show(other)
+            ),
+        ),
+    }
+    if let Some(e) = c.first_error() {
+        return Err(e);
+    }
+
+    let api = root.key("apiVersion");
+    match doc.get("apiVersion") {
+        None => c.fail(&api, "apiVersion is required; add `apiVersion: v1`"),
+        Some(Value::String(v)) if v == "v1" => {}
+        Some(other) => c.fail(
+            &api,
+            format!(
+                "a Pod's apiVersion is v1, got {}; write `apiVersion: v1`",
+                show(other)
+            ),
+        ),
+    }
+
+    let volumes = root.key("spec").key("volumes");
+    if let Some(Value::Array(items)) = lookup(doc, &volumes) {
+        for (i, item) in items.iter().enumerate() {
+            let vp = volumes.idx(i);
+            let Value::Object(fields) = item else {
+                continue;
+            };
+            let mut sources = Vec::new();
+            for key in fields.keys() {
+                match key.as_str() {
+                    "name" => {}
+                    "hostPath" | "emptyDir" => sources.push(key.as_str()),
+                    other if OTHER_VOLUME_TYPES.contains(&other) => c.fail(
+                        &vp.key(other),
+                        format!(
+                            "{other} volumes are not supported: podctl supports hostPath and \
+                             emptyDir volumes; put the files in a host directory and mount it \
+                             with hostPath"
+                        ),
+                    ),
+                    other => c.fail(
+                        &vp.key(other),
+                        format!(
+                            "unknown volume field {other:?}: podctl supports hostPath and \
+                             emptyDir volumes; a volume is `name` plus `hostPath: {{path: \
+                             /dir}}` or `emptyDir: {{}}`"
+                        ),
+                    ),
+                }
+            }
+            match sources.len() {
+                0 if fields.keys().all(|k| k == "name") => c.fail(
+                    &vp,
+                    "the volume has no source (a bare `emptyDir:` counts as none): podctl \
+                     supports hostPath and emptyDir volumes; add `emptyDir: {}` or \
+                     `hostPath: {path: /dir}`",
+                ),
+                2 => c.fail(
+                    &vp.key(sources[1]),
+                    "a volume has exactly one source; keep either hostPath or emptyDir and \
+                     declare the other as its own volume",
+                ),
+                _ => {}
+            }
+        }
+    }
+    match c.first_error() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
+    let meta = FieldPath::root().key("metadata");
+    check_pod_name(c, &meta.key("name"), &pod.metadata.name);
+    if let Err(problem) = dns_label(&pod.metadata.namespace) {
+        c.fail(
+            &meta.key("namespace"),
+            format!("{problem}; a namespace is a DNS label, e.g. \"default\""),
+        );
+    }
+    for (key, value) in &pod.metadata.labels {
+        let p = meta.key("labels").key(key);
+        if let Err(problem) = qualified_name(key) {
+            c.fail(&p, format!("label key {key:?} {problem}"));
+        } else if let Err(problem) = label_value(value) {
+            c.fail(&p, format!("label value {value:?} {problem}"));
+        }
+    }
+    for key in pod.metadata.annotations.keys() {
+        if let Err(problem) = qualified_name(key) {
+            c.fail(
+                &meta.key("annotations").key(key),
+                format!("annotation key {key:?} {problem}"),
+            );
+        }
+    }
+
+    let spec = FieldPath::root().key("spec");
+    if let Some(hostname) = &pod.spec.hostname {
+        if let Err(problem) = dns_label(hostname) {
+            c.fail(
+                &spec.key("hostname"),
+                format!(
+                    "{problem}; a hostname is a DNS label, e.g. {:?}",
+                    suggest(hostname)
+                ),
+            );
+        }
+    }
+
+    let mut volume_names: HashMap<&str, FieldPath> = HashMap::new();
+    for (i, volume) in pod.spec.volumes.iter().enumerate() {
+        let vp = spec.key("volumes").idx(i);
+        if let Err(problem) = dns_label(&volume.name) {
+            c.fail(
+                &vp.key("name"),
+                format!(
+                    "{problem}; a volume name is a DNS label, e.g. {:?}",
+                    suggest(&volume.name)
+                ),
+            );
+        }
+        if let Some(first) = volume_names.get(volume.name.as_str()) {
+            c.fail(
+                &vp.key("name"),
+                format!(
+                    "duplicate volume name {:?} (also used at {first}); give each volume its own name",
+                    volume.name
+                ),
+            );
+        } else {
+            volume_names.insert(&volume.name, vp.key("name"));
+        }
+        match &volume.source {
+            VolumeSource::HostPath { path, type_ } => {
+                let hp = vp.key("hostPath");
+                if !path.starts_with('/') {
+                    c.fail(
+                        &hp.key("path"),
+                        format!("hostPath.path {path:?} is not absolute; use a full path such as \"/srv/data\""),
+                    );
+                }
+                if let Some(t) = type_ {
+                    if !HOST_PATH_TYPES.contains(&t.as_str()) {
+                        c.fail(
+                            &hp.key("type"),
+                            format!(
+                                "unknown hostPath type {t:?}; use one of {} (or leave it out)",
+                                HOST_PATH_TYPES[1..].join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            VolumeSource::EmptyDir { medium, size_limit } => {
+                let ep = vp.key("emptyDir");
+                if let Some(m) = medium {
+                    if !(m.is_empty() || m == "Memory") {
+                        c.fail(
+                            &ep.key("medium"),
+                            format!("unsupported emptyDir medium {m:?}; use \"Memory\" for tmpfs or leave it out for disk"),
+                        );
+                    }
+                }
+                if let Some(q) = size_limit {
+                    if parse_quantity_bytes(q).is_none() {
+                        c.fail(
+                            &ep.key("sizeLimit"),
+                            format!(
+                                "{q:?} is not a size; write a quantity such as \"64Mi\" or \"1Gi\""
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    if pod.spec.containers.is_empty() {
+        c.fail(
+            &spec.key("containers"),
+            "a pod needs at least one container; add `containers:` with a `name` and an `image`",
+        );
+    }
+
+    let lists = [
+        ("initContainers", &pod.spec.init_containers),
+        ("containers", &pod.spec.containers),
+    ];
+    let mut names: HashMap<&str, FieldPath> = HashMap::new();
+    // Host ports are published for the pod as a whole, so they clash across every container.
+    let mut host_ports: Vec<(u16, Protocol, Option<IpAddr>, FieldPath)> = Vec::new();
+    let mut container_ports: HashMap<(u16, Protocol), FieldPath> = HashMap::new();
+    for (list, containers) in lists {
+        for (i, container) in containers.iter().enumerate() {
+            let cp = spec.key(list).idx(i);
+            check_container(c, &cp, container, &volume_names);
+            if let Some(first) = names.get(container.name.as_str()) {
+                if !container.name.is_empty() {
+                    c.fail(
+                        &cp.key("name"),
+                        format!(
+                            "duplicate container name {:?} (also used at {first}); names must be \
+                             unique across containers and initContainers",
+                            container.name
+                        ),
+                    );
+                }
+            } else {
+                names.insert(&container.name, cp.key("name"));
+            }
+            for (j, port) in container.ports.iter().enumerate() {
+                let pp = cp.key("ports").idx(j);
+                // Init containers have exited before app containers start, so only app
+                // containers can collide inside the shared network namespace.
+                if list == "containers" && port.container_port != 0 {
+                    let key = (port.container_port, port.protocol);
+                    if let Some(first) = container_ports.get(&key) {
+                        c.fail(
+                            &pp.key("containerPort"),
+                            format!(
+                                "containerPort {}/{} is already declared at {first}; containers \
+                                 of a pod share one network namespace, so use another port",
+                                port.container_port, port.protocol
+                            ),
+                        );
+                    } else {
+                        container_ports.insert(key, pp.key("containerPort"));
+                    }
+                }
+                if let Some(hp) = port.host_port.filter(|&p| p != 0) {
+                    let ip = port
+                        .host_ip
+                        .as_deref()
+                        .and_then(|s| s.parse::<IpAddr>().ok());
+                    let clash = host_ports.iter().find(|(p, proto, other_ip, _)| {
+                        *p == hp && *proto == port.protocol && ips_overlap(*other_ip, ip)
+                    });
+                    if let Some((_, _, _, first)) = clash {
+                        c.fail(
+                            &pp.key("hostPort"),
+                            format!(
+                                "hostPort {hp}/{} is already published at {first}; pick another \
+                                 hostPort or a different hostIP",
+                                port.protocol
+                            ),
+                        );
+                    } else {
+                        host_ports.push((hp, port.protocol, ip, pp.key("hostPort")));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// 0.0.0.0 / :: (or no hostIP) binds every address, so it clashes with any specific one.
+fn ips_overlap(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b || a.is_unspecified() || b.is_unspecified(),
+        _ => true,
+    }
+}
+
+fn check_pod_name(c: &mut Checker<'_>, path: &FieldPath, name: &str) {
+    if name.is_empty() {
+        c.fail(
+            path,
+            "metadata.name is required; add `name: my-pod` under metadata",
+        );
+        return;
+    }
+    if let Err(problem) = dns_subdomain(name) {
+        c.fail(
+            path,
+            format!(
+                "{problem}; a pod name is a DNS subdomain, e.g. {:?}",
+                suggest(name)
+            ),
+        );
+    } else if name.len() > 63 {
+        c.fail(
+            path,
+            format!(
+                "the name is {} characters long; podctl uses the pod name as its hostname and in container \
+                 ids, so keep it at most 63 characters",
+                name.len()
+            ),
+        );
+    }
+}
+
+fn check_container(
+    c: &mut Checker<'_>,
+    cp: &FieldPath,
+    container: &Container,
+    volumes: &HashMap<&str, FieldPath>,
+) {
+    if container.name.is_empty() {
+        c.fail(
+            &cp.key("name"),
+            "container name is required; add `name: app`",
+        );
+    } else if let Err(problem) = dns_label(&container.name) {
+        c.fail(
+            &cp.key("name"),
+            format!(
+                "{problem}; a container name is a DNS label, e.g. {:?}",
+                suggest(&container.name)
+            ),
+        );
+    }
+    if container.image.trim().is_empty() {
+        c.fail(
+            &cp.key("image"),
+            "image is required; add e.g. `image: docker.io/library/busybox:latest`",
+        );
+    } else if container.image.chars().any(char::is_whitespace) {
+        c.fail(
+            &cp.key("image"),
+            format!("image {:?} contains whitespace; remove it", container.image),
+        );
+    }
+    if let Some(dir) = &container.working_dir {
+        if !dir.starts_with('/') {
+            c.fail(
+                &cp.key("workingDir"),
+                format!("workingDir {dir:?} is not absolute; use a full path such as \"/app\""),
+            );
+        }
+    }
+    for (i, env) in container.env.iter().enumerate() {
+        let np = cp.key("env").idx(i).key("name");
+        if env.name.is_empty() {
+            c.fail(&np, "env name is required; add `name: VAR`");
+        } else if env.name.contains('=') {
+            c.fail(
+                &np,
+                format!(
+                    "env name {:?} contains '='; put the name in `name` and the rest in `value`",
+                    env.name
+                ),
+            );
+        }
+    }
+    for (i, port) in container.ports.iter().enumerate() {
+        let pp = cp.key("ports").idx(i);
+        if port.container_port == 0 {
+            c.fail(
+                &pp.key("containerPort"),
+                "containerPort must be 1-65535 and is required; set the port the process listens on",
+            );
+        }
+        if port.host_port == Some(0) {
+            c.fail(
+                &pp.key("hostPort"),
+                "hostPort must be 1-65535; leave hostPort out if the port should not be published",
+            );
+        }
+        if let Some(ip) = &port.host_ip {
+            if ip.parse::<IpAddr>().is_err() {
+                c.fail(
+                    &pp.key("hostIP"),
+                    format!("hostIP {ip:?} is not an IP address; use e.g. \"127.0.0.1\" or leave it out for all addresses"),
+                );
+            }
+        }
+        if let Some(name) = &port.name {
+            if let Err(problem) = port_name(name) {
+                c.fail(&pp.key("name"), format!("port name {name:?} {problem}"));
+            }
+        }
+    }
+    let mut mount_paths: HashMap<&str, FieldPath> = HashMap::new();
+    for (i, mount) in container.volume_mounts.iter().enumerate() {
+        let mp = cp.key("volumeMounts").idx(i);
+        if !volumes.contains_key(mount.name.as_str()) {
+            let declared: Vec<&str> = {
+                let mut v: Vec<&str> = volumes.keys().copied().collect();
+                v.sort_unstable();
+                v
+            };
+            let hint = if declared.is_empty() {
+                "declare it under spec.volumes".to_string()
+            } else {
+                format!(
+                    "declare it under spec.volumes or use one of: {}",
+                    declared.join(", ")
+                )
+            };
+            c.fail(
+                &mp.key("name"),
+                format!(
+                    "volumeMount refers to undeclared volume {:?}; {hint}",
+                    mount.name
+                ),
+            );
+        }
+        if !mount.mount_path.starts_with('/') {
+            c.fail(
+                &mp.key("mountPath"),
+                format!(
+                    "mountPath {:?} is not absolute; use a full path such as \"/data\"",
+                    mount.mount_path
+                ),
+            );
+        } else {
+            let normalized = mount.mount_path.trim_end_matches('/');
+            if let Some(first) = mount_paths.get(normalized) {
+                c.fail(
+                    &mp.key("mountPath"),
+                    format!(
+                        "mountPath {:?} is already used at {first}; mount each path once",
+                        mount.mount_path
+                    ),
+                );
+            } else {
+                mount_paths.insert(normalized, mp.key("mountPath"));
+            }
+        }
+        if let Some(sub) = &mount.sub_path {
+            if sub.starts_with('/') || sub.split('/').any(|part| part == "..") {
+                c.fail(
+                    &mp.key("subPath"),
+                    format!(
+                        "subPath {sub:?} must stay inside the volume; use a relative path without '..', e.g. \"conf/app.conf\""
+                    ),
+                );
+            }
+        }
+    }
+    check_resources(
+        c,
+        &cp.key("resources"),
+        &container.resources.limits,
+        &container.resources.requests,
+    );
+}
+
+fn check_resources(
+    c: &mut Checker<'_>,
+    rp: &FieldPath,
+    limits: &BTreeMap<String, String>,
+    requests: &BTreeMap<String, String>,
+) {
+    for (section, map) in [("limits", limits), ("requests", requests)] {
+        for (name, q) in map {
+            let p = rp.key(section).key(name);
+            match name.as_str() {
+                "memory" if parse_quantity_bytes(q).is_none() => c.fail(
+                    &p,
+                    format!("{q:?} is not a memory quantity; write e.g. \"128Mi\" or \"1Gi\""),
+                ),
+                "cpu" if parse_quantity_millicpu(q).is_none() => c.fail(
+                    &p,
+                    format!("{q:?} is not a cpu quantity; write e.g. \"500m\" or \"1\""),
+                ),
+                "memory" | "cpu" => {}
+                _ => c.unsupported.push(p),
+            }
+        }
+    }
+    let pairs = [
+        (
+            "memory",
+            limits.get("memory").and_then(|q| parse_quantity_bytes(q)),
+            requests.get("memory").and_then(|q| parse_quantity_bytes(q)),
+        ),
+        (
+            "cpu",
+            limits.get("cpu").and_then(|q| parse_quantity_millicpu(q)),
+            requests.get("cpu").and_then(|q| parse_quantity_millicpu(q)),
+        ),
+    ];
+    for (name, limit, request) in pairs {
+        if let (Some(limit), Some(request)) = (limit, request) {
+            if request > limit {
+                c.fail(
+                    &rp.key("requests").key(name),
+                    format!("{name} request is above its limit; lower the request or raise limits.{name}"),
+                );
+            }
+        }
+    }
+}
+
+/// Turns an invalid name into a plausible valid one for the error's example.
+fn suggest(name: &str) -> String {
+    let mut out = String::new();
+    for ch in name.chars() {
+        let ch = ch.to_ascii_lowercase();
+        if ch.is_ascii_alphanumeric() {
+            out.push(ch);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let trimmed: String = out.trim_matches('-').chars().take(63).collect();
+    let trimmed = trimmed.trim_end_matches('-').to_string();
+    if trimmed.is_empty() {
+        "my-name".to_string()
+    } else {
+        trimmed
+    }
+}
+
+/// RFC 1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
+pub(crate) fn dns_label(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.len() > 63 {
+        return Err(format!(
+            "{s:?} is {} characters long, the limit is 63",
+            s.len()
+        ));
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(format!(
+            "{s:?} may only contain lowercase letters, digits and '-'"
+        ));
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        return Err(format!("{s:?} must start and end with a letter or digit"));
+    }
+    Ok(())
+}
+
+/// RFC 1123 subdomain: dot-separated labels, at most 253 characters.
+pub(crate) fn dns_subdomain(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.len() > 253 {
+        return Err(format!(
+            "{s:?} is {} characters long, the limit is 253",
+            s.len()
+        ));
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return Err(format!(
+            "{s:?} may only contain lowercase letters, digits, '-' and '.'"
+        ));
+    }
+    if s.split('.')
+        .any(|part| part.is_empty() || part.starts_with('-') || part.ends_with('-'))
+    {
+        return Err(format!(
+            "{s:?} must start and end with a letter or digit (also around each '.')"
+        ));
+    }
+    Ok(())
+}
+
+/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`, the name part of label keys and label values.
+fn label_name_chars(s: &str) -> bool {
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && edge_ok(s.chars().next())
+        && edge_ok(s.chars().last())
+}
+
+/// Label and annotation keys: `[prefix/]name`, prefix a DNS subdomain, name at most 63 characters.
+fn qualified_name(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        if let Err(problem) = dns_subdomain(p) {
+            return Err(format!(
+                "has an invalid prefix: {problem}; the prefix is a DNS subdomain such as \"example.com\""
+            ));
+        }
+    }
+    if name.is_empty() || name.len() > 63 || !label_name_chars(name) {
+        return Err(
+            "is invalid; the name part must be 1-63 characters of letters, digits, '-', '_' and \
+             '.', starting and ending with a letter or digit"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+fn label_value(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    if v.len() > 63 || !label_name_chars(v) {
+        return Err(
+            "is invalid; use at most 63 characters of letters, digits, '-', '_' and '.', starting \
+             and ending with a letter or digit (or an empty value); put longer text in an \
+             annotation"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// IANA service name, as Kubernetes requires for port names.
+fn port_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.bytes().any(|b| b.is_ascii_lowercase())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err("is invalid; use at most 15 lowercase letters, digits and single '-', with at least one letter, e.g. \"http\"".into())
+    }
+}

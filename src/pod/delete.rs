@@ -1,0 +1,137 @@
+//! `podctl delete`: members get their stop signal and the grace period, then SIGKILL; then the
+//! sandbox, the records, the snapshots, the network and the pod's files go.
+
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use super::view::PodView;
+use super::*;
+use crate::containerd::ExitStatus;
+
+pub struct DeleteOptions {
+    /// Overrides the pod's terminationGracePeriodSeconds.
+    pub grace_period: Option<u64>,
+}
+
+const SIGKILL: u32 = 9;
+
+pub async fn delete_pod(client: &Client, settings: &Settings, name: &str, options: &DeleteOptions) -> Result<(), PodError> {
+    let pod = find_pod(client, name).await?.ok_or_else(|| PodError::NotFound {
+        name: name.to_string(),
+        namespace: client.namespace().to_string(),
+    })?;
+    let grace = options
+        .grace_period
+        .or_else(|| pod.pod.as_ref().map(|p| p.spec.termination_grace_period_seconds))
+        .unwrap_or(30);
+
+    // Members stop in parallel, each with the whole grace period, as kubelet does.
+    let mut stopping = JoinSet::new();
+    for member in &pod.members {
+        let client = client.clone();
+        let id = member.id.clone();
+        let signal = signal_number(&member.stop_signal);
+        stopping.spawn(async move { stop_and_remove(&client, &id, signal, Duration::from_secs(grace)).await });
+    }
+    let mut first_error: Option<PodError> = None;
+    while let Some(joined) = stopping.join_next().await {
+        if let Ok(Err(e)) = joined {
+            first_error.get_or_insert(e);
+        }
+    }
+    // The pause process holds nothing worth a grace period.
+    if let Err(e) = stop_and_remove(client, &pod.sandbox_id, SIGKILL, Duration::ZERO).await {
+        first_error.get_or_insert(e);
+    }
+    if let Err(e) = remove_host_side(client, settings, &pod).await {
+        first_error.get_or_insert(e);
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+async fn stop_and_remove(client: &Client, id: &str, signal: u32, grace: Duration) -> Result<(), PodError> {
+    stop_task(client, id, signal, grace).await?;
+    client.delete_container(id).await?;
+    client.remove_snapshot(id).await?;
+    Ok(())
+}
+
+/// Signal, wait up to `grace`, then SIGKILL every process of the container; delete the task.
+pub(crate) async fn stop_task(client: &Client, id: &str, signal: u32, grace: Duration) -> Result<Option<ExitStatus>, PodError> {
+    let Some(task) = client.get_task(id).await? else {
+        return Ok(None);
+    };
+    if task.state != crate::containerd::TaskState::Stopped {
+        if signal != SIGKILL && !grace.is_zero() {
+            client.kill_task(id, signal, false).await?;
+            if tokio::time::timeout(grace, client.wait_task(id)).await.is_ok() {
+                return Ok(client.delete_task(id).await?);
+            }
+        }
+        client.kill_task(id, SIGKILL, true).await?;
+        tokio::time::timeout(Duration::from_secs(30), client.wait_task(id))
+            .await
+            .map_err(|_| PodError::Timeout {
+                pod: id.to_string(),
+                what: "the task to exit after SIGKILL".into(),
+                seconds: 30,
+            })??;
+    }
+    Ok(client.delete_task(id).await?)
+}
+
+async fn remove_host_side(client: &Client, settings: &Settings, pod: &PodView) -> Result<(), PodError> {
+    let mut result = Ok(());
+    if let Some(network) = &pod.network {
+        result = network.teardown(&pod.sandbox_id).await;
+    }
+    let state_dir = settings.pod_state_dir(client, &pod.sandbox_id);
+    let log_dir = settings
+        .log_dir
+        .join(format!("{}_{}_{}", pod.namespace, pod.name, pod.uid));
+    for dir in [state_dir, log_dir] {
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                if result.is_ok() {
+                    result = Err(io_error(&dir)(e));
+                }
+            }
+            _ => {}
+        }
+    }
+    result
+}
+
+/// `SIGTERM`, `TERM` or `15` -> 15; unknown names fall back to SIGTERM.
+pub fn signal_number(name: &str) -> u32 {
+    let bare = name.trim().trim_start_matches("SIG");
+    if let Ok(n) = bare.parse() {
+        return n;
+    }
+    match bare {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "KILL" => 9,
+        "USR1" => 10,
+        "USR2" => 12,
+        "WINCH" => 28,
+        "PWR" => 30,
+        _ => 15,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stop_signals_parse() {
+        assert_eq!(super::signal_number("SIGTERM"), 15);
+        assert_eq!(super::signal_number("QUIT"), 3);
+        assert_eq!(super::signal_number("SIGRTMIN+3"), 15);
+        assert_eq!(super::signal_number("9"), 9);
+    }
+}

@@ -1,0 +1,172 @@
+//! Pod operations across the modules: create (with rollback), delete (graceful), and the view of
+//! pods rebuilt from containerd's records alone (labels + extensions on the sandbox container).
+
+mod create;
+mod delete;
+mod events;
+mod view;
+
+pub use create::create_pod;
+pub use delete::{delete_pod, DeleteOptions};
+pub use events::PodEvent;
+pub use view::{find_pod, list_pods, MemberState, MemberView, PodView};
+
+use std::path::PathBuf;
+
+use crate::containerd::{Client, ContainerdError};
+use crate::image::archive::ArchiveError;
+use crate::member::MemberError;
+use crate::sandbox::SandboxError;
+use crate::spec::SpecError;
+
+pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
+pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+pub const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
+pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+/// `sandbox` or `container`, as the CRI plugin labels its containers.
+pub const LABEL_KIND: &str = "io.cri-containerd.kind";
+pub const LABEL_MANAGED_BY: &str = "podctl.io/managed-by";
+pub const LABEL_SANDBOX_ID: &str = "podctl.io/sandbox-id";
+pub const LABEL_MEMBER_INDEX: &str = "podctl.io/member-index";
+pub const LABEL_RUNTIME: &str = "podctl.io/runtime";
+pub const LABEL_STOP_SIGNAL: &str = "podctl.io/stop-signal";
+pub const LABEL_LOG_PATH: &str = "podctl.io/log-path";
+
+/// The Pod manifest (JSON) on the sandbox container.
+pub const EXT_POD: &str = "podctl.io/pod";
+/// The pod's network: netns path, CNI config and result, port mappings.
+pub const EXT_NETWORK: &str = "podctl.io/network";
+/// Recent events about the pod (bounded).
+pub const EXT_EVENTS: &str = "podctl.io/events";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    #[error(transparent)]
+    Containerd(#[from] ContainerdError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Member(#[from] MemberError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error("pod {name} already exists in containerd namespace `{namespace}`; delete it first with `podctl delete {name}` or pick another metadata.name")]
+    Exists { name: String, namespace: String },
+    #[error("pod {name} not found in containerd namespace `{namespace}`; `podctl get pods` lists the pods there")]
+    NotFound { name: String, namespace: String },
+    #[error("pod {pod}: container {container} not found; its containers are: {known}")]
+    NoSuchContainer {
+        pod: String,
+        container: String,
+        known: String,
+    },
+    #[error("image {image} (container {container}) is not in containerd namespace `{namespace}`; import it with `podctl image import FILE.tar` (podctl does not pull from registries)")]
+    ImageMissing {
+        image: String,
+        container: String,
+        namespace: String,
+    },
+    #[error("{field}: hostPort {port}/{protocol} on {ip} is already in use ({cause}); pick another hostPort or stop what holds it")]
+    PortTaken {
+        field: String,
+        port: u16,
+        protocol: String,
+        ip: String,
+        cause: String,
+    },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
+    #[error("pod {pod}: its record is damaged: {message}; remove it with `podctl delete {pod}`")]
+    Damaged { pod: String, message: String },
+    #[error("pod {pod}: timed out after {seconds}s waiting for {what}")]
+    Timeout { pod: String, what: String, seconds: u64 },
+}
+
+pub fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> PodError {
+    let path = path.into();
+    move |cause| PodError::Io { path, cause }
+}
+
+/// Host-side settings every pod operation needs, from the CLI's global flags.
+#[derive(Clone)]
+pub struct Settings {
+    /// Per-pod runtime files (/etc/hosts etc., emptyDir volumes).
+    pub state_dir: PathBuf,
+    /// Member logs, `<log_dir>/<namespace>_<pod>_<uid>/<container>/0.log` like kubelet's.
+    pub log_dir: PathBuf,
+    pub cni_conf_dir: Option<PathBuf>,
+    pub cni_bin_dirs: Vec<PathBuf>,
+    /// The pause image; the default is built into podctl and imported on first use.
+    pub sandbox_image: String,
+}
+
+impl Settings {
+    pub fn pod_state_dir(&self, client: &Client, sandbox_id: &str) -> PathBuf {
+        self.state_dir.join(client.namespace()).join(sandbox_id)
+    }
+}
+
+/// A fresh random UUID v4 for metadata.uid.
+pub fn new_uid() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the kernel's random source is available");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// containerd IDs are at most 76 characters of `[A-Za-z0-9._-]`: keep them readable
+/// (`echo-1a2b3c4d` and `echo-1a2b3c4d-echoserver`) within that bound.
+pub fn sandbox_id(pod_name: &str, uid: &str) -> String {
+    let short: String = uid.chars().filter(|c| *c != '-').take(8).collect();
+    let name: String = pod_name.chars().take(40).collect();
+    format!("{}-{short}", name.trim_end_matches(['.', '-']))
+}
+
+pub fn member_id(sandbox_id: &str, container_name: &str, index: usize) -> String {
+    let id = format!("{sandbox_id}-{container_name}");
+    if id.len() <= 76 {
+        id
+    } else {
+        format!("{sandbox_id}-m{index}")
+    }
+}
+
+pub fn netns_name(sandbox_id: &str) -> String {
+    format!("podctl-{sandbox_id}")
+}
+
+/// Finds a free-standing name for the node column: the host's name.
+pub fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+pub fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_valid_and_bounded() {
+        let uid = new_uid();
+        assert_eq!(uid.len(), 36);
+        assert_eq!(&uid[14..15], "4");
+        let sb = sandbox_id("echo", &uid);
+        assert!(sb.starts_with("echo-") && sb.len() == 13, "{sb}");
+        let long = "a".repeat(63);
+        let sb = sandbox_id(&long, &uid);
+        assert!(sb.len() <= 49);
+        assert_eq!(member_id(&sb, "web", 0), format!("{sb}-web"));
+        assert_eq!(member_id(&sb, &"b".repeat(63), 3), format!("{sb}-m3"));
+    }
+}

@@ -1,0 +1,275 @@
+//! The view of pods, rebuilt on every command from containerd alone: the sandbox container carries
+//! the pod (spec, network, events), members are found by label, task states come from one List.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::events::{events_of, PodEvent};
+use super::*;
+use crate::containerd::{ContainerRecord, TaskInfo, TaskState};
+use crate::manifest::Pod;
+use crate::sandbox::cni::{self, Attachment, CniNetwork, CniResult, PortMapping};
+use crate::sandbox::netns;
+
+/// What podctl needs to tear the pod's network down later, whatever the host's CNI config is then.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub netns: PathBuf,
+    /// The CNI conflist used at ADD time.
+    pub network: serde_json::Value,
+    pub bin_dirs: Vec<PathBuf>,
+    pub result: Option<CniResult>,
+    pub port_mappings: Vec<PortMapping>,
+}
+
+impl NetworkRecord {
+    pub fn of(sandbox: &ContainerRecord) -> Option<NetworkRecord> {
+        serde_json::from_slice(sandbox.extensions.get(EXT_NETWORK)?).ok()
+    }
+
+    /// CNI DEL (with the ADD result as prevResult), then the pinned netns goes.
+    pub async fn teardown(&self, sandbox_id: &str) -> Result<(), PodError> {
+        let network = CniNetwork {
+            name: self.network["name"].as_str().unwrap_or("podctl").to_string(),
+            cni_version: self.network["cniVersion"].as_str().unwrap_or("1.0.0").to_string(),
+            raw: self.network.clone(),
+        };
+        let attachment = Attachment {
+            container_id: sandbox_id,
+            netns: &self.netns,
+            ifname: "eth0",
+            bin_dirs: &self.bin_dirs,
+            port_mappings: &self.port_mappings,
+        };
+        let deleted = cni::del(&network, &attachment, self.result.as_ref()).await;
+        let removed = netns::remove_netns(&self.netns);
+        deleted?;
+        removed?;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum MemberState {
+    Waiting { reason: String },
+    Running { since: Option<f64> },
+    Terminated { exit_code: u32, reason: String, finished: Option<f64> },
+}
+
+#[derive(Clone, Debug)]
+pub struct MemberView {
+    pub name: String,
+    pub id: String,
+    pub image: String,
+    pub runtime: String,
+    pub log_path: Option<PathBuf>,
+    pub stop_signal: String,
+    pub task: Option<TaskInfo>,
+    pub record: ContainerRecord,
+}
+
+impl MemberView {
+    pub fn state(&self) -> MemberState {
+        match &self.task {
+            None => MemberState::Waiting {
+                reason: "ContainerCreating".into(),
+            },
+            Some(t) => match t.state {
+                TaskState::Running | TaskState::Paused | TaskState::Pausing => MemberState::Running {
+                    since: self.record.created,
+                },
+                TaskState::Created | TaskState::Unknown => MemberState::Waiting {
+                    reason: "ContainerCreating".into(),
+                },
+                TaskState::Stopped => MemberState::Terminated {
+                    exit_code: t.exit_status,
+                    // 128+9 with a memory limit is how the kernel's OOM killer shows up.
+                    reason: match t.exit_status {
+                        0 => "Completed".into(),
+                        137 if self.has_memory_limit() => "OOMKilled".into(),
+                        _ => "Error".into(),
+                    },
+                    finished: t.exited_at,
+                },
+            },
+        }
+    }
+
+    fn has_memory_limit(&self) -> bool {
+        serde_json::from_slice::<serde_json::Value>(&self.record.spec_json)
+            .ok()
+            .and_then(|s| s["linux"]["resources"]["memory"]["limit"].as_i64())
+            .is_some()
+    }
+
+    pub fn ready(&self) -> bool {
+        matches!(self.state(), MemberState::Running { .. })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PodView {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub sandbox_id: String,
+    pub pod: Option<Pod>,
+    pub created: Option<f64>,
+    pub sandbox: ContainerRecord,
+    pub sandbox_task: Option<TaskInfo>,
+    pub network: Option<NetworkRecord>,
+    pub members: Vec<MemberView>,
+    pub events: Vec<PodEvent>,
+}
+
+impl PodView {
+    pub fn ip(&self) -> Option<String> {
+        self.network.as_ref()?.result.as_ref()?.primary_ip()
+    }
+
+    pub fn ready_count(&self) -> usize {
+        self.members.iter().filter(|m| m.ready()).count()
+    }
+
+    /// Members restart only under a supervisor, which podctl does not run yet.
+    pub fn restarts(&self) -> u32 {
+        0
+    }
+
+    /// kubectl's STATUS column: the pod's phase, or the reason of the first member not running.
+    pub fn status(&self) -> String {
+        let sandbox_running = matches!(self.sandbox_task.as_ref().map(|t| t.state), Some(TaskState::Running));
+        let states: Vec<MemberState> = self.members.iter().map(MemberView::state).collect();
+        if states.iter().all(|s| matches!(s, MemberState::Running { .. })) {
+            return if sandbox_running { "Running".into() } else { "SandboxNotReady".into() };
+        }
+        if !states.is_empty() && states.iter().all(|s| matches!(s, MemberState::Terminated { exit_code: 0, .. })) {
+            return "Completed".into();
+        }
+        for state in &states {
+            match state {
+                MemberState::Terminated { exit_code, reason, .. } if *exit_code != 0 => return reason.clone(),
+                MemberState::Waiting { reason } => return reason.clone(),
+                _ => {}
+            }
+        }
+        "NotReady".into()
+    }
+
+    /// The Kubernetes phase.
+    pub fn phase(&self) -> &'static str {
+        let states: Vec<MemberState> = self.members.iter().map(MemberView::state).collect();
+        if states.iter().any(|s| matches!(s, MemberState::Waiting { .. })) {
+            "Pending"
+        } else if states.iter().any(|s| matches!(s, MemberState::Running { .. })) {
+            "Running"
+        } else if states.iter().all(|s| matches!(s, MemberState::Terminated { exit_code: 0, .. })) {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
+    }
+
+    pub fn member(&self, name: &str) -> Result<&MemberView, PodError> {
+        self.members.iter().find(|m| m.name == name).ok_or_else(|| PodError::NoSuchContainer {
+            pod: self.name.clone(),
+            container: name.to_string(),
+            known: self.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+fn managed_filter() -> String {
+    format!("labels.\"{LABEL_MANAGED_BY}\"==podctl")
+}
+
+pub(crate) async fn list_sandboxes(client: &Client) -> Result<Vec<ContainerRecord>, PodError> {
+    let filter = format!("{},labels.\"{LABEL_KIND}\"==sandbox", managed_filter());
+    Ok(client.list_containers(&[filter]).await?)
+}
+
+/// All pods of the containerd namespace, sorted by name.
+pub async fn list_pods(client: &Client) -> Result<Vec<PodView>, PodError> {
+    let containers = client.list_containers(&[managed_filter()]).await?;
+    let tasks = client.list_tasks().await?;
+    let mut pods = assemble(containers, &tasks);
+    pods.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(pods)
+}
+
+pub async fn find_pod(client: &Client, name: &str) -> Result<Option<PodView>, PodError> {
+    let filter = format!("{},labels.\"{LABEL_POD_NAME}\"=={name}", managed_filter());
+    let containers = client.list_containers(&[filter]).await?;
+    if containers.is_empty() {
+        return Ok(None);
+    }
+    let tasks = client.list_tasks().await?;
+    Ok(assemble(containers, &tasks).into_iter().next())
+}
+
+/// Members whose sandbox record is gone (a crash mid-create or mid-delete) still form a pod, so
+/// `delete` can clean them up.
+fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskInfo>) -> Vec<PodView> {
+    let mut by_sandbox: HashMap<String, (Option<ContainerRecord>, Vec<ContainerRecord>)> = HashMap::new();
+    for container in containers {
+        let Some(sandbox_id) = container.labels.get(LABEL_SANDBOX_ID).cloned() else { continue };
+        let entry = by_sandbox.entry(sandbox_id).or_default();
+        if container.labels.get(LABEL_KIND).map(String::as_str) == Some("sandbox") {
+            entry.0 = Some(container);
+        } else {
+            entry.1.push(container);
+        }
+    }
+    let mut pods = Vec::new();
+    for (sandbox_id, (sandbox, members)) in by_sandbox {
+        let sandbox = sandbox.unwrap_or_else(|| {
+            let any = &members[0];
+            ContainerRecord {
+                id: sandbox_id.clone(),
+                image: String::new(),
+                labels: any.labels.clone(),
+                snapshot_key: String::new(),
+                created: any.created,
+                extensions: HashMap::new(),
+                spec_json: vec![],
+            }
+        });
+        let label = |key: &str| sandbox.labels.get(key).cloned().unwrap_or_default();
+        let mut members: Vec<MemberView> = members
+            .into_iter()
+            .map(|record| MemberView {
+                name: record.labels.get(LABEL_CONTAINER_NAME).cloned().unwrap_or_default(),
+                id: record.id.clone(),
+                image: record.image.clone(),
+                runtime: record.labels.get(LABEL_RUNTIME).cloned().unwrap_or_else(|| "oci".into()),
+                log_path: record.labels.get(LABEL_LOG_PATH).map(PathBuf::from),
+                stop_signal: record.labels.get(LABEL_STOP_SIGNAL).cloned().unwrap_or_else(|| "SIGTERM".into()),
+                task: tasks.get(&record.id).cloned(),
+                record,
+            })
+            .collect();
+        members.sort_by_key(|m| {
+            m.record
+                .labels
+                .get(LABEL_MEMBER_INDEX)
+                .and_then(|i| i.parse::<usize>().ok())
+                .unwrap_or(usize::MAX)
+        });
+        pods.push(PodView {
+            name: label(LABEL_POD_NAME),
+            namespace: label(LABEL_POD_NAMESPACE),
+            uid: label(LABEL_POD_UID),
+            pod: sandbox.extensions.get(EXT_POD).and_then(|raw| serde_json::from_slice(raw).ok()),
+            created: sandbox.created,
+            sandbox_task: tasks.get(&sandbox.id).cloned(),
+            network: NetworkRecord::of(&sandbox),
+            events: events_of(&sandbox),
+            sandbox_id,
+            sandbox,
+            members,
+        });
+    }
+    pods
+}
