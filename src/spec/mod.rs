@@ -250,7 +250,7 @@ pub fn to_json(spec: &Spec) -> Result<Vec<u8>, SpecError> {
 mod tests {
     use super::*;
 
-    fn namespaces_of(spec: &Spec) -> Vec<(String, Option<PathBuf>)> {
+    fn namespaces_of(spec: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
         spec.linux()
             .as_ref()
             .unwrap()
@@ -258,7 +258,7 @@ mod tests {
             .as_ref()
             .unwrap()
             .iter()
-            .map(|n| (n.typ().to_string(), n.path().clone()))
+            .map(|n| (n.typ(), n.path().clone()))
             .collect()
     }
 
@@ -274,9 +274,9 @@ mod tests {
         .unwrap();
         assert_eq!(spec.hostname().as_deref(), Some("echo"));
         let ns = namespaces_of(&spec);
-        assert!(ns.contains(&("network".into(), Some("/run/netns/podctl-echo".into()))));
-        assert!(ns.contains(&("pid".into(), None)));
-        assert!(ns.contains(&("uts".into(), None)));
+        assert!(ns.contains(&(LinuxNamespaceType::Network, Some("/run/netns/podctl-echo".into()))));
+        assert!(ns.contains(&(LinuxNamespaceType::Pid, None)));
+        assert!(ns.contains(&(LinuxNamespaceType::Uts, None)));
         assert_eq!(spec.annotations().as_ref().unwrap()["io.kubernetes.cri.sandbox-id"], "sb");
     }
 
@@ -309,9 +309,9 @@ mod tests {
         .unwrap();
         assert_eq!(spec.hostname(), &None);
         let ns = namespaces_of(&spec);
-        assert!(ns.contains(&("ipc".into(), Some("/proc/42/ns/ipc".into()))));
-        assert!(ns.contains(&("uts".into(), Some("/proc/42/ns/uts".into()))));
-        assert!(ns.contains(&("pid".into(), Some("/proc/42/ns/pid".into()))));
+        assert!(ns.contains(&(LinuxNamespaceType::Ipc, Some("/proc/42/ns/ipc".into()))));
+        assert!(ns.contains(&(LinuxNamespaceType::Uts, Some("/proc/42/ns/uts".into()))));
+        assert!(ns.contains(&(LinuxNamespaceType::Pid, Some("/proc/42/ns/pid".into()))));
         let resources = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert_eq!(resources.memory().as_ref().unwrap().limit(), Some(64 * 1024 * 1024));
         assert_eq!(resources.cpu().as_ref().unwrap().quota(), Some(50_000));
