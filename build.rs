@@ -14,10 +14,7 @@ use std::process::{Child, Command, Stdio};
 const PAYLOAD_TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// (source under the crate root, output name in `$OUT_DIR`)
-const PROGRAMS: &[(&str, &str)] = &[
-    ("images/pause.rs", "pause"),
-    ("images/echoserver.rs", "echoserver"),
-];
+const PROGRAMS: &[(&str, &str)] = &[("images/pause.rs", "pause"), ("images/echoserver.rs", "echoserver")];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -33,8 +30,7 @@ fn main() {
         );
     }
 
-    let manifest_dir =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     // Cargo resolves the compiler into RUSTC for build scripts; wrappers (clippy-driver,
     // sccache) are deliberately not used for the payloads.

@@ -38,7 +38,10 @@ fn seed_scenario_through_the_host_port() {
     assert_eq!(json["status"]["containerStatuses"][0]["ready"], true);
     assert_eq!(json["status"]["podIP"].as_str(), Some(row[5]));
     let yaml = env.ok(&["get", "pod", "echo", "-o", "yaml"]);
-    assert!(yaml.contains("phase: Running") && yaml.contains("containerPort: 8080"), "{yaml}");
+    assert!(
+        yaml.contains("phase: Running") && yaml.contains("containerPort: 8080"),
+        "{yaml}"
+    );
 
     let sandbox = env.sandbox_id("echo");
     let describe = env.ok(&["describe", "pod", "echo"]);
@@ -63,14 +66,24 @@ fn seed_scenario_through_the_host_port() {
         .args(["containers", "ls", "labels.\"io.kubernetes.pod.name\"==echo"])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3, "sandbox + member listed");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        3,
+        "sandbox + member listed"
+    );
 
     let before = Instant::now();
     assert!(env.ok(&["delete", "echo"]).contains("deleted"));
-    assert!(before.elapsed() < Duration::from_secs(10), "the echo server stops on SIGTERM");
+    assert!(
+        before.elapsed() < Duration::from_secs(10),
+        "the echo server stops on SIGTERM"
+    );
     assert!(env.podctl(&["get", "pod", "echo"]).status.code() != Some(0));
     env.assert_nothing_left(&sandbox);
-    assert!(common::http(19080, "GET", "/", "").is_err(), "the host port is closed after delete");
+    assert!(
+        common::http(19080, "GET", "/", "").is_err(),
+        "the host port is closed after delete"
+    );
 }
 
 #[test]
@@ -87,19 +100,37 @@ fn member_shares_the_sandbox_namespaces_and_hostname() {
     env.wait_running("nsdemo");
     let logs = env.wait_for_log("nsdemo", "shell", "PID");
     assert!(logs.starts_with("nsdemo\n"), "hostname is the pod's: {logs}");
-    assert!(!logs.contains("/pause"), "pause is invisible without shareProcessNamespace: {logs}");
+    assert!(
+        !logs.contains("/pause"),
+        "pause is invisible without shareProcessNamespace: {logs}"
+    );
 
     let pids = pids(&env, "nsdemo");
     let (pause, member) = (pids[0], pids[1]);
     for kind in ["net", "ipc", "uts"] {
         assert_eq!(ns_inode(pause, kind), ns_inode(member, kind), "{kind} namespace shared");
     }
-    assert_ne!(ns_inode(pause, "pid"), ns_inode(member, "pid"), "pid namespace private by default");
-    assert_ne!(ns_inode(pause, "mnt"), ns_inode(member, "mnt"), "each has its own rootfs");
-    assert_ne!(ns_inode(pause, "net"), ns_inode(std::process::id() as u64, "net"), "not the host netns");
+    assert_ne!(
+        ns_inode(pause, "pid"),
+        ns_inode(member, "pid"),
+        "pid namespace private by default"
+    );
+    assert_ne!(
+        ns_inode(pause, "mnt"),
+        ns_inode(member, "mnt"),
+        "each has its own rootfs"
+    );
+    assert_ne!(
+        ns_inode(pause, "net"),
+        ns_inode(std::process::id() as u64, "net"),
+        "not the host netns"
+    );
     let sandbox = env.sandbox_id("nsdemo");
     let pinned = std::fs::metadata(format!("/run/netns/podctl-{sandbox}")).unwrap();
-    assert!(ns_inode(pause, "net").contains(&std::os::unix::fs::MetadataExt::ino(&pinned).to_string()), "the pause task runs in the pinned netns");
+    assert!(
+        ns_inode(pause, "net").contains(&std::os::unix::fs::MetadataExt::ino(&pinned).to_string()),
+        "the pause task runs in the pinned netns"
+    );
 
     env.ok(&["delete", "nsdemo", "--grace-period", "1"]);
     env.assert_nothing_left(&sandbox);
@@ -176,7 +207,10 @@ fn two_pods_cannot_reach_each_others_localhost() {
          command: [sh, -c, 'wget -q -O- http://127.0.0.1:8080/ || echo LOCALHOST-UNREACHABLE; wget -q -O- http://{a_ip}:8080/via-pod-ip; sleep 3600']\n"
     ));
     let logs = env.wait_for_log("pod-b", "probe", "real path=/via-pod-ip");
-    assert!(logs.contains("LOCALHOST-UNREACHABLE"), "pod-a's localhost is not pod-b's: {logs}");
+    assert!(
+        logs.contains("LOCALHOST-UNREACHABLE"),
+        "pod-a's localhost is not pod-b's: {logs}"
+    );
     let (sa, sb) = (env.sandbox_id("pod-a"), env.sandbox_id("pod-b"));
     env.ok(&["delete", "pod-a", "pod-b", "--grace-period", "1"]);
     env.assert_nothing_left(&sa);
@@ -208,7 +242,10 @@ fn failed_creates_leave_nothing() {
     let holder = std::net::TcpListener::bind(("0.0.0.0", 19180)).unwrap();
     let path = env.manifest("taken.yaml", &echo_pod("taken", 19180));
     let err = env.fails(&["create", "-f", &path]);
-    assert!(err.contains("spec.containers[0].ports[0].hostPort") && err.contains("19180"), "{err}");
+    assert!(
+        err.contains("spec.containers[0].ports[0].hostPort") && err.contains("19180"),
+        "{err}"
+    );
     drop(holder);
     // A host port mapped by another pod.
     env.create("first.yaml", &echo_pod("first", 19181));
@@ -229,7 +266,10 @@ fn failed_creates_leave_nothing() {
         "apiVersion: v1\nkind: Pod\nmetadata: {name: missing}\nspec:\n  containers:\n  - {name: c, image: example.invalid/nope:1}\n",
     );
     let err = env.fails(&["create", "-f", &path]);
-    assert!(err.contains("example.invalid/nope:1") && err.contains("podctl image import"), "{err}");
+    assert!(
+        err.contains("example.invalid/nope:1") && err.contains("podctl image import"),
+        "{err}"
+    );
     assert!(env.containerd_objects().is_empty());
 
     // A failure after the sandbox is up (runc cannot exec the command): everything is rolled back.
@@ -242,12 +282,18 @@ fn failed_creates_leave_nothing() {
     let err = env.fails(&["create", "-f", &path]);
     assert!(err.contains("/does/not/exist"), "{err}");
     assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
-    assert!(!common::iptables_rules().contains("19183"), "the portmap rule was rolled back");
+    assert!(
+        !common::iptables_rules().contains("19183"),
+        "the portmap rule was rolled back"
+    );
     let ipam_after = common::walk(std::path::Path::new("/var/lib/cni/networks/podctl")).len();
     assert!(ipam_after <= ipam_before, "the IP reservation was released");
     let netns_after = std::fs::read_dir("/run/netns").map(|d| d.count()).unwrap_or(0);
     assert!(netns_after <= netns_before, "the netns was removed");
-    assert!(common::walk(&env.state_dir()).iter().all(|p| p.is_dir()), "no files left in the state dir");
+    assert!(
+        common::walk(&env.state_dir()).iter().all(|p| p.is_dir()),
+        "no files left in the state dir"
+    );
 }
 
 #[test]
@@ -288,7 +334,10 @@ fn invalid_manifests_are_refused_with_path_and_line() {
     let out = env.command(&["create", "-f", &path]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("warning").count(), 1, "{stderr}");
-    assert!(stderr.contains("spec.nodeSelector") && stderr.contains("spec.containers[0].livenessProbe"), "{stderr}");
+    assert!(
+        stderr.contains("spec.nodeSelector") && stderr.contains("spec.containers[0].livenessProbe"),
+        "{stderr}"
+    );
     let sandbox = env.sandbox_id("warned");
     env.ok(&["delete", "warned"]);
     env.assert_nothing_left(&sandbox);
@@ -311,4 +360,47 @@ fn image_import_and_list() {
     assert!(!env.ok(&["image", "ls"]).contains(BUSYBOX_IMAGE));
     let err = env.fails(&["image", "import", "/etc/hostname"]);
     assert!(err.contains("archive"), "{err}");
+}
+
+/// Processes of the runc shim that serve this test's containerd.
+fn shim_count(env: &common::TestEnv) -> usize {
+    let socket = env.socket.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("containerd-shim-runc-v2") && c.contains(&socket))
+        .count()
+}
+
+#[test]
+fn volumes_and_one_shim_per_pod() {
+    let env = require_env!("volumes");
+    env.import_busybox();
+    let host_dir = env.dir.join("hostdata");
+    env.create(
+        "vol.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: vols}}\nspec:\n  volumes:\n  - name: scratch\n    emptyDir: {{}}\n  - name: host\n    \
+             hostPath: {{path: {host}, type: DirectoryOrCreate}}\n  containers:\n  - name: writer\n    image: {BUSYBOX_IMAGE}\n    \
+             command: [sh, -c, 'echo shared > /scratch/note; echo from-pod > /host/out; sleep 3600']\n    \
+             volumeMounts: [{{name: scratch, mountPath: /scratch}}, {{name: host, mountPath: /host}}]\n  - name: reader\n    \
+             image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'until cat /data/note; do sleep 0.2; done; touch /data/ro-test 2>&1 || echo READ-ONLY; sleep 3600']\n    \
+             volumeMounts: [{{name: scratch, mountPath: /data, readOnly: true}}]\n",
+            host = host_dir.display()
+        ),
+    );
+    env.wait_for_log("vols", "reader", "READ-ONLY");
+    assert!(env.logs("vols", "reader").contains("shared"));
+    env.wait_until(Duration::from_secs(10), "the hostPath file", || {
+        host_dir.join("out").exists()
+    });
+    assert_eq!(std::fs::read_to_string(host_dir.join("out")).unwrap(), "from-pod\n");
+    assert_eq!(shim_count(&env), 1, "pause and both members share one shim process");
+    let sandbox = env.sandbox_id("vols");
+    env.ok(&["delete", "vols", "--grace-period", "1"]);
+    env.assert_nothing_left(&sandbox);
+    assert!(host_dir.join("out").exists(), "hostPath data outlives the pod");
+    assert_eq!(shim_count(&env), 0, "the shim exits with the pod");
 }

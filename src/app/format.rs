@@ -34,7 +34,8 @@ pub fn human_duration(seconds: f64) -> String {
 }
 
 fn age(at: Option<f64>) -> String {
-    at.map(|t| human_duration(now_secs() - t)).unwrap_or_else(|| "<unknown>".into())
+    at.map(|t| human_duration(now_secs() - t))
+        .unwrap_or_else(|| "<unknown>".into())
 }
 
 fn rfc3339(at: Option<f64>) -> Value {
@@ -161,7 +162,10 @@ pub fn pod_object(pod: &PodView) -> Value {
 fn state_line(state: &MemberState) -> String {
     match state {
         MemberState::Waiting { reason } => format!("Waiting\n      Reason:       {reason}"),
-        MemberState::Running { since } => format!("Running\n      Started:      {}", rfc3339(*since).as_str().unwrap_or("")),
+        MemberState::Running { since } => format!(
+            "Running\n      Started:      {}",
+            rfc3339(*since).as_str().unwrap_or("")
+        ),
         MemberState::Terminated {
             exit_code,
             reason,
@@ -177,7 +181,10 @@ fn key_values(map: &std::collections::BTreeMap<String, String>) -> String {
     if map.is_empty() {
         return "<none>".into();
     }
-    map.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n              ")
+    map.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("\n              ")
 }
 
 pub fn describe(pod: &PodView) -> String {
@@ -190,7 +197,11 @@ pub fn describe(pod: &PodView) -> String {
     let _ = writeln!(out, "Namespace:    {}", pod.namespace);
     let _ = writeln!(out, "UID:          {}", pod.uid);
     let _ = writeln!(out, "Node:         {}", node_name());
-    let _ = writeln!(out, "Start Time:   {}", rfc3339(pod.created).as_str().unwrap_or("<unknown>"));
+    let _ = writeln!(
+        out,
+        "Start Time:   {}",
+        rfc3339(pod.created).as_str().unwrap_or("<unknown>")
+    );
     let _ = writeln!(out, "Labels:       {}", key_values(&labels));
     let _ = writeln!(out, "Annotations:  {}", key_values(&annotations));
     let _ = writeln!(out, "Status:       {}", pod.phase());
@@ -206,7 +217,11 @@ pub fn describe(pod: &PodView) -> String {
         shared.push("pid");
     }
     for kind in shared {
-        let _ = writeln!(out, "  {kind}:{}/proc/{pause_pid}/ns/{kind}", " ".repeat(8 - kind.len()));
+        let _ = writeln!(
+            out,
+            "  {kind}:{}/proc/{pause_pid}/ns/{kind}",
+            " ".repeat(8 - kind.len())
+        );
     }
     let _ = writeln!(out, "Containers:");
     for member in &pod.members {
@@ -223,10 +238,19 @@ pub fn describe(pod: &PodView) -> String {
                 Some(hp) => format!(" -> {}:{hp}", port.host_ip.as_deref().unwrap_or("0.0.0.0")),
                 None => String::new(),
             };
-            let _ = writeln!(out, "    Port:           {}/{}{host}", port.container_port, port.protocol.as_str());
+            let _ = writeln!(
+                out,
+                "    Port:           {}/{}{host}",
+                port.container_port,
+                port.protocol.as_str()
+            );
         }
         let _ = writeln!(out, "    State:          {}", state_line(&member.state()));
-        let _ = writeln!(out, "    Ready:          {}", if member.ready() { "True" } else { "False" });
+        let _ = writeln!(
+            out,
+            "    Ready:          {}",
+            if member.ready() { "True" } else { "False" }
+        );
         let _ = writeln!(out, "    Restart Count:  0");
         if let Some(container) = spec {
             if !container.env.is_empty() {
@@ -251,9 +275,19 @@ pub fn describe(pod: &PodView) -> String {
     if pod.events.is_empty() {
         let _ = writeln!(out, "  <none>");
     } else {
-        let mut rows = vec![vec!["  Type".to_string(), "Reason".into(), "Age".into(), "From".into(), "Message".into()]];
+        let mut rows = vec![vec![
+            "  Type".to_string(),
+            "Reason".into(),
+            "Age".into(),
+            "From".into(),
+            "Message".into(),
+        ]];
         for event in &pod.events {
-            let object = if event.object.is_empty() { "pod".to_string() } else { event.object.clone() };
+            let object = if event.object.is_empty() {
+                "pod".to_string()
+            } else {
+                event.object.clone()
+            };
             rows.push(vec![
                 format!("  {}", event.kind),
                 event.reason.clone(),

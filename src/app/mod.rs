@@ -43,7 +43,9 @@ async fn connect(global: &GlobalArgs) -> Result<Client> {
 fn read_input(path: &Path) -> Result<String> {
     if path == Path::new("-") {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("reading the manifest from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the manifest from standard input")?;
         return Ok(text);
     }
     std::fs::read_to_string(path).with_context(|| format!("cannot read manifest {}", path.display()))
@@ -83,7 +85,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Describe(args) => {
             if !is_pod_resource(&args.resource) {
-                bail!("podctl knows one resource type, pods; try `podctl describe pod {}`", args.name);
+                bail!(
+                    "podctl knows one resource type, pods; try `podctl describe pod {}`",
+                    args.name
+                );
             }
             let client = connect(global).await?;
             let view = find(&client, &args.name).await?;
@@ -103,10 +108,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
 }
 
 async fn find(client: &Client, name: &str) -> Result<pod::PodView> {
-    Ok(pod::find_pod(client, name).await?.ok_or_else(|| pod::PodError::NotFound {
-        name: name.to_string(),
-        namespace: client.namespace().to_string(),
-    })?)
+    Ok(pod::find_pod(client, name)
+        .await?
+        .ok_or_else(|| pod::PodError::NotFound {
+            name: name.to_string(),
+            namespace: client.namespace().to_string(),
+        })?)
 }
 
 async fn logs(client: &Client, args: &LogsArgs) -> Result<()> {
@@ -114,7 +121,12 @@ async fn logs(client: &Client, args: &LogsArgs) -> Result<()> {
     let default = view
         .pod
         .as_ref()
-        .and_then(|p| p.metadata.annotations.get("kubectl.kubernetes.io/default-container").cloned())
+        .and_then(|p| {
+            p.metadata
+                .annotations
+                .get("kubectl.kubernetes.io/default-container")
+                .cloned()
+        })
         .or_else(|| view.members.first().map(|m| m.name.clone()))
         .unwrap_or_default();
     let member = view.member(args.container.as_deref().unwrap_or(&default))?;
@@ -200,7 +212,10 @@ async fn image(global: &GlobalArgs, command: ImageCommand) -> Result<ExitCode> {
             let normalized = crate::image::reference::normalize(&reference);
             let Some(image) = builtin::find(&normalized) else {
                 let known: Vec<&str> = builtin::all().iter().map(|b| b.reference).collect();
-                bail!("{reference} is not a built-in image; the built-in images are: {}", known.join(", "));
+                bail!(
+                    "{reference} is not a built-in image; the built-in images are: {}",
+                    known.join(", ")
+                );
             };
             let file = std::fs::File::create(&output).with_context(|| format!("cannot create {}", output.display()))?;
             image.write_archive(std::io::BufWriter::new(file))?;

@@ -16,16 +16,34 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
     /// containerd's gRPC socket
-    #[arg(long, short = 'a', global = true, env = "CONTAINERD_ADDRESS", default_value = "/run/containerd/containerd.sock")]
+    #[arg(
+        long,
+        short = 'a',
+        global = true,
+        env = "CONTAINERD_ADDRESS",
+        default_value = "/run/containerd/containerd.sock"
+    )]
     pub address: PathBuf,
     /// containerd namespace the pods live in
-    #[arg(long, short = 'n', global = true, env = "CONTAINERD_NAMESPACE", default_value = "default")]
+    #[arg(
+        long,
+        short = 'n',
+        global = true,
+        env = "CONTAINERD_NAMESPACE",
+        default_value = "default"
+    )]
     pub namespace: String,
     /// Directory with a CNI .conflist to use instead of podctl's built-in network
     #[arg(long, global = true, env = "PODCTL_CNI_CONF_DIR")]
     pub cni_conf_dir: Option<PathBuf>,
     /// Directories searched for CNI plugin binaries (repeat, or separate with ':')
-    #[arg(long, global = true, env = "PODCTL_CNI_BIN_DIR", value_delimiter = ':', default_value = "/opt/cni/bin:/usr/lib/cni")]
+    #[arg(
+        long,
+        global = true,
+        env = "PODCTL_CNI_BIN_DIR",
+        value_delimiter = ':',
+        default_value = "/opt/cni/bin:/usr/lib/cni"
+    )]
     pub cni_bin_dir: Vec<PathBuf>,
     /// Per-pod runtime files (/etc/hosts, emptyDir volumes)
     #[arg(long, global = true, env = "PODCTL_STATE_DIR", default_value = "/run/podctl")]
@@ -34,7 +52,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "PODCTL_LOG_DIR", default_value = "/var/log/podctl")]
     pub log_dir: PathBuf,
     /// Image for the pause sandbox (the default is built into podctl)
-    #[arg(long, global = true, env = "PODCTL_SANDBOX_IMAGE", default_value = "podctl.local/pause:0.1")]
+    #[arg(
+        long,
+        global = true,
+        env = "PODCTL_SANDBOX_IMAGE",
+        default_value = "podctl.local/pause:0.1"
+    )]
     pub sandbox_image: String,
 }
 

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use containerd_client::services::v1::diff_client::DiffClient;
 use containerd_client::services::v1::images_client::ImagesClient;
 use containerd_client::services::v1::{
-    ApplyRequest, CreateImageRequest, DeleteImageRequest, GetImageRequest, Image, ListImagesRequest,
-    UpdateImageRequest,
+    ApplyRequest, CreateImageRequest, DeleteImageRequest, GetImageRequest, Image, ListImagesRequest, UpdateImageRequest,
 };
 use containerd_client::types::Descriptor;
 use oci_spec::image::ImageConfiguration;
@@ -86,8 +85,10 @@ impl Client {
         }
         self.write_blob(lease, &image.config.digest, &image.config.data, config_labels)
             .await?;
-        let mut manifest_labels =
-            HashMap::from([("containerd.io/gc.ref.content.config".to_string(), image.config.digest.clone())]);
+        let mut manifest_labels = HashMap::from([(
+            "containerd.io/gc.ref.content.config".to_string(),
+            image.config.digest.clone(),
+        )]);
         for (i, layer) in image.layers.iter().enumerate() {
             manifest_labels.insert(format!("containerd.io/gc.ref.content.l.{i}"), layer.digest.clone());
         }
@@ -105,7 +106,9 @@ impl Client {
             image.manifest.data.len() as i64,
         );
         self.put_image_record(lease, &image.name, target).await?;
-        let size = image.manifest.data.len() + image.config.data.len() + image.layers.iter().map(|l| l.data.len()).sum::<usize>();
+        let size = image.manifest.data.len()
+            + image.config.data.len()
+            + image.layers.iter().map(|l| l.data.len()).sum::<usize>();
         Ok(ImageInfo {
             name: image.name.clone(),
             digest: image.manifest.digest.clone(),

@@ -90,8 +90,7 @@ impl Client {
             namespace: namespace.to_string(),
             address: address.to_path_buf(),
         };
-        let mut version =
-            containerd_client::services::v1::version_client::VersionClient::new(client.channel());
+        let mut version = containerd_client::services::v1::version_client::VersionClient::new(client.channel());
         version
             .version(Request::new(()))
             .await

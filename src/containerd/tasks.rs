@@ -176,7 +176,11 @@ impl Client {
             .into_iter()
             // containerd fills `id` with the container ID here and may leave `container_id` empty.
             .map(|p| {
-                let id = if p.container_id.is_empty() { p.id.clone() } else { p.container_id.clone() };
+                let id = if p.container_id.is_empty() {
+                    p.id.clone()
+                } else {
+                    p.container_id.clone()
+                };
                 (id, p.into())
             })
             .collect())

@@ -202,7 +202,10 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
-fn read_docker_archive(files: &HashMap<String, Vec<u8>>, name: Option<&str>) -> Result<Vec<ArchiveImage>, ArchiveError> {
+fn read_docker_archive(
+    files: &HashMap<String, Vec<u8>>,
+    name: Option<&str>,
+) -> Result<Vec<ArchiveImage>, ArchiveError> {
     let entries: Vec<DockerEntry> = parse("manifest.json", &files["manifest.json"])?;
     let file = |path: &str| {
         files
@@ -233,7 +236,10 @@ fn read_docker_archive(files: &HashMap<String, Vec<u8>>, name: Option<&str>) -> 
                 "mediaType": l.media_type, "digest": l.digest, "size": l.data.len()
             })).collect::<Vec<_>>(),
         });
-        let manifest = Blob::new(DOCKER_MANIFEST, serde_json::to_vec(&manifest).expect("JSON values serialize"));
+        let manifest = Blob::new(
+            DOCKER_MANIFEST,
+            serde_json::to_vec(&manifest).expect("JSON values serialize"),
+        );
         let tags = entry.repo_tags.unwrap_or_default();
         let names: Vec<String> = match (tags.is_empty(), name) {
             (_, Some(n)) => vec![n.to_string()],
@@ -300,6 +306,72 @@ mod tests {
         header.set_cksum();
         builder.append_data(&mut header, "hello.txt", &b"hi"[..]).unwrap();
         let data = builder.into_inner().unwrap();
-        assert!(matches!(read_archive(&data[..], None), Err(ArchiveError::UnknownFormat)));
+        assert!(matches!(
+            read_archive(&data[..], None),
+            Err(ArchiveError::UnknownFormat)
+        ));
+    }
+}
+
+#[cfg(test)]
+mod docker_archive_tests {
+    use super::*;
+
+    fn append(builder: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, path, data).unwrap();
+    }
+
+    /// The shape `docker save` / `podman save` write: manifest.json, a config file, layer tars.
+    #[test]
+    fn reads_a_docker_archive() {
+        let mut layer = tar::Builder::new(Vec::new());
+        append(&mut layer, "hello.txt", b"hi");
+        let layer = layer.into_inner().unwrap();
+        let diff_id = sha256_digest(&layer);
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/hello"]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]}
+        }))
+        .unwrap();
+        let manifest = serde_json::json!([{"Config": "abc.json", "RepoTags": ["hello:1"], "Layers": ["l1/layer.tar"]}]);
+        let mut archive = tar::Builder::new(Vec::new());
+        append(&mut archive, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+        append(&mut archive, "abc.json", &config);
+        append(&mut archive, "l1/layer.tar", &layer);
+        let data = archive.into_inner().unwrap();
+
+        let images = read_archive(&data[..], None).unwrap();
+        assert_eq!(images.len(), 1);
+        let image = &images[0];
+        assert_eq!(image.name, "docker.io/library/hello:1");
+        assert_eq!(image.diff_ids, vec![diff_id.clone()]);
+        assert_eq!(
+            image.layers[0].digest, diff_id,
+            "uncompressed layers are their own diff"
+        );
+        assert_eq!(
+            image.layers[0].media_type,
+            "application/vnd.docker.image.rootfs.diff.tar"
+        );
+        assert_eq!(image.config.digest, sha256_digest(&config));
+        let manifest: serde_json::Value = serde_json::from_slice(&image.manifest.data).unwrap();
+        assert_eq!(manifest["config"]["digest"], image.config.digest);
+        assert_eq!(manifest["layers"][0]["size"], layer.len());
+        // --name renames; an unnamed archive without --name is refused.
+        assert_eq!(
+            read_archive(&data[..], Some("me/x:2")).unwrap()[0].name,
+            "docker.io/me/x:2"
+        );
+        let unnamed = serde_json::json!([{"Config": "abc.json", "Layers": ["l1/layer.tar"]}]);
+        let mut archive = tar::Builder::new(Vec::new());
+        append(&mut archive, "manifest.json", &serde_json::to_vec(&unnamed).unwrap());
+        append(&mut archive, "abc.json", &config);
+        append(&mut archive, "l1/layer.tar", &layer);
+        let data = archive.into_inner().unwrap();
+        assert!(matches!(read_archive(&data[..], None), Err(ArchiveError::Unnamed(_))));
     }
 }

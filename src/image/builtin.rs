@@ -83,10 +83,7 @@ impl Builtin {
                     "org.opencontainers.image.description".to_string(),
                     self.description.to_string(),
                 ),
-                (
-                    "org.opencontainers.image.version".to_string(),
-                    version.to_string(),
-                ),
+                ("org.opencontainers.image.version".to_string(), version.to_string()),
             ]),
         }
     }
@@ -136,8 +133,7 @@ mod tests {
 
     impl TempDir {
         fn new(name: &str) -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("podctl-builtin-{name}-{}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("podctl-builtin-{name}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             TempDir(dir)
@@ -177,9 +173,7 @@ mod tests {
         for _ in 0..50 {
             match cmd.spawn() {
                 Ok(child) => return Running(child),
-                Err(e) if e.raw_os_error() == Some(26) => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
+                Err(e) if e.raw_os_error() == Some(26) => std::thread::sleep(Duration::from_millis(50)),
                 Err(e) => panic!("spawn {cmd:?}: {e}"),
             }
         }
@@ -193,10 +187,7 @@ mod tests {
             if let Some(status) = child.0.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "no exit within {within:?} of SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "no exit within {within:?} of SIGTERM");
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -207,11 +198,7 @@ mod tests {
         let elf = std::fs::read(path).unwrap();
         assert_eq!(&elf[..4], b"\x7fELF", "{path:?} is no ELF");
         assert_eq!(elf[4], 2, "not ELFCLASS64");
-        assert_eq!(
-            u16::from_le_bytes([elf[0x12], elf[0x13]]),
-            0x3e,
-            "not x86-64"
-        );
+        assert_eq!(u16::from_le_bytes([elf[0x12], elf[0x13]]), 0x3e, "not x86-64");
         let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
         let phentsize = u16::from_le_bytes([elf[0x36], elf[0x37]]) as usize;
         let phnum = u16::from_le_bytes([elf[0x38], elf[0x39]]) as usize;
@@ -237,11 +224,7 @@ mod tests {
             builtin.write_archive(&mut first).unwrap();
             let mut second = Vec::new();
             image.write_archive(&mut second).unwrap();
-            assert!(
-                first == second,
-                "{} archive not reproducible",
-                builtin.reference
-            );
+            assert!(first == second, "{} archive not reproducible", builtin.reference);
         }
         let echo = find(ECHO_IMAGE).unwrap().spec();
         assert_eq!(echo.entrypoint, ["/echoserver"]);
@@ -263,24 +246,12 @@ mod tests {
     fn pause_exits_zero_on_sigterm() {
         let dir = TempDir::new("pause");
         let pause = install(&dir, PAUSE_IMAGE);
-        let mut child = spawn(
-            Command::new(&pause)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null()),
-        );
+        let mut child = spawn(Command::new(&pause).stdin(Stdio::null()).stdout(Stdio::null()));
         // Still sleeping after a while: pause must not exit on its own.
         std::thread::sleep(Duration::from_millis(200));
-        assert!(
-            child.0.try_wait().unwrap().is_none(),
-            "pause exited by itself"
-        );
+        assert!(child.0.try_wait().unwrap().is_none(), "pause exited by itself");
         let status = terminate_and_wait(&mut child, Duration::from_secs(2));
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "{status:?} (signal {:?})",
-            status.signal()
-        );
+        assert_eq!(status.code(), Some(0), "{status:?} (signal {:?})", status.signal());
     }
 
     /// Sends one raw HTTP request and reads the response: status line + headers, then
@@ -330,9 +301,7 @@ mod tests {
         assert_ne!(port, 0);
 
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut conn = BufReader::new(stream);
         let (headers, body) = exchange(
             &mut conn,
@@ -341,10 +310,7 @@ mod tests {
             false,
         );
         assert!(headers.starts_with("HTTP/1.1 200 OK\r\n"), "{headers}");
-        assert!(
-            headers.contains("Content-Type: text/plain\r\n"),
-            "{headers}"
-        );
+        assert!(headers.contains("Content-Type: text/plain\r\n"), "{headers}");
         assert!(body.starts_with("Hostname: "), "{body}");
         for expected in [
             "\n\nPod Information:\n\t-no pod information available-\n",
@@ -378,22 +344,14 @@ mod tests {
             b"GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
             false,
         );
-        assert!(
-            body.ends_with("Request Body:\n\t-no body in request-\n"),
-            "{body}"
-        );
+        assert!(body.ends_with("Request Body:\n\t-no body in request-\n"), "{body}");
         let mut rest = Vec::new();
         conn.read_to_end(&mut rest).unwrap();
-        assert!(
-            rest.is_empty(),
-            "connection not closed after Connection: close"
-        );
+        assert!(rest.is_empty(), "connection not closed after Connection: close");
 
         // Malformed: 400 and the connection closed.
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut conn = BufReader::new(stream);
         let (headers, _) = exchange(&mut conn, b"NOT HTTP\r\n\r\n", false);
         assert!(headers.starts_with("HTTP/1.1 400 "), "{headers}");
@@ -403,9 +361,7 @@ mod tests {
 
         // Too large a body: 413 without reading it.
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut conn = BufReader::new(stream);
         let (headers, _) = exchange(
             &mut conn,
@@ -420,11 +376,6 @@ mod tests {
         assert!(log.contains("\"POST /path?a=1 HTTP/1.1\" 200"), "{log}");
 
         let status = terminate_and_wait(&mut child, Duration::from_secs(2));
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "{status:?} (signal {:?})",
-            status.signal()
-        );
+        assert_eq!(status.code(), Some(0), "{status:?} (signal {:?})", status.signal());
     }
 }

@@ -74,9 +74,7 @@ impl Entry {
     /// The path as given.
     pub fn path(&self) -> &str {
         match self {
-            Entry::File { path, .. } | Entry::Dir { path, .. } | Entry::Symlink { path, .. } => {
-                path
-            }
+            Entry::File { path, .. } | Entry::Dir { path, .. } | Entry::Symlink { path, .. } => path,
         }
     }
 }
@@ -107,10 +105,7 @@ pub enum LayoutError {
     #[error("path {0:?} appears more than once in the image layer")]
     DuplicatePath(String),
     #[error("invalid image reference {reference:?} for a built image: {reason}")]
-    InvalidReference {
-        reference: String,
-        reason: &'static str,
-    },
+    InvalidReference { reference: String, reason: &'static str },
     #[error("writing OCI image archive: {0}")]
     Io(#[from] std::io::Error),
     #[error("encoding OCI image JSON: {0}")]
@@ -186,11 +181,7 @@ pub fn build_image(spec: &ImageSpec, layer: &[Entry]) -> Result<OciImage, Layout
         .exposed_ports
         .iter()
         .map(|p| {
-            let port = if p.contains('/') {
-                p.clone()
-            } else {
-                format!("{p}/tcp")
-            };
+            let port = if p.contains('/') { p.clone() } else { format!("{p}/tcp") };
             (port, Empty {})
         })
         .collect();
@@ -226,8 +217,7 @@ pub fn build_image(spec: &ImageSpec, layer: &[Entry]) -> Result<OciImage, Layout
     })?;
     let manifest_digest = sha256_digest(&manifest);
 
-    let mut manifest_descriptor =
-        DescriptorJson::new(MEDIA_TYPE_MANIFEST, &manifest_digest, manifest.len());
+    let mut manifest_descriptor = DescriptorJson::new(MEDIA_TYPE_MANIFEST, &manifest_digest, manifest.len());
     manifest_descriptor.annotations = BTreeMap::from([
         (ANNOTATION_CONTAINERD_NAME, name.as_str()),
         (ANNOTATION_REF_NAME, tag.as_str()),
@@ -258,11 +248,7 @@ pub fn build_image(spec: &ImageSpec, layer: &[Entry]) -> Result<OciImage, Layout
 }
 
 /// Builds the image and writes its OCI image-layout archive to `out`.
-pub fn write_oci_archive(
-    spec: &ImageSpec,
-    layer: &[Entry],
-    out: impl Write,
-) -> Result<(), LayoutError> {
+pub fn write_oci_archive(spec: &ImageSpec, layer: &[Entry], out: impl Write) -> Result<(), LayoutError> {
     build_image(spec, layer)?.write_archive(out)
 }
 
@@ -271,10 +257,7 @@ pub fn write_oci_archive(
 /// as given (and where given); invalid paths are left for `layer_tar` to report.
 pub fn with_parent_dirs(entries: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
     let entries: Vec<Entry> = entries.into_iter().collect();
-    let explicit: BTreeSet<String> = entries
-        .iter()
-        .filter_map(|e| normalize_path(e.path()).ok())
-        .collect();
+    let explicit: BTreeSet<String> = entries.iter().filter_map(|e| normalize_path(e.path()).ok()).collect();
     let mut added = BTreeSet::new();
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -362,17 +345,12 @@ fn split_reference(reference: &str) -> Result<(String, String), LayoutError> {
         return Err(invalid("it contains whitespace or control characters"));
     }
     if reference.contains('@') {
-        return Err(invalid(
-            "a digest cannot be chosen, it follows from the content",
-        ));
+        return Err(invalid("a digest cannot be chosen, it follows from the content"));
     }
     // A ':' after the last '/' starts the tag; one before it belongs to a registry port.
     let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
     let (name, tag) = match reference[last_slash..].rfind(':') {
-        Some(i) => (
-            &reference[..last_slash + i],
-            &reference[last_slash + i + 1..],
-        ),
+        Some(i) => (&reference[..last_slash + i], &reference[last_slash + i + 1..]),
         None => (reference, "latest"),
     };
     if name.is_empty() || name.ends_with('/') {
@@ -381,9 +359,7 @@ fn split_reference(reference: &str) -> Result<(String, String), LayoutError> {
     let tag_ok = !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with(['.', '-'])
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if !tag_ok {
         return Err(invalid(
             "the tag must be 1-128 of [A-Za-z0-9_.-], not starting with . or -",
@@ -403,21 +379,12 @@ fn base_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     header
 }
 
-fn append_file<W: Write>(
-    builder: &mut tar::Builder<W>,
-    path: &str,
-    mode: u32,
-    data: &[u8],
-) -> std::io::Result<()> {
+fn append_file<W: Write>(builder: &mut tar::Builder<W>, path: &str, mode: u32, data: &[u8]) -> std::io::Result<()> {
     let mut header = base_header(tar::EntryType::Regular, mode, data.len() as u64);
     builder.append_data(&mut header, path, data)
 }
 
-fn append_dir<W: Write>(
-    builder: &mut tar::Builder<W>,
-    path: &str,
-    mode: u32,
-) -> std::io::Result<()> {
+fn append_dir<W: Write>(builder: &mut tar::Builder<W>, path: &str, mode: u32) -> std::io::Result<()> {
     let mut header = base_header(tar::EntryType::Directory, mode, 0);
     builder.append_data(&mut header, path, std::io::empty())
 }
@@ -609,8 +576,7 @@ mod tests {
             .collect();
         assert_eq!(blobs.len(), 3);
 
-        let index: oci_spec::image::ImageIndex =
-            serde_json::from_slice(files["index.json"]).unwrap();
+        let index: oci_spec::image::ImageIndex = serde_json::from_slice(files["index.json"]).unwrap();
         assert_eq!(index.schema_version(), 2);
         let [manifest_desc] = index.manifests().as_slice() else {
             panic!("one manifest expected");
@@ -618,22 +584,15 @@ mod tests {
         assert_eq!(manifest_desc.media_type().to_string(), MEDIA_TYPE_MANIFEST);
         let annotations = manifest_desc.annotations().as_ref().unwrap();
         assert_eq!(annotations[ANNOTATION_REF_NAME], "0.1");
-        assert_eq!(
-            annotations[ANNOTATION_CONTAINERD_NAME],
-            "podctl.local/test:0.1"
-        );
+        assert_eq!(annotations[ANNOTATION_CONTAINERD_NAME], "podctl.local/test:0.1");
         let platform = manifest_desc.platform().as_ref().unwrap();
         assert_eq!(platform.architecture().to_string(), "amd64");
         assert_eq!(platform.os().to_string(), "linux");
 
         let manifest_bytes = blobs[&manifest_desc.digest().to_string()];
         assert_eq!(manifest_bytes.len() as u64, manifest_desc.size());
-        let manifest: oci_spec::image::ImageManifest =
-            serde_json::from_slice(manifest_bytes).unwrap();
-        assert_eq!(
-            manifest.config().media_type().to_string(),
-            MEDIA_TYPE_CONFIG
-        );
+        let manifest: oci_spec::image::ImageManifest = serde_json::from_slice(manifest_bytes).unwrap();
+        assert_eq!(manifest.config().media_type().to_string(), MEDIA_TYPE_CONFIG);
         let config_bytes = blobs[&manifest.config().digest().to_string()];
         assert_eq!(config_bytes.len() as u64, manifest.config().size());
         let [layer_desc] = manifest.layers().as_slice() else {
@@ -643,15 +602,11 @@ mod tests {
         let layer_gz = blobs[&layer_desc.digest().to_string()];
         assert_eq!(layer_gz.len() as u64, layer_desc.size());
 
-        let config: oci_spec::image::ImageConfiguration =
-            serde_json::from_slice(config_bytes).unwrap();
+        let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(config_bytes).unwrap();
         assert_eq!(config.architecture().to_string(), "amd64");
         assert_eq!(config.os().to_string(), "linux");
         let exec = config.config().as_ref().unwrap();
-        assert_eq!(
-            exec.entrypoint().as_deref(),
-            Some(&["/bin/app".to_string()][..])
-        );
+        assert_eq!(exec.entrypoint().as_deref(), Some(&["/bin/app".to_string()][..]));
         assert_eq!(exec.cmd().as_deref(), Some(&["--flag".to_string()][..]));
         assert_eq!(exec.env().as_ref().unwrap().len(), 2);
         assert_eq!(exec.working_dir().as_deref(), Some("/srv"));
@@ -664,10 +619,7 @@ mod tests {
         // The raw JSON uses the OCI field names.
         let raw: serde_json::Value = serde_json::from_slice(config_bytes).unwrap();
         assert_eq!(raw["config"]["Entrypoint"][0], "/bin/app");
-        assert_eq!(
-            raw["config"]["ExposedPorts"]["8080/tcp"],
-            serde_json::json!({})
-        );
+        assert_eq!(raw["config"]["ExposedPorts"]["8080/tcp"], serde_json::json!({}));
         assert_eq!(raw["rootfs"]["type"], "layers");
 
         // diff_ids[0] is the digest of the decompressed layer.
@@ -675,10 +627,7 @@ mod tests {
         flate2::read::GzDecoder::new(layer_gz)
             .read_to_end(&mut layer_tar)
             .unwrap();
-        assert_eq!(
-            config.rootfs().diff_ids().as_slice(),
-            [digest_of(&layer_tar)]
-        );
+        assert_eq!(config.rootfs().diff_ids().as_slice(), [digest_of(&layer_tar)]);
 
         let layer_entries = read_tar(&layer_tar);
         let summary: Vec<(&str, tar::EntryType, u32)> = layer_entries
@@ -710,10 +659,7 @@ mod tests {
             assert_eq!(header.gid().unwrap(), 0, "{path}");
             match path.as_str() {
                 "bin/app" => assert_eq!(data, b"#!binary"),
-                "usr/bin/app" => assert_eq!(
-                    header.link_name().unwrap().unwrap().to_str(),
-                    Some("/bin/app")
-                ),
+                "usr/bin/app" => assert_eq!(header.link_name().unwrap().unwrap().to_str(), Some("/bin/app")),
                 p if p == long => assert_eq!(data, b"long"),
                 _ => {}
             }
@@ -762,16 +708,9 @@ mod tests {
         let spec = spec();
         for path in ["", "/", "../etc/passwd", "a/../../b", "a\0b"] {
             let err = build_image(&spec, &[Entry::file(path, 0o644, &b""[..])]).unwrap_err();
-            assert!(
-                matches!(err, LayoutError::InvalidPath { .. }),
-                "{path:?}: {err}"
-            );
+            assert!(matches!(err, LayoutError::InvalidPath { .. }), "{path:?}: {err}");
         }
-        let err = build_image(
-            &spec,
-            &[Entry::dir("/etc", 0o755), Entry::dir("etc/", 0o700)],
-        )
-        .unwrap_err();
+        let err = build_image(&spec, &[Entry::dir("/etc", 0o755), Entry::dir("etc/", 0o700)]).unwrap_err();
         assert!(matches!(err, LayoutError::DuplicatePath(p) if p == "etc"));
     }
 

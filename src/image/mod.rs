@@ -2,6 +2,6 @@
 //! images podctl builds itself (pause, echoserver), and reference normalization.
 
 pub mod archive;
-pub mod reference;
 pub mod builtin;
 pub mod layout;
+pub mod reference;

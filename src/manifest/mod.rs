@@ -21,8 +21,8 @@ mod tests;
 use serde_json::Value;
 
 pub use model::{
-    Container, ContainerPort, EnvVar, ObjectMeta, Pod, PodSpec, Protocol, PullPolicy, Resources,
-    RestartPolicy, Volume, VolumeMount, VolumeSource,
+    Container, ContainerPort, EnvVar, ObjectMeta, Pod, PodSpec, Protocol, PullPolicy, Resources, RestartPolicy, Volume,
+    VolumeMount, VolumeSource,
 };
 pub use quantity::{parse_quantity_bytes, parse_quantity_millicpu};
 pub use yaml::to_yaml;
@@ -97,14 +97,9 @@ fn strip_nulls(value: &mut Value) {
     }
 }
 
-fn deserialize(
-    doc: Value,
-    lines: &LineMap,
-    ignored: &mut Vec<FieldPath>,
-) -> Result<Pod, ManifestError> {
+fn deserialize(doc: Value, lines: &LineMap, ignored: &mut Vec<FieldPath>) -> Result<Pod, ManifestError> {
     let original = doc.clone();
-    let mut on_ignored =
-        |path: serde_ignored::Path<'_>| ignored.push(FieldPath::from_ignored(&path));
+    let mut on_ignored = |path: serde_ignored::Path<'_>| ignored.push(FieldPath::from_ignored(&path));
     let de = serde_ignored::Deserializer::new(doc, &mut on_ignored);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = FieldPath::from_path_to_error(err.path());
@@ -118,22 +113,14 @@ fn deserialize(
 }
 
 /// Rewrites serde's wording into "<problem>; <fix>", with the fixes users actually need.
-fn type_error_message(
-    inner: &str,
-    path: &FieldPath,
-    found: Option<&Value>,
-    lines: &LineMap,
-) -> String {
+fn type_error_message(inner: &str, path: &FieldPath, found: Option<&Value>, lines: &LineMap) -> String {
     let field = match path.0.last() {
         Some(Seg::Key(k)) => k.as_str(),
         _ => "",
     };
     if inner.starts_with("invalid type:") && inner.ends_with("expected a string") {
         if let Some(v @ (Value::Number(_) | Value::Bool(_))) = found {
-            let raw = lines
-                .raw(path)
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
+            let raw = lines.raw(path).map(str::to_string).unwrap_or_else(|| v.to_string());
             return format!(
                 "{raw} is read as a {} but this field is text; quote it: \"{raw}\"",
                 if v.is_boolean() { "boolean" } else { "number" }
@@ -151,10 +138,7 @@ fn type_error_message(
         return format!("{} must not be negative; use 0 or more", show_found(found));
     }
     if inner.starts_with("invalid type:") && numeric {
-        return format!(
-            "{} must be a whole number; write e.g. `{field}: 30`",
-            show_found(found)
-        );
+        return format!("{} must be a whole number; write e.g. `{field}: 30`", show_found(found));
     }
     if let Some(rest) = inner.strip_prefix("unknown variant ") {
         return format!(

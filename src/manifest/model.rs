@@ -23,10 +23,7 @@ pub struct Pod {
 impl Pod {
     /// Init containers first, then app containers: the order they start in.
     pub fn all_containers(&self) -> impl Iterator<Item = &Container> {
-        self.spec
-            .init_containers
-            .iter()
-            .chain(self.spec.containers.iter())
+        self.spec.init_containers.iter().chain(self.spec.containers.iter())
     }
 }
 
@@ -185,15 +182,9 @@ pub struct VolumeMount {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Resources {
-    #[serde(
-        skip_serializing_if = "BTreeMap::is_empty",
-        deserialize_with = "quantity_map"
-    )]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "quantity_map")]
     pub limits: BTreeMap<String, String>,
-    #[serde(
-        skip_serializing_if = "BTreeMap::is_empty",
-        deserialize_with = "quantity_map"
-    )]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "quantity_map")]
     pub requests: BTreeMap<String, String>,
 }
 
@@ -204,28 +195,20 @@ impl Resources {
 
     /// `limits.memory` in bytes (rounded up, as Kubernetes does).
     pub fn memory_limit_bytes(&self) -> Option<u64> {
-        self.limits
-            .get("memory")
-            .and_then(|q| parse_quantity_bytes(q))
+        self.limits.get("memory").and_then(|q| parse_quantity_bytes(q))
     }
 
     /// `limits.cpu` in millicores (rounded up).
     pub fn cpu_limit_millis(&self) -> Option<u64> {
-        self.limits
-            .get("cpu")
-            .and_then(|q| parse_quantity_millicpu(q))
+        self.limits.get("cpu").and_then(|q| parse_quantity_millicpu(q))
     }
 
     pub fn memory_request_bytes(&self) -> Option<u64> {
-        self.requests
-            .get("memory")
-            .and_then(|q| parse_quantity_bytes(q))
+        self.requests.get("memory").and_then(|q| parse_quantity_bytes(q))
     }
 
     pub fn cpu_request_millis(&self) -> Option<u64> {
-        self.requests
-            .get("cpu")
-            .and_then(|q| parse_quantity_millicpu(q))
+        self.requests.get("cpu").and_then(|q| parse_quantity_millicpu(q))
     }
 }
 
@@ -277,10 +260,7 @@ pub(crate) struct RawHostPath {
 pub(crate) struct RawEmptyDir {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) medium: Option<String>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "optional_quantity"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "optional_quantity")]
     pub(crate) size_limit: Option<String>,
 }
 
@@ -298,21 +278,13 @@ impl TryFrom<RawVolume> for Volume {
                 size_limit: e.size_limit,
             },
             (Some(_), Some(_)) => {
-                return Err(
-                    "a volume has exactly one source; keep either hostPath or emptyDir".into(),
-                )
+                return Err("a volume has exactly one source; keep either hostPath or emptyDir".into())
             }
             (None, None) => {
-                return Err(
-                    "a volume needs a source; add `hostPath: {path: /dir}` or `emptyDir: {}`"
-                        .into(),
-                )
+                return Err("a volume needs a source; add `hostPath: {path: /dir}` or `emptyDir: {}`".into())
             }
         };
-        Ok(Volume {
-            name: raw.name,
-            source,
-        })
+        Ok(Volume { name: raw.name, source })
     }
 }
 
@@ -320,9 +292,7 @@ impl From<Volume> for RawVolume {
     fn from(v: Volume) -> Self {
         let (host_path, empty_dir) = match v.source {
             VolumeSource::HostPath { path, type_ } => (Some(RawHostPath { path, type_ }), None),
-            VolumeSource::EmptyDir { medium, size_limit } => {
-                (None, Some(RawEmptyDir { medium, size_limit }))
-            }
+            VolumeSource::EmptyDir { medium, size_limit } => (None, Some(RawEmptyDir { medium, size_limit })),
         };
         RawVolume {
             name: v.name,

@@ -59,9 +59,9 @@ impl FieldPath {
                     walk(parent, out);
                     out.push(Seg::Key(key.clone()));
                 }
-                Path::Some { parent }
-                | Path::NewtypeStruct { parent }
-                | Path::NewtypeVariant { parent } => walk(parent, out),
+                Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+                    walk(parent, out)
+                }
             }
         }
         let mut segs = Vec::new();
@@ -73,10 +73,7 @@ impl FieldPath {
 /// Keys that would read ambiguously after a dot (label keys such as `app.kubernetes.io/name`)
 /// are bracketed, as `kubectl explain` and the API server do.
 fn needs_brackets(key: &str) -> bool {
-    key.is_empty()
-        || key
-            .chars()
-            .any(|c| matches!(c, '.' | '[' | ']') || c.is_whitespace())
+    key.is_empty() || key.chars().any(|c| matches!(c, '.' | '[' | ']') || c.is_whitespace())
 }
 
 impl fmt::Display for FieldPath {
@@ -109,9 +106,7 @@ impl LineMap {
     }
 
     pub(crate) fn record_raw(&mut self, path: &FieldPath, raw: &str) {
-        self.raw
-            .entry(path.clone())
-            .or_insert_with(|| raw.to_string());
+        self.raw.entry(path.clone()).or_insert_with(|| raw.to_string());
     }
 
     /// Line of `path`, or of its nearest recorded ancestor: a missing field is reported at the

@@ -22,10 +22,7 @@ fn err(lines: &[&str]) -> ManifestError {
 fn assert_err(e: &ManifestError, path: &str, line: usize, needle: &str) {
     assert_eq!(e.path, path, "path of {e}");
     assert_eq!(e.line, Some(line), "line of {e}");
-    assert!(
-        e.message.contains(needle),
-        "{e:?} should mention {needle:?}"
-    );
+    assert!(e.message.contains(needle), "{e:?} should mention {needle:?}");
     assert!(e.message.contains("; "), "{e:?} should carry a fix");
 }
 
@@ -254,22 +251,13 @@ fn full_pod_round_trips_through_json() {
 
     let value = serde_json::to_value(&pod).expect("to_value");
     // Kubernetes spelling on the wire, compact record.
-    assert_eq!(
-        value["spec"]["volumes"][0],
-        json!({"name": "work", "emptyDir": {}})
-    );
+    assert_eq!(value["spec"]["volumes"][0], json!({"name": "work", "emptyDir": {}}));
     assert_eq!(
         value["spec"]["volumes"][1],
         json!({"name": "host", "hostPath": {"path": "/etc/app", "type": "Directory"}})
     );
-    assert_eq!(
-        value["spec"]["containers"][0]["ports"][0]["hostIP"],
-        "127.0.0.1"
-    );
-    assert_eq!(
-        value["spec"]["containers"][1]["ports"][0]["protocol"],
-        "SCTP"
-    );
+    assert_eq!(value["spec"]["containers"][0]["ports"][0]["hostIP"], "127.0.0.1");
+    assert_eq!(value["spec"]["containers"][1]["ports"][0]["protocol"], "SCTP");
     assert!(value["spec"]["containers"][1].get("env").is_none());
     assert!(value["spec"]["containers"][1].get("resources").is_none());
 
@@ -322,11 +310,7 @@ fn display_has_line_path_problem_and_fix() {
 
 #[test]
 fn kind_and_api_version() {
-    let e = err(&[
-        "apiVersion: apps/v1",
-        "kind: Deployment",
-        "metadata: {name: x}",
-    ]);
+    let e = err(&["apiVersion: apps/v1", "kind: Deployment", "metadata: {name: x}"]);
     assert_err(&e, "kind", 2, "podctl runs kind: Pod only");
     let e = err(&["apiVersion: v1", "kind: pod"]);
     assert_err(&e, "kind", 2, "case-sensitive");
@@ -359,11 +343,7 @@ fn metadata_rules() {
     assert_err(&e, "metadata.labels[bad key]", 7, "label key");
     let e = base(&["  name: ok", "  labels:", "    example.com/app: -web"]);
     assert_err(&e, "metadata.labels[example.com/app]", 6, "label value");
-    let e = base(&[
-        "  name: ok",
-        "  labels:",
-        &format!("    k: {}", "v".repeat(64)),
-    ]);
+    let e = base(&["  name: ok", "  labels:", &format!("    k: {}", "v".repeat(64))]);
     assert_err(&e, "metadata.labels.k", 6, "63");
     let e = base(&["  name: ok", "  labels:", "    Bad_Prefix/app: x"]);
     assert_err(&e, "metadata.labels.Bad_Prefix/app", 6, "prefix");
@@ -461,12 +441,7 @@ fn type_errors_name_the_field() {
         "  restartPolicy: always",
         "  containers: [{name: a, image: i}]",
     ]);
-    assert_err(
-        &e,
-        "spec.restartPolicy",
-        5,
-        "`Always`, `OnFailure`, `Never`",
-    );
+    assert_err(&e, "spec.restartPolicy", 5, "`Always`, `OnFailure`, `Never`");
     let e = err(&[
         "apiVersion: v1",
         "kind: Pod",
@@ -485,90 +460,38 @@ fn type_errors_name_the_field() {
         "  terminationGracePeriodSeconds: -1",
         "  containers: [{name: a, image: i}]",
     ]);
-    assert_err(
-        &e,
-        "spec.terminationGracePeriodSeconds",
-        5,
-        "must not be negative",
-    );
+    assert_err(&e, "spec.terminationGracePeriodSeconds", 5, "must not be negative");
 }
 
 #[test]
 fn port_rules() {
-    let e = err_owned(pod_with_container_lines(&[
-        "    ports:",
-        "    - containerPort: 0",
-    ]));
-    assert_err(
-        &e,
-        "spec.containers[0].ports[0].containerPort",
-        10,
-        "1-65535",
-    );
-    let e = err_owned(pod_with_container_lines(&[
-        "    ports:",
-        "    - name: http",
-    ]));
-    assert_err(
-        &e,
-        "spec.containers[0].ports[0].containerPort",
-        10,
-        "required",
-    );
-    let e = err_owned(pod_with_container_lines(&[
-        "    ports:",
-        "    - containerPort: 70000",
-    ]));
-    assert_err(
-        &e,
-        "spec.containers[0].ports[0].containerPort",
-        10,
-        "not a port number",
-    );
-    let e = err_owned(pod_with_container_lines(&[
-        "    ports:",
-        "    - containerPort: \"80\"",
-    ]));
-    assert_err(
-        &e,
-        "spec.containers[0].ports[0].containerPort",
-        10,
-        "remove the quotes",
-    );
+    let e = err_owned(pod_with_container_lines(&["    ports:", "    - containerPort: 0"]));
+    assert_err(&e, "spec.containers[0].ports[0].containerPort", 10, "1-65535");
+    let e = err_owned(pod_with_container_lines(&["    ports:", "    - name: http"]));
+    assert_err(&e, "spec.containers[0].ports[0].containerPort", 10, "required");
+    let e = err_owned(pod_with_container_lines(&["    ports:", "    - containerPort: 70000"]));
+    assert_err(&e, "spec.containers[0].ports[0].containerPort", 10, "not a port number");
+    let e = err_owned(pod_with_container_lines(&["    ports:", "    - containerPort: \"80\""]));
+    assert_err(&e, "spec.containers[0].ports[0].containerPort", 10, "remove the quotes");
     let e = err_owned(pod_with_container_lines(&[
         "    ports:",
         "    - containerPort: 80",
         "      hostPort: 65536",
     ]));
-    assert_err(
-        &e,
-        "spec.containers[0].ports[0].hostPort",
-        11,
-        "not a port number",
-    );
+    assert_err(&e, "spec.containers[0].ports[0].hostPort", 11, "not a port number");
     let e = err_owned(pod_with_container_lines(&[
         "    ports:",
         "    - containerPort: 80",
         "      hostPort: 80",
         "      hostIP: 300.1.1.1",
     ]));
-    assert_err(
-        &e,
-        "spec.containers[0].ports[0].hostIP",
-        12,
-        "not an IP address",
-    );
+    assert_err(&e, "spec.containers[0].ports[0].hostIP", 12, "not an IP address");
     let e = err_owned(pod_with_container_lines(&[
         "    ports:",
         "    - containerPort: 80",
         "      protocol: tcp",
     ]));
-    assert_err(
-        &e,
-        "spec.containers[0].ports[0].protocol",
-        11,
-        "case-sensitive",
-    );
+    assert_err(&e, "spec.containers[0].ports[0].protocol", 11, "case-sensitive");
 
     // Same host port twice across containers, one on all addresses: a clash naming both.
     let e = err_owned(pod_with_container_lines(&[
@@ -582,16 +505,8 @@ fn port_rules() {
         "      hostPort: 8080",
         "      hostIP: 127.0.0.1",
     ]));
-    assert_err(
-        &e,
-        "spec.containers[1].ports[0].hostPort",
-        16,
-        "already published",
-    );
-    assert!(
-        e.message.contains("spec.containers[0].ports[0].hostPort"),
-        "{e}"
-    );
+    assert_err(&e, "spec.containers[1].ports[0].hostPort", 16, "already published");
+    assert!(e.message.contains("spec.containers[0].ports[0].hostPort"), "{e}");
 
     // Different protocol or different specific IPs do not clash.
     let ok = parse_pod(&doc(&[
@@ -618,28 +533,14 @@ fn port_rules() {
         "    ports:",
         "    - containerPort: 80",
     ]));
-    assert_err(
-        &e,
-        "spec.containers[1].ports[0].containerPort",
-        14,
-        "already declared",
-    );
-    assert!(
-        e.message
-            .contains("spec.containers[0].ports[0].containerPort"),
-        "{e}"
-    );
+    assert_err(&e, "spec.containers[1].ports[0].containerPort", 14, "already declared");
+    assert!(e.message.contains("spec.containers[0].ports[0].containerPort"), "{e}");
 }
 
 #[test]
 fn env_rules() {
     let e = err_owned(pod_with_container_lines(&["    env:", "    - value: x"]));
-    assert_err(
-        &e,
-        "spec.containers[0].env[0].name",
-        10,
-        "env name is required",
-    );
+    assert_err(&e, "spec.containers[0].env[0].name", 10, "env name is required");
     let e = err_owned(pod_with_container_lines(&["    env:", "    - name: A=B"]));
     assert_err(&e, "spec.containers[0].env[0].name", 10, "'='");
     let e = err_owned(pod_with_container_lines(&[
@@ -647,12 +548,7 @@ fn env_rules() {
         "    - name: PORT",
         "      value: 8080",
     ]));
-    assert_err(
-        &e,
-        "spec.containers[0].env[0].value",
-        11,
-        "quote it: \"8080\"",
-    );
+    assert_err(&e, "spec.containers[0].env[0].value", 11, "quote it: \"8080\"");
     let e = err_owned(pod_with_container_lines(&["    args: [--port, 0x1F]"]));
     assert_err(&e, "spec.containers[0].args[1]", 9, "quote it: \"0x1F\"");
     let e = err_owned(pod_with_container_lines(&[
@@ -667,20 +563,13 @@ fn env_rules() {
 fn plain_yes_is_a_string() {
     let lines = pod_with_container_lines(&["    env:", "    - name: DEBUG", "      value: yes"]);
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let pod = parse_pod(&doc(&refs))
-        .expect("yes is a string in YAML 1.2")
-        .pod;
+    let pod = parse_pod(&doc(&refs)).expect("yes is a string in YAML 1.2").pod;
     assert_eq!(pod.spec.containers[0].env[0].value, "yes");
 }
 
 #[test]
 fn volume_rules() {
-    let head = [
-        "apiVersion: v1",
-        "kind: Pod",
-        "metadata: {name: p}",
-        "spec:",
-    ];
+    let head = ["apiVersion: v1", "kind: Pod", "metadata: {name: p}", "spec:"];
     let run = |rest: &[&str]| {
         let mut v = head.to_vec();
         v.extend_from_slice(rest);
@@ -699,11 +588,7 @@ fn volume_rules() {
         8,
         "podctl supports hostPath and emptyDir volumes",
     );
-    let e = run(&[
-        "  containers: [{name: a, image: i}]",
-        "  volumes:",
-        "  - name: v",
-    ]);
+    let e = run(&["  containers: [{name: a, image: i}]", "  volumes:", "  - name: v"]);
     assert_err(&e, "spec.volumes[0]", 7, "no source");
     let e = run(&[
         "  containers: [{name: a, image: i}]",
@@ -774,37 +659,18 @@ fn volume_mount_rules() {
         err(&v)
     };
     let e = run(&["    - name: missing", "      mountPath: /m"]);
-    assert_err(
-        &e,
-        "spec.containers[0].volumeMounts[0].name",
-        12,
-        "undeclared volume",
-    );
+    assert_err(&e, "spec.containers[0].volumeMounts[0].name", 12, "undeclared volume");
     assert!(e.message.contains("data"), "{e}");
     let e = run(&["    - name: data", "      mountPath: data"]);
-    assert_err(
-        &e,
-        "spec.containers[0].volumeMounts[0].mountPath",
-        13,
-        "not absolute",
-    );
+    assert_err(&e, "spec.containers[0].volumeMounts[0].mountPath", 13, "not absolute");
     let e = run(&[
         "    - name: data",
         "      mountPath: /m",
         "    - name: data",
         "      mountPath: /m/",
     ]);
-    assert_err(
-        &e,
-        "spec.containers[0].volumeMounts[1].mountPath",
-        15,
-        "already used",
-    );
-    let e = run(&[
-        "    - name: data",
-        "      mountPath: /m",
-        "      subPath: ../etc",
-    ]);
+    assert_err(&e, "spec.containers[0].volumeMounts[1].mountPath", 15, "already used");
+    let e = run(&["    - name: data", "      mountPath: /m", "      subPath: ../etc"]);
     assert_err(&e, "spec.containers[0].volumeMounts[0].subPath", 14, "'..'");
 }
 
@@ -837,12 +703,7 @@ fn resource_rules() {
         "      limits: {cpu: 1}",
         "      requests: {cpu: 2}",
     ]));
-    assert_err(
-        &e,
-        "spec.containers[0].resources.requests.cpu",
-        11,
-        "above its limit",
-    );
+    assert_err(&e, "spec.containers[0].resources.requests.cpu", 11, "above its limit");
 }
 
 #[test]
@@ -878,10 +739,7 @@ fn unknown_fields_become_one_warning() {
           spec.containers[0].resources.limits[nvidia.com/gpu] (line 16), spec.nodeSelector (line 17), \
           spec.tolerations (line 19)"]
     );
-    assert_eq!(
-        parsed.pod.spec.containers[0].resources.limits["nvidia.com/gpu"],
-        "1"
-    );
+    assert_eq!(parsed.pod.spec.containers[0].resources.limits["nvidia.com/gpu"], "1");
 }
 
 #[test]
@@ -897,22 +755,11 @@ fn bad_yaml_reports_the_parser_line() {
     assert!(e.message.starts_with("invalid YAML"), "{e}");
     assert_eq!(e.path, "");
 
-    let e = err(&[
-        "apiVersion: v1",
-        "kind: Pod",
-        "metadata: {name: x",
-        "spec: {}",
-    ]);
+    let e = err(&["apiVersion: v1", "kind: Pod", "metadata: {name: x", "spec: {}"]);
     assert!(e.line.is_some_and(|l| l >= 3), "{e}");
     assert!(e.message.starts_with("invalid YAML"), "{e}");
 
-    let e = err(&[
-        "apiVersion: v1",
-        "kind: Pod",
-        "metadata:",
-        "  name: x",
-        "  name: y",
-    ]);
+    let e = err(&["apiVersion: v1", "kind: Pod", "metadata:", "  name: x", "  name: y"]);
     assert_err(&e, "metadata.name", 5, "duplicate key");
     assert!(e.message.contains("line 4"), "{e}");
 }
@@ -971,12 +818,7 @@ fn anchors_aliases_and_merge_keys() {
         "    image: i",
         "    ports: *ports",
     ]);
-    assert_err(
-        &e,
-        "spec.containers[0].ports[0].containerPort",
-        9,
-        "1-65535",
-    );
+    assert_err(&e, "spec.containers[0].ports[0].containerPort", 9, "1-65535");
 }
 
 #[test]
@@ -1103,10 +945,7 @@ fn to_yaml_reparses_to_the_same_value() {
         text.contains("top:\n- name: a\n  ports:\n  - containerPort: 80\n"),
         "{text}"
     );
-    assert!(
-        text.contains("script: |\n  set -e\n  echo hi\n\n  exit 0\n"),
-        "{text}"
-    );
+    assert!(text.contains("script: |\n  set -e\n  echo hi\n\n  exit 0\n"), "{text}");
     assert!(text.contains("numstr: \"8080\"\n"), "{text}");
     assert!(text.contains("plain: nginx:1.25\n"), "{text}");
     assert!(text.contains("sexagesimal: \"1:30\"\n"), "{text}");

@@ -84,8 +84,7 @@ impl<'a> Checker<'a> {
 
     /// The error earliest in the file (errors without a line last, in check order).
     pub(crate) fn first_error(&mut self) -> Option<ManifestError> {
-        let i = (0..self.errors.len())
-            .min_by_key(|&i| (self.errors[i].line.is_none(), self.errors[i].line))?;
+        let i = (0..self.errors.len()).min_by_key(|&i| (self.errors[i].line.is_none(), self.errors[i].line))?;
         Some(self.errors.swap_remove(i))
     }
 }
@@ -109,10 +108,9 @@ pub(crate) fn check_document(doc: &Value, lines: &LineMap) -> Result<(), Manifes
     match doc.get("kind") {
         None => c.fail(&kind, "kind is required; add `kind: Pod`"),
         Some(Value::String(k)) if k == "Pod" => {}
-        Some(Value::String(k)) if k.eq_ignore_ascii_case("pod") => c.fail(
-            &kind,
-            format!("kind is case-sensitive, got {k:?}; write `kind: Pod`"),
-        ),
+        Some(Value::String(k)) if k.eq_ignore_ascii_case("pod") => {
+            c.fail(&kind, format!("kind is case-sensitive, got {k:?}; write `kind: Pod`"))
+        }
         Some(other) => c.fail(
             &kind,
             format!(
@@ -133,10 +131,7 @@ pub(crate) fn check_document(doc: &Value, lines: &LineMap) -> Result<(), Manifes
         Some(Value::String(v)) if v == "v1" => {}
         Some(other) => c.fail(
             &api,
-            format!(
-                "a Pod's apiVersion is v1, got {}; write `apiVersion: v1`",
-                show(other)
-            ),
+            format!("a Pod's apiVersion is v1, got {}; write `apiVersion: v1`", show(other)),
         ),
     }
 
@@ -230,10 +225,7 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
         if let Err(problem) = dns_label(hostname) {
             c.fail(
                 &spec.key("hostname"),
-                format!(
-                    "{problem}; a hostname is a DNS label, e.g. {:?}",
-                    suggest(hostname)
-                ),
+                format!("{problem}; a hostname is a DNS label, e.g. {:?}", suggest(hostname)),
             );
         }
     }
@@ -288,7 +280,9 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
                     if !(m.is_empty() || m == "Memory") {
                         c.fail(
                             &ep.key("medium"),
-                            format!("unsupported emptyDir medium {m:?}; use \"Memory\" for tmpfs or leave it out for disk"),
+                            format!(
+                                "unsupported emptyDir medium {m:?}; use \"Memory\" for tmpfs or leave it out for disk"
+                            ),
                         );
                     }
                 }
@@ -296,9 +290,7 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
                     if parse_quantity_bytes(q).is_none() {
                         c.fail(
                             &ep.key("sizeLimit"),
-                            format!(
-                                "{q:?} is not a size; write a quantity such as \"64Mi\" or \"1Gi\""
-                            ),
+                            format!("{q:?} is not a size; write a quantity such as \"64Mi\" or \"1Gi\""),
                         );
                     }
                 }
@@ -359,10 +351,7 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
                     }
                 }
                 if let Some(hp) = port.host_port.filter(|&p| p != 0) {
-                    let ip = port
-                        .host_ip
-                        .as_deref()
-                        .and_then(|s| s.parse::<IpAddr>().ok());
+                    let ip = port.host_ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok());
                     let clash = host_ports.iter().find(|(p, proto, other_ip, _)| {
                         *p == hp && *proto == port.protocol && ips_overlap(*other_ip, ip)
                     });
@@ -394,19 +383,13 @@ fn ips_overlap(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
 
 fn check_pod_name(c: &mut Checker<'_>, path: &FieldPath, name: &str) {
     if name.is_empty() {
-        c.fail(
-            path,
-            "metadata.name is required; add `name: my-pod` under metadata",
-        );
+        c.fail(path, "metadata.name is required; add `name: my-pod` under metadata");
         return;
     }
     if let Err(problem) = dns_subdomain(name) {
         c.fail(
             path,
-            format!(
-                "{problem}; a pod name is a DNS subdomain, e.g. {:?}",
-                suggest(name)
-            ),
+            format!("{problem}; a pod name is a DNS subdomain, e.g. {:?}", suggest(name)),
         );
     } else if name.len() > 63 {
         c.fail(
@@ -420,17 +403,9 @@ fn check_pod_name(c: &mut Checker<'_>, path: &FieldPath, name: &str) {
     }
 }
 
-fn check_container(
-    c: &mut Checker<'_>,
-    cp: &FieldPath,
-    container: &Container,
-    volumes: &HashMap<&str, FieldPath>,
-) {
+fn check_container(c: &mut Checker<'_>, cp: &FieldPath, container: &Container, volumes: &HashMap<&str, FieldPath>) {
     if container.name.is_empty() {
-        c.fail(
-            &cp.key("name"),
-            "container name is required; add `name: app`",
-        );
+        c.fail(&cp.key("name"), "container name is required; add `name: app`");
     } else if let Err(problem) = dns_label(&container.name) {
         c.fail(
             &cp.key("name"),
@@ -491,7 +466,9 @@ fn check_container(
             if ip.parse::<IpAddr>().is_err() {
                 c.fail(
                     &pp.key("hostIP"),
-                    format!("hostIP {ip:?} is not an IP address; use e.g. \"127.0.0.1\" or leave it out for all addresses"),
+                    format!(
+                        "hostIP {ip:?} is not an IP address; use e.g. \"127.0.0.1\" or leave it out for all addresses"
+                    ),
                 );
             }
         }
@@ -513,17 +490,11 @@ fn check_container(
             let hint = if declared.is_empty() {
                 "declare it under spec.volumes".to_string()
             } else {
-                format!(
-                    "declare it under spec.volumes or use one of: {}",
-                    declared.join(", ")
-                )
+                format!("declare it under spec.volumes or use one of: {}", declared.join(", "))
             };
             c.fail(
                 &mp.key("name"),
-                format!(
-                    "volumeMount refers to undeclared volume {:?}; {hint}",
-                    mount.name
-                ),
+                format!("volumeMount refers to undeclared volume {:?}; {hint}", mount.name),
             );
         }
         if !mount.mount_path.starts_with('/') {
@@ -581,10 +552,9 @@ fn check_resources(
                     &p,
                     format!("{q:?} is not a memory quantity; write e.g. \"128Mi\" or \"1Gi\""),
                 ),
-                "cpu" if parse_quantity_millicpu(q).is_none() => c.fail(
-                    &p,
-                    format!("{q:?} is not a cpu quantity; write e.g. \"500m\" or \"1\""),
-                ),
+                "cpu" if parse_quantity_millicpu(q).is_none() => {
+                    c.fail(&p, format!("{q:?} is not a cpu quantity; write e.g. \"500m\" or \"1\""))
+                }
                 "memory" | "cpu" => {}
                 _ => c.unsupported.push(p),
             }
@@ -640,18 +610,13 @@ pub(crate) fn dns_label(s: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if s.len() > 63 {
-        return Err(format!(
-            "{s:?} is {} characters long, the limit is 63",
-            s.len()
-        ));
+        return Err(format!("{s:?} is {} characters long, the limit is 63", s.len()));
     }
     if !s
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
-        return Err(format!(
-            "{s:?} may only contain lowercase letters, digits and '-'"
-        ));
+        return Err(format!("{s:?} may only contain lowercase letters, digits and '-'"));
     }
     if s.starts_with('-') || s.ends_with('-') {
         return Err(format!("{s:?} must start and end with a letter or digit"));
@@ -665,18 +630,13 @@ pub(crate) fn dns_subdomain(s: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if s.len() > 253 {
-        return Err(format!(
-            "{s:?} is {} characters long, the limit is 253",
-            s.len()
-        ));
+        return Err(format!("{s:?} is {} characters long, the limit is 253", s.len()));
     }
     if !s
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
     {
-        return Err(format!(
-            "{s:?} may only contain lowercase letters, digits, '-' and '.'"
-        ));
+        return Err(format!("{s:?} may only contain lowercase letters, digits, '-' and '.'"));
     }
     if s.split('.')
         .any(|part| part.is_empty() || part.starts_with('-') || part.ends_with('-'))

@@ -121,20 +121,12 @@ impl Loader<'_> {
 
     fn anchor(&mut self, id: usize, value: &Value, before: usize) {
         if id > 0 {
-            self.anchors.insert(
-                id,
-                (value.clone(), self.nodes.saturating_sub(before).max(1)),
-            );
+            self.anchors
+                .insert(id, (value.clone(), self.nodes.saturating_sub(before).max(1)));
         }
     }
 
-    fn node(
-        &mut self,
-        event: Event,
-        mark: Marker,
-        path: &FieldPath,
-        depth: usize,
-    ) -> Result<Value, ManifestError> {
+    fn node(&mut self, event: Event, mark: Marker, path: &FieldPath, depth: usize) -> Result<Value, ManifestError> {
         if depth > MAX_DEPTH {
             return Err(too_big(mark, "the document is nested too deeply"));
         }
@@ -181,11 +173,7 @@ impl Loader<'_> {
         }
     }
 
-    fn mapping(
-        &mut self,
-        path: &FieldPath,
-        depth: usize,
-    ) -> Result<Map<String, Value>, ManifestError> {
+    fn mapping(&mut self, path: &FieldPath, depth: usize) -> Result<Map<String, Value>, ManifestError> {
         let mut map = Map::new();
         let mut key_lines: HashMap<String, usize> = HashMap::new();
         // `<<: *base` merges apply after the explicit keys, which win wherever they appear.
@@ -238,9 +226,7 @@ impl Loader<'_> {
                 return Err(ManifestError {
                     path: child.to_string(),
                     line: Some(key_mark.line()),
-                    message: format!(
-                        "duplicate key `{key}` (first set at line {first}); keep only one"
-                    ),
+                    message: format!("duplicate key `{key}` (first set at line {first}); keep only one"),
                 });
             }
             key_lines.insert(key.clone(), key_mark.line());
@@ -432,8 +418,7 @@ fn literal_ok(s: &str) -> bool {
         && !s.starts_with([' ', '\t', '\n'])
         && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
         && !s.contains(['\u{feff}', '\u{2028}', '\u{2029}'])
-        && s.split('\n')
-            .all(|line| line.is_empty() || !line.trim().is_empty())
+        && s.split('\n').all(|line| line.is_empty() || !line.trim().is_empty())
 }
 
 fn write_literal(s: &str, indent: usize, out: &mut String) {

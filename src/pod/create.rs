@@ -37,7 +37,16 @@ pub async fn create_pod(client: &Client, settings: &Settings, pod: Pod) -> Resul
     let pause = ensure_image(client, &settings.sandbox_image, "POD", None, &mut events).await?;
     let mut images = Vec::new();
     for container in &pod.spec.containers {
-        images.push(ensure_image(client, &container.image, &container.name, container.image_pull_policy, &mut events).await?);
+        images.push(
+            ensure_image(
+                client,
+                &container.image,
+                &container.name,
+                container.image_pull_policy,
+                &mut events,
+            )
+            .await?,
+        );
     }
     check_host_ports(&pod, &sandboxes)?;
     let network = CniNetwork::load(settings.cni_conf_dir.as_deref())?;
@@ -134,7 +143,11 @@ fn check_host_ports(pod: &Pod, sandboxes: &[crate::containerd::ContainerRecord])
                 field: field.clone(),
                 port: host_port,
                 protocol: protocol.clone(),
-                ip: if ip_text.is_empty() { "0.0.0.0".into() } else { ip_text.clone() },
+                ip: if ip_text.is_empty() {
+                    "0.0.0.0".into()
+                } else {
+                    ip_text.clone()
+                },
                 cause,
             };
             if taken_by_pod {
@@ -165,7 +178,11 @@ struct CreatePlan<'a> {
 
 impl CreatePlan<'_> {
     fn hostname(&self) -> String {
-        self.pod.spec.hostname.clone().unwrap_or_else(|| self.pod.metadata.name.clone())
+        self.pod
+            .spec
+            .hostname
+            .clone()
+            .unwrap_or_else(|| self.pod.metadata.name.clone())
     }
 
     fn base_labels(&self, container_name: &str, kind: &str) -> HashMap<String, String> {
@@ -230,7 +247,11 @@ impl CreatePlan<'_> {
         events.push(PodEvent::normal(
             "SandboxReady",
             "",
-            format!("Started pod sandbox {} (pid {pause_pid}) with IP {}", self.sandbox_id, result.primary_ip().unwrap_or_default()),
+            format!(
+                "Started pod sandbox {} (pid {pause_pid}) with IP {}",
+                self.sandbox_id,
+                result.primary_ip().unwrap_or_default()
+            ),
         ));
 
         let namespaces = spec::SandboxNamespaces {
@@ -241,8 +262,18 @@ impl CreatePlan<'_> {
         for (index, container) in self.pod.spec.containers.iter().enumerate() {
             match self.runtimes[index] {
                 RuntimeKind::Oci => {
-                    self.create_oci_member(&lease, undo, index, container, &namespaces, &etc_mounts, &state_dir, &log_dir, events)
-                        .await?
+                    self.create_oci_member(
+                        &lease,
+                        undo,
+                        index,
+                        container,
+                        &namespaces,
+                        &etc_mounts,
+                        &state_dir,
+                        &log_dir,
+                        events,
+                    )
+                    .await?
                 }
             }
         }
@@ -272,12 +303,14 @@ impl CreatePlan<'_> {
     fn write_etc_files(&self, state_dir: &Path, result: &CniResult) -> Result<Vec<Mount>, PodError> {
         let hostname = self.hostname();
         let ip = result.primary_ip().unwrap_or_default();
-        let hosts = format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{hostname}\n"
-        );
+        let hosts = format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{hostname}\n");
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let mut mounts = Vec::new();
-        for (file, content) in [("hosts", hosts), ("hostname", format!("{hostname}\n")), ("resolv.conf", resolv)] {
+        for (file, content) in [
+            ("hosts", hosts),
+            ("hostname", format!("{hostname}\n")),
+            ("resolv.conf", resolv),
+        ] {
             let path = state_dir.join(file);
             std::fs::write(&path, content).map_err(io_error(&path))?;
             mounts.push(spec::bind_mount(&path, &format!("/etc/{file}"), false)?);
@@ -319,8 +352,14 @@ impl CreatePlan<'_> {
             port_mappings,
         };
         let extensions = HashMap::from([
-            (EXT_POD.to_string(), serde_json::to_vec(self.pod).expect("pods serialize")),
-            (EXT_NETWORK.to_string(), serde_json::to_vec(&network).expect("records serialize")),
+            (
+                EXT_POD.to_string(),
+                serde_json::to_vec(self.pod).expect("pods serialize"),
+            ),
+            (
+                EXT_NETWORK.to_string(),
+                serde_json::to_vec(&network).expect("records serialize"),
+            ),
         ]);
         let rootfs = client.prepare_snapshot(lease, id, &self.pause.top_chain_id).await?;
         undo.push(Step::RemoveSnapshot(id.to_string()));
@@ -402,11 +441,19 @@ impl CreatePlan<'_> {
             )
             .await?;
         undo.push(Step::DeleteContainer(id.clone()));
-        events.push(PodEvent::normal("Created", &container.name, format!("Created container {}", container.name)));
+        events.push(PodEvent::normal(
+            "Created",
+            &container.name,
+            format!("Created container {}", container.name),
+        ));
         client.create_task(&id, rootfs, &log_path.to_string_lossy()).await?;
         undo.push(Step::DeleteTask(id.clone()));
         client.start_task(&id).await?;
-        events.push(PodEvent::normal("Started", &container.name, format!("Started container {}", container.name)));
+        events.push(PodEvent::normal(
+            "Started",
+            &container.name,
+            format!("Started container {}", container.name),
+        ));
         Ok(())
     }
 
@@ -429,7 +476,10 @@ impl CreatePlan<'_> {
                                 path,
                                 cause: std::io::Error::new(
                                     std::io::ErrorKind::NotFound,
-                                    format!("hostPath volume {} does not exist; create it or set type: DirectoryOrCreate", volume.name),
+                                    format!(
+                                        "hostPath volume {} does not exist; create it or set type: DirectoryOrCreate",
+                                        volume.name
+                                    ),
                                 ),
                             })
                         }
@@ -509,7 +559,9 @@ impl Undo {
                 Step::DeleteTask(id) => {
                     self.client.kill_task(id, 9, true).await.ok();
                     let wait = self.client.wait_task(id);
-                    tokio::time::timeout(std::time::Duration::from_secs(10), wait).await.ok();
+                    tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+                        .await
+                        .ok();
                     self.client.delete_task(id).await.map(drop).map_err(PodError::from)
                 }
                 Step::DeleteContainer(id) => self.client.delete_container(id).await.map_err(PodError::from),

@@ -16,7 +16,12 @@ pub struct DeleteOptions {
 
 const SIGKILL: u32 = 9;
 
-pub async fn delete_pod(client: &Client, settings: &Settings, name: &str, options: &DeleteOptions) -> Result<(), PodError> {
+pub async fn delete_pod(
+    client: &Client,
+    settings: &Settings,
+    name: &str,
+    options: &DeleteOptions,
+) -> Result<(), PodError> {
     let pod = find_pod(client, name).await?.ok_or_else(|| PodError::NotFound {
         name: name.to_string(),
         namespace: client.namespace().to_string(),
@@ -61,7 +66,12 @@ async fn stop_and_remove(client: &Client, id: &str, signal: u32, grace: Duration
 }
 
 /// Signal, wait up to `grace`, then SIGKILL every process of the container; delete the task.
-pub(crate) async fn stop_task(client: &Client, id: &str, signal: u32, grace: Duration) -> Result<Option<ExitStatus>, PodError> {
+pub(crate) async fn stop_task(
+    client: &Client,
+    id: &str,
+    signal: u32,
+    grace: Duration,
+) -> Result<Option<ExitStatus>, PodError> {
     let Some(task) = client.get_task(id).await? else {
         return Ok(None);
     };
@@ -95,11 +105,7 @@ async fn remove_host_side(client: &Client, settings: &Settings, pod: &PodView) -
         .join(format!("{}_{}_{}", pod.namespace, pod.name, pod.uid));
     for dir in [state_dir, log_dir] {
         match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                if result.is_ok() {
-                    result = Err(io_error(&dir)(e));
-                }
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound && result.is_ok() => result = Err(io_error(&dir)(e)),
             _ => {}
         }
     }

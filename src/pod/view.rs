@@ -53,9 +53,17 @@ impl NetworkRecord {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum MemberState {
-    Waiting { reason: String },
-    Running { since: Option<f64> },
-    Terminated { exit_code: u32, reason: String, finished: Option<f64> },
+    Waiting {
+        reason: String,
+    },
+    Running {
+        since: Option<f64>,
+    },
+    Terminated {
+        exit_code: u32,
+        reason: String,
+        finished: Option<f64>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -143,9 +151,17 @@ impl PodView {
         let sandbox_running = matches!(self.sandbox_task.as_ref().map(|t| t.state), Some(TaskState::Running));
         let states: Vec<MemberState> = self.members.iter().map(MemberView::state).collect();
         if states.iter().all(|s| matches!(s, MemberState::Running { .. })) {
-            return if sandbox_running { "Running".into() } else { "SandboxNotReady".into() };
+            return if sandbox_running {
+                "Running".into()
+            } else {
+                "SandboxNotReady".into()
+            };
         }
-        if !states.is_empty() && states.iter().all(|s| matches!(s, MemberState::Terminated { exit_code: 0, .. })) {
+        if !states.is_empty()
+            && states
+                .iter()
+                .all(|s| matches!(s, MemberState::Terminated { exit_code: 0, .. }))
+        {
             return "Completed".into();
         }
         for state in &states {
@@ -165,7 +181,10 @@ impl PodView {
             "Pending"
         } else if states.iter().any(|s| matches!(s, MemberState::Running { .. })) {
             "Running"
-        } else if states.iter().all(|s| matches!(s, MemberState::Terminated { exit_code: 0, .. })) {
+        } else if states
+            .iter()
+            .all(|s| matches!(s, MemberState::Terminated { exit_code: 0, .. }))
+        {
             "Succeeded"
         } else {
             "Failed"
@@ -173,11 +192,19 @@ impl PodView {
     }
 
     pub fn member(&self, name: &str) -> Result<&MemberView, PodError> {
-        self.members.iter().find(|m| m.name == name).ok_or_else(|| PodError::NoSuchContainer {
-            pod: self.name.clone(),
-            container: name.to_string(),
-            known: self.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
-        })
+        self.members
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| PodError::NoSuchContainer {
+                pod: self.name.clone(),
+                container: name.to_string(),
+                known: self
+                    .members
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 }
 
@@ -214,7 +241,9 @@ pub async fn find_pod(client: &Client, name: &str) -> Result<Option<PodView>, Po
 fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskInfo>) -> Vec<PodView> {
     let mut by_sandbox: HashMap<String, (Option<ContainerRecord>, Vec<ContainerRecord>)> = HashMap::new();
     for container in containers {
-        let Some(sandbox_id) = container.labels.get(LABEL_SANDBOX_ID).cloned() else { continue };
+        let Some(sandbox_id) = container.labels.get(LABEL_SANDBOX_ID).cloned() else {
+            continue;
+        };
         let entry = by_sandbox.entry(sandbox_id).or_default();
         if container.labels.get(LABEL_KIND).map(String::as_str) == Some("sandbox") {
             entry.0 = Some(container);
@@ -243,9 +272,17 @@ fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskInfo>)
                 name: record.labels.get(LABEL_CONTAINER_NAME).cloned().unwrap_or_default(),
                 id: record.id.clone(),
                 image: record.image.clone(),
-                runtime: record.labels.get(LABEL_RUNTIME).cloned().unwrap_or_else(|| "oci".into()),
+                runtime: record
+                    .labels
+                    .get(LABEL_RUNTIME)
+                    .cloned()
+                    .unwrap_or_else(|| "oci".into()),
                 log_path: record.labels.get(LABEL_LOG_PATH).map(PathBuf::from),
-                stop_signal: record.labels.get(LABEL_STOP_SIGNAL).cloned().unwrap_or_else(|| "SIGTERM".into()),
+                stop_signal: record
+                    .labels
+                    .get(LABEL_STOP_SIGNAL)
+                    .cloned()
+                    .unwrap_or_else(|| "SIGTERM".into()),
                 task: tasks.get(&record.id).cloned(),
                 record,
             })
@@ -261,7 +298,10 @@ fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskInfo>)
             name: label(LABEL_POD_NAME),
             namespace: label(LABEL_POD_NAMESPACE),
             uid: label(LABEL_POD_UID),
-            pod: sandbox.extensions.get(EXT_POD).and_then(|raw| serde_json::from_slice(raw).ok()),
+            pod: sandbox
+                .extensions
+                .get(EXT_POD)
+                .and_then(|raw| serde_json::from_slice(raw).ok()),
             created: sandbox.created,
             sandbox_task: tasks.get(&sandbox.id).cloned(),
             network: NetworkRecord::of(&sandbox),

@@ -85,9 +85,7 @@ impl CniNetwork {
         let path = files
             .into_iter()
             .next()
-            .ok_or_else(|| SandboxError::NoNetworkConfig {
-                dir: dir.to_path_buf(),
-            })?;
+            .ok_or_else(|| SandboxError::NoNetworkConfig { dir: dir.to_path_buf() })?;
         let text = std::fs::read_to_string(&path).map_err(|source| SandboxError::ConfRead {
             path: path.clone(),
             source,
@@ -109,12 +107,9 @@ impl CniNetwork {
             origin: origin.to_string(),
             reason: reason.to_string(),
         };
-        let obj = raw
-            .as_object()
-            .ok_or_else(|| invalid("it is not a JSON object"))?;
+        let obj = raw.as_object().ok_or_else(|| invalid("it is not a JSON object"))?;
         let name = non_empty_str(obj, "name").ok_or_else(|| invalid("`name` is missing"))?;
-        let cni_version =
-            non_empty_str(obj, "cniVersion").ok_or_else(|| invalid("`cniVersion` is missing"))?;
+        let cni_version = non_empty_str(obj, "cniVersion").ok_or_else(|| invalid("`cniVersion` is missing"))?;
         let plugins = obj
             .get("plugins")
             .and_then(Value::as_array)
@@ -127,9 +122,7 @@ impl CniNetwork {
                 .ok_or_else(|| invalid(&format!("plugins[{i}] has no `type`")))?;
             // `type` becomes a file name under the bin dirs; a path would escape them.
             if ty.contains('/') || ty == "." || ty == ".." {
-                return Err(invalid(&format!(
-                    "plugins[{i}] type `{ty}` is not a plain file name"
-                )));
+                return Err(invalid(&format!("plugins[{i}] type `{ty}` is not a plain file name")));
             }
         }
         Ok(CniNetwork {
@@ -174,9 +167,7 @@ fn conf_kind(path: &Path) -> Option<ConfKind> {
 }
 
 fn non_empty_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    obj.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    obj.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 /// A host port forwarded into the pod; serialized exactly as the `portMappings` capability
@@ -238,11 +229,7 @@ impl CniResult {
         };
         let entries = raw["ips"].as_array().map_or(&[][..], Vec::as_slice);
         let address = |ip: &Value| ip["address"].as_str().map(str::to_string);
-        let mut ips: Vec<String> = entries
-            .iter()
-            .filter(|ip| in_sandbox(ip))
-            .filter_map(address)
-            .collect();
+        let mut ips: Vec<String> = entries.iter().filter(|ip| in_sandbox(ip)).filter_map(address).collect();
         if ips.is_empty() {
             ips = entries.iter().filter_map(address).collect();
         }
@@ -258,25 +245,12 @@ impl CniResult {
 
 /// Brings up `lo` in the pod's netns with the `loopback` plugin (`att.ifname` is ignored).
 pub async fn setup_loopback(att: &Attachment<'_>) -> Result<(), SandboxError> {
-    let att = Attachment {
-        ifname: "lo",
-        ..*att
-    };
-    let conf =
-        json!({ "cniVersion": LOOPBACK_CNI_VERSION, "name": "cni-loopback", "type": "loopback" });
+    let att = Attachment { ifname: "lo", ..*att };
+    let conf = json!({ "cniVersion": LOOPBACK_CNI_VERSION, "name": "cni-loopback", "type": "loopback" });
     let dirs = bin_dirs(&att);
     let path = find_plugin("loopback", &dirs)?;
     require_netns(&att)?;
-    run_plugin(
-        &path,
-        "loopback",
-        "ADD",
-        &att,
-        &dirs,
-        LOOPBACK_CNI_VERSION,
-        &conf,
-    )
-    .await?;
+    run_plugin(&path, "loopback", "ADD", &att, &dirs, LOOPBACK_CNI_VERSION, &conf).await?;
     Ok(())
 }
 
@@ -330,11 +304,7 @@ pub async fn add(net: &CniNetwork, att: &Attachment<'_>) -> Result<CniResult, Sa
 /// Call it *before* unpinning the netns: after the netns is gone it still runs (plugins get
 /// `CNI_NETNS=""`, as the spec allows) and frees the IPAM reservation, but `bridge` (plugins
 /// 1.1.x) finds the address of its ipMasq rule via the pod's interface, so that rule then stays.
-pub async fn del(
-    net: &CniNetwork,
-    att: &Attachment<'_>,
-    prev: Option<&CniResult>,
-) -> Result<(), SandboxError> {
+pub async fn del(net: &CniNetwork, att: &Attachment<'_>, prev: Option<&CniResult>) -> Result<(), SandboxError> {
     del_plugins(net, net.plugins(), att, prev.map(|r| &r.raw)).await
 }
 
@@ -384,9 +354,7 @@ pub(crate) fn plugin_config(
     };
     let wants_ports = plugin["capabilities"]["portMappings"].as_bool() == Some(true);
     if wants_ports && !port_mappings.is_empty() {
-        let rc = conf
-            .entry("runtimeConfig")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let rc = conf.entry("runtimeConfig").or_insert_with(|| Value::Object(Map::new()));
         if !rc.is_object() {
             *rc = Value::Object(Map::new());
         }
@@ -505,8 +473,7 @@ async fn run_plugin(
         })??;
 
     if !output.status.success() {
-        let (code, msg, details) =
-            parse_plugin_error(&output.stdout, &output.stderr, &output.status.to_string());
+        let (code, msg, details) = parse_plugin_error(&output.stdout, &output.stderr, &output.status.to_string());
         return Err(SandboxError::PluginFailed {
             plugin: plugin.to_string(),
             command,
@@ -531,13 +498,7 @@ async fn run_plugin(
             cni_version,
             "not a JSON object".into(),
         )),
-        Err(e) => Err(output_error(
-            plugin,
-            command,
-            att,
-            cni_version,
-            e.to_string(),
-        )),
+        Err(e) => Err(output_error(plugin, command, att, cni_version, e.to_string())),
     }
 }
 
@@ -559,11 +520,7 @@ fn output_error(
 
 /// The spec's error JSON (`{"code", "msg", "details"}` on stdout); when a plugin didn't print
 /// one, the message falls back to stderr, then stdout, then the exit status.
-pub(crate) fn parse_plugin_error(
-    stdout: &[u8],
-    stderr: &[u8],
-    status: &str,
-) -> (Option<u32>, String, String) {
+pub(crate) fn parse_plugin_error(stdout: &[u8], stderr: &[u8], status: &str) -> (Option<u32>, String, String) {
     #[derive(Deserialize)]
     struct ErrorJson {
         code: Option<u32>,
@@ -589,8 +546,7 @@ pub(crate) fn parse_plugin_error(
 }
 
 pub(crate) fn fmt_code(code: Option<u32>) -> String {
-    code.map(|c| format!(" (CNI error code {c})"))
-        .unwrap_or_default()
+    code.map(|c| format!(" (CNI error code {c})")).unwrap_or_default()
 }
 
 pub(crate) fn fmt_details(details: &str) -> String {
@@ -637,10 +593,7 @@ mod unit_tests {
         let types: Vec<_> = net.plugins().iter().map(plugin_type).collect();
         assert_eq!(types, ["bridge", "portmap"]);
         assert_eq!(net.plugins()[0]["bridge"], "podctl0");
-        assert_eq!(
-            net.plugins()[0]["ipam"]["ranges"][0][0]["subnet"],
-            "10.89.0.0/16"
-        );
+        assert_eq!(net.plugins()[0]["ipam"]["ranges"][0][0]["subnet"], "10.89.0.0/16");
         assert_eq!(CniNetwork::load(None).unwrap(), net);
     }
 
@@ -669,10 +622,7 @@ mod unit_tests {
         let mut with_ip = ports();
         with_ip[0].host_ip = "127.0.0.1".into();
         let conf = plugin_config(&net, &net.plugins()[1], None, &with_ip);
-        assert_eq!(
-            conf["runtimeConfig"]["portMappings"][0]["hostIP"],
-            "127.0.0.1"
-        );
+        assert_eq!(conf["runtimeConfig"]["portMappings"][0]["hostIP"], "127.0.0.1");
         // No mappings: no runtimeConfig at all (as libcni).
         let conf = plugin_config(&net, &net.plugins()[1], None, &[]);
         assert!(conf.get("runtimeConfig").is_none());
@@ -748,10 +698,7 @@ mod unit_tests {
         };
         let text = err.to_string();
         assert!(text.contains("`bridge` ADD for container `c1`"), "{text}");
-        assert!(
-            text.contains("(CNI error code 7): bad subnet (10.0/99)"),
-            "{text}"
-        );
+        assert!(text.contains("(CNI error code 7): bad subnet (10.0/99)"), "{text}");
         assert!(text.contains("fix the network configuration"), "{text}");
         // Not JSON: stderr, then stdout, then the status.
         let (code, msg, _) = parse_plugin_error(b"", b"panic: boom\n", "exit status: 2");
@@ -783,10 +730,7 @@ mod unit_tests {
         )
         .unwrap();
         let net = CniNetwork::load(Some(&dir)).unwrap();
-        assert_eq!(
-            (net.name.as_str(), net.cni_version.as_str()),
-            ("single", "0.4.0")
-        );
+        assert_eq!((net.name.as_str(), net.cni_version.as_str()), ("single", "0.4.0"));
         assert_eq!(net.plugins(), [json!({"type": "bridge", "bridge": "br9"})]);
 
         // Files are taken in name order: 10-list.conflist wins over 20-single.conf.
@@ -802,10 +746,7 @@ mod unit_tests {
         // Invalid ones are reported, not skipped.
         std::fs::write(dir.join("05-bad.conflist"), r#"{"name":"x","plugins":[]}"#).unwrap();
         let err = CniNetwork::load(Some(&dir)).unwrap_err().to_string();
-        assert!(
-            err.contains("05-bad.conflist") && err.contains("cniVersion"),
-            "{err}"
-        );
+        assert!(err.contains("05-bad.conflist") && err.contains("cniVersion"), "{err}");
         std::fs::write(
             dir.join("05-bad.conflist"),
             r#"{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"../../bin/sh"}]}"#,
@@ -830,10 +771,7 @@ mod unit_tests {
             "test",
         )
         .unwrap();
-        let dirs = [
-            PathBuf::from("/nonexistent/podctl/cni"),
-            PathBuf::from("/usr/lib/cni"),
-        ];
+        let dirs = [PathBuf::from("/nonexistent/podctl/cni"), PathBuf::from("/usr/lib/cni")];
         let att = Attachment {
             container_id: "podctl-test-missing",
             netns: Path::new("/nonexistent/netns"),
@@ -848,15 +786,9 @@ mod unit_tests {
              install containernetworking-plugins or pass --cni-bin-dir"
         );
         // Default search path is named when the caller passes none.
-        let att = Attachment {
-            bin_dirs: &[],
-            ..att
-        };
+        let att = Attachment { bin_dirs: &[], ..att };
         let err = add(&net, &att).await.unwrap_err().to_string();
-        assert!(
-            err.contains("not found in /opt/cni/bin:/usr/lib/cni;"),
-            "{err}"
-        );
+        assert!(err.contains("not found in /opt/cni/bin:/usr/lib/cni;"), "{err}");
         // DEL reports it too (nothing to tear down without the binary).
         assert!(matches!(
             del(&net, &att, None).await,

@@ -31,14 +31,8 @@ fn can_run(need_plugins: bool) -> bool {
     }
     if need_plugins {
         for p in PLUGINS {
-            if !DEFAULT_BIN_DIRS
-                .iter()
-                .any(|d| Path::new(d).join(p).is_file())
-            {
-                missing.push(format!(
-                    "CNI plugin `{p}` in {}",
-                    DEFAULT_BIN_DIRS.join(":")
-                ));
+            if !DEFAULT_BIN_DIRS.iter().any(|d| Path::new(d).join(p).is_file()) {
+                missing.push(format!("CNI plugin `{p}` in {}", DEFAULT_BIN_DIRS.join(":")));
             }
         }
         for tool in ["ip", "iptables"] {
@@ -158,8 +152,7 @@ fn sweep_shared_state() {
     let dnat = Command::new("iptables")
         .args(["-t", "nat", "-S", "CNI-HOSTPORT-DNAT"])
         .output();
-    let unused = dnat
-        .is_ok_and(|o| o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("-A "));
+    let unused = dnat.is_ok_and(|o| o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("-A "));
     if unused {
         for (chain, target) in [
             ("PREROUTING", "CNI-HOSTPORT-DNAT"),
@@ -168,17 +161,9 @@ fn sweep_shared_state() {
         ] {
             delete_jumps(chain, target);
         }
-        for chain in [
-            "CNI-HOSTPORT-DNAT",
-            "CNI-HOSTPORT-SETMARK",
-            "CNI-HOSTPORT-MASQ",
-        ] {
-            let _ = Command::new("iptables")
-                .args(["-t", "nat", "-F", chain])
-                .output();
-            let _ = Command::new("iptables")
-                .args(["-t", "nat", "-X", chain])
-                .output();
+        for chain in ["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"] {
+            let _ = Command::new("iptables").args(["-t", "nat", "-F", chain]).output();
+            let _ = Command::new("iptables").args(["-t", "nat", "-X", chain]).output();
         }
     }
     if IP_FORWARD_BEFORE.get().map(String::as_str) == Some("0") {
@@ -212,22 +197,15 @@ fn delete_container_chains(container_id: &str) {
         }
     }
     for chain in chains {
-        let _ = Command::new("iptables")
-            .args(["-t", "nat", "-F", &chain])
-            .output();
-        let _ = Command::new("iptables")
-            .args(["-t", "nat", "-X", &chain])
-            .output();
+        let _ = Command::new("iptables").args(["-t", "nat", "-F", &chain]).output();
+        let _ = Command::new("iptables").args(["-t", "nat", "-X", &chain]).output();
     }
 }
 
 /// Deletes rules in nat/`chain` that jump to `target`, by rule number (highest first, so the
 /// numbers of the remaining ones don't shift).
 fn delete_jumps(chain: &str, target: &str) {
-    let Ok(out) = Command::new("iptables")
-        .args(["-t", "nat", "-S", chain])
-        .output()
-    else {
+    let Ok(out) = Command::new("iptables").args(["-t", "nat", "-S", chain]).output() else {
         return;
     };
     let text = String::from_utf8_lossy(&out.stdout);
@@ -277,11 +255,7 @@ async fn netns_create_and_remove() {
     assert_eq!(ns.path, Path::new("/run/netns").join(&name));
     let pinned = std::fs::metadata(&ns.path).expect("netns file exists");
     let ours = std::fs::metadata("/proc/self/ns/net").unwrap();
-    assert_ne!(
-        pinned.ino(),
-        ours.ino(),
-        "pinned netns must be a new namespace"
-    );
+    assert_ne!(pinned.ino(), ours.ino(), "pinned netns must be a new namespace");
     // The calling thread stayed in the host namespace.
     let thread_ns = std::fs::metadata("/proc/thread-self/ns/net").unwrap();
     assert_eq!(thread_ns.ino(), ours.ino());
@@ -294,10 +268,7 @@ async fn netns_create_and_remove() {
     assert!(matches!(err, SandboxError::NetnsExists { .. }), "{err}");
     assert!(err.to_string().contains("ip netns delete"), "{err}");
     for bad in ["", "..", "a/b"] {
-        assert!(matches!(
-            create_netns(bad),
-            Err(SandboxError::InvalidNetnsName { .. })
-        ));
+        assert!(matches!(create_netns(bad), Err(SandboxError::InvalidNetnsName { .. })));
     }
 
     remove_netns(&ns.path).expect("remove_netns");
@@ -384,8 +355,7 @@ async fn cni_add_del_with_host_port() {
         }
     });
     let addr = SocketAddr::from(([127, 0, 0, 1], HOST_PORT));
-    let mut conn =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect to hostPort");
+    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect to hostPort");
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut reply = String::new();
     conn.read_to_string(&mut reply).unwrap();
@@ -401,12 +371,8 @@ async fn cni_add_del_with_host_port() {
     let links = run("ip", &["-n", &name, "-o", "link"]);
     assert!(!links.contains("eth0"), "{links}");
 
-    cni::del(&net, &att, Some(&res))
-        .await
-        .expect("second DEL is Ok");
-    cni::del(&net, &att, None)
-        .await
-        .expect("DEL without prevResult is Ok");
+    cni::del(&net, &att, Some(&res)).await.expect("second DEL is Ok");
+    cni::del(&net, &att, None).await.expect("DEL without prevResult is Ok");
 }
 
 #[tokio::test]
@@ -443,9 +409,7 @@ async fn cni_del_after_netns_is_gone() {
 
     // The netns vanishes first (e.g. a crash between the two teardown steps).
     remove_netns(&ns.path).unwrap();
-    cni::del(&net, &att, Some(&res))
-        .await
-        .expect("DEL without netns");
+    cni::del(&net, &att, Some(&res)).await.expect("DEL without netns");
     assert!(!ipam_file.exists(), "IPAM reservation left behind");
     // ADD refuses to run on a missing netns.
     let err = cni::add(&net, &att).await.unwrap_err();
@@ -494,9 +458,7 @@ async fn failed_add_rolls_back() {
     let owned_ips = std::fs::read_dir(IPAM_DIR)
         .map(|d| {
             d.flatten()
-                .filter(|e| {
-                    std::fs::read_to_string(e.path()).is_ok_and(|s| s.contains(&container_id))
-                })
+                .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|s| s.contains(&container_id)))
                 .count()
         })
         .unwrap_or(0);

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder,
-    RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
 };
 
 use crate::manifest::Container;
@@ -42,7 +42,10 @@ pub struct SandboxNamespaces {
 pub fn grouping_annotations(sandbox_id: &str, container_type: &str) -> HashMap<String, String> {
     HashMap::from([
         ("io.kubernetes.cri.sandbox-id".to_string(), sandbox_id.to_string()),
-        ("io.kubernetes.cri.container-type".to_string(), container_type.to_string()),
+        (
+            "io.kubernetes.cri.container-type".to_string(),
+            container_type.to_string(),
+        ),
     ])
 }
 
@@ -130,7 +133,10 @@ fn build(task: TaskSpec<'_>) -> Result<Spec, SpecError> {
     }
     let resources = LinuxResourcesBuilder::default()
         // Deny all devices; runc adds the standard ones (null, zero, tty, ...) itself.
-        .devices(vec![LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?])
+        .devices(vec![LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()?])
         .memory(memory.build()?)
         .cpu(cpu.build()?)
         .build()?;
@@ -148,7 +154,12 @@ fn build(task: TaskSpec<'_>) -> Result<Spec, SpecError> {
             .destination("/run")
             .typ("tmpfs")
             .source("tmpfs")
-            .options(vec!["nosuid".into(), "strictatime".into(), "mode=755".into(), "size=65536k".into()])
+            .options(vec![
+                "nosuid".into(),
+                "strictatime".into(),
+                "mode=755".into(),
+                "size=65536k".into(),
+            ])
             .build()?,
     );
     mounts.extend(task.extra_mounts);
@@ -277,7 +288,10 @@ mod tests {
         assert!(ns.contains(&(LinuxNamespaceType::Network, Some("/run/netns/podctl-echo".into()))));
         assert!(ns.contains(&(LinuxNamespaceType::Pid, None)));
         assert!(ns.contains(&(LinuxNamespaceType::Uts, None)));
-        assert_eq!(spec.annotations().as_ref().unwrap()["io.kubernetes.cri.sandbox-id"], "sb");
+        assert_eq!(
+            spec.annotations().as_ref().unwrap()["io.kubernetes.cri.sandbox-id"],
+            "sb"
+        );
     }
 
     #[test]

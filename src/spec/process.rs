@@ -20,14 +20,19 @@ pub struct ProcessPlan {
     pub gid: u32,
 }
 
-pub fn plan_process(container: &Container, image: &ImageConfiguration, hostname: &str) -> Result<ProcessPlan, SpecError> {
+pub fn plan_process(
+    container: &Container,
+    image: &ImageConfiguration,
+    hostname: &str,
+) -> Result<ProcessPlan, SpecError> {
     let config = image.config().clone().unwrap_or_default();
     let entrypoint = config.entrypoint().clone().unwrap_or_default();
     let cmd = config.cmd().clone().unwrap_or_default();
 
     // Image env first, then the Pod's, later names replacing earlier ones in place (as kubelet does).
     let mut env: Vec<(String, String)> = Vec::new();
-    let set = |name: &str, value: String, env: &mut Vec<(String, String)>| match env.iter_mut().find(|(n, _)| n == name) {
+    let set = |name: &str, value: String, env: &mut Vec<(String, String)>| match env.iter_mut().find(|(n, _)| n == name)
+    {
         Some(slot) => slot.1 = value,
         None => env.push((name.to_string(), value)),
     };
@@ -164,7 +169,10 @@ mod tests {
         assert_eq!(args(container(&[], &[])), ["/entry", "--cmd"]);
         assert_eq!(args(container(&[], &["x"])), ["/entry", "x"]);
         assert_eq!(args(container(&["/bin/sh"], &[])), ["/bin/sh"]);
-        assert_eq!(args(container(&["/bin/sh"], &["-c", "true"])), ["/bin/sh", "-c", "true"]);
+        assert_eq!(
+            args(container(&["/bin/sh"], &["-c", "true"])),
+            ["/bin/sh", "-c", "true"]
+        );
     }
 
     #[test]
@@ -172,8 +180,14 @@ mod tests {
         let img = image(&["/e"], &[], &["A=1", "PATH=/bin"], "1000:2000");
         let mut c = container(&["echo", "$(A)", "$$(A)", "$(MISSING)"], &[]);
         c.env = vec![
-            EnvVar { name: "A".into(), value: "2".into() },
-            EnvVar { name: "B".into(), value: "$(A)-b".into() },
+            EnvVar {
+                name: "A".into(),
+                value: "2".into(),
+            },
+            EnvVar {
+                name: "B".into(),
+                value: "$(A)-b".into(),
+            },
         ];
         let plan = plan_process(&c, &img, "pod1").unwrap();
         assert_eq!(plan.env, ["A=2", "PATH=/bin", "HOSTNAME=pod1", "B=2-b"]);
@@ -190,6 +204,9 @@ mod tests {
         let err = plan_process(&container(&[], &[]), &named, "h").unwrap_err();
         assert!(err.to_string().contains("nginx"), "{err}");
         let empty = image(&[], &[], &[], "");
-        assert!(matches!(plan_process(&container(&[], &[]), &empty, "h"), Err(SpecError::NoCommand { .. })));
+        assert!(matches!(
+            plan_process(&container(&[], &[]), &empty, "h"),
+            Err(SpecError::NoCommand { .. })
+        ));
     }
 }

@@ -15,8 +15,8 @@ use podctl::image::layout::{build_image, Entry, ImageSpec};
 pub const BUSYBOX_IMAGE: &str = "podctl.test/busybox:1";
 pub const ECHO_IMAGE: &str = "podctl.local/echoserver:0.1";
 const BUSYBOX_APPLETS: &[&str] = &[
-    "sh", "cat", "echo", "hostname", "ls", "ps", "sleep", "wget", "nc", "true", "false", "grep", "id", "ip",
-    "printf", "readlink", "stat", "test", "touch", "trap", "kill",
+    "sh", "cat", "echo", "hostname", "ls", "ps", "sleep", "wget", "nc", "true", "false", "grep", "id", "ip", "printf",
+    "readlink", "stat", "test", "touch", "trap", "kill",
 ];
 
 /// Says why a test cannot run here; panics in CI, where every test must run.
@@ -61,7 +61,11 @@ macro_rules! require_env {
 fn nix_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -181,7 +185,11 @@ impl TestEnv {
     /// Imports a busybox image built from Debian's busybox-static (applets as symlinks).
     pub fn import_busybox(&self) {
         let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed at /bin/busybox");
-        let mut layer = vec![Entry::dir("bin", 0o755), Entry::dir("tmp", 0o1777), Entry::file("bin/busybox", 0o755, busybox)];
+        let mut layer = vec![
+            Entry::dir("bin", 0o755),
+            Entry::dir("tmp", 0o1777),
+            Entry::file("bin/busybox", 0o755, busybox),
+        ];
         for applet in BUSYBOX_APPLETS {
             layer.push(Entry::symlink(format!("bin/{applet}"), "busybox"));
         }
@@ -200,7 +208,11 @@ impl TestEnv {
     pub fn wait_until(&self, timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
         let start = Instant::now();
         while !done() {
-            assert!(start.elapsed() < timeout, "[{}] timed out after {timeout:?} waiting for {what}", self.name);
+            assert!(
+                start.elapsed() < timeout,
+                "[{}] timed out after {timeout:?} waiting for {what}",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -219,7 +231,10 @@ impl TestEnv {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("[{}] log of {pod}/{container} never showed {needle:?}; it holds:\n{last}", self.name);
+        panic!(
+            "[{}] log of {pod}/{container} never showed {needle:?}; it holds:\n{last}",
+            self.name
+        );
     }
 
     pub fn pod_json(&self, pod: &str) -> serde_json::Value {
@@ -231,7 +246,10 @@ impl TestEnv {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
             last = self.pod_json(pod);
-            let statuses = last["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+            let statuses = last["status"]["containerStatuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             if !statuses.is_empty() && statuses.iter().all(|s| s["ready"] == true) {
                 return last;
             }
@@ -243,9 +261,17 @@ impl TestEnv {
     /// The sandbox ID (`podctl.io/sandbox-id`) is the pod's containerd ID prefix and netns suffix.
     pub fn sandbox_id(&self, pod: &str) -> String {
         let json = self.pod_json(pod);
-        let id = json["status"]["containerStatuses"][0]["containerID"].as_str().unwrap().to_string();
-        let member = json["status"]["containerStatuses"][0]["name"].as_str().unwrap().to_string();
-        id.trim_start_matches("containerd://").trim_end_matches(&format!("-{member}")).to_string()
+        let id = json["status"]["containerStatuses"][0]["containerID"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let member = json["status"]["containerStatuses"][0]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        id.trim_start_matches("containerd://")
+            .trim_end_matches(&format!("-{member}"))
+            .to_string()
     }
 
     /// What containerd holds in the test's namespace: containers, tasks, active snapshots, leases.
@@ -257,11 +283,23 @@ impl TestEnv {
                 .args(args)
                 .output()
                 .expect("ctr runs");
-            assert!(out.status.success(), "ctr {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-            String::from_utf8_lossy(&out.stdout).lines().skip(1).map(str::to_string).collect()
+            assert!(
+                out.status.success(),
+                "ctr {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .skip(1)
+                .map(str::to_string)
+                .collect()
         };
         let mut objects = Vec::new();
-        objects.extend(ctr(&["containers", "ls", "-q"]).into_iter().map(|c| format!("container {c}")));
+        objects.extend(
+            ctr(&["containers", "ls", "-q"])
+                .into_iter()
+                .map(|c| format!("container {c}")),
+        );
         objects.extend(ctr(&["tasks", "ls"]).into_iter().map(|t| format!("task {t}")));
         // Committed snapshots are image layers; anything active belongs to a container.
         objects.extend(
@@ -286,10 +324,17 @@ impl TestEnv {
         let containers = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(containers.trim().is_empty(), "containers left: {containers}");
         let objects = self.containerd_objects();
-        assert!(objects.is_empty(), "[{}] containerd objects left: {objects:?}", self.name);
+        assert!(
+            objects.is_empty(),
+            "[{}] containerd objects left: {objects:?}",
+            self.name
+        );
         assert_no_host_traces(sandbox_id);
         for dir in [self.state_dir(), self.log_dir()] {
-            let left: Vec<_> = walk(&dir).into_iter().filter(|p| p.to_string_lossy().contains(sandbox_id) || p.is_file()).collect();
+            let left: Vec<_> = walk(&dir)
+                .into_iter()
+                .filter(|p| p.to_string_lossy().contains(sandbox_id) || p.is_file())
+                .collect();
             assert!(left.is_empty(), "files left under {}: {left:?}", dir.display());
         }
     }
@@ -302,7 +347,11 @@ pub fn assert_no_host_traces(sandbox_id: &str) {
     let ipam = Path::new("/var/lib/cni/networks/podctl");
     for file in walk(ipam) {
         let content = std::fs::read_to_string(&file).unwrap_or_default();
-        assert!(!content.contains(sandbox_id), "IPAM reservation {} left for {sandbox_id}", file.display());
+        assert!(
+            !content.contains(sandbox_id),
+            "IPAM reservation {} left for {sandbox_id}",
+            file.display()
+        );
     }
     let rules = iptables_rules();
     let left: Vec<&str> = rules.lines().filter(|l| l.contains(sandbox_id)).collect();
@@ -316,7 +365,9 @@ pub fn iptables_rules() -> String {
 
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {

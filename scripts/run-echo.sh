@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The seed scenario from a fresh Debian host: install what is needed, build podctl, make sure
+# containerd runs, create the echo pod (pause sandbox + podctl's echo server, hostPort 9080) and curl it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "run-echo: run as root (podctl manages namespaces, CNI and containerd)" >&2; exit 1; }
+scripts/setup.sh
+cargo build --release --quiet
+install -m 0755 target/release/podctl /usr/local/bin/podctl
+scripts/start-containerd.sh
+if podctl get pod echo >/dev/null 2>&1; then
+  echo "run-echo: pod echo exists already; recreating it"
+  podctl delete echo
+fi
+podctl create -f examples/echo-pod.yaml
+for _ in $(seq 1 100); do
+  curl -sf -o /dev/null 127.0.0.1:9080 && break
+  sleep 0.05
+done
+echo "+ curl 127.0.0.1:9080 -d hello"
+curl -s 127.0.0.1:9080 -d hello
+echo "+ podctl get pods -o wide"
+podctl get pods -o wide
+echo
+echo "Next: podctl describe pod echo | podctl logs echo -c echoserver | podctl delete echo"

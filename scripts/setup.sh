@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what podctl needs to build and run on a Debian host, idempotently: containerd, runc, the
+# CNI plugins, iptables, protoc (containerd-client's build), busybox-static (test images), curl.
+set -euo pipefail
+
+packages=(containerd runc containernetworking-plugins iptables iproute2 busybox-static protobuf-compiler curl ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is missing; install a Rust toolchain (rustup) first" >&2
+  exit 1
+fi
