@@ -3,6 +3,7 @@
 //! A pod is a pause sandbox task that owns the pod's namespaces (network pinned first, then IPC, UTS,
 //! PID) plus member containers that join them. Everything is rebuilt from containerd's own records.
 
+pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod containerd;

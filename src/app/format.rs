@@ -141,7 +141,7 @@ pub fn pod_object(pod: &PodView) -> Value {
                 "image": m.image,
                 "containerID": format!("containerd://{}", m.id),
                 "ready": m.ready(),
-                "restartCount": 0,
+                "restartCount": m.restarts,
                 "started": m.ready(),
                 "state": member_state_object(&m.state()),
             })
@@ -209,7 +209,7 @@ pub fn describe(pod: &PodView) -> String {
     let _ = writeln!(out, "Sandbox:      {} (pause pid {pause_pid})", pod.sandbox_id);
     let _ = writeln!(out, "Namespaces:");
     if let Some(network) = &pod.network {
-        let _ = writeln!(out, "  net:        {}", network.netns.display());
+        let _ = writeln!(out, "  {:<12}{}", "net:", network.netns.display());
     }
     let shared_pid = manifest.is_some_and(|p| p.spec.share_process_namespace);
     let mut shared = vec!["ipc", "uts"];
@@ -217,11 +217,7 @@ pub fn describe(pod: &PodView) -> String {
         shared.push("pid");
     }
     for kind in shared {
-        let _ = writeln!(
-            out,
-            "  {kind}:{}/proc/{pause_pid}/ns/{kind}",
-            " ".repeat(8 - kind.len())
-        );
+        let _ = writeln!(out, "  {:<12}/proc/{pause_pid}/ns/{kind}", format!("{kind}:"));
     }
     let _ = writeln!(out, "Containers:");
     for member in &pod.members {
@@ -230,8 +226,13 @@ pub fn describe(pod: &PodView) -> String {
         let _ = writeln!(out, "    Container ID:   containerd://{}", member.id);
         let _ = writeln!(out, "    Image:          {}", member.image);
         let _ = writeln!(out, "    Runtime:        {}", member.runtime);
-        if let Some(task) = &member.task {
-            let _ = writeln!(out, "    PID:            {}", task.pid);
+        if let Some(pid) = member.pid {
+            let label = if member.runtime == "oci" {
+                "PID:            "
+            } else {
+                "Agent PID:      "
+            };
+            let _ = writeln!(out, "    {label}{pid}");
         }
         for port in spec.map(|c| c.ports.as_slice()).unwrap_or_default() {
             let host = match port.host_port {
@@ -251,7 +252,7 @@ pub fn describe(pod: &PodView) -> String {
             "    Ready:          {}",
             if member.ready() { "True" } else { "False" }
         );
-        let _ = writeln!(out, "    Restart Count:  0");
+        let _ = writeln!(out, "    Restart Count:  {}", member.restarts);
         if let Some(container) = spec {
             if !container.env.is_empty() {
                 let _ = writeln!(out, "    Environment:");

@@ -6,10 +6,10 @@ use super::format;
 use crate::cli::{GetArgs, OutputFormat};
 use crate::containerd::Client;
 use crate::manifest::to_yaml;
-use crate::pod::{self, PodError};
+use crate::pod::{self, PodError, Settings};
 
-pub async fn get(client: &Client, args: &GetArgs) -> Result<()> {
-    let mut pods = pod::list_pods(client).await?;
+pub async fn get(client: &Client, settings: &Settings, args: &GetArgs) -> Result<()> {
+    let mut pods = pod::list_pods(client, settings).await?;
     if !args.names.is_empty() {
         for name in &args.names {
             if !pods.iter().any(|p| &p.name == name) {
@@ -29,6 +29,15 @@ pub async fn get(client: &Client, args: &GetArgs) -> Result<()> {
                 return Ok(());
             }
             print!("{}", format::pod_table(&pods, args.output == Some(OutputFormat::Wide)));
+            for pod in &pods {
+                if pod
+                    .members
+                    .iter()
+                    .any(|m| matches!(&m.state, pod::MemberState::Waiting { reason } if reason == "AgentNotRunning"))
+                {
+                    eprintln!("warning: the agent of pod {0} is not running, so its WASM members are down; `podctl agent restart {0}` restarts them", pod.name);
+                }
+            }
         }
         Some(OutputFormat::Name) => {
             for p in &pods {

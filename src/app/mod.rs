@@ -10,13 +10,18 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{Cli, Command, DeleteArgs, GlobalArgs, ImageCommand, LogsArgs};
+use crate::cli::{AgentCommand, Cli, Command, DeleteArgs, GlobalArgs, ImageCommand, LogsArgs};
 use crate::containerd::Client;
 use crate::image::{archive, builtin};
 use crate::manifest::{parse_pod, Pod};
 use crate::pod::{self, DeleteOptions, Settings};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    // The agent must enter the pod's netns before any thread exists, so it runs before the runtime.
+    if let Command::Agent(AgentCommand::Run { pod_dir }) = &cli.command {
+        crate::agent::server::run(pod_dir)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // One thread is plenty for a CLI and starts fastest; network namespaces are made on their own
     // short-lived std threads anyway.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -33,6 +38,7 @@ fn settings(global: &GlobalArgs) -> Settings {
         cni_conf_dir: global.cni_conf_dir.clone(),
         cni_bin_dirs: global.cni_bin_dir.clone(),
         sandbox_image: global.sandbox_image.clone(),
+        wasm_cache_dir: global.wasm_cache_dir.clone(),
     }
 }
 
@@ -81,7 +87,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 bail!("podctl knows one resource type, pods; try `podctl get pods`");
             }
             let client = connect(global).await?;
-            get::get(&client, &args).await?;
+            get::get(&client, &settings(global), &args).await?;
         }
         Command::Describe(args) => {
             if !is_pod_resource(&args.resource) {
@@ -91,24 +97,46 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 );
             }
             let client = connect(global).await?;
-            let view = find(&client, &args.name).await?;
+            let view = find(&client, &settings(global), &args.name).await?;
             print!("{}", format::describe(&view));
         }
         Command::Logs(args) => {
             let client = connect(global).await?;
-            logs(&client, &args).await?;
+            logs(&client, &settings(global), &args).await?;
         }
         Command::Delete(args) => {
             let client = connect(global).await?;
             return delete(&client, &settings(global), &args).await;
         }
         Command::Image(command) => return image(global, command).await,
+        Command::Agent(command) => {
+            let client = connect(global).await?;
+            let settings = settings(global);
+            let (name, reply) = match command {
+                AgentCommand::Status { pod } => {
+                    let view = find(&client, &settings, &pod).await?;
+                    let dir = settings.pod_state_dir(&client, &view.sandbox_id);
+                    (pod.clone(), crate::agent::client::status(&pod, &dir).await?)
+                }
+                AgentCommand::Restart { pod } => {
+                    let view = find(&client, &settings, &pod).await?;
+                    if !view.members.iter().any(|m| m.runtime == "wasmtime") {
+                        bail!("pod {pod} has no WASM members, so it has no agent");
+                    }
+                    let dir = settings.pod_state_dir(&client, &view.sandbox_id);
+                    (pod.clone(), crate::agent::client::restart(&pod, &dir).await?)
+                }
+                AgentCommand::Run { .. } => unreachable!("handled before the runtime starts"),
+            };
+            eprintln!("agent of pod {name}: pid {}", reply.pid);
+            println!("{}", serde_json::to_string_pretty(&reply)?);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn find(client: &Client, name: &str) -> Result<pod::PodView> {
-    Ok(pod::find_pod(client, name)
+async fn find(client: &Client, settings: &Settings, name: &str) -> Result<pod::PodView> {
+    Ok(pod::find_pod(client, settings, name)
         .await?
         .ok_or_else(|| pod::PodError::NotFound {
             name: name.to_string(),
@@ -116,8 +144,8 @@ async fn find(client: &Client, name: &str) -> Result<pod::PodView> {
         })?)
 }
 
-async fn logs(client: &Client, args: &LogsArgs) -> Result<()> {
-    let view = find(client, &args.pod).await?;
+async fn logs(client: &Client, settings: &Settings, args: &LogsArgs) -> Result<()> {
+    let view = find(client, settings, &args.pod).await?;
     let default = view
         .pod
         .as_ref()

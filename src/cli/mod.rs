@@ -59,6 +59,14 @@ pub struct GlobalArgs {
         default_value = "podctl.local/pause:0.1"
     )]
     pub sandbox_image: String,
+    /// Cache of compiled WASM modules (shared by all pods)
+    #[arg(
+        long,
+        global = true,
+        env = "PODCTL_WASM_CACHE_DIR",
+        default_value = "/var/cache/podctl/wasm"
+    )]
+    pub wasm_cache_dir: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,6 +84,23 @@ pub enum Command {
     /// Manage images in containerd
     #[command(subcommand)]
     Image(ImageCommand),
+    /// The per-pod agent that hosts WASM members
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Run the agent of a pod (podctl starts it; not for interactive use)
+    #[command(hide = true)]
+    Run {
+        #[arg(long)]
+        pod_dir: PathBuf,
+    },
+    /// Show what the agent of a pod reports (JSON)
+    Status { pod: String },
+    /// Start the agent of a pod again after it died; its WASM members count a restart
+    Restart { pod: String },
 }
 
 #[derive(Args, Debug)]

@@ -14,7 +14,7 @@ use prost_types::{Any, FieldMask};
 use super::{Client, Result, RUNTIME, SNAPSHOTTER};
 
 /// containerd keys OCI runtime specs by this type URL (what `ctr` and the CRI plugin write).
-const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+pub const OCI_SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 /// podctl's extensions are JSON; the type URL says so to anyone decoding the record.
 const EXTENSION_TYPE_URL: &str = "podctl.io/json";
 
@@ -22,7 +22,10 @@ pub struct NewContainer {
     pub id: String,
     pub image: String,
     pub labels: HashMap<String, String>,
+    /// [`OCI_SPEC_TYPE_URL`] for tasks run by runc; other member runtimes store their own JSON.
+    pub spec_type_url: &'static str,
     pub spec_json: Vec<u8>,
+    /// Empty for members that have no rootfs snapshot.
     pub snapshot_key: String,
     pub extensions: HashMap<String, Vec<u8>>,
 }
@@ -71,10 +74,14 @@ impl Client {
                 options: None,
             }),
             spec: Some(Any {
-                type_url: SPEC_TYPE_URL.into(),
+                type_url: new.spec_type_url.into(),
                 value: new.spec_json,
             }),
-            snapshotter: SNAPSHOTTER.into(),
+            snapshotter: if new.snapshot_key.is_empty() {
+                String::new()
+            } else {
+                SNAPSHOTTER.into()
+            },
             snapshot_key: new.snapshot_key,
             created_at: None,
             updated_at: None,

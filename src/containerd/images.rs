@@ -202,13 +202,11 @@ impl Client {
         }
     }
 
-    /// Reads the image's manifest and config and makes sure its layers are unpacked (an image
-    /// imported with `ctr image import --no-unpack` or unpacked for another snapshotter is not).
-    pub async fn resolve_image(&self, name: &str) -> Result<ResolvedImage> {
-        let image = self.get_image(name).await?.ok_or_else(|| ContainerdError::NotFound {
-            object: format!("image {name}"),
-            namespace: self.namespace().to_string(),
-        })?;
+    /// The image's target and its platform manifest (an index resolves to linux/amd64).
+    async fn manifest_of(&self, name: &str) -> Result<Option<(Descriptor, Manifest)>> {
+        let Some(image) = self.get_image(name).await? else {
+            return Ok(None);
+        };
         let target = image.target.ok_or_else(|| ContainerdError::Invalid {
             object: format!("image {name}"),
             message: "its record has no target".into(),
@@ -233,6 +231,24 @@ impl Client {
             manifest_digest = chosen.digest;
         }
         let manifest: Manifest = self.read_json(&manifest_digest).await?;
+        Ok(Some((target, manifest)))
+    }
+
+    /// (media type, digest) of each layer of the named image, or None when there is no such image.
+    pub async fn image_layers(&self, name: &str) -> Result<Option<Vec<(String, String)>>> {
+        Ok(self
+            .manifest_of(name)
+            .await?
+            .map(|(_, m)| m.layers.into_iter().map(|l| (l.media_type, l.digest)).collect()))
+    }
+
+    /// Reads the image's manifest and config and makes sure its layers are unpacked (an image
+    /// imported with `ctr image import --no-unpack` or unpacked for another snapshotter is not).
+    pub async fn resolve_image(&self, name: &str) -> Result<ResolvedImage> {
+        let (target, manifest) = self.manifest_of(name).await?.ok_or_else(|| ContainerdError::NotFound {
+            object: format!("image {name}"),
+            namespace: self.namespace().to_string(),
+        })?;
         let config_data = self.read_blob(&manifest.config.digest).await?;
         let config = ImageConfiguration::from_reader(&config_data[..]).map_err(|e| ContainerdError::Invalid {
             object: format!("image {name}"),

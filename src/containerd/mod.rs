@@ -11,7 +11,7 @@ mod leases;
 mod snapshots;
 mod tasks;
 
-pub use containers::{ContainerRecord, NewContainer};
+pub use containers::{ContainerRecord, NewContainer, OCI_SPEC_TYPE_URL};
 pub use images::{ImageInfo, ResolvedImage};
 pub use tasks::{ExitStatus, TaskInfo, TaskState};
 

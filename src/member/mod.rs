@@ -1,86 +1,327 @@
-//! Which runtime runs a pod member. Today the built-in OCI runtime (containerd + runc) is the only
-//! one; WASI members will plug in here behind the same selection, so create/delete never branch on
+//! Pod member runtimes: one small trait, [`MemberRuntime`], and a [`Registry`] that picks the runtime
+//! for each container. The OCI runtime (containerd + runc, [`oci`]) and the WASM runtime (wasmtime in
+//! the per-pod agent, [`wasm`]) are its two implementations; create, get and delete never branch on
 //! image kinds themselves.
+//!
+//! # Adding a runtime
+//! Implement [`MemberRuntime`] (claim what it runs, prepare before anything is created, start a pod's
+//! members of its kind recording undo steps, observe their state, stop them gracefully), then add it
+//! to [`Registry::builtin`] ahead of the OCI runtime, which claims every image nobody else does. Its
+//! members are containerd container records like the others (labels name the pod, member and
+//! `podctl.io/runtime`), so every command finds them without a private database.
 
-use crate::manifest::{Container, Pod};
+pub mod oci;
+pub mod wasm;
 
-/// Per-container override: `podctl.io/runtime.<container-name>: oci`.
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use oci_spec::runtime::Mount;
+
+use crate::containerd::{Client, TaskInfo};
+use crate::manifest::{Container, Pod, VolumeSource};
+use crate::pod::{io_error, MemberState, MemberView, PodError, PodEvent, PodView, Settings, Undo, *};
+use crate::spec::SandboxNamespaces;
+
+/// Per-container override: `podctl.io/runtime.<container-name>: oci|wasmtime`.
 pub const RUNTIME_ANNOTATION_PREFIX: &str = "podctl.io/runtime.";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RuntimeKind {
-    /// An OCI image run by containerd's runc shim inside the sandbox's namespaces.
-    Oci,
-}
-
-impl RuntimeKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            RuntimeKind::Oci => "oci",
-        }
-    }
-}
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemberError {
-    #[error("container {container}: no member runtime can run image {image}: {reason}")]
+    #[error("container {container}: no member runtime can run image {image}: {reasons}")]
     NoRuntime {
         container: String,
         image: String,
-        reason: String,
+        reasons: String,
+    },
+    #[error("container {container}: annotation {key} names runtime `{runtime}`, but this podctl has: {known}")]
+    UnknownRuntime {
+        container: String,
+        key: String,
+        runtime: String,
+        known: String,
     },
 }
 
-/// Picks the runtime for one container: the annotation override first, then the image reference.
-pub fn select_runtime(pod: &Pod, container: &Container) -> Result<RuntimeKind, MemberError> {
-    let key = format!("{RUNTIME_ANNOTATION_PREFIX}{}", container.name);
-    let no_runtime = |reason: String| MemberError::NoRuntime {
-        container: container.name.clone(),
-        image: container.image.clone(),
-        reason,
-    };
-    if let Some(choice) = pod.metadata.annotations.get(&key) {
-        return match choice.as_str() {
-            "oci" => Ok(RuntimeKind::Oci),
-            other => Err(no_runtime(format!(
-                "annotation {key}: `{other}` is not a runtime this build has (it has: oci)"
-            ))),
-        };
-    }
-    let image = container.image.as_str();
-    if image.starts_with("file://") || image.ends_with(".wasm") || image.ends_with(".wat") {
-        return Err(no_runtime(
-            "it is a WebAssembly module and this build has no WASM member runtime yet".into(),
-        ));
-    }
-    Ok(RuntimeKind::Oci)
+/// What is known about a container's image before anything is created.
+pub struct ImageProbe {
+    pub reference: String,
+    /// A local file the image names (`./x.wasm`, `/abs/x.wat`, `file:///x.wasm`), if it exists.
+    pub local_file: Option<PathBuf>,
+    /// (media type, digest) of the layers of the OCI image of that name in containerd, if there is one.
+    pub layers: Option<Vec<(String, String)>>,
+    /// The `podctl.io/runtime.<name>` annotation, if set.
+    pub forced: Option<String>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub enum Claim {
+    Accept,
+    /// Not this runtime's: why, for the error when no runtime accepts.
+    Decline(String),
+}
 
-    fn pod(image: &str, annotation: Option<&str>) -> Pod {
-        let mut pod: Pod = serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-            "spec": {"containers": [{"name": "c", "image": image}]}
-        }))
-        .unwrap();
-        if let Some(a) = annotation {
-            pod.metadata.annotations.insert("podctl.io/runtime.c".into(), a.into());
+/// A runtime's own result of `prepare`, handed back to it in `start`.
+pub type Payload = Box<dyn Any + Send + Sync>;
+
+pub struct PreparedMember<'a> {
+    pub index: usize,
+    pub container: &'a Container,
+    pub payload: Payload,
+}
+
+/// Everything about the pod being created that a runtime needs to add members to it.
+pub struct PodContext<'a> {
+    pub client: &'a Client,
+    pub settings: &'a Settings,
+    pub pod: &'a Pod,
+    pub uid: &'a str,
+    pub sandbox_id: &'a str,
+    pub hostname: String,
+    pub lease: String,
+    pub namespaces: SandboxNamespaces,
+    /// /etc/hosts, /etc/hostname, /etc/resolv.conf shared by the members.
+    pub etc_mounts: Vec<Mount>,
+    pub state_dir: PathBuf,
+    pub log_dir: PathBuf,
+}
+
+/// A volume as a member sees it.
+pub struct VolumeBinding {
+    /// Host directory or file; None for a memory-backed emptyDir.
+    pub source: Option<PathBuf>,
+    pub target: String,
+    pub read_only: bool,
+}
+
+impl PodContext<'_> {
+    pub fn base_labels(&self, container_name: &str, kind: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_POD_NAME.into(), self.pod.metadata.name.clone()),
+            (LABEL_POD_NAMESPACE.into(), self.pod.metadata.namespace.clone()),
+            (LABEL_POD_UID.into(), self.uid.to_string()),
+            (LABEL_CONTAINER_NAME.into(), container_name.to_string()),
+            (LABEL_KIND.into(), kind.to_string()),
+            (LABEL_MANAGED_BY.into(), "podctl".into()),
+            (LABEL_SANDBOX_ID.into(), self.sandbox_id.to_string()),
+        ])
+    }
+
+    /// The member's log file (created with its directory), laid out like kubelet's.
+    pub fn log_path(&self, container: &Container) -> Result<PathBuf, PodError> {
+        let dir = self.log_dir.join(&container.name);
+        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        Ok(dir.join("0.log"))
+    }
+
+    /// Host sides of the container's volumeMounts, creating what the volume type says to create.
+    pub fn volumes(&self, container: &Container) -> Result<Vec<VolumeBinding>, PodError> {
+        let mut bindings = Vec::new();
+        for mount in &container.volume_mounts {
+            // Manifest validation guarantees the volume exists.
+            let Some(volume) = self.pod.spec.volumes.iter().find(|v| v.name == mount.name) else {
+                continue;
+            };
+            let mut source = match &volume.source {
+                VolumeSource::HostPath { path, type_ } => host_path(path, type_.as_deref(), &volume.name)?,
+                VolumeSource::EmptyDir { medium, .. } if medium.as_deref() == Some("Memory") => {
+                    bindings.push(VolumeBinding {
+                        source: None,
+                        target: mount.mount_path.clone(),
+                        read_only: mount.read_only,
+                    });
+                    continue;
+                }
+                VolumeSource::EmptyDir { .. } => {
+                    let dir = self.state_dir.join("volumes").join(&volume.name);
+                    std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+                    dir
+                }
+            };
+            if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
+                source = source.join(sub);
+                std::fs::create_dir_all(&source).map_err(io_error(&source))?;
+            }
+            bindings.push(VolumeBinding {
+                source: Some(source),
+                target: mount.mount_path.clone(),
+                read_only: mount.read_only,
+            });
         }
-        pod
+        Ok(bindings)
+    }
+}
+
+fn host_path(path: &str, kind: Option<&str>, volume: &str) -> Result<PathBuf, PodError> {
+    let path = PathBuf::from(path);
+    match kind {
+        Some("DirectoryOrCreate") => std::fs::create_dir_all(&path).map_err(io_error(&path))?,
+        Some("FileOrCreate") if !path.exists() => std::fs::write(&path, b"").map_err(io_error(&path))?,
+        _ if !path.exists() => {
+            return Err(PodError::Io {
+                cause: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("hostPath volume {volume} does not exist; create it or set `type: DirectoryOrCreate`"),
+                ),
+                path,
+            })
+        }
+        _ => {}
+    }
+    Ok(path)
+}
+
+/// How a runtime sees one of its members now.
+#[derive(Clone, Debug)]
+pub struct Observation {
+    pub state: MemberState,
+    pub ready: bool,
+    pub restarts: u32,
+    pub pid: Option<u32>,
+}
+
+/// What observing needs: containerd, and the namespace's tasks listed once for all pods.
+pub struct ObserveContext<'a> {
+    pub client: &'a Client,
+    pub settings: &'a Settings,
+    pub tasks: &'a HashMap<String, TaskInfo>,
+}
+
+pub trait MemberRuntime: Send + Sync {
+    /// The name in `podctl.io/runtime` labels and annotations.
+    fn name(&self) -> &'static str;
+    /// Whether this runtime runs the image; nothing may be created here.
+    fn claim(&self, probe: &ImageProbe) -> Claim;
+    /// Resolves what the member needs (image, module) before anything of the pod exists, so a bad
+    /// image fails the create with nothing to roll back.
+    fn prepare<'a>(
+        &'a self,
+        client: &'a Client,
+        settings: &'a Settings,
+        container: &'a Container,
+        probe: &'a ImageProbe,
+        events: &'a mut Vec<PodEvent>,
+    ) -> BoxFuture<'a, Result<Payload, PodError>>;
+    /// Creates and starts this runtime's members of the pod, recording an undo step for each thing made.
+    fn start<'a>(
+        &'a self,
+        ctx: &'a PodContext<'a>,
+        members: Vec<PreparedMember<'a>>,
+        undo: &'a mut Undo,
+        events: &'a mut Vec<PodEvent>,
+    ) -> BoxFuture<'a, Result<(), PodError>>;
+    /// The state of this runtime's members of one pod, by member container ID.
+    fn observe<'a>(
+        &'a self,
+        ctx: &'a ObserveContext<'a>,
+        pod: &'a PodView,
+    ) -> BoxFuture<'a, HashMap<String, Observation>>;
+    /// Stops the members gracefully (stop signal, `grace`, then kill) and removes their records.
+    fn stop<'a>(
+        &'a self,
+        client: &'a Client,
+        settings: &'a Settings,
+        pod: &'a PodView,
+        members: Vec<&'a MemberView>,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<(), PodError>>;
+}
+
+/// The runtimes podctl knows, in claim order.
+pub struct Registry {
+    runtimes: Vec<Box<dyn MemberRuntime>>,
+}
+
+impl Registry {
+    pub fn builtin() -> Registry {
+        Registry {
+            runtimes: vec![Box::new(wasm::WasmRuntime), Box::new(oci::OciRuntime)],
+        }
     }
 
-    #[test]
-    fn selects_oci_and_refuses_wasm_with_a_reason() {
-        let p = pod("busybox", None);
-        assert_eq!(select_runtime(&p, &p.spec.containers[0]).unwrap(), RuntimeKind::Oci);
-        let p = pod("./greeter.wasm", None);
-        let err = select_runtime(&p, &p.spec.containers[0]).unwrap_err().to_string();
-        assert!(err.contains("WebAssembly"), "{err}");
-        let p = pod("busybox", Some("crun"));
-        let err = select_runtime(&p, &p.spec.containers[0]).unwrap_err().to_string();
-        assert!(err.contains("podctl.io/runtime.c"), "{err}");
+    pub fn runtimes(&self) -> impl Iterator<Item = (usize, &dyn MemberRuntime)> {
+        self.runtimes.iter().map(|r| r.as_ref()).enumerate()
     }
+
+    pub fn get(&self, index: usize) -> &dyn MemberRuntime {
+        self.runtimes[index].as_ref()
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&dyn MemberRuntime> {
+        self.runtimes.iter().find(|r| r.name() == name).map(|r| r.as_ref())
+    }
+
+    /// The runtime for a container: the annotation override, else the first that accepts.
+    pub fn select(&self, container: &Container, probe: &ImageProbe) -> Result<usize, MemberError> {
+        let names: Vec<&str> = self.runtimes.iter().map(|r| r.name()).collect();
+        if let Some(forced) = &probe.forced {
+            return names
+                .iter()
+                .position(|n| n == forced)
+                .ok_or_else(|| MemberError::UnknownRuntime {
+                    container: container.name.clone(),
+                    key: format!("{RUNTIME_ANNOTATION_PREFIX}{}", container.name),
+                    runtime: forced.clone(),
+                    known: names.join(", "),
+                });
+        }
+        let mut reasons = Vec::new();
+        for (index, runtime) in self.runtimes() {
+            match runtime.claim(probe) {
+                Claim::Accept => return Ok(index),
+                Claim::Decline(why) => reasons.push(format!("{}: {why}", runtime.name())),
+            }
+        }
+        Err(MemberError::NoRuntime {
+            container: container.name.clone(),
+            image: container.image.clone(),
+            reasons: reasons.join("; "),
+        })
+    }
+}
+
+/// Looks at a container's image without creating anything: a local file, or an image in containerd.
+pub async fn probe(client: &Client, pod: &Pod, container: &Container) -> Result<ImageProbe, PodError> {
+    let forced = pod
+        .metadata
+        .annotations
+        .get(&format!("{RUNTIME_ANNOTATION_PREFIX}{}", container.name))
+        .cloned();
+    let image = container.image.as_str();
+    let path = image.strip_prefix("file://").unwrap_or(image);
+    let looks_local =
+        image.starts_with("file://") || image.starts_with('/') || image.starts_with("./") || image.starts_with("../");
+    let local_file = if looks_local || Path::new(path).extension().is_some_and(|e| e == "wasm" || e == "wat") {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            return Err(PodError::Io {
+                cause: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "container {}: image names a local file that does not exist",
+                        container.name
+                    ),
+                ),
+                path,
+            });
+        }
+        Some(std::fs::canonicalize(&path).map_err(io_error(&path))?)
+    } else {
+        None
+    };
+    let layers = match local_file {
+        Some(_) => None,
+        None => client.image_layers(&crate::image::reference::normalize(image)).await?,
+    };
+    Ok(ImageProbe {
+        reference: image.to_string(),
+        local_file,
+        layers,
+        forced,
+    })
 }

@@ -4,17 +4,19 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Mount, MountBuilder};
+use oci_spec::runtime::Mount;
 
 use super::events::PodEvent;
+use super::undo::{Step, Undo};
 use super::view::{list_sandboxes, NetworkRecord};
 use super::*;
-use crate::containerd::{NewContainer, ResolvedImage};
+use crate::containerd::{NewContainer, ResolvedImage, OCI_SPEC_TYPE_URL};
 use crate::image::{builtin, reference::normalize};
-use crate::manifest::{Container, Pod, Protocol, PullPolicy, VolumeSource};
-use crate::member::{select_runtime, RuntimeKind};
+use crate::manifest::{Pod, Protocol, PullPolicy};
+use crate::member::{self, Payload, PodContext, PreparedMember, Registry};
 use crate::sandbox::cni::{self, Attachment, CniNetwork, CniResult, PortMapping};
 use crate::sandbox::netns;
 use crate::spec;
@@ -29,24 +31,18 @@ pub async fn create_pod(client: &Client, settings: &Settings, pod: Pod) -> Resul
             namespace: client.namespace().to_string(),
         });
     }
-    let mut runtimes = Vec::new();
-    for container in &pod.spec.containers {
-        runtimes.push(select_runtime(&pod, container)?);
-    }
+    let registry = Registry::builtin();
     let mut events = Vec::new();
     let pause = ensure_image(client, &settings.sandbox_image, "POD", None, &mut events).await?;
-    let mut images = Vec::new();
+    let mut prepared = Vec::new();
     for container in &pod.spec.containers {
-        images.push(
-            ensure_image(
-                client,
-                &container.image,
-                &container.name,
-                container.image_pull_policy,
-                &mut events,
-            )
-            .await?,
-        );
+        let probe = member::probe(client, &pod, container).await?;
+        let runtime = registry.select(container, &probe)?;
+        let payload = registry
+            .get(runtime)
+            .prepare(client, settings, container, &probe, &mut events)
+            .await?;
+        prepared.push((runtime, payload));
     }
     check_host_ports(&pod, &sandboxes)?;
     let network = CniNetwork::load(settings.cni_conf_dir.as_deref())?;
@@ -62,10 +58,9 @@ pub async fn create_pod(client: &Client, settings: &Settings, pod: Pod) -> Resul
         sandbox_id: &sandbox_id,
         network,
         pause,
-        images,
-        runtimes,
+        registry,
     };
-    let result = plan.run(&mut undo, &mut events).await;
+    let result = plan.run(&mut undo, prepared, &mut events).await;
     match result {
         Ok(()) => {
             undo.forget().await;
@@ -79,7 +74,7 @@ pub async fn create_pod(client: &Client, settings: &Settings, pod: Pod) -> Resul
 }
 
 /// Looks the image up, importing podctl's built-in images on first use.
-async fn ensure_image(
+pub(crate) async fn ensure_image(
     client: &Client,
     image: &str,
     container: &str,
@@ -172,8 +167,7 @@ struct CreatePlan<'a> {
     sandbox_id: &'a str,
     network: CniNetwork,
     pause: ResolvedImage,
-    images: Vec<ResolvedImage>,
-    runtimes: Vec<RuntimeKind>,
+    registry: Registry,
 }
 
 impl CreatePlan<'_> {
@@ -185,18 +179,6 @@ impl CreatePlan<'_> {
             .unwrap_or_else(|| self.pod.metadata.name.clone())
     }
 
-    fn base_labels(&self, container_name: &str, kind: &str) -> HashMap<String, String> {
-        HashMap::from([
-            (LABEL_POD_NAME.into(), self.pod.metadata.name.clone()),
-            (LABEL_POD_NAMESPACE.into(), self.pod.metadata.namespace.clone()),
-            (LABEL_POD_UID.into(), self.uid.to_string()),
-            (LABEL_CONTAINER_NAME.into(), container_name.to_string()),
-            (LABEL_KIND.into(), kind.to_string()),
-            (LABEL_MANAGED_BY.into(), "podctl".into()),
-            (LABEL_SANDBOX_ID.into(), self.sandbox_id.to_string()),
-        ])
-    }
-
     fn log_dir(&self) -> PathBuf {
         let m = &self.pod.metadata;
         self.settings
@@ -204,7 +186,12 @@ impl CreatePlan<'_> {
             .join(format!("{}_{}_{}", m.namespace, m.name, self.uid))
     }
 
-    async fn run(&self, undo: &mut Undo, events: &mut Vec<PodEvent>) -> Result<(), PodError> {
+    async fn run(
+        &self,
+        undo: &mut Undo,
+        prepared: Vec<(usize, Payload)>,
+        events: &mut Vec<PodEvent>,
+    ) -> Result<(), PodError> {
         let client = self.client;
         let lease = client.create_lease("create").await?;
         undo.lease = Some(lease.clone());
@@ -212,6 +199,17 @@ impl CreatePlan<'_> {
         // The network namespace first, pinned, so CNI teardown never depends on a live task.
         let netns = netns::create_netns(&netns_name(self.sandbox_id))?;
         undo.push(Step::RemoveNetns(netns.path.clone()));
+        let state_dir = self.settings.pod_state_dir(client, self.sandbox_id);
+        std::fs::create_dir_all(&state_dir).map_err(io_error(&state_dir))?;
+        // Root only: the agent's control socket lives here.
+        std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700)).map_err(io_error(&state_dir))?;
+        undo.push(Step::RemoveDir(state_dir.clone()));
+        let log_dir = self.log_dir();
+        std::fs::create_dir_all(&log_dir).map_err(io_error(&log_dir))?;
+        undo.push(Step::RemoveDir(log_dir.clone()));
+
+        // The pause task needs only the netns path, not a configured network: wire the network
+        // (CNI runs ~30 iptables processes) while the sandbox starts.
         let port_mappings = self.port_mappings();
         let attachment = Attachment {
             container_id: self.sandbox_id,
@@ -220,30 +218,33 @@ impl CreatePlan<'_> {
             bin_dirs: &self.settings.cni_bin_dirs,
             port_mappings: &port_mappings,
         };
-        cni::setup_loopback(&attachment).await?;
-        let result = cni::add(&self.network, &attachment).await?;
-        undo.push(Step::CniDel {
-            record: NetworkRecord {
-                netns: netns.path.clone(),
-                network: self.network.raw.clone(),
-                bin_dirs: self.settings.cni_bin_dirs.clone(),
-                result: Some(result.clone()),
-                port_mappings: port_mappings.clone(),
-            },
-            sandbox_id: self.sandbox_id.to_string(),
+        let network = async {
+            cni::setup_loopback(&attachment).await?;
+            cni::add(&self.network, &attachment).await
+        };
+        let mut sandbox_steps = Vec::new();
+        let sandbox = self.create_sandbox(&lease, &mut sandbox_steps, &netns.path, &state_dir);
+        let (network, sandbox) = tokio::join!(network, sandbox);
+        let record = network.as_ref().ok().map(|result| NetworkRecord {
+            netns: netns.path.clone(),
+            network: self.network.raw.clone(),
+            bin_dirs: self.settings.cni_bin_dirs.clone(),
+            result: Some(result.clone()),
+            port_mappings: port_mappings.clone(),
         });
-
-        let state_dir = self.settings.pod_state_dir(client, self.sandbox_id);
-        std::fs::create_dir_all(&state_dir).map_err(io_error(&state_dir))?;
-        undo.push(Step::RemoveDir(state_dir.clone()));
+        if let Some(record) = &record {
+            undo.push(Step::CniDel {
+                record: record.clone(),
+                sandbox_id: self.sandbox_id.to_string(),
+            });
+        }
+        undo.extend(sandbox_steps);
+        let (result, pause_pid) = (network?, sandbox?);
+        if let Some(record) = &record {
+            let json = serde_json::to_vec(record).expect("records serialize");
+            client.set_extension(self.sandbox_id, EXT_NETWORK, json).await?;
+        }
         let etc_mounts = self.write_etc_files(&state_dir, &result)?;
-        let log_dir = self.log_dir();
-        std::fs::create_dir_all(&log_dir).map_err(io_error(&log_dir))?;
-        undo.push(Step::RemoveDir(log_dir.clone()));
-
-        let pause_pid = self
-            .create_sandbox(&lease, undo, &netns.path, &result, port_mappings, &state_dir)
-            .await?;
         events.push(PodEvent::normal(
             "SandboxReady",
             "",
@@ -254,27 +255,38 @@ impl CreatePlan<'_> {
             ),
         ));
 
-        let namespaces = spec::SandboxNamespaces {
-            netns: netns.path.clone(),
-            pause_pid,
-            share_pid: self.pod.spec.share_process_namespace,
+        let ctx = PodContext {
+            client,
+            settings: self.settings,
+            pod: self.pod,
+            uid: self.uid,
+            sandbox_id: self.sandbox_id,
+            hostname: self.hostname(),
+            lease: lease.clone(),
+            namespaces: spec::SandboxNamespaces {
+                netns: netns.path.clone(),
+                pause_pid,
+                share_pid: self.pod.spec.share_process_namespace,
+            },
+            etc_mounts,
+            state_dir,
+            log_dir,
         };
-        for (index, container) in self.pod.spec.containers.iter().enumerate() {
-            match self.runtimes[index] {
-                RuntimeKind::Oci => {
-                    self.create_oci_member(
-                        &lease,
-                        undo,
-                        index,
-                        container,
-                        &namespaces,
-                        &etc_mounts,
-                        &state_dir,
-                        &log_dir,
-                        events,
-                    )
-                    .await?
-                }
+        // Each runtime starts its members of the pod, in the manifest's order within a runtime.
+        let mut by_runtime: Vec<Vec<PreparedMember>> = Vec::new();
+        for (index, (runtime, payload)) in prepared.into_iter().enumerate() {
+            if by_runtime.len() <= runtime {
+                by_runtime.resize_with(runtime + 1, Vec::new);
+            }
+            by_runtime[runtime].push(PreparedMember {
+                index,
+                container: &self.pod.spec.containers[index],
+                payload,
+            });
+        }
+        for (runtime, members) in by_runtime.into_iter().enumerate().rev() {
+            if !members.is_empty() {
+                self.registry.get(runtime).start(&ctx, members, undo, events).await?;
             }
         }
         let json = serde_json::to_vec(&*events).expect("events serialize");
@@ -321,10 +333,8 @@ impl CreatePlan<'_> {
     async fn create_sandbox(
         &self,
         lease: &str,
-        undo: &mut Undo,
+        undo: &mut Vec<Step>,
         netns: &Path,
-        result: &CniResult,
-        port_mappings: Vec<PortMapping>,
         state_dir: &Path,
     ) -> Result<u32, PodError> {
         let client = self.client;
@@ -343,24 +353,12 @@ impl CreatePlan<'_> {
             etc_mounts: vec![],
         })?;
         let mut labels = self.pod.metadata.labels.clone().into_iter().collect::<HashMap<_, _>>();
-        labels.extend(self.base_labels("POD", "sandbox"));
-        let network = NetworkRecord {
-            netns: netns.to_path_buf(),
-            network: self.network.raw.clone(),
-            bin_dirs: self.settings.cni_bin_dirs.clone(),
-            result: Some(result.clone()),
-            port_mappings,
-        };
-        let extensions = HashMap::from([
-            (
-                EXT_POD.to_string(),
-                serde_json::to_vec(self.pod).expect("pods serialize"),
-            ),
-            (
-                EXT_NETWORK.to_string(),
-                serde_json::to_vec(&network).expect("records serialize"),
-            ),
-        ]);
+        labels.extend(sandbox_labels(self.pod, self.uid, id));
+        // The network record follows once CNI is done (see `run`).
+        let extensions = HashMap::from([(
+            EXT_POD.to_string(),
+            serde_json::to_vec(self.pod).expect("pods serialize"),
+        )]);
         let rootfs = client.prepare_snapshot(lease, id, &self.pause.top_chain_id).await?;
         undo.push(Step::RemoveSnapshot(id.to_string()));
         client
@@ -370,6 +368,7 @@ impl CreatePlan<'_> {
                     id: id.to_string(),
                     image: self.pause.name.clone(),
                     labels,
+                    spec_type_url: OCI_SPEC_TYPE_URL,
                     spec_json: spec::to_json(&spec)?,
                     snapshot_key: id.to_string(),
                     extensions,
@@ -382,203 +381,16 @@ impl CreatePlan<'_> {
         undo.push(Step::DeleteTask(id.to_string()));
         Ok(client.start_task(id).await?)
     }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn create_oci_member(
-        &self,
-        lease: &str,
-        undo: &mut Undo,
-        index: usize,
-        container: &Container,
-        namespaces: &spec::SandboxNamespaces,
-        etc_mounts: &[Mount],
-        state_dir: &Path,
-        log_dir: &Path,
-        events: &mut Vec<PodEvent>,
-    ) -> Result<(), PodError> {
-        let client = self.client;
-        let image = &self.images[index];
-        let id = member_id(self.sandbox_id, &container.name, index);
-        let plan = spec::plan_process(container, &image.config, &self.hostname())?;
-        let mut mounts = etc_mounts.to_vec();
-        mounts.extend(self.volume_mounts(container, state_dir)?);
-        let spec = spec::member_spec(spec::MemberSpecInput {
-            id: &id,
-            sandbox_id: self.sandbox_id,
-            container,
-            plan,
-            namespaces,
-            mounts,
-        })?;
-        let container_log_dir = log_dir.join(&container.name);
-        std::fs::create_dir_all(&container_log_dir).map_err(io_error(&container_log_dir))?;
-        let log_path = container_log_dir.join("0.log");
-        let stop_signal = image
-            .config
-            .config()
-            .as_ref()
-            .and_then(|c| c.stop_signal().clone())
-            .unwrap_or_else(|| "SIGTERM".into());
-        let mut labels = self.base_labels(&container.name, "container");
-        labels.insert(LABEL_MEMBER_INDEX.into(), index.to_string());
-        labels.insert(LABEL_RUNTIME.into(), RuntimeKind::Oci.name().into());
-        labels.insert(LABEL_STOP_SIGNAL.into(), stop_signal);
-        labels.insert(LABEL_LOG_PATH.into(), log_path.to_string_lossy().into_owned());
-
-        let rootfs = client.prepare_snapshot(lease, &id, &image.top_chain_id).await?;
-        undo.push(Step::RemoveSnapshot(id.clone()));
-        client
-            .create_container(
-                lease,
-                NewContainer {
-                    id: id.clone(),
-                    image: image.name.clone(),
-                    labels,
-                    spec_json: spec::to_json(&spec)?,
-                    snapshot_key: id.clone(),
-                    extensions: HashMap::new(),
-                },
-            )
-            .await?;
-        undo.push(Step::DeleteContainer(id.clone()));
-        events.push(PodEvent::normal(
-            "Created",
-            &container.name,
-            format!("Created container {}", container.name),
-        ));
-        client.create_task(&id, rootfs, &log_path.to_string_lossy()).await?;
-        undo.push(Step::DeleteTask(id.clone()));
-        client.start_task(&id).await?;
-        events.push(PodEvent::normal(
-            "Started",
-            &container.name,
-            format!("Started container {}", container.name),
-        ));
-        Ok(())
-    }
-
-    fn volume_mounts(&self, container: &Container, state_dir: &Path) -> Result<Vec<Mount>, PodError> {
-        let mut mounts = Vec::new();
-        for mount in &container.volume_mounts {
-            let Some(volume) = self.pod.spec.volumes.iter().find(|v| v.name == mount.name) else {
-                continue; // the manifest validation guarantees it exists
-            };
-            let mut source = match &volume.source {
-                VolumeSource::HostPath { path, type_ } => {
-                    let path = PathBuf::from(path);
-                    match type_.as_deref() {
-                        Some("DirectoryOrCreate") => std::fs::create_dir_all(&path).map_err(io_error(&path))?,
-                        Some("FileOrCreate") if !path.exists() => {
-                            std::fs::write(&path, b"").map_err(io_error(&path))?
-                        }
-                        _ if !path.exists() => {
-                            return Err(PodError::Io {
-                                path,
-                                cause: std::io::Error::new(
-                                    std::io::ErrorKind::NotFound,
-                                    format!(
-                                        "hostPath volume {} does not exist; create it or set type: DirectoryOrCreate",
-                                        volume.name
-                                    ),
-                                ),
-                            })
-                        }
-                        _ => {}
-                    }
-                    path
-                }
-                VolumeSource::EmptyDir { medium, .. } => {
-                    let dir = state_dir.join("volumes").join(&volume.name);
-                    std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-                    if medium.as_deref() == Some("Memory") {
-                        mounts.push(
-                            MountBuilder::default()
-                                .destination(&mount.mount_path)
-                                .typ("tmpfs")
-                                .source("tmpfs")
-                                .options(vec!["nosuid".into(), "nodev".into(), "mode=1777".into()])
-                                .build()
-                                .map_err(spec::SpecError::from)?,
-                        );
-                        continue;
-                    }
-                    dir
-                }
-            };
-            if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
-                source = source.join(sub);
-                std::fs::create_dir_all(&source).map_err(io_error(&source))?;
-            }
-            mounts.push(spec::bind_mount(&source, &mount.mount_path, mount.read_only)?);
-        }
-        Ok(mounts)
-    }
 }
 
-/// One made thing and how to unmake it.
-enum Step {
-    RemoveNetns(PathBuf),
-    CniDel { record: NetworkRecord, sandbox_id: String },
-    RemoveDir(PathBuf),
-    RemoveSnapshot(String),
-    DeleteContainer(String),
-    DeleteTask(String),
-}
-
-/// The rollback journal of a create.
-struct Undo {
-    client: Client,
-    steps: Vec<Step>,
-    lease: Option<String>,
-}
-
-impl Undo {
-    fn new(client: Client) -> Undo {
-        Undo {
-            client,
-            steps: Vec::new(),
-            lease: None,
-        }
-    }
-
-    fn push(&mut self, step: Step) {
-        self.steps.push(step);
-    }
-
-    /// Success: the records now own everything; only the lease goes.
-    async fn forget(mut self) {
-        if let Some(lease) = self.lease.take() {
-            self.client.delete_lease(&lease).await.ok();
-        }
-    }
-
-    /// Failure: unmake in reverse order. Errors here are reported but do not stop the rollback.
-    async fn rollback(mut self) {
-        while let Some(step) = self.steps.pop() {
-            let outcome = match &step {
-                Step::DeleteTask(id) => {
-                    self.client.kill_task(id, 9, true).await.ok();
-                    let wait = self.client.wait_task(id);
-                    tokio::time::timeout(std::time::Duration::from_secs(10), wait)
-                        .await
-                        .ok();
-                    self.client.delete_task(id).await.map(drop).map_err(PodError::from)
-                }
-                Step::DeleteContainer(id) => self.client.delete_container(id).await.map_err(PodError::from),
-                Step::RemoveSnapshot(key) => self.client.remove_snapshot(key).await.map_err(PodError::from),
-                Step::RemoveDir(path) => match std::fs::remove_dir_all(path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(path)(e)),
-                    _ => Ok(()),
-                },
-                Step::CniDel { record, sandbox_id } => record.teardown(sandbox_id).await,
-                Step::RemoveNetns(path) => netns::remove_netns(path).map_err(PodError::from),
-            };
-            if let Err(e) = outcome {
-                eprintln!("warning: rollback step failed: {e}");
-            }
-        }
-        if let Some(lease) = self.lease.take() {
-            self.client.delete_lease(&lease).await.ok();
-        }
-    }
+fn sandbox_labels(pod: &Pod, uid: &str, sandbox_id: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (LABEL_POD_NAME.into(), pod.metadata.name.clone()),
+        (LABEL_POD_NAMESPACE.into(), pod.metadata.namespace.clone()),
+        (LABEL_POD_UID.into(), uid.to_string()),
+        (LABEL_CONTAINER_NAME.into(), "POD".into()),
+        (LABEL_KIND.into(), "sandbox".into()),
+        (LABEL_MANAGED_BY.into(), "podctl".into()),
+        (LABEL_SANDBOX_ID.into(), sandbox_id.to_string()),
+    ])
 }

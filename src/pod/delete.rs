@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use tokio::task::JoinSet;
-
-use super::view::PodView;
+use super::view::{MemberView, NetworkRecord, PodView};
 use super::*;
 use crate::containerd::ExitStatus;
+use crate::member::Registry;
 
 pub struct DeleteOptions {
     /// Overrides the pod's terminationGracePeriodSeconds.
@@ -22,26 +21,29 @@ pub async fn delete_pod(
     name: &str,
     options: &DeleteOptions,
 ) -> Result<(), PodError> {
-    let pod = find_pod(client, name).await?.ok_or_else(|| PodError::NotFound {
-        name: name.to_string(),
-        namespace: client.namespace().to_string(),
-    })?;
+    let pod = find_pod(client, settings, name)
+        .await?
+        .ok_or_else(|| PodError::NotFound {
+            name: name.to_string(),
+            namespace: client.namespace().to_string(),
+        })?;
     let grace = options
         .grace_period
         .or_else(|| pod.pod.as_ref().map(|p| p.spec.termination_grace_period_seconds))
         .unwrap_or(30);
 
-    // Members stop in parallel, each with the whole grace period, as kubelet does.
-    let mut stopping = JoinSet::new();
-    for member in &pod.members {
-        let client = client.clone();
-        let id = member.id.clone();
-        let signal = signal_number(&member.stop_signal);
-        stopping.spawn(async move { stop_and_remove(&client, &id, signal, Duration::from_secs(grace)).await });
-    }
+    // Each runtime stops its members; together they get one grace period.
+    let registry = Registry::builtin();
     let mut first_error: Option<PodError> = None;
-    while let Some(joined) = stopping.join_next().await {
-        if let Ok(Err(e)) = joined {
+    let mut stops = Vec::new();
+    for (_, runtime) in registry.runtimes() {
+        let members: Vec<&MemberView> = pod.members.iter().filter(|m| m.runtime == runtime.name()).collect();
+        if !members.is_empty() {
+            stops.push(runtime.stop(client, settings, &pod, members, Duration::from_secs(grace)));
+        }
+    }
+    for result in futures_util::future::join_all(stops).await {
+        if let Err(e) = result {
             first_error.get_or_insert(e);
         }
     }
@@ -58,6 +60,7 @@ pub async fn delete_pod(
     }
 }
 
+/// Stops a task, then removes its container record and snapshot.
 async fn stop_and_remove(client: &Client, id: &str, signal: u32, grace: Duration) -> Result<(), PodError> {
     stop_task(client, id, signal, grace).await?;
     client.delete_container(id).await?;
@@ -95,10 +98,16 @@ pub(crate) async fn stop_task(
 }
 
 async fn remove_host_side(client: &Client, settings: &Settings, pod: &PodView) -> Result<(), PodError> {
-    let mut result = Ok(());
-    if let Some(network) = &pod.network {
-        result = network.teardown(&pod.sandbox_id).await;
-    }
+    // A pod whose create died before its network was recorded still has a netns by its ID; CNI
+    // DEL without prevResult then releases whatever the default network reserved.
+    let network = pod.network.clone().unwrap_or_else(|| NetworkRecord {
+        netns: std::path::Path::new(crate::sandbox::netns::NETNS_RUN_DIR).join(netns_name(&pod.sandbox_id)),
+        network: crate::sandbox::cni::CniNetwork::default_network().raw,
+        bin_dirs: settings.cni_bin_dirs.clone(),
+        result: None,
+        port_mappings: Vec::new(),
+    });
+    let mut result = network.teardown(&pod.sandbox_id).await;
     let state_dir = settings.pod_state_dir(client, &pod.sandbox_id);
     let log_dir = settings
         .log_dir

@@ -1,18 +1,21 @@
 //! Pod operations across the modules: create (with rollback), delete (graceful), and the view of
 //! pods rebuilt from containerd's records alone (labels + extensions on the sandbox container).
 
-mod create;
-mod delete;
+pub(crate) mod create;
+pub(crate) mod delete;
 mod events;
+pub(crate) mod undo;
 mod view;
 
 pub use create::create_pod;
 pub use delete::{delete_pod, DeleteOptions};
 pub use events::PodEvent;
-pub use view::{find_pod, list_pods, MemberState, MemberView, PodView};
+pub use undo::Undo;
+pub use view::{find_pod, list_pods, MemberState, MemberView, NetworkRecord, PodView};
 
 use std::path::PathBuf;
 
+use crate::agent::AgentError;
 use crate::containerd::{Client, ContainerdError};
 use crate::image::archive::ArchiveError;
 use crate::member::MemberError;
@@ -51,6 +54,10 @@ pub enum PodError {
     Member(#[from] MemberError),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("container {container}: {message}")]
+    Wasm { container: String, message: String },
     #[error("pod {name} already exists in containerd namespace `{namespace}`; delete it first with `podctl delete {name}` or pick another metadata.name")]
     Exists { name: String, namespace: String },
     #[error("pod {name} not found in containerd namespace `{namespace}`; `podctl get pods` lists the pods there")]
@@ -99,6 +106,8 @@ pub struct Settings {
     pub cni_bin_dirs: Vec<PathBuf>,
     /// The pause image; the default is built into podctl and imported on first use.
     pub sandbox_image: String,
+    /// Compiled WASM modules, keyed by digest and engine: a module compiles once per host.
+    pub wasm_cache_dir: PathBuf,
 }
 
 impl Settings {

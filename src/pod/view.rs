@@ -10,6 +10,7 @@ use super::events::{events_of, PodEvent};
 use super::*;
 use crate::containerd::{ContainerRecord, TaskInfo, TaskState};
 use crate::manifest::Pod;
+use crate::member::{ObserveContext, Registry};
 use crate::sandbox::cni::{self, Attachment, CniNetwork, CniResult, PortMapping};
 use crate::sandbox::netns;
 
@@ -71,49 +72,25 @@ pub struct MemberView {
     pub name: String,
     pub id: String,
     pub image: String,
+    /// The member runtime that runs it (`podctl.io/runtime`).
     pub runtime: String,
     pub log_path: Option<PathBuf>,
     pub stop_signal: String,
-    pub task: Option<TaskInfo>,
     pub record: ContainerRecord,
+    /// Filled by the member's runtime (see [`crate::member::MemberRuntime::observe`]).
+    pub state: MemberState,
+    pub ready: bool,
+    pub restarts: u32,
+    pub pid: Option<u32>,
 }
 
 impl MemberView {
     pub fn state(&self) -> MemberState {
-        match &self.task {
-            None => MemberState::Waiting {
-                reason: "ContainerCreating".into(),
-            },
-            Some(t) => match t.state {
-                TaskState::Running | TaskState::Paused | TaskState::Pausing => MemberState::Running {
-                    since: self.record.created,
-                },
-                TaskState::Created | TaskState::Unknown => MemberState::Waiting {
-                    reason: "ContainerCreating".into(),
-                },
-                TaskState::Stopped => MemberState::Terminated {
-                    exit_code: t.exit_status,
-                    // 128+9 with a memory limit is how the kernel's OOM killer shows up.
-                    reason: match t.exit_status {
-                        0 => "Completed".into(),
-                        137 if self.has_memory_limit() => "OOMKilled".into(),
-                        _ => "Error".into(),
-                    },
-                    finished: t.exited_at,
-                },
-            },
-        }
-    }
-
-    fn has_memory_limit(&self) -> bool {
-        serde_json::from_slice::<serde_json::Value>(&self.record.spec_json)
-            .ok()
-            .and_then(|s| s["linux"]["resources"]["memory"]["limit"].as_i64())
-            .is_some()
+        self.state.clone()
     }
 
     pub fn ready(&self) -> bool {
-        matches!(self.state(), MemberState::Running { .. })
+        self.ready
     }
 }
 
@@ -141,9 +118,8 @@ impl PodView {
         self.members.iter().filter(|m| m.ready()).count()
     }
 
-    /// Members restart only under a supervisor, which podctl does not run yet.
     pub fn restarts(&self) -> u32 {
-        0
+        self.members.iter().map(|m| m.restarts).sum()
     }
 
     /// kubectl's STATUS column: the pod's phase, or the reason of the first member not running.
@@ -218,22 +194,53 @@ pub(crate) async fn list_sandboxes(client: &Client) -> Result<Vec<ContainerRecor
 }
 
 /// All pods of the containerd namespace, sorted by name.
-pub async fn list_pods(client: &Client) -> Result<Vec<PodView>, PodError> {
+pub async fn list_pods(client: &Client, settings: &Settings) -> Result<Vec<PodView>, PodError> {
     let containers = client.list_containers(&[managed_filter()]).await?;
     let tasks = client.list_tasks().await?;
     let mut pods = assemble(containers, &tasks);
+    observe(client, settings, &mut pods, &tasks).await;
     pods.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(pods)
 }
 
-pub async fn find_pod(client: &Client, name: &str) -> Result<Option<PodView>, PodError> {
-    let filter = format!("{},labels.\"{LABEL_POD_NAME}\"=={name}", managed_filter());
+/// Asks each member runtime for the state of its members (one round trip per runtime and pod).
+async fn observe(client: &Client, settings: &Settings, pods: &mut [PodView], tasks: &HashMap<String, TaskInfo>) {
+    let registry = Registry::builtin();
+    let ctx = ObserveContext {
+        client,
+        settings,
+        tasks,
+    };
+    for pod in pods.iter_mut() {
+        let mut observed = HashMap::new();
+        for (_, runtime) in registry.runtimes() {
+            if pod.members.iter().any(|m| m.runtime == runtime.name()) {
+                observed.extend(runtime.observe(&ctx, pod).await);
+            }
+        }
+        for member in &mut pod.members {
+            if let Some(o) = observed.remove(&member.id) {
+                member.state = o.state;
+                member.ready = o.ready;
+                member.restarts = o.restarts;
+                member.pid = o.pid;
+            }
+        }
+    }
+}
+
+pub async fn find_pod(client: &Client, settings: &Settings, name: &str) -> Result<Option<PodView>, PodError> {
+    // Quoted: pod names may hold '.' and '-', which containerd's filter syntax would otherwise split on.
+    let filter = format!("{},labels.\"{LABEL_POD_NAME}\"=={name:?}", managed_filter());
     let containers = client.list_containers(&[filter]).await?;
     if containers.is_empty() {
         return Ok(None);
     }
     let tasks = client.list_tasks().await?;
-    Ok(assemble(containers, &tasks).into_iter().next())
+    let mut pods = assemble(containers, &tasks);
+    pods.truncate(1);
+    observe(client, settings, &mut pods, &tasks).await;
+    Ok(pods.into_iter().next())
 }
 
 /// Members whose sandbox record is gone (a crash mid-create or mid-delete) still form a pod, so
@@ -283,8 +290,13 @@ fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskInfo>)
                     .get(LABEL_STOP_SIGNAL)
                     .cloned()
                     .unwrap_or_else(|| "SIGTERM".into()),
-                task: tasks.get(&record.id).cloned(),
                 record,
+                state: MemberState::Waiting {
+                    reason: "Unknown".into(),
+                },
+                ready: false,
+                restarts: 0,
+                pid: None,
             })
             .collect();
         members.sort_by_key(|m| {

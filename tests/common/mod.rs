@@ -137,6 +137,8 @@ impl TestEnv {
             .arg("--log-dir")
             .arg(self.log_dir())
             .args(args)
+            .arg("--wasm-cache-dir")
+            .arg(std::env::temp_dir().join("podctl-test-wasm-cache"))
             .env_remove("CONTAINERD_NAMESPACE")
             .stdin(Stdio::null());
         command

@@ -1,0 +1,341 @@
+//! wasi:http: serving a proxy component on `0.0.0.0:port` like `wasmtime serve` (hyper 1 HTTP/1.1
+//! listener, a fresh store and instance per request from the pre-instantiated `ProxyPre`, graceful
+//! drain on stop), and the guests' outgoing requests (`PlainHttpHooks`: plain HTTP/1.1 over TCP;
+//! HTTPS is refused because this build carries no TLS stack).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::Scheme as UriScheme;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{oneshot, watch};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView as _};
+
+use crate::error::WasmError;
+use crate::member::{exit_info, requested, ComponentData, Control, ExitInfo, ExitReason, Shared, StoreFactory};
+
+/// Binds the proxy's listener (SO_REUSEADDR, so a restarted member can rebind at once).
+pub(crate) fn bind(name: &str, port: u16) -> Result<TcpListener, WasmError> {
+    let addr = SocketAddr::from(([0, 0, 0, 0], port));
+    let err = |source| WasmError::Listen {
+        name: name.into(),
+        port,
+        source,
+    };
+    let socket = TcpSocket::new_v4().map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    socket.listen(1024).map_err(err)
+}
+
+/// Counts connections and requests (including guest tasks still streaming a body).
+struct InFlight(watch::Sender<usize>);
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0 .0.send_modify(|n| *n -= 1);
+    }
+}
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.0.send_modify(|n| *n += 1);
+        InFlightGuard(self.clone())
+    }
+
+    async fn idle(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+struct Server {
+    factory: Arc<StoreFactory>,
+    pre: ProxyPre<ComponentData>,
+    inflight: Arc<InFlight>,
+    /// Set after the grace period: guests still running are dropped.
+    abort: watch::Sender<bool>,
+    next_id: AtomicU64,
+}
+
+/// The proxy member's task: accept until stopped, then drain and end.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    factory: Arc<StoreFactory>,
+    pre: ProxyPre<ComponentData>,
+    listener: TcpListener,
+) -> ExitInfo {
+    let server = Arc::new(Server {
+        factory,
+        pre,
+        inflight: Arc::new(InFlight(watch::channel(0).0)),
+        abort: watch::channel(false).0,
+        next_id: AtomicU64::new(0),
+    });
+    let drain = watch::channel(false).0;
+    let mut control = shared.control.subscribe();
+
+    let request = loop {
+        tokio::select! {
+            c = requested(&mut control, |c| *c != Control::Run) => break c,
+            r = listener.accept() => match r {
+                Ok((stream, _peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let guard = server.inflight.enter();
+                    tokio::spawn(connection(server.clone(), stream, drain.subscribe(), guard));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    server.factory.log_line(&format!("accept failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    };
+    drop(listener);
+    shared.ready.store(false, Ordering::SeqCst);
+    drain.send_replace(true);
+
+    let drained = match request {
+        Control::Stop(grace) => tokio::select! {
+            r = tokio::time::timeout(grace, server.inflight.idle()) => r.is_ok(),
+            _ = requested(&mut control, |c| *c == Control::Kill) => false,
+        },
+        _ => *server.inflight.0.borrow() == 0,
+    };
+    if drained {
+        return exit_info(
+            0,
+            ExitReason::Stopped,
+            "stopped by podctl: listener closed, all requests finished".into(),
+        );
+    }
+    // Spinning guests trap at their next epoch tick; guests blocked in WASI calls are dropped.
+    shared.interrupt.store(true, Ordering::SeqCst);
+    server.abort.send_replace(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), server.inflight.idle()).await;
+    let message = match request {
+        Control::Stop(grace) => {
+            format!("stopped by podctl: requests still running after the {grace:?} grace period were interrupted")
+        }
+        _ => "killed by podctl: running requests were interrupted".into(),
+    };
+    exit_info(137, ExitReason::Stopped, message)
+}
+
+async fn connection(server: Arc<Server>, stream: TcpStream, mut drain: watch::Receiver<bool>, _guard: InFlightGuard) {
+    let svc_server = server.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let server = svc_server.clone();
+        async move { Ok::<_, Infallible>(server.handle(req).await) }
+    });
+    let mut conn = pin!(http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service));
+    let mut abort = server.abort.subscribe();
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = raised(&mut drain) => {
+            // Finish the request in progress (if any), then close instead of keeping alive.
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = raised(&mut abort) => {}
+            }
+        }
+    }
+}
+
+/// Resolves once the flag is (or already was) raised, or its sender is gone.
+async fn raised(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|f| *f).await;
+}
+
+impl Server {
+    async fn handle(self: Arc<Self>, req: hyper::Request<Incoming>) -> hyper::Response<HyperOutgoingBody> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let what = format!("request {id} ({} {})", req.method(), req.uri());
+        match self.clone().dispatch(req, &what).await {
+            Ok(resp) => resp,
+            Err(message) => {
+                self.factory.log_line(&format!("{what}: {message}"));
+                error_response(hyper::StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error\n")
+            }
+        }
+    }
+
+    async fn dispatch(
+        self: Arc<Self>,
+        req: hyper::Request<Incoming>,
+        what: &str,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, String> {
+        let guard = self.inflight.enter();
+        let mut store = self.factory.component_store().map_err(|e| e.to_string())?;
+        let (tx, rx) = oneshot::channel();
+        let (req, out) = {
+            let mut http = store.data_mut().http();
+            let req = http
+                .new_incoming_request(Scheme::Http, req)
+                .map_err(|e| format!("{e:#}"))?;
+            let out = http.new_response_outparam(tx).map_err(|e| format!("{e:#}"))?;
+            (req, out)
+        };
+        let pre = self.pre.clone();
+        let factory = self.factory.clone();
+        let mut abort = self.abort.subscribe();
+        // The guest runs in its own task: it may keep streaming the body after the response head.
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            let result = {
+                let run = async {
+                    let proxy = pre.instantiate_async(&mut store).await?;
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut store, req, out)
+                        .await
+                };
+                tokio::select! {
+                    r = run => r.map_err(Some),
+                    _ = raised(&mut abort) => Err(None),
+                }
+            };
+            match result {
+                Ok(()) => Ok(()),
+                Err(Some(e)) => Err(factory.failure(&e, store.data().limit_refused()).message),
+                Err(None) => Err("interrupted by podctl stop".to_string()),
+            }
+        });
+
+        let log_later =
+            |task: tokio::task::JoinHandle<Result<(), String>>, factory: Arc<StoreFactory>, what: String| {
+                tokio::spawn(async move {
+                    if let Ok(Err(message)) = task.await {
+                        factory.log_line(&format!("{what}: {message}"));
+                    }
+                });
+            };
+        match rx.await {
+            Ok(Ok(resp)) => {
+                log_later(task, self.factory.clone(), what.to_string());
+                Ok(resp)
+            }
+            Ok(Err(code)) => {
+                log_later(task, self.factory.clone(), what.to_string());
+                Err(format!("the component answered with error {code:?}"))
+            }
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err("the component returned without setting a response".into()),
+                Ok(Err(message)) => Err(message),
+                Err(e) => Err(format!("guest task failed: {e}")),
+            },
+        }
+    }
+}
+
+fn error_response(status: hyper::StatusCode, text: &'static str) -> hyper::Response<HyperOutgoingBody> {
+    let body = Full::new(Bytes::from_static(text.as_bytes()))
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync();
+    let mut resp = hyper::Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outgoing requests
+
+/// `wasi:http/outgoing-handler` for pod members: plain HTTP/1.1 to any address the pod's network
+/// namespace can reach (e.g. a sibling container on `localhost:8080`). `https` is reported to the
+/// guest as an unsupported scheme.
+pub(crate) struct PlainHttpHooks;
+
+type IoFuture = Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>;
+
+impl WasiHttpHooks for PlainHttpHooks {
+    fn is_supported_scheme(&mut self, scheme: &UriScheme) -> bool {
+        *scheme == UriScheme::HTTP
+    }
+
+    fn default_scheme(&mut self) -> Option<UriScheme> {
+        Some(UriScheme::HTTP)
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> Box<dyn std::future::Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send> {
+        Box::new(send_plain(request, options))
+    }
+}
+
+async fn send_plain(
+    mut req: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
+    const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+    let authority = req.uri().authority().ok_or(HttpError::HttpRequestUriInvalid)?;
+    let addr = if authority.port().is_some() {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(DEFAULT_TIMEOUT);
+    let first_byte_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(DEFAULT_TIMEOUT);
+
+    let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(&addr))
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)?
+        .map_err(HttpError::Connect)?;
+    let (mut sender, conn) = tokio::time::timeout(
+        connect_timeout,
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+    )
+    .await
+    .map_err(|_| HttpError::ConnectionTimeout)??;
+    let conn = tokio::spawn(conn);
+
+    // Origin-form request target: the authority travels in the Host header.
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    *req.uri_mut() = http::Uri::builder()
+        .path_and_query(path)
+        .build()
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+
+    let resp = tokio::time::timeout(first_byte_timeout, sender.send_request(req))
+        .await
+        .map_err(|_| HttpError::ConnectionReadTimeout)??;
+    let resp = resp.map(|body| body.map_err(HttpError::from).boxed_unsync());
+    let io: IoFuture = Box::new(async move {
+        match conn.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(HttpError::from(e)),
+            Err(_) => Err(HttpError::ConnectionTerminated),
+        }
+    });
+    Ok((resp, io))
+}

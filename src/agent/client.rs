@@ -1,0 +1,163 @@
+//! podctl's side of the agent: spawn it as a daemon, ask it for status, stop it, restart it.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use super::protocol::{AgentConfig, Request, StatusReply};
+use super::*;
+
+fn io_err(pod: &str, path: &Path) -> impl FnOnce(std::io::Error) -> AgentError {
+    let (pod, path) = (pod.to_string(), path.to_path_buf());
+    move |cause| AgentError::Io { pod, path, cause }
+}
+
+/// Writes the agent's configuration into the pod's state directory.
+pub fn write_config(pod_dir: &Path, config: &AgentConfig) -> Result<(), AgentError> {
+    let path = pod_dir.join(CONFIG_FILE);
+    let json = serde_json::to_vec_pretty(config).expect("configs serialize");
+    std::fs::write(&path, json).map_err(io_err(&config.pod, &path))
+}
+
+/// Starts `podctl agent run --pod-dir DIR` in its own session so it outlives this command; its output
+/// goes to `agent.log` in the pod directory. Returns its PID.
+pub fn spawn(pod: &str, pod_dir: &Path) -> Result<u32, AgentError> {
+    let exe = std::env::current_exe().map_err(io_err(pod, Path::new("/proc/self/exe")))?;
+    let log_path = pod_dir.join(LOG_FILE);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(io_err(pod, &log_path))?;
+    let err_log = log.try_clone().map_err(io_err(pod, &log_path))?;
+    let mut command = Command::new(exe);
+    command
+        .args(["agent", "run", "--pod-dir"])
+        .arg(pod_dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err_log);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let child = command.spawn().map_err(io_err(pod, pod_dir))?;
+    Ok(child.id())
+}
+
+async fn call(pod: &str, pod_dir: &Path, request: &Request, timeout: Duration) -> Result<StatusReply, AgentError> {
+    let socket = pod_dir.join(SOCKET_FILE);
+    let unreachable = |cause: String| AgentError::Unreachable {
+        pod: pod.to_string(),
+        socket: socket.clone(),
+        cause,
+    };
+    let exchange = async {
+        let mut stream = UnixStream::connect(&socket)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let mut line = serde_json::to_vec(request).expect("requests serialize");
+        line.push(b'\n');
+        stream.write_all(&line).await.map_err(|e| unreachable(e.to_string()))?;
+        let mut reply = String::new();
+        BufReader::new(stream)
+            .read_line(&mut reply)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        serde_json::from_str(reply.trim()).map_err(|e| AgentError::Protocol {
+            pod: pod.to_string(),
+            cause: format!("{e}: {reply:?}"),
+        })
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| unreachable(format!("no reply within {timeout:?}")))?
+}
+
+pub async fn status(pod: &str, pod_dir: &Path) -> Result<StatusReply, AgentError> {
+    call(pod, pod_dir, &Request::Status, Duration::from_secs(3)).await
+}
+
+/// Waits until the agent answers and every member has left the loading phase.
+pub async fn wait_ready(pod: &str, pod_dir: &Path, timeout: Duration) -> Result<StatusReply, AgentError> {
+    let start = Instant::now();
+    loop {
+        match status(pod, pod_dir).await {
+            Ok(reply) => return Ok(reply),
+            Err(e) if start.elapsed() > timeout => {
+                let log = std::fs::read_to_string(pod_dir.join(LOG_FILE)).unwrap_or_default();
+                return Err(AgentError::Failed {
+                    pod: pod.to_string(),
+                    message: format!("did not come up within {timeout:?} ({e}); its log says: {}", log.trim()),
+                });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// Asks the agent to stop its members (HTTP members drain up to `grace`) and exit; a dead or
+/// unresponsive agent is killed by the PID it recorded.
+pub async fn stop(pod: &str, pod_dir: &Path, grace: Duration) -> Result<Option<StatusReply>, AgentError> {
+    let request = Request::Stop {
+        grace_secs: grace.as_secs(),
+    };
+    let reply = call(pod, pod_dir, &request, grace + Duration::from_secs(5)).await.ok();
+    if let Some(pid) = recorded_pid(pod_dir) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while is_our_agent(pid, pod_dir) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if is_our_agent(pid, pod_dir) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    Ok(reply)
+}
+
+pub fn recorded_pid(pod_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(pod_dir.join(PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The PID still belongs to this pod's agent (not a recycled PID of something else).
+pub fn is_our_agent(pid: u32, pod_dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    let dir: PathBuf = pod_dir.to_path_buf();
+    cmdline.contains("agent") && cmdline.contains(&*dir.to_string_lossy())
+}
+
+/// Restarts a dead agent; its members count a restart. Refuses while the agent still runs.
+pub async fn restart(pod: &str, pod_dir: &Path) -> Result<StatusReply, AgentError> {
+    if let Some(pid) = recorded_pid(pod_dir).filter(|pid| is_our_agent(*pid, pod_dir)) {
+        if status(pod, pod_dir).await.is_ok() {
+            return Err(AgentError::Failed {
+                pod: pod.to_string(),
+                message: format!("it is running (pid {pid}); nothing to restart"),
+            });
+        }
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = std::fs::remove_file(pod_dir.join(SOCKET_FILE));
+    spawn(pod, pod_dir)?;
+    wait_ready(pod, pod_dir, Duration::from_secs(30)).await
+}

@@ -1,0 +1,45 @@
+//! The per-pod agent: a daemon podctl starts for pods with WASM members. It enters the pod's network
+//! namespace before it creates any thread (a netns is per thread; threads inherit it), then hosts all
+//! WASM members of the pod on one wasmtime engine and answers podctl over a unix socket in the pod's
+//! root-only state directory.
+//!
+//! - [`protocol`]: the configuration file and the request/reply messages.
+//! - [`server`]: the agent process itself (`podctl agent --pod-dir DIR`).
+//! - [`client`]: what podctl uses to spawn, query, stop and restart an agent.
+
+pub mod client;
+pub mod protocol;
+pub mod server;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent of pod {pod}: {path}: {cause}")]
+    Io {
+        pod: String,
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("agent of pod {pod} is not running (no answer on {socket}: {cause}); `podctl agent restart {pod}` restarts it and its WASM members")]
+    Unreachable {
+        pod: String,
+        socket: PathBuf,
+        cause: String,
+    },
+    #[error("agent of pod {pod} sent a reply podctl cannot read: {cause}")]
+    Protocol { pod: String, cause: String },
+    #[error("agent of pod {pod}: cannot enter network namespace {netns}: {cause}; the pod's sandbox may be gone (`podctl delete {pod}`)")]
+    Netns { pod: String, netns: PathBuf, cause: String },
+    #[error("agent of pod {pod}: {message}")]
+    Failed { pod: String, message: String },
+    #[error("agent of pod {pod}: {0}", pod = .1)]
+    Wasm(podctl_wasmtime::WasmError, String),
+}
+
+/// Files of the agent inside the pod's state directory.
+pub const CONFIG_FILE: &str = "agent.json";
+pub const SOCKET_FILE: &str = "agent.sock";
+pub const PID_FILE: &str = "agent.pid";
+pub const LOG_FILE: &str = "agent.log";
+pub const STATE_FILE: &str = "agent-state.json";

@@ -1,0 +1,80 @@
+//! What podctl and the agent exchange: `agent.json` (the pod's WASM members, written by podctl at
+//! create) and one JSON line of request and one of reply per connection on `agent.sock`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AgentConfig {
+    pub pod: String,
+    pub sandbox_id: String,
+    pub netns: PathBuf,
+    /// AOT cache shared by all pods: compiled once per module digest and engine.
+    pub cache_dir: PathBuf,
+    pub members: Vec<WasmMemberDef>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WasmMemberDef {
+    pub name: String,
+    /// The module or component, copied into the pod's state directory at create.
+    pub module: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub preopens: Vec<PreopenDef>,
+    pub log_path: PathBuf,
+    pub memory_limit: Option<u64>,
+    pub cpu_limit_millis: Option<u64>,
+    /// The containerPort a wasi:http member serves on.
+    pub http_port: Option<u16>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PreopenDef {
+    pub host: PathBuf,
+    pub guest: String,
+    pub read_only: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    Status,
+    /// Stop every member (HTTP members drain for up to `grace_secs`), reply, then exit.
+    Stop {
+        grace_secs: u64,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StatusReply {
+    pub pid: u32,
+    pub started_at: f64,
+    pub members: Vec<WasmMemberStatus>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WasmState {
+    Running,
+    Exited,
+    /// It never ran: loading or instantiating failed.
+    Failed,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WasmMemberStatus {
+    pub name: String,
+    pub state: WasmState,
+    pub ready: bool,
+    pub started_at: Option<f64>,
+    pub exit_code: Option<i32>,
+    /// Kubernetes-style reason: Completed, Error, OOMKilled, Stopped, Trap, LoadFailed.
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    /// How often the agent (and so this member) was restarted.
+    pub restarts: u32,
+    pub cache_hit: bool,
+    pub load_ms: f64,
+}

@@ -1,0 +1,330 @@
+//! The agent process: `podctl agent run --pod-dir DIR`. Enters the pod's netns while it is still
+//! single-threaded, then runs the pod's WASM members and serves status/stop requests.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use podctl_wasmtime::{ExitInfo, ExitReason, HostConfig, MemberSpec, MemberStatus, Preopen, RunningMember, WasmHost};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+use tokio::sync::Mutex;
+
+use super::protocol::{AgentConfig, Request, StatusReply, WasmMemberDef, WasmMemberStatus, WasmState};
+use super::*;
+
+/// Runs the agent until it is told to stop (request or SIGTERM). Must be called before the process
+/// has created any thread.
+pub fn run(pod_dir: &Path) -> Result<(), AgentError> {
+    let config_path = pod_dir.join(CONFIG_FILE);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |cause| AgentError::Io {
+            pod: pod_dir.display().to_string(),
+            path,
+            cause,
+        }
+    };
+    let text = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
+    let config: AgentConfig = serde_json::from_str(&text).map_err(|e| AgentError::Protocol {
+        pod: pod_dir.display().to_string(),
+        cause: format!("{}: {e}", config_path.display()),
+    })?;
+    enter_netns(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(io(pod_dir))?;
+    runtime.block_on(serve(pod_dir.to_path_buf(), config))
+}
+
+/// `setns` changes only the calling thread; every thread created afterwards inherits it. So this
+/// must happen while the process has exactly one thread.
+fn enter_netns(config: &AgentConfig) -> Result<(), AgentError> {
+    let fail = |cause: String| AgentError::Netns {
+        pod: config.pod.clone(),
+        netns: config.netns.clone(),
+        cause,
+    };
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:").map(|n| n.trim().parse::<u32>().unwrap_or(0)))
+        })
+        .unwrap_or(0);
+    if threads != 1 {
+        return Err(fail(format!(
+            "the agent already runs {threads} threads; it must enter the netns first"
+        )));
+    }
+    let file = std::fs::File::open(&config.netns).map_err(|e| fail(e.to_string()))?;
+    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
+/// Survives agent restarts: how often each member has been restarted.
+#[derive(Default, Serialize, Deserialize)]
+struct PersistentState {
+    starts: u32,
+    restarts: BTreeMap<String, u32>,
+}
+
+enum Slot {
+    Running {
+        member: RunningMember,
+        cache_hit: bool,
+        load_ms: f64,
+    },
+    Failed {
+        message: String,
+        at: f64,
+    },
+}
+
+struct Agent {
+    started_at: f64,
+    restarts: BTreeMap<String, u32>,
+    members: Vec<(String, Slot)>,
+}
+
+fn secs(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+fn reason_text(reason: &ExitReason) -> &'static str {
+    match reason {
+        ExitReason::Completed => "Completed",
+        ExitReason::Error => "Error",
+        ExitReason::Trap => "Trap",
+        ExitReason::MemoryLimitExceeded => "OOMKilled",
+        ExitReason::Stopped => "Stopped",
+    }
+}
+
+impl Agent {
+    fn status(&self) -> StatusReply {
+        let members = self
+            .members
+            .iter()
+            .map(|(name, slot)| {
+                let restarts = self.restarts.get(name).copied().unwrap_or(0);
+                match slot {
+                    Slot::Running {
+                        member,
+                        cache_hit,
+                        load_ms,
+                    } => {
+                        let base = WasmMemberStatus {
+                            name: name.clone(),
+                            state: WasmState::Running,
+                            ready: false,
+                            started_at: None,
+                            exit_code: None,
+                            reason: None,
+                            message: None,
+                            restarts,
+                            cache_hit: *cache_hit,
+                            load_ms: *load_ms,
+                        };
+                        match member.status() {
+                            MemberStatus::Running { since, ready } => WasmMemberStatus {
+                                ready,
+                                started_at: Some(secs(since)),
+                                ..base
+                            },
+                            MemberStatus::Exited(exit) => exited(base, &exit),
+                        }
+                    }
+                    Slot::Failed { message, at } => WasmMemberStatus {
+                        name: name.clone(),
+                        state: WasmState::Failed,
+                        ready: false,
+                        started_at: Some(*at),
+                        exit_code: None,
+                        reason: Some("LoadFailed".into()),
+                        message: Some(message.clone()),
+                        restarts,
+                        cache_hit: false,
+                        load_ms: 0.0,
+                    },
+                }
+            })
+            .collect();
+        StatusReply {
+            pid: std::process::id(),
+            started_at: self.started_at,
+            members,
+        }
+    }
+
+    async fn stop_all(&self, grace: Duration) {
+        for (_, slot) in &self.members {
+            if let Slot::Running { member, .. } = slot {
+                member.stop(grace);
+            }
+        }
+        let waits = self.members.iter().filter_map(|(_, slot)| match slot {
+            Slot::Running { member, .. } => Some(member.wait()),
+            Slot::Failed { .. } => None,
+        });
+        let all = futures_util::future::join_all(waits);
+        if tokio::time::timeout(grace + Duration::from_secs(2), all).await.is_err() {
+            for (_, slot) in &self.members {
+                if let Slot::Running { member, .. } = slot {
+                    member.kill();
+                }
+            }
+        }
+    }
+}
+
+fn exited(base: WasmMemberStatus, exit: &ExitInfo) -> WasmMemberStatus {
+    WasmMemberStatus {
+        state: WasmState::Exited,
+        ready: false,
+        exit_code: Some(exit.code),
+        reason: Some(reason_text(&exit.reason).into()),
+        message: Some(exit.message.clone()).filter(|m| !m.is_empty()),
+        ..base
+    }
+}
+
+fn member_spec(def: &WasmMemberDef) -> MemberSpec {
+    MemberSpec {
+        name: def.name.clone(),
+        args: def.args.clone(),
+        env: def.env.clone(),
+        preopens: def
+            .preopens
+            .iter()
+            .map(|p| Preopen {
+                host: p.host.clone(),
+                guest: p.guest.clone(),
+                read_only: p.read_only,
+            })
+            .collect(),
+        log_path: def.log_path.clone(),
+        memory_limit: def.memory_limit,
+        cpu_limit_millis: def.cpu_limit_millis,
+        http_port: def.http_port,
+    }
+}
+
+fn load_state(path: &Path) -> PersistentState {
+    std::fs::read(path)
+        .ok()
+        .and_then(|raw| serde_json::from_slice(&raw).ok())
+        .unwrap_or_default()
+}
+
+async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> {
+    let pod = config.pod.clone();
+    let io = |path: PathBuf| {
+        let pod = pod.clone();
+        move |cause| AgentError::Io { pod, path, cause }
+    };
+    // A second start of the agent for the same pod is a restart of every member it hosts.
+    let state_path = pod_dir.join(STATE_FILE);
+    let mut state = load_state(&state_path);
+    if state.starts > 0 {
+        for member in &config.members {
+            *state.restarts.entry(member.name.clone()).or_default() += 1;
+        }
+    }
+    state.starts += 1;
+    let json = serde_json::to_vec(&state).expect("state serializes");
+    std::fs::write(&state_path, json).map_err(io(state_path.clone()))?;
+
+    let host = WasmHost::new(HostConfig {
+        cache_dir: Some(config.cache_dir.clone()),
+    })
+    .map_err(|e| AgentError::Wasm(e, pod.clone()))?;
+    let mut members = Vec::new();
+    for def in &config.members {
+        let slot = match std::fs::read(&def.module) {
+            Err(e) => Slot::Failed {
+                message: format!("cannot read {}: {e}", def.module.display()),
+                at: secs(SystemTime::now()),
+            },
+            Ok(bytes) => match host.load(&bytes).and_then(|p| {
+                let started = host.start(&p, member_spec(def))?;
+                Ok((p, started))
+            }) {
+                Ok((program, member)) => Slot::Running {
+                    member,
+                    cache_hit: program.cache_hit,
+                    load_ms: program.load_time.as_secs_f64() * 1000.0,
+                },
+                Err(e) => Slot::Failed {
+                    message: e.to_string(),
+                    at: secs(SystemTime::now()),
+                },
+            },
+        };
+        members.push((def.name.clone(), slot));
+    }
+    let agent = Arc::new(Mutex::new(Agent {
+        started_at: secs(SystemTime::now()),
+        restarts: state.restarts.clone(),
+        members,
+    }));
+
+    let socket = pod_dir.join(SOCKET_FILE);
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).map_err(io(socket.clone()))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).map_err(io(socket.clone()))?;
+    let pid_path = pod_dir.join(PID_FILE);
+    std::fs::write(&pid_path, std::process::id().to_string()).map_err(io(pid_path))?;
+
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io(pod_dir.clone()))?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                if handle(stream, &agent).await {
+                    break;
+                }
+            }
+            _ = terminate.recv() => {
+                agent.lock().await.stop_all(Duration::from_secs(10)).await;
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+/// Answers one request; returns true when the agent should exit.
+async fn handle(stream: tokio::net::UnixStream, agent: &Arc<Mutex<Agent>>) -> bool {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read);
+    let read = tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line)).await;
+    let request: Option<Request> = match read {
+        Ok(Ok(_)) => serde_json::from_str(line.trim()).ok(),
+        _ => None,
+    };
+    let (reply, exit) = match request {
+        Some(Request::Status) => (agent.lock().await.status(), false),
+        Some(Request::Stop { grace_secs }) => {
+            let agent = agent.lock().await;
+            agent.stop_all(Duration::from_secs(grace_secs)).await;
+            (agent.status(), true)
+        }
+        None => return false,
+    };
+    let mut json = serde_json::to_vec(&reply).expect("replies serialize");
+    json.push(b'\n');
+    let _ = write.write_all(&json).await;
+    let _ = write.shutdown().await;
+    exit
+}

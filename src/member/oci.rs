@@ -1,0 +1,239 @@
+//! The built-in member runtime: an OCI image run by containerd's runc shim inside the sandbox's
+//! namespaces. It claims every image no other runtime claims.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use oci_spec::runtime::MountBuilder;
+use tokio::task::JoinSet;
+
+use super::*;
+use crate::containerd::{NewContainer, ResolvedImage, TaskState, OCI_SPEC_TYPE_URL};
+use crate::pod::{create::ensure_image, delete::signal_number, delete::stop_task, undo::Step};
+use crate::spec;
+
+pub struct OciRuntime;
+
+impl OciRuntime {
+    async fn start_one(
+        &self,
+        ctx: &PodContext<'_>,
+        member: PreparedMember<'_>,
+        undo: &mut Undo,
+        events: &mut Vec<PodEvent>,
+    ) -> Result<(), PodError> {
+        let client = ctx.client;
+        let container = member.container;
+        let image = member
+            .payload
+            .downcast::<ResolvedImage>()
+            .map_err(|_| PodError::Damaged {
+                pod: ctx.pod.metadata.name.clone(),
+                message: "the OCI runtime was handed another runtime's member".into(),
+            })?;
+        let id = member_id(ctx.sandbox_id, &container.name, member.index);
+        let plan = spec::plan_process(container, &image.config, &ctx.hostname)?;
+        let mut mounts = ctx.etc_mounts.clone();
+        for binding in ctx.volumes(container)? {
+            mounts.push(match &binding.source {
+                Some(source) => spec::bind_mount(source, &binding.target, binding.read_only)?,
+                None => MountBuilder::default()
+                    .destination(&binding.target)
+                    .typ("tmpfs")
+                    .source("tmpfs")
+                    .options(vec!["nosuid".into(), "nodev".into(), "mode=1777".into()])
+                    .build()
+                    .map_err(spec::SpecError::from)?,
+            });
+        }
+        let spec = spec::member_spec(spec::MemberSpecInput {
+            id: &id,
+            sandbox_id: ctx.sandbox_id,
+            container,
+            plan,
+            namespaces: &ctx.namespaces,
+            mounts,
+        })?;
+        let log_path = ctx.log_path(container)?;
+        let stop_signal = image
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.stop_signal().clone())
+            .unwrap_or_else(|| "SIGTERM".into());
+        let mut labels = ctx.base_labels(&container.name, "container");
+        labels.insert(LABEL_MEMBER_INDEX.into(), member.index.to_string());
+        labels.insert(LABEL_RUNTIME.into(), self.name().into());
+        labels.insert(LABEL_STOP_SIGNAL.into(), stop_signal);
+        labels.insert(LABEL_LOG_PATH.into(), log_path.to_string_lossy().into_owned());
+
+        let rootfs = client.prepare_snapshot(&ctx.lease, &id, &image.top_chain_id).await?;
+        undo.push(Step::RemoveSnapshot(id.clone()));
+        client
+            .create_container(
+                &ctx.lease,
+                NewContainer {
+                    id: id.clone(),
+                    image: image.name.clone(),
+                    labels,
+                    spec_type_url: OCI_SPEC_TYPE_URL,
+                    spec_json: spec::to_json(&spec)?,
+                    snapshot_key: id.clone(),
+                    extensions: HashMap::new(),
+                },
+            )
+            .await?;
+        undo.push(Step::DeleteContainer(id.clone()));
+        events.push(PodEvent::normal(
+            "Created",
+            &container.name,
+            format!("Created container {}", container.name),
+        ));
+        client.create_task(&id, rootfs, &log_path.to_string_lossy()).await?;
+        undo.push(Step::DeleteTask(id.clone()));
+        client.start_task(&id).await?;
+        events.push(PodEvent::normal(
+            "Started",
+            &container.name,
+            format!("Started container {}", container.name),
+        ));
+        Ok(())
+    }
+}
+
+/// containerd's task state as Kubernetes container state.
+fn observe_task(task: Option<&TaskInfo>, has_memory_limit: bool, created: Option<f64>) -> MemberState {
+    match task {
+        None => MemberState::Waiting {
+            reason: "ContainerCreating".into(),
+        },
+        Some(t) => match t.state {
+            TaskState::Running | TaskState::Paused | TaskState::Pausing => MemberState::Running { since: created },
+            TaskState::Created | TaskState::Unknown => MemberState::Waiting {
+                reason: "ContainerCreating".into(),
+            },
+            TaskState::Stopped => MemberState::Terminated {
+                exit_code: t.exit_status,
+                // 128+9 under a memory limit is how the kernel's OOM killer shows up.
+                reason: match t.exit_status {
+                    0 => "Completed".into(),
+                    137 if has_memory_limit => "OOMKilled".into(),
+                    _ => "Error".into(),
+                },
+                finished: t.exited_at,
+            },
+        },
+    }
+}
+
+fn has_memory_limit(spec_json: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(spec_json)
+        .ok()
+        .and_then(|s| s["linux"]["resources"]["memory"]["limit"].as_i64())
+        .is_some()
+}
+
+impl MemberRuntime for OciRuntime {
+    fn name(&self) -> &'static str {
+        "oci"
+    }
+
+    fn claim(&self, probe: &ImageProbe) -> Claim {
+        match &probe.local_file {
+            Some(path) => Claim::Decline(format!("{} is a local file, not an OCI image", path.display())),
+            None => Claim::Accept,
+        }
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        client: &'a Client,
+        _settings: &'a Settings,
+        container: &'a Container,
+        _probe: &'a ImageProbe,
+        events: &'a mut Vec<PodEvent>,
+    ) -> BoxFuture<'a, Result<Payload, PodError>> {
+        Box::pin(async move {
+            let image = ensure_image(
+                client,
+                &container.image,
+                &container.name,
+                container.image_pull_policy,
+                events,
+            )
+            .await?;
+            Ok(Box::new(image) as Payload)
+        })
+    }
+
+    fn start<'a>(
+        &'a self,
+        ctx: &'a PodContext<'a>,
+        members: Vec<PreparedMember<'a>>,
+        undo: &'a mut Undo,
+        events: &'a mut Vec<PodEvent>,
+    ) -> BoxFuture<'a, Result<(), PodError>> {
+        Box::pin(async move {
+            for member in members {
+                self.start_one(ctx, member, undo, events).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn observe<'a>(
+        &'a self,
+        ctx: &'a ObserveContext<'a>,
+        pod: &'a PodView,
+    ) -> BoxFuture<'a, HashMap<String, Observation>> {
+        Box::pin(async move {
+            pod.members
+                .iter()
+                .filter(|m| m.runtime == self.name())
+                .map(|m| {
+                    let task = ctx.tasks.get(&m.id);
+                    let state = observe_task(task, has_memory_limit(&m.record.spec_json), m.record.created);
+                    let observation = Observation {
+                        ready: matches!(state, MemberState::Running { .. }),
+                        state,
+                        restarts: 0,
+                        pid: task.map(|t| t.pid).filter(|p| *p > 0),
+                    };
+                    (m.id.clone(), observation)
+                })
+                .collect()
+        })
+    }
+
+    fn stop<'a>(
+        &'a self,
+        client: &'a Client,
+        _settings: &'a Settings,
+        _pod: &'a PodView,
+        members: Vec<&'a MemberView>,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<(), PodError>> {
+        Box::pin(async move {
+            // Members stop in parallel, each with the whole grace period, as kubelet does.
+            let mut stopping = JoinSet::new();
+            for member in members {
+                let client = client.clone();
+                let id = member.id.clone();
+                let signal = signal_number(&member.stop_signal);
+                stopping.spawn(async move {
+                    stop_task(&client, &id, signal, grace).await?;
+                    client.delete_container(&id).await?;
+                    client.remove_snapshot(&id).await?;
+                    Ok::<(), PodError>(())
+                });
+            }
+            let mut first_error = None;
+            while let Some(joined) = stopping.join_next().await {
+                if let Ok(Err(e)) = joined {
+                    first_error.get_or_insert(e);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
+    }
+}
