@@ -1,0 +1,284 @@
+//! WASM members beside OCI members, on a real containerd and real wasmtime: one pod, one network
+//! namespace, both directions over localhost, limits, sandboxing, agent loss and recovery.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{http, ns_inode, TestEnv, BUSYBOX_IMAGE, ECHO_IMAGE};
+
+/// The example guests, built by wasm-examples/build.sh (scripts/test.sh runs it first).
+fn example(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("wasm-examples")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run wasm-examples/build.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+fn http_get_eventually(port: u16, path: &str, needle: &str) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        match http(port, "GET", path, "") {
+            Ok(r) if r.contains(needle) => return r,
+            other if start.elapsed() > Duration::from_secs(20) => {
+                panic!("127.0.0.1:{port}{path} never answered with {needle:?}: {other:?}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// PID printed after `label` in `describe` (the pause task's, a member's, or the agent's).
+fn describe_pid(env: &TestEnv, pod: &str, label: &str) -> u64 {
+    let describe = env.ok(&["describe", "pod", pod]);
+    describe
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(label)
+                .map(|rest| rest.trim().trim_end_matches(')').parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no {label:?} in describe:\n{describe}"))
+}
+
+fn mixed_pod(name: &str, echo_port: u16, greeter_port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  \
+         - name: echoserver\n    image: {ECHO_IMAGE}\n    ports: [{{containerPort: 8080, hostPort: {echo_port}}}]\n  \
+         - name: greeter\n    image: {greeter}\n    ports: [{{containerPort: 8081, hostPort: {greeter_port}}}]\n    \
+         resources: {{limits: {{memory: 64Mi, cpu: 500m}}}}\n  \
+         - name: prober\n    image: {prober}\n    env: [{{name: TARGET, value: 'localhost:8080'}}, {{name: INTERVAL_MS, value: '300'}}]\n  \
+         - name: client\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'until wget -q -O- http://localhost:8081/from-busybox; do sleep 0.2; done; sleep 3600']\n",
+        greeter = example("greeter"),
+        prober = example("prober"),
+    )
+}
+
+#[test]
+fn mixed_pod_end_to_end() {
+    let env = require_env!("mixed");
+    env.import_busybox();
+    env.create("mixed.yaml", &mixed_pod("mixed", 19280, 19281));
+
+    // Host ports reach the WASM member and the echo container.
+    let greeting = http_get_eventually(19281, "/hello", "Hello from the WASM greeter");
+    assert!(greeting.contains("path=/hello"), "{greeting}");
+    let echo = http_get_eventually(19280, "/", "Request Information");
+    assert!(echo.contains("Hostname: mixed"), "{echo}");
+    // WASM -> OCI over localhost, by wasi:http (greeter) and by wasi:sockets (prober).
+    let via_greeter = http_get_eventually(19281, "/echo", "real path=/from-greeter");
+    assert!(via_greeter.contains("Hello from the WASM greeter"), "{via_greeter}");
+    env.wait_for_log("mixed", "prober", "real path=/from-prober");
+    // OCI -> WASM over localhost.
+    env.wait_for_log("mixed", "client", "Hello from the WASM greeter");
+    let table = env.ok(&["get", "pods"]);
+    assert!(table.contains("4/4") && table.contains("Running"), "{table}");
+
+    // The agent runs in the pod's network namespace.
+    let agent = describe_pid(&env, "mixed", "Agent PID:");
+    let sandbox = env.sandbox_id("mixed");
+    let pinned = std::fs::metadata(format!("/run/netns/podctl-{sandbox}")).unwrap();
+    let pinned_inode = std::os::unix::fs::MetadataExt::ino(&pinned).to_string();
+    assert!(
+        ns_inode(agent, "net").contains(&pinned_inode),
+        "agent netns = the pod's"
+    );
+    let describe = env.ok(&["describe", "pod", "mixed"]);
+    assert!(describe.contains("Runtime:        wasmtime"), "{describe}");
+
+    env.ok(&["delete", "mixed", "--grace-period", "2"]);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{agent}")).exists(),
+        "the agent exited"
+    );
+    env.assert_nothing_left(&sandbox);
+}
+
+#[test]
+fn wasm_members_of_two_pods_do_not_share_localhost() {
+    let env = require_env!("wasm-isolation");
+    env.create(
+        "a.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: wa}}\nspec:\n  containers:\n  - name: greeter\n    image: {}\n    ports: [{{containerPort: 8081}}]\n",
+            example("greeter")
+        ),
+    );
+    env.create(
+        "b.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: wb}}\nspec:\n  containers:\n  - name: prober\n    image: {}\n    env: [{{name: TARGET, value: '127.0.0.1:8081'}}, {{name: INTERVAL_MS, value: '200'}}]\n",
+            example("prober")
+        ),
+    );
+    let logs = env.wait_for_log("wb", "prober", "prober:");
+    assert!(
+        !logs.contains("Hello from the WASM greeter"),
+        "pod wb reached pod wa's localhost: {logs}"
+    );
+    let (a, b) = (env.sandbox_id("wa"), env.sandbox_id("wb"));
+    env.ok(&["delete", "wa", "wb", "--grace-period", "1"]);
+    env.assert_nothing_left(&a);
+    env.assert_nothing_left(&b);
+}
+
+#[test]
+fn limits_stop_misbehaving_modules_while_siblings_serve() {
+    let env = require_env!("limits");
+    let data = env.dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("allowed.txt"), "ok").unwrap();
+    let misbehave = example("misbehave");
+    env.create(
+        "limits.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: limits}}\nspec:\n  volumes: [{{name: data, hostPath: {{path: {data}}}}}]\n  containers:\n  \
+             - name: greeter\n    image: {greeter}\n    ports: [{{containerPort: 8081, hostPort: 19282}}]\n  \
+             - name: bomb\n    image: {misbehave}\n    args: [bomb]\n    resources: {{limits: {{memory: 16Mi}}}}\n  \
+             - name: spin\n    image: {misbehave}\n    args: [spin]\n  \
+             - name: snoop\n    image: {misbehave}\n    args: [read, /etc/hostname]\n  \
+             - name: reader\n    image: {misbehave}\n    args: [read, /data/allowed.txt]\n    volumeMounts: [{{name: data, mountPath: /data, readOnly: true}}]\n",
+            data = data.display(),
+            greeter = example("greeter"),
+        ),
+    );
+    let status = |name: &str| -> serde_json::Value {
+        let json = env.pod_json("limits");
+        json["status"]["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    env.wait_until(Duration::from_secs(30), "the memory bomb to be stopped", || {
+        status("bomb")["state"]["terminated"]["reason"] == "OOMKilled"
+    });
+    env.wait_until(Duration::from_secs(10), "the snoop to exit", || {
+        status("snoop")["state"]["terminated"].is_object()
+    });
+    assert_eq!(
+        status("snoop")["state"]["terminated"]["exitCode"],
+        13,
+        "{}",
+        status("snoop")
+    );
+    assert!(env.logs("limits", "snoop").contains("read denied"));
+    env.wait_until(Duration::from_secs(10), "the reader to exit", || {
+        status("reader")["state"]["terminated"].is_object()
+    });
+    assert_eq!(
+        status("reader")["state"]["terminated"]["exitCode"],
+        0,
+        "{}",
+        status("reader")
+    );
+    // The spinner runs on, and the greeter keeps answering next to it.
+    assert!(status("spin")["state"]["running"].is_object(), "{}", status("spin"));
+    for _ in 0..5 {
+        http_get_eventually(19282, "/still-here", "Hello from the WASM greeter");
+    }
+    let describe = env.ok(&["describe", "pod", "limits"]);
+    assert!(describe.contains("OOMKilled"), "{describe}");
+    let sandbox = env.sandbox_id("limits");
+    let before = std::time::Instant::now();
+    env.ok(&["delete", "limits", "--grace-period", "1"]);
+    assert!(
+        before.elapsed() < Duration::from_secs(10),
+        "a spinning module does not block the stop"
+    );
+    env.assert_nothing_left(&sandbox);
+}
+
+#[test]
+fn agent_killed_is_reported_and_restarted() {
+    let env = require_env!("agent-kill");
+    env.create(
+        "ak.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: ak}}\nspec:\n  containers:\n  - name: echoserver\n    image: {ECHO_IMAGE}\n    ports: [{{containerPort: 8080, hostPort: 19283}}]\n  \
+             - name: greeter\n    image: {}\n    ports: [{{containerPort: 8081, hostPort: 19284}}]\n",
+            example("greeter")
+        ),
+    );
+    http_get_eventually(19284, "/", "Hello from the WASM greeter");
+    let agent = describe_pid(&env, "ak", "Agent PID:");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    env.wait_until(Duration::from_secs(5), "the agent to die", || {
+        std::fs::read_to_string(format!("/proc/{agent}/stat")).map_or(true, |s| s.contains(") Z "))
+    });
+    // The OCI member is untouched; podctl says what happened and how to fix it.
+    http_get_eventually(19283, "/", "Request Information");
+    let out = env.command(&["get", "pods"]).output().unwrap();
+    let (table, warning) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(table.contains("1/2"), "{table}");
+    assert!(warning.contains("podctl agent restart ak"), "{warning}");
+
+    env.ok(&["agent", "restart", "ak"]);
+    http_get_eventually(19284, "/again", "Hello from the WASM greeter");
+    let table = env.ok(&["get", "pods"]);
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[1..4], ["2/2", "Running", "1"], "one restart counted: {table}");
+    let sandbox = env.sandbox_id("ak");
+    env.ok(&["delete", "ak"]);
+    env.assert_nothing_left(&sandbox);
+}
+
+#[test]
+fn preview1_hello_and_the_aot_cache() {
+    let env = require_env!("hello");
+    let pod = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: hello\n    image: {}\n    args: [--exit, '3']\n    env: [{{name: GREETING, value: bonjour}}]\n",
+            example("hello")
+        )
+    };
+    env.create("h1.yaml", &pod("hello-one"));
+    let logs = env.wait_for_log("hello-one", "hello", "bonjour");
+    assert!(logs.contains("hello from WASM") && logs.contains("--exit"), "{logs}");
+    env.wait_until(Duration::from_secs(10), "hello to exit", || {
+        env.pod_json("hello-one")["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
+    });
+    let table = env.ok(&["get", "pods"]);
+    assert!(table.contains("Error") && table.contains("0/1"), "{table}");
+    // The second pod with the same module loads it from the AOT cache.
+    env.create("h2.yaml", &pod("hello-two"));
+    let describe = env.ok(&["describe", "pod", "hello-two"]);
+    assert!(describe.contains("loaded from the AOT cache"), "{describe}");
+    let (a, b) = (env.sandbox_id("hello-one"), env.sandbox_id("hello-two"));
+    env.ok(&["delete", "hello-one", "hello-two"]);
+    env.assert_nothing_left(&a);
+    env.assert_nothing_left(&b);
+}
+
+#[test]
+fn a_file_that_is_not_wasm_creates_nothing() {
+    let env = require_env!("notwasm");
+    let bogus = env.dir.join("bogus.wasm");
+    std::fs::write(&bogus, "this is not a module").unwrap();
+    let path = env.manifest(
+        "bogus.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: bogus}}\nspec:\n  containers:\n  - name: web\n    image: {ECHO_IMAGE}\n  - name: bad\n    image: {}\n",
+            bogus.display()
+        ),
+    );
+    let err = env.fails(&["create", "-f", &path]);
+    assert!(err.contains("bad") && err.contains("WebAssembly"), "{err}");
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+    assert!(common::walk(&env.state_dir()).iter().all(|p| p.is_dir()));
+}
