@@ -281,4 +281,88 @@ fn a_file_that_is_not_wasm_creates_nothing() {
     assert!(err.contains("bad") && err.contains("WebAssembly"), "{err}");
     assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
     assert!(common::walk(&env.state_dir()).iter().all(|p| p.is_dir()));
+
+    // A wasi:http component is served on exactly one containerPort.
+    let path = env.manifest(
+        "ports.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: ports}}\nspec:\n  containers:\n  - name: greeter\n    image: {}\n    ports: [{{containerPort: 8081}}, {{containerPort: 8082}}]\n",
+            example("greeter")
+        ),
+    );
+    let err = env.fails(&["create", "-f", &path]);
+    assert!(err.contains("exactly one containerPort"), "{err}");
+    // The per-container runtime override names a runtime podctl has.
+    let path = env.manifest(
+        "override.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: override\n  annotations: {{podctl.io/runtime.web: crun}}\nspec:\n  containers:\n  - name: web\n    image: {ECHO_IMAGE}\n"
+        ),
+    );
+    let err = env.fails(&["create", "-f", &path]);
+    assert!(
+        err.contains("podctl.io/runtime.web") && err.contains("wasmtime, oci"),
+        "{err}"
+    );
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+}
+
+/// An OCI image-layout archive whose single layer is a WASM component (a wasm OCI artifact).
+fn wasm_artifact(reference: &str, module: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let digest = |data: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(data)));
+    let config = br#"{"architecture":"wasm","os":"wasip2"}"#.to_vec();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.wasm.config.v0+json", "digest": digest(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.wasm.content.layer.v1+wasm", "digest": digest(module), "size": module.len()}],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest(&manifest), "size": manifest.len(),
+            "annotations": {"io.containerd.image.name": reference},
+        }],
+    }))
+    .unwrap();
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut add = |path: String, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive.append_data(&mut header, path, data).unwrap();
+    };
+    add("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#);
+    add("index.json".into(), &index);
+    for blob in [&config, &manifest, &module.to_vec()] {
+        add(
+            format!("blobs/sha256/{}", digest(blob).trim_start_matches("sha256:")),
+            blob,
+        );
+    }
+    archive.into_inner().unwrap()
+}
+
+#[test]
+fn oci_wasm_artifact_runs_as_a_wasm_member() {
+    let env = require_env!("artifact");
+    let module = std::fs::read(example("greeter")).unwrap();
+    let tar = env.dir.join("greeter-artifact.tar");
+    std::fs::write(&tar, wasm_artifact("podctl.test/greeter-wasm:1", &module)).unwrap();
+    env.ok(&["image", "import", tar.to_str().unwrap()]);
+    assert!(env.ok(&["image", "ls"]).contains("podctl.test/greeter-wasm:1"));
+    env.create(
+        "artifact.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: artifact}\nspec:\n  containers:\n  - name: greeter\n    image: podctl.test/greeter-wasm:1\n    ports: [{containerPort: 8081, hostPort: 19285}]\n",
+    );
+    http_get_eventually(19285, "/from-artifact", "Hello from the WASM greeter");
+    let describe = env.ok(&["describe", "pod", "artifact"]);
+    assert!(describe.contains("Runtime:        wasmtime"), "{describe}");
+    let sandbox = env.sandbox_id("artifact");
+    env.ok(&["delete", "artifact"]);
+    env.assert_nothing_left(&sandbox);
 }

@@ -76,5 +76,9 @@ pub struct WasmMemberStatus {
     /// How often the agent (and so this member) was restarted.
     pub restarts: u32,
     pub cache_hit: bool,
+    /// Compiling the module, or loading it from the AOT cache.
     pub load_ms: f64,
+    /// From reading the module to the member running: what one more WASM member costs to start.
+    #[serde(default)]
+    pub start_ms: f64,
 }

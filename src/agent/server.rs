@@ -79,6 +79,7 @@ enum Slot {
         member: RunningMember,
         cache_hit: bool,
         load_ms: f64,
+        start_ms: f64,
     },
     Failed {
         message: String,
@@ -120,6 +121,7 @@ impl Agent {
                         member,
                         cache_hit,
                         load_ms,
+                        start_ms,
                     } => {
                         let base = WasmMemberStatus {
                             name: name.clone(),
@@ -132,6 +134,7 @@ impl Agent {
                             restarts,
                             cache_hit: *cache_hit,
                             load_ms: *load_ms,
+                            start_ms: *start_ms,
                         };
                         match member.status() {
                             MemberStatus::Running { since, ready } => WasmMemberStatus {
@@ -153,6 +156,7 @@ impl Agent {
                         restarts,
                         cache_hit: false,
                         load_ms: 0.0,
+                        start_ms: 0.0,
                     },
                 }
             })
@@ -248,6 +252,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
     .map_err(|e| AgentError::Wasm(e, pod.clone()))?;
     let mut members = Vec::new();
     for def in &config.members {
+        let began = std::time::Instant::now();
         let slot = match std::fs::read(&def.module) {
             Err(e) => Slot::Failed {
                 message: format!("cannot read {}: {e}", def.module.display()),
@@ -261,6 +266,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
                     member,
                     cache_hit: program.cache_hit,
                     load_ms: program.load_time.as_secs_f64() * 1000.0,
+                    start_ms: began.elapsed().as_secs_f64() * 1000.0,
                 },
                 Err(e) => Slot::Failed {
                     message: e.to_string(),

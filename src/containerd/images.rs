@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::leases::random_hex;
 use super::{Client, ContainerdError, Result, SNAPSHOTTER};
-use crate::image::archive::{chain_ids, ArchiveImage, DOCKER_MANIFEST_LIST, OCI_INDEX};
+use crate::image::archive::{chain_ids, is_filesystem_layer, ArchiveImage, DOCKER_MANIFEST_LIST, OCI_INDEX};
 
 /// An image name resolved to what a container needs from it.
 pub struct ResolvedImage {
@@ -64,8 +64,10 @@ impl Client {
     }
 
     async fn import_under_lease(&self, lease: &str, image: &ArchiveImage) -> Result<ImageInfo> {
-        let chains = chain_ids(&image.diff_ids);
-        if chains.len() != image.layers.len() {
+        // An artifact (e.g. a WASM module) is content only: nothing to unpack, no snapshot to keep.
+        let unpack = image.layers.iter().all(|l| is_filesystem_layer(&l.media_type));
+        let chains = if unpack { chain_ids(&image.diff_ids) } else { Vec::new() };
+        if unpack && chains.len() != image.layers.len() {
             return Err(ContainerdError::Invalid {
                 object: format!("image {}", image.name),
                 message: format!(
@@ -75,8 +77,11 @@ impl Client {
                 ),
             });
         }
-        for (layer, diff_id) in image.layers.iter().zip(&image.diff_ids) {
-            let labels = HashMap::from([("containerd.io/uncompressed".to_string(), diff_id.clone())]);
+        for (i, layer) in image.layers.iter().enumerate() {
+            let labels = match chains.get(i).and(image.diff_ids.get(i)) {
+                Some(diff_id) => HashMap::from([("containerd.io/uncompressed".to_string(), diff_id.clone())]),
+                None => HashMap::new(),
+            };
             self.write_blob(lease, &layer.digest, &layer.data, labels).await?;
         }
         let mut config_labels = HashMap::new();
@@ -99,7 +104,9 @@ impl Client {
             .iter()
             .map(|l| descriptor(&l.media_type, &l.digest, l.data.len() as i64))
             .collect();
-        self.unpack(lease, &image.name, &layers, &image.diff_ids).await?;
+        if unpack {
+            self.unpack(lease, &image.name, &layers, &image.diff_ids).await?;
+        }
         let target = descriptor(
             &image.manifest.media_type,
             &image.manifest.digest,

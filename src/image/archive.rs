@@ -113,12 +113,21 @@ struct Manifest {
 
 #[derive(Deserialize)]
 struct ConfigRootfs {
+    /// Absent in artifacts whose layers are not filesystems (WASM modules).
+    #[serde(default)]
     rootfs: RootFs,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct RootFs {
+    #[serde(default)]
     diff_ids: Vec<String>,
+}
+
+/// Layers containerd can unpack into a snapshot (tar, possibly compressed); anything else, such as
+/// a WASM module layer, is stored as content only.
+pub fn is_filesystem_layer(media_type: &str) -> bool {
+    media_type.contains(".tar") || media_type.contains("rootfs.diff")
 }
 
 fn parse<'a, T: Deserialize<'a>>(what: &str, data: &'a [u8]) -> Result<T, ArchiveError> {
