@@ -49,6 +49,9 @@ pub fn spawn(pod: &str, pod_dir: &Path) -> Result<u32, AgentError> {
         });
     }
     let child = command.spawn().map_err(io_err(pod, pod_dir))?;
+    // Recorded now, not by the agent once it is up, so a stop right after create finds it.
+    let pid_path = pod_dir.join(PID_FILE);
+    std::fs::write(&pid_path, child.id().to_string()).map_err(io_err(pod, &pid_path))?;
     Ok(child.id())
 }
 
@@ -111,6 +114,13 @@ pub async fn stop(pod: &str, pod_dir: &Path, grace: Duration) -> Result<Option<S
     };
     let reply = call(pod, pod_dir, &request, grace + Duration::from_secs(5)).await.ok();
     if let Some(pid) = recorded_pid(pod_dir) {
+        if reply.is_none() && is_our_agent(pid, pod_dir) {
+            // Not answering (still starting, or wedged): SIGTERM stops its members gracefully.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
         let deadline = Instant::now() + Duration::from_secs(3);
         while is_our_agent(pid, pod_dir) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

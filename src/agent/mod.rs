@@ -10,6 +10,7 @@
 pub mod client;
 pub mod protocol;
 pub mod server;
+pub mod supervisor;
 
 use std::path::PathBuf;
 

@@ -13,6 +13,29 @@ pub struct AgentConfig {
     /// AOT cache shared by all pods: compiled once per module digest and engine.
     pub cache_dir: PathBuf,
     pub members: Vec<WasmMemberDef>,
+    /// The pod's OCI members, which the agent restarts per the pod's restartPolicy.
+    #[serde(default)]
+    pub supervisor: Option<SupervisorConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SupervisorConfig {
+    /// containerd's socket: a path-based unix socket works from the pod's netns.
+    pub address: PathBuf,
+    pub namespace: String,
+    /// Always, OnFailure or Never.
+    pub restart_policy: String,
+    /// kubelet's crash-loop backoff starts here (10 s) and doubles up to 5 minutes.
+    pub backoff_base_ms: u64,
+    pub members: Vec<OciMemberRef>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OciMemberRef {
+    pub name: String,
+    pub id: String,
+    /// Where its numbered log files go: `<restart>.log`.
+    pub log_dir: PathBuf,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -276,6 +276,11 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
         };
         members.push((def.name.clone(), slot));
     }
+    // The supervisor stops before the members do, so a stop is never taken for a crash.
+    let (stop_supervising, stopping) = tokio::sync::watch::channel(false);
+    if let Some(supervisor) = config.supervisor.clone() {
+        tokio::spawn(super::supervisor::Supervisor::new(supervisor, stopping).run());
+    }
     let agent = Arc::new(Mutex::new(Agent {
         started_at: secs(SystemTime::now()),
         restarts: state.restarts.clone(),
@@ -295,11 +300,12 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                if handle(stream, &agent).await {
+                if handle(stream, &agent, &stop_supervising).await {
                     break;
                 }
             }
             _ = terminate.recv() => {
+                let _ = stop_supervising.send(true);
                 agent.lock().await.stop_all(Duration::from_secs(10)).await;
                 break;
             }
@@ -310,7 +316,11 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
 }
 
 /// Answers one request; returns true when the agent should exit.
-async fn handle(stream: tokio::net::UnixStream, agent: &Arc<Mutex<Agent>>) -> bool {
+async fn handle(
+    stream: tokio::net::UnixStream,
+    agent: &Arc<Mutex<Agent>>,
+    stop_supervising: &tokio::sync::watch::Sender<bool>,
+) -> bool {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read);
@@ -322,6 +332,7 @@ async fn handle(stream: tokio::net::UnixStream, agent: &Arc<Mutex<Agent>>) -> bo
     let (reply, exit) = match request {
         Some(Request::Status) => (agent.lock().await.status(), false),
         Some(Request::Stop { grace_secs }) => {
+            let _ = stop_supervising.send(true);
             let agent = agent.lock().await;
             agent.stop_all(Duration::from_secs(grace_secs)).await;
             (agent.status(), true)

@@ -69,7 +69,7 @@ pub fn pod_table(pods: &[PodView], wide: bool) -> String {
             pod.name.clone(),
             format!("{}/{}", pod.ready_count(), pod.members.len()),
             pod.status(),
-            pod.restarts().to_string(),
+            restarts_text(pod),
             age(pod.created),
         ];
         if wide {
@@ -79,6 +79,15 @@ pub fn pod_table(pods: &[PodView], wide: bool) -> String {
         rows.push(row);
     }
     tabulate(rows)
+}
+
+/// kubectl's RESTARTS: `3 (20s ago)`.
+fn restarts_text(pod: &PodView) -> String {
+    match (pod.restarts(), pod.last_restart()) {
+        (0, _) => "0".into(),
+        (n, Some(at)) => format!("{n} ({} ago)", human_duration(now_secs() - at)),
+        (n, None) => n.to_string(),
+    }
 }
 
 pub fn images(images: &[ImageInfo]) -> String {
@@ -144,6 +153,9 @@ pub fn pod_object(pod: &PodView) -> Value {
                 "restartCount": m.restarts,
                 "started": m.ready(),
                 "state": member_state_object(&m.state()),
+                "lastState": m.last_state().map(|l| json!({"terminated": {
+                    "exitCode": l["exitCode"], "reason": l["reason"], "finishedAt": rfc3339(l["finishedAt"].as_f64())
+                }})).unwrap_or_else(|| json!({})),
             })
         })
         .collect();
@@ -247,6 +259,15 @@ pub fn describe(pod: &PodView) -> String {
             );
         }
         let _ = writeln!(out, "    State:          {}", state_line(&member.state()));
+        if let Some(last) = member.last_state() {
+            let _ = writeln!(
+                out,
+                "    Last State:     Terminated\n      Reason:       {}\n      Exit Code:    {}\n      Finished:     {}",
+                last["reason"].as_str().unwrap_or(""),
+                last["exitCode"],
+                rfc3339(last["finishedAt"].as_f64()).as_str().unwrap_or("")
+            );
+        }
         let _ = writeln!(
             out,
             "    Ready:          {}",

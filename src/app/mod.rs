@@ -39,6 +39,7 @@ fn settings(global: &GlobalArgs) -> Settings {
         cni_bin_dirs: global.cni_bin_dir.clone(),
         sandbox_image: global.sandbox_image.clone(),
         wasm_cache_dir: global.wasm_cache_dir.clone(),
+        backoff_base: std::time::Duration::from_secs_f64(global.backoff_base.max(0.0)),
     }
 }
 
@@ -158,10 +159,25 @@ async fn logs(client: &Client, settings: &Settings, args: &LogsArgs) -> Result<(
         .or_else(|| view.members.first().map(|m| m.name.clone()))
         .unwrap_or_default();
     let member = view.member(args.container.as_deref().unwrap_or(&default))?;
-    let path = member
+    let mut path = member
         .log_path
-        .as_ref()
+        .clone()
         .with_context(|| format!("container {} of pod {} records no log file", member.name, view.name))?;
+    if args.previous {
+        // Logs are numbered by run (`<restart>.log`); the previous run's is the one before.
+        let run: Option<u32> = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok());
+        let previous = run
+            .and_then(|n| n.checked_sub(1))
+            .map(|n| path.with_file_name(format!("{n}.log")))
+            .filter(|p| p.exists());
+        path = previous.with_context(|| {
+            format!(
+                "previous terminated container \"{}\" in pod \"{}\" not found",
+                member.name, view.name
+            )
+        })?;
+    }
+    let path = &path;
     let data = match std::fs::read(path) {
         Ok(data) => data,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),

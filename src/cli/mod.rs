@@ -59,6 +59,9 @@ pub struct GlobalArgs {
         default_value = "podctl.local/pause:0.1"
     )]
     pub sandbox_image: String,
+    /// First delay (seconds) before restarting a crashed member; doubles per crash up to 5 minutes
+    #[arg(long, global = true, env = "PODCTL_BACKOFF_BASE", default_value_t = 10.0)]
+    pub backoff_base: f64,
     /// Cache of compiled WASM modules (shared by all pods)
     #[arg(
         long,
@@ -147,6 +150,9 @@ pub struct LogsArgs {
     /// Print only the last N lines
     #[arg(long)]
     pub tail: Option<usize>,
+    /// Print the logs of the member's previous run (before its last restart)
+    #[arg(long, short = 'p')]
+    pub previous: bool,
 }
 
 #[derive(Args, Debug)]

@@ -149,6 +149,27 @@ impl Client {
         Ok(())
     }
 
+    /// Sets (or, with an empty value, removes) labels on a container record.
+    pub async fn set_labels(&self, id: &str, labels: &[(&str, String)]) -> Result<()> {
+        let mut containers = ContainersClient::new(self.channel());
+        let container = Container {
+            id: id.to_string(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            ..Default::default()
+        };
+        let request = UpdateContainerRequest {
+            container: Some(container),
+            update_mask: Some(FieldMask {
+                paths: labels.iter().map(|(k, _)| format!("labels.{k}")).collect(),
+            }),
+        };
+        containers
+            .update(self.request(request, None))
+            .await
+            .map_err(self.status_error("update", format!("container {id}")))?;
+        Ok(())
+    }
+
     /// Deletes a container record; one that is already gone is fine.
     pub async fn delete_container(&self, id: &str) -> Result<()> {
         let mut containers = ContainersClient::new(self.channel());

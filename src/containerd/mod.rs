@@ -6,12 +6,14 @@
 
 mod containers;
 mod content;
+mod events;
 mod images;
 mod leases;
 mod snapshots;
 mod tasks;
 
 pub use containers::{ContainerRecord, NewContainer, OCI_SPEC_TYPE_URL};
+pub use events::{ExitStream, TaskExited};
 pub use images::{ImageInfo, ResolvedImage};
 pub use tasks::{ExitStatus, TaskInfo, TaskState};
 

@@ -89,6 +89,8 @@ pub struct PodContext<'a> {
     pub etc_mounts: Vec<Mount>,
     pub state_dir: PathBuf,
     pub log_dir: PathBuf,
+    /// WASM members for the pod's agent, which `create` starts once every runtime has run.
+    pub agent_members: std::sync::Mutex<Vec<crate::agent::protocol::WasmMemberDef>>,
 }
 
 /// A volume as a member sees it.

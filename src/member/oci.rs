@@ -192,11 +192,20 @@ impl MemberRuntime for OciRuntime {
                 .filter(|m| m.runtime == self.name())
                 .map(|m| {
                     let task = ctx.tasks.get(&m.id);
-                    let state = observe_task(task, has_memory_limit(&m.record.spec_json), m.record.created);
+                    let label = |key: &str| m.record.labels.get(key).filter(|v| !v.is_empty());
+                    let mut state = observe_task(task, has_memory_limit(&m.record.spec_json), m.record.created);
+                    // The supervisor waits out a backoff before restarting a member that exited.
+                    if let Some(waiting) = label(LABEL_WAITING) {
+                        if !matches!(state, MemberState::Running { .. }) {
+                            state = MemberState::Waiting {
+                                reason: waiting.clone(),
+                            };
+                        }
+                    }
                     let observation = Observation {
                         ready: matches!(state, MemberState::Running { .. }),
                         state,
-                        restarts: 0,
+                        restarts: label(LABEL_RESTART_COUNT).and_then(|n| n.parse().ok()).unwrap_or(0),
                         pid: task.map(|t| t.pid).filter(|p| *p > 0),
                     };
                     (m.id.clone(), observation)

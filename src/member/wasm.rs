@@ -12,7 +12,7 @@ use podctl_wasmtime::{HostConfig, ProgramKind, WasmHost};
 
 use super::*;
 use crate::agent::client as agent;
-use crate::agent::protocol::{AgentConfig, PreopenDef, WasmMemberDef, WasmState};
+use crate::agent::protocol::{PreopenDef, WasmMemberDef, WasmState};
 use crate::containerd::NewContainer;
 use crate::pod::undo::Step;
 
@@ -201,10 +201,9 @@ impl MemberRuntime for WasmRuntime {
         ctx: &'a PodContext<'a>,
         members: Vec<PreparedMember<'a>>,
         undo: &'a mut Undo,
-        events: &'a mut Vec<PodEvent>,
+        _events: &'a mut Vec<PodEvent>,
     ) -> BoxFuture<'a, Result<(), PodError>> {
         Box::pin(async move {
-            let pod = ctx.pod.metadata.name.clone();
             let module_dir = ctx.state_dir.join("wasm");
             std::fs::create_dir_all(&module_dir).map_err(io_error(&module_dir))?;
             let mut defs = Vec::new();
@@ -214,7 +213,7 @@ impl MemberRuntime for WasmRuntime {
                     .payload
                     .downcast::<WasmPayload>()
                     .map_err(|_| PodError::Damaged {
-                        pod: pod.clone(),
+                        pod: ctx.pod.metadata.name.clone(),
                         message: "the WASM runtime was handed another runtime's member".into(),
                     })?;
                 let module = module_dir.join(format!("{}.wasm", container.name));
@@ -244,33 +243,7 @@ impl MemberRuntime for WasmRuntime {
                 undo.push(Step::DeleteContainer(id));
                 defs.push(def);
             }
-            let config = AgentConfig {
-                pod: pod.clone(),
-                sandbox_id: ctx.sandbox_id.to_string(),
-                netns: ctx.namespaces.netns.clone(),
-                cache_dir: ctx.settings.wasm_cache_dir.clone(),
-                members: defs,
-            };
-            agent::write_config(&ctx.state_dir, &config)?;
-            let pid = agent::spawn(&pod, &ctx.state_dir)?;
-            undo.push(Step::StopAgent {
-                pod: pod.clone(),
-                dir: ctx.state_dir.clone(),
-            });
-            let status = agent::wait_ready(&pod, &ctx.state_dir, Duration::from_secs(30)).await?;
-            for member in &status.members {
-                if member.state == WasmState::Failed {
-                    return Err(PodError::Wasm {
-                        container: member.name.clone(),
-                        message: member.message.clone().unwrap_or_else(|| "it failed to start".into()),
-                    });
-                }
-                events.push(PodEvent::normal(
-                    "Started",
-                    &member.name,
-                    format!("Started WASM member {} in agent pid {pid}", member.name),
-                ));
-            }
+            ctx.agent_members.lock().expect("not poisoned").extend(defs);
             Ok(())
         })
     }

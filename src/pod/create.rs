@@ -13,6 +13,8 @@ use super::events::PodEvent;
 use super::undo::{Step, Undo};
 use super::view::{list_sandboxes, NetworkRecord};
 use super::*;
+use crate::agent::client as agent;
+use crate::agent::protocol::{AgentConfig, OciMemberRef, SupervisorConfig, WasmState};
 use crate::containerd::{NewContainer, ResolvedImage, OCI_SPEC_TYPE_URL};
 use crate::image::{builtin, reference::normalize};
 use crate::manifest::{Pod, Protocol, PullPolicy};
@@ -271,10 +273,20 @@ impl CreatePlan<'_> {
             etc_mounts,
             state_dir,
             log_dir,
+            agent_members: Default::default(),
         };
         // Each runtime starts its members of the pod, in the manifest's order within a runtime.
         let mut by_runtime: Vec<Vec<PreparedMember>> = Vec::new();
+        let mut oci_members = Vec::new();
         for (index, (runtime, payload)) in prepared.into_iter().enumerate() {
+            let container = &self.pod.spec.containers[index];
+            if self.registry.get(runtime).name() == "oci" {
+                oci_members.push(OciMemberRef {
+                    name: container.name.clone(),
+                    id: member_id(self.sandbox_id, &container.name, index),
+                    log_dir: ctx.log_dir.join(&container.name),
+                });
+            }
             if by_runtime.len() <= runtime {
                 by_runtime.resize_with(runtime + 1, Vec::new);
             }
@@ -289,8 +301,61 @@ impl CreatePlan<'_> {
                 self.registry.get(runtime).start(&ctx, members, undo, events).await?;
             }
         }
+        self.start_agent(&ctx, &oci_members, undo, events).await?;
         let json = serde_json::to_vec(&*events).expect("events serialize");
         client.set_extension(self.sandbox_id, EXT_EVENTS, json).await?;
+        Ok(())
+    }
+
+    /// Every pod gets an agent: it supervises the OCI members (restart policy) and hosts the WASM
+    /// ones. Only WASM members make `create` wait for it; supervision catches up by itself.
+    async fn start_agent(
+        &self,
+        ctx: &PodContext<'_>,
+        oci_members: &[OciMemberRef],
+        undo: &mut Undo,
+        events: &mut Vec<PodEvent>,
+    ) -> Result<(), PodError> {
+        let pod = self.pod.metadata.name.clone();
+        let members = std::mem::take(&mut *ctx.agent_members.lock().expect("not poisoned"));
+        let has_wasm = !members.is_empty();
+        let config = AgentConfig {
+            pod: pod.clone(),
+            sandbox_id: self.sandbox_id.to_string(),
+            netns: ctx.namespaces.netns.clone(),
+            cache_dir: self.settings.wasm_cache_dir.clone(),
+            members,
+            supervisor: Some(SupervisorConfig {
+                address: self.client.address().to_path_buf(),
+                namespace: self.client.namespace().to_string(),
+                restart_policy: format!("{:?}", self.pod.spec.restart_policy),
+                backoff_base_ms: (self.settings.backoff_base.as_secs_f64() * 1000.0) as u64,
+                members: oci_members.to_vec(),
+            }),
+        };
+        agent::write_config(&ctx.state_dir, &config)?;
+        let pid = agent::spawn(&pod, &ctx.state_dir)?;
+        undo.push(Step::StopAgent {
+            pod: pod.clone(),
+            dir: ctx.state_dir.clone(),
+        });
+        if !has_wasm {
+            return Ok(());
+        }
+        let status = agent::wait_ready(&pod, &ctx.state_dir, std::time::Duration::from_secs(30)).await?;
+        for member in &status.members {
+            if member.state == WasmState::Failed {
+                return Err(PodError::Wasm {
+                    container: member.name.clone(),
+                    message: member.message.clone().unwrap_or_else(|| "it failed to start".into()),
+                });
+            }
+            events.push(PodEvent::normal(
+                "Started",
+                &member.name,
+                format!("Started WASM member {} in agent pid {pid}", member.name),
+            ));
+        }
         Ok(())
     }
 

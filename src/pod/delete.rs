@@ -32,9 +32,13 @@ pub async fn delete_pod(
         .or_else(|| pod.pod.as_ref().map(|p| p.spec.termination_grace_period_seconds))
         .unwrap_or(30);
 
+    // The agent first: it stops supervising (no restart of what is being stopped) and stops the
+    // WASM members with the grace period.
+    let pod_dir = settings.pod_state_dir(client, &pod.sandbox_id);
+    let agent_stop = crate::agent::client::stop(&pod.name, &pod_dir, Duration::from_secs(grace)).await;
     // Each runtime stops its members; together they get one grace period.
     let registry = Registry::builtin();
-    let mut first_error: Option<PodError> = None;
+    let mut first_error: Option<PodError> = agent_stop.err().map(PodError::from);
     let mut stops = Vec::new();
     for (_, runtime) in registry.runtimes() {
         let members: Vec<&MemberView> = pod.members.iter().filter(|m| m.runtime == runtime.name()).collect();

@@ -34,6 +34,12 @@ pub const LABEL_MEMBER_INDEX: &str = "podctl.io/member-index";
 pub const LABEL_RUNTIME: &str = "podctl.io/runtime";
 pub const LABEL_STOP_SIGNAL: &str = "podctl.io/stop-signal";
 pub const LABEL_LOG_PATH: &str = "podctl.io/log-path";
+/// Written by the pod's supervisor (the agent): how often the member was restarted, when last,
+/// how its last run ended (JSON), and why it waits now (CrashLoopBackOff).
+pub const LABEL_RESTART_COUNT: &str = "podctl.io/restart-count";
+pub const LABEL_LAST_RESTART: &str = "podctl.io/last-restart";
+pub const LABEL_LAST_STATE: &str = "podctl.io/last-state";
+pub const LABEL_WAITING: &str = "podctl.io/waiting";
 
 /// The Pod manifest (JSON) on the sandbox container.
 pub const EXT_POD: &str = "podctl.io/pod";
@@ -108,6 +114,8 @@ pub struct Settings {
     pub sandbox_image: String,
     /// Compiled WASM modules, keyed by digest and engine: a module compiles once per host.
     pub wasm_cache_dir: PathBuf,
+    /// First delay of the crash-loop backoff (kubelet: 10 s, doubling to 5 minutes).
+    pub backoff_base: std::time::Duration,
 }
 
 impl Settings {

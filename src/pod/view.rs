@@ -85,6 +85,11 @@ pub struct MemberView {
 }
 
 impl MemberView {
+    /// How the member's previous run ended: `{exitCode, reason, finishedAt}`, from the supervisor.
+    pub fn last_state(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(self.record.labels.get(LABEL_LAST_STATE)?).ok()
+    }
+
     pub fn state(&self) -> MemberState {
         self.state.clone()
     }
@@ -120,6 +125,14 @@ impl PodView {
 
     pub fn restarts(&self) -> u32 {
         self.members.iter().map(|m| m.restarts).sum()
+    }
+
+    /// When any member was last restarted by the supervisor (Unix seconds).
+    pub fn last_restart(&self) -> Option<f64> {
+        self.members
+            .iter()
+            .filter_map(|m| m.record.labels.get(LABEL_LAST_RESTART)?.parse::<f64>().ok())
+            .reduce(f64::max)
     }
 
     /// kubectl's STATUS column: the pod's phase, or the reason of the first member not running.

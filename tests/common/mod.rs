@@ -358,6 +358,14 @@ pub fn assert_no_host_traces(sandbox_id: &str) {
     let rules = iptables_rules();
     let left: Vec<&str> = rules.lines().filter(|l| l.contains(sandbox_id)).collect();
     assert!(left.is_empty(), "iptables rules left for {sandbox_id}: {left:?}");
+    let agents: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("agent run") && c.contains(sandbox_id))
+        .collect();
+    assert!(agents.is_empty(), "the pod's agent still runs: {agents:?}");
 }
 
 pub fn iptables_rules() -> String {

@@ -154,7 +154,11 @@ async fn connection(server: Arc<Server>, stream: TcpStream, mut drain: watch::Re
             conn.as_mut().graceful_shutdown();
             tokio::select! {
                 _ = conn.as_mut() => {}
-                _ = raised(&mut abort) => {}
+                _ = raised(&mut abort) => {
+                    // Interrupted guests turn into 500s: give the connection a moment to send
+                    // them (and the handler to log them) before it is dropped.
+                    let _ = tokio::time::timeout(Duration::from_millis(250), conn.as_mut()).await;
+                }
             }
         }
     }
@@ -215,7 +219,10 @@ impl Server {
             };
             match result {
                 Ok(()) => Ok(()),
-                Err(Some(e)) => Err(factory.failure(&e, store.data().limit_refused()).message),
+                Err(Some(e)) => {
+                    let info = factory.failure(&e, store.data().limit_refused());
+                    Err(StoreFactory::log_detail(&info, &e))
+                }
                 Err(None) => Err("interrupted by podctl stop".to_string()),
             }
         });

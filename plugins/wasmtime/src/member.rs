@@ -465,16 +465,18 @@ impl StoreFactory {
         } else {
             exit_info(1, ExitReason::Error, format!("{e:#}"))
         };
-        // The guest could not say why it died: put the reason and the wasm backtrace in its log
-        // (not `{e:?}`: that adds the host's Rust backtrace when RUST_BACKTRACE is set).
-        if info.reason != ExitReason::Stopped {
-            let mut line = info.message.clone();
-            if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
-                line.push_str(&format!("\n{bt}"));
-            }
-            self.log_line(&line);
-        }
         info
+    }
+
+    /// `info.message` plus the wasm backtrace, if any: what goes into the log when a guest dies
+    /// without being able to say why (not `{e:?}`: that adds the host's Rust backtrace when
+    /// RUST_BACKTRACE is set).
+    pub(crate) fn log_detail(info: &ExitInfo, e: &wasmtime::Error) -> String {
+        let mut line = info.message.clone();
+        if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+            line.push_str(&format!("\n{bt}"));
+        }
+        line
     }
 }
 
@@ -491,7 +493,14 @@ impl StoreFactory {
         match outcome {
             Outcome::Returned => exit_info(0, ExitReason::Completed, "exited with code 0".into()),
             Outcome::ReturnedError => exit_info(1, ExitReason::Error, "wasi:cli/run returned an error".into()),
-            Outcome::Failed(e) => self.failure(&e, limit_refused),
+            Outcome::Failed(e) => {
+                let info = self.failure(&e, limit_refused);
+                // An exit code is the guest's own word; anything else it could not explain.
+                if info.reason != ExitReason::Stopped && e.downcast_ref::<I32Exit>().is_none() {
+                    self.log_line(&Self::log_detail(&info, &e));
+                }
+                info
+            }
             Outcome::Interrupted => exit_info(
                 137,
                 ExitReason::Stopped,

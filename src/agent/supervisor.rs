@@ -1,0 +1,297 @@
+//! Supervision of the pod's OCI members, from inside the agent: every init-process exit is recorded
+//! on the member's container record, and the member is restarted per the pod's restartPolicy with
+//! kubelet's backoff (base doubling to 5 minutes, reset after 10 minutes of running). The records
+//! are the truth: `podctl get` reads restart counts and states from their labels, and an agent that
+//! restarts re-adopts the pod from containerd (exits it missed are found by listing the tasks).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Mutex};
+
+use super::protocol::{OciMemberRef, SupervisorConfig};
+use crate::containerd::{Client, ExitStatus, TaskState};
+use crate::pod::{now_secs, LABEL_LAST_RESTART, LABEL_LAST_STATE, LABEL_LOG_PATH, LABEL_RESTART_COUNT, LABEL_WAITING};
+
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(600);
+
+struct MemberTrack {
+    restarts: u32,
+    backoff_exponent: u32,
+    running_since: Instant,
+    /// An exit is being handled (backoff sleep or restart): a second report of it is ignored.
+    busy: bool,
+}
+
+pub fn should_restart(policy: &str, exit_code: u32) -> bool {
+    match policy {
+        "Never" => false,
+        "OnFailure" => exit_code != 0,
+        _ => true,
+    }
+}
+
+/// kubelet's crash-loop delay for the `exponent`-th consecutive quick restart.
+pub fn backoff(base: Duration, exponent: u32) -> Duration {
+    base.saturating_mul(2u32.saturating_pow(exponent.min(16)))
+        .min(BACKOFF_CAP)
+}
+
+/// The numbered log file of a member's `restart`-th run; the one before it is `--previous`.
+pub fn log_file(dir: &Path, restart: u32) -> std::path::PathBuf {
+    dir.join(format!("{restart}.log"))
+}
+
+pub struct Supervisor {
+    config: SupervisorConfig,
+    tracks: Mutex<HashMap<String, MemberTrack>>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Supervisor {
+    pub fn new(config: SupervisorConfig, stopping: watch::Receiver<bool>) -> Arc<Supervisor> {
+        Arc::new(Supervisor {
+            config,
+            tracks: Mutex::new(HashMap::new()),
+            stopping,
+        })
+    }
+
+    fn member(&self, id: &str) -> Option<&OciMemberRef> {
+        self.config.members.iter().find(|m| m.id == id)
+    }
+
+    /// Runs until the agent stops; survives containerd restarts by reconnecting and reconciling.
+    pub async fn run(self: Arc<Self>) {
+        let mut stopping = self.stopping.clone();
+        loop {
+            if *stopping.borrow() {
+                return;
+            }
+            let session = async {
+                let client = Client::connect(&self.config.address, &self.config.namespace)
+                    .await
+                    .map_err(|e| eprintln!("agent: supervisor cannot connect to containerd: {e}"))
+                    .ok()?;
+                // containerd answers a subscription only with its first event, so adopting what
+                // happened meanwhile cannot wait for it; exits reported twice are sorted out in
+                // `handle_exit`, which acts only on a task that is stopped now.
+                let subscribe = client.subscribe_task_exits();
+                let adopt = async {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    self.adopt(&client).await;
+                };
+                let (exits, ()) = tokio::join!(subscribe, adopt);
+                let mut exits = exits
+                    .map_err(|e| eprintln!("agent: supervisor cannot subscribe to task exits: {e}"))
+                    .ok()?;
+                while let Some(exit) = exits.next().await {
+                    if self.member(&exit.container_id).is_some() {
+                        let this = self.clone();
+                        let client = client.clone();
+                        tokio::spawn(async move { this.handle_exit(&client, &exit.container_id, exit.status).await });
+                    }
+                }
+                Some(())
+            };
+            tokio::select! {
+                _ = session => {}
+                _ = stopping.changed() => return,
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Takes over what containerd knows: restart counts from labels, exits that happened unwatched.
+    async fn adopt(self: &Arc<Self>, client: &Client) {
+        for member in &self.config.members {
+            let record = client.get_container(&member.id).await.ok().flatten();
+            let restarts = record
+                .as_ref()
+                .and_then(|r| r.labels.get(LABEL_RESTART_COUNT))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            self.tracks
+                .lock()
+                .await
+                .entry(member.id.clone())
+                .or_insert(MemberTrack {
+                    restarts,
+                    backoff_exponent: 0,
+                    running_since: Instant::now(),
+                    busy: false,
+                });
+            let task = client.get_task(&member.id).await.ok().flatten();
+            let waiting = record
+                .as_ref()
+                .and_then(|r| r.labels.get(LABEL_WAITING))
+                .is_some_and(|w| !w.is_empty());
+            let exited = match &task {
+                Some(t) if t.state == TaskState::Stopped => Some(ExitStatus {
+                    code: t.exit_status,
+                    exited_at: t.exited_at,
+                }),
+                // A restart interrupted between deleting the old task and starting the new one.
+                None if waiting => Some(ExitStatus {
+                    code: 1,
+                    exited_at: None,
+                }),
+                _ => None,
+            };
+            if let Some(status) = exited {
+                let this = self.clone();
+                let client = client.clone();
+                let id = member.id.clone();
+                tokio::spawn(async move { this.handle_exit(&client, &id, status).await });
+            }
+        }
+    }
+
+    /// Handles an exit, and again for as long as the restarted task is found stopped once the
+    /// restart is done (an exit reported while the restart was under way is otherwise lost).
+    async fn handle_exit(&self, client: &Client, id: &str, status: ExitStatus) {
+        let mut status = status;
+        while self.handle_one_exit(client, id, status).await {
+            match client.get_task(id).await {
+                Ok(Some(task)) if task.state == TaskState::Stopped => {
+                    status = ExitStatus {
+                        code: task.exit_status,
+                        exited_at: task.exited_at,
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Returns true when it restarted the member.
+    async fn handle_one_exit(&self, client: &Client, id: &str, status: ExitStatus) -> bool {
+        let Some(member) = self.member(id).cloned() else {
+            return false;
+        };
+        // A late or repeated report of an exit already handled: the member runs again.
+        match client.get_task(id).await {
+            Ok(Some(task)) if task.state == TaskState::Stopped => {}
+            _ => return false,
+        }
+        let delay = {
+            let mut tracks = self.tracks.lock().await;
+            let track = tracks.entry(id.to_string()).or_insert(MemberTrack {
+                restarts: 0,
+                backoff_exponent: 0,
+                running_since: Instant::now(),
+                busy: false,
+            });
+            if track.busy {
+                return false;
+            }
+            track.busy = true;
+            if track.running_since.elapsed() >= BACKOFF_RESET_AFTER {
+                track.backoff_exponent = 0;
+            }
+            let delay = backoff(
+                Duration::from_millis(self.config.backoff_base_ms),
+                track.backoff_exponent,
+            );
+            track.backoff_exponent += 1;
+            delay
+        };
+        let reason = if status.code == 0 { "Completed" } else { "Error" };
+        let last_state = serde_json::json!({
+            "exitCode": status.code,
+            "reason": reason,
+            "finishedAt": status.exited_at.unwrap_or_else(now_secs),
+        });
+        let restart = should_restart(&self.config.restart_policy, status.code);
+        let mut labels = vec![(LABEL_LAST_STATE, last_state.to_string())];
+        if restart {
+            labels.push((LABEL_WAITING, "CrashLoopBackOff".to_string()));
+        }
+        if let Err(e) = client.set_labels(id, &labels).await {
+            eprintln!("agent: recording the exit of {}: {e}", member.name);
+        }
+        if !restart {
+            self.tracks
+                .lock()
+                .await
+                .entry(id.to_string())
+                .and_modify(|t| t.busy = false);
+            return false;
+        }
+        let mut stopping = self.stopping.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stopping.changed() => return false,
+        }
+        if *self.stopping.borrow() {
+            return false;
+        }
+        let outcome = self.restart(client, &member).await;
+        let mut tracks = self.tracks.lock().await;
+        if let Some(track) = tracks.get_mut(id) {
+            track.busy = false;
+            if outcome.is_ok() {
+                track.running_since = Instant::now();
+            }
+        }
+        match outcome {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("agent: restarting {} failed: {e}", member.name);
+                false
+            }
+        }
+    }
+
+    async fn restart(&self, client: &Client, member: &OciMemberRef) -> Result<(), crate::containerd::ContainerdError> {
+        let restarts = {
+            let tracks = self.tracks.lock().await;
+            tracks.get(&member.id).map(|t| t.restarts).unwrap_or(0) + 1
+        };
+        client.delete_task(&member.id).await?;
+        let log = log_file(&member.log_dir, restarts);
+        // Keep this run's log and the previous one (`logs --previous`), as kubelet does.
+        if restarts >= 2 {
+            let _ = std::fs::remove_file(log_file(&member.log_dir, restarts - 2));
+        }
+        let rootfs = client.snapshot_mounts(&member.id).await?;
+        client.create_task(&member.id, rootfs, &log.to_string_lossy()).await?;
+        client.start_task(&member.id).await?;
+        self.tracks
+            .lock()
+            .await
+            .entry(member.id.clone())
+            .and_modify(|t| t.restarts = restarts);
+        client
+            .set_labels(
+                &member.id,
+                &[
+                    (LABEL_RESTART_COUNT, restarts.to_string()),
+                    (LABEL_LAST_RESTART, format!("{:.3}", now_secs())),
+                    (LABEL_WAITING, String::new()),
+                    (LABEL_LOG_PATH, log.to_string_lossy().into_owned()),
+                ],
+            )
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_and_backoff_follow_kubelet() {
+        assert!(should_restart("Always", 0) && should_restart("Always", 1));
+        assert!(!should_restart("OnFailure", 0) && should_restart("OnFailure", 2));
+        assert!(!should_restart("Never", 1));
+        let base = Duration::from_secs(10);
+        assert_eq!(backoff(base, 0), Duration::from_secs(10));
+        assert_eq!(backoff(base, 3), Duration::from_secs(80));
+        assert_eq!(backoff(base, 5), Duration::from_secs(300), "capped at five minutes");
+        assert_eq!(backoff(base, 40), Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,116 @@
+//! Supervision like kubelet's, by the pod's agent on a real containerd: restart policies, the
+//! crash-loop backoff, RESTARTS and STATUS over time, `logs --previous`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestEnv, BUSYBOX_IMAGE};
+
+fn pod(name: &str, policy: &str, script: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: {policy}\n  terminationGracePeriodSeconds: 1\n  containers:\n  \
+         - name: main\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, '{script}']\n"
+    )
+}
+
+/// (READY, STATUS, RESTARTS) columns of the pod's row.
+fn row(env: &TestEnv, name: &str) -> (String, String, String) {
+    let table = env.ok(&["get", "pods", name]);
+    let line = table.lines().nth(1).unwrap_or_default().to_string();
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    // RESTARTS may read `3 (2s ago)`: everything between STATUS and AGE.
+    let restarts = cols[3..cols.len() - 1].join(" ");
+    (cols[1].to_string(), cols[2].to_string(), restarts)
+}
+
+fn restarts(env: &TestEnv, name: &str) -> u32 {
+    env.pod_json(name)["status"]["containerStatuses"][0]["restartCount"]
+        .as_u64()
+        .unwrap() as u32
+}
+
+#[test]
+fn always_restarts_with_a_growing_backoff() {
+    let env = require_env!("always");
+    env.import_busybox();
+    let path = env.manifest(
+        "always.yaml",
+        &pod("crasher", "Always", "echo run-$(date +%s%N); exit 1"),
+    );
+    env.ok(&["--backoff-base", "0.4", "create", "-f", &path]);
+    // Record when each restart happened.
+    let start = Instant::now();
+    let mut seen = vec![(0u32, Duration::ZERO)];
+    let mut saw_crash_loop = false;
+    while seen.last().unwrap().0 < 4 {
+        assert!(start.elapsed() < Duration::from_secs(40), "only {seen:?} restarts");
+        let n = restarts(&env, "crasher");
+        if n > seen.last().unwrap().0 {
+            seen.push((n, start.elapsed()));
+        }
+        saw_crash_loop |= row(&env, "crasher").1 == "CrashLoopBackOff";
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(saw_crash_loop, "STATUS showed CrashLoopBackOff while waiting");
+    let gaps: Vec<Duration> = seen.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    assert!(gaps[3] > gaps[1], "the delay grows: {gaps:?}");
+    let (_, _, restarts_col) = row(&env, "crasher");
+    assert!(restarts_col.contains("ago)"), "RESTARTS like kubectl: {restarts_col}");
+    let json = env.pod_json("crasher");
+    assert_eq!(
+        json["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+        1
+    );
+    let previous = env.ok(&["logs", "crasher", "--previous"]);
+    assert!(previous.starts_with("run-"), "{previous}");
+    let describe = env.ok(&["describe", "pod", "crasher"]);
+    assert!(
+        describe.contains("Last State:     Terminated") && describe.contains("Exit Code:    1"),
+        "{describe}"
+    );
+    let sandbox = env.sandbox_id("crasher");
+    env.ok(&["delete", "crasher"]);
+    env.assert_nothing_left(&sandbox);
+}
+
+#[test]
+fn on_failure_and_never_follow_the_exit_code() {
+    let env = require_env!("policies");
+    env.import_busybox();
+    let cases = [
+        ("onfail-ok", "OnFailure", "exit 0", "Completed", false),
+        ("onfail-bad", "OnFailure", "exit 1", "", true),
+        ("never-ok", "Never", "exit 0", "Completed", false),
+        ("never-bad", "Never", "exit 3", "Error", false),
+        ("always-ok", "Always", "exit 0", "", true),
+    ];
+    for (name, policy, script, _, _) in cases {
+        let path = env.manifest(&format!("{name}.yaml"), &pod(name, policy, script));
+        env.ok(&["--backoff-base", "0.3", "create", "-f", &path]);
+    }
+    for (name, _, _, status, restarts_expected) in cases {
+        if restarts_expected {
+            env.wait_until(Duration::from_secs(20), &format!("{name} to restart"), || {
+                restarts(&env, name) >= 1
+            });
+        } else {
+            env.wait_until(Duration::from_secs(20), &format!("{name} to end {status}"), || {
+                row(&env, name).1 == status
+            });
+            std::thread::sleep(Duration::from_millis(800));
+            assert_eq!(restarts(&env, name), 0, "{name} is not restarted");
+            assert_eq!(row(&env, name).0, "0/1");
+        }
+    }
+    assert_eq!(
+        env.pod_json("never-bad")["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        3
+    );
+    let sandboxes: Vec<String> = cases.iter().map(|(name, ..)| env.sandbox_id(name)).collect();
+    let names: Vec<&str> = cases.iter().map(|(name, ..)| *name).collect();
+    env.ok(&[&["delete"][..], &names].concat());
+    for sandbox in sandboxes {
+        env.assert_nothing_left(&sandbox);
+    }
+}
