@@ -114,3 +114,45 @@ fn on_failure_and_never_follow_the_exit_code() {
         env.assert_nothing_left(&sandbox);
     }
 }
+
+#[test]
+fn stop_start_and_restart_keep_the_sandbox() {
+    let env = require_env!("stopstart");
+    env.import_busybox();
+    let path = env.manifest(
+        "ss.yaml",
+        &pod(
+            "ss",
+            "Always",
+            "echo started-$(date +%s%N); trap \"exit 0\" TERM; while true; do sleep 0.1; done",
+        ),
+    );
+    env.ok(&["create", "-f", &path]);
+    env.wait_for_log("ss", "main", "started-");
+    let ip = env.pod_json("ss")["status"]["podIP"].clone();
+    env.ok(&["stop", "ss"]);
+    let (ready, status, _) = row(&env, "ss");
+    assert_eq!((ready.as_str(), status.as_str()), ("0/1", "Stopped"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        row(&env, "ss").1,
+        "Stopped",
+        "the supervisor does not restart a stopped pod"
+    );
+    let err = env.fails(&["start", "nope"]);
+    assert!(err.contains("nope"), "{err}");
+    env.ok(&["start", "ss"]);
+    env.wait_until(Duration::from_secs(10), "ss to run again", || {
+        row(&env, "ss").1 == "Running"
+    });
+    assert_eq!(env.pod_json("ss")["status"]["podIP"], ip, "same sandbox, same IP");
+    let before = env.logs("ss", "main").matches("started-").count();
+    env.ok(&["restart", "ss"]);
+    env.wait_until(Duration::from_secs(10), "ss to log a new start", || {
+        env.logs("ss", "main").matches("started-").count() > before
+    });
+    assert_eq!(row(&env, "ss").1, "Running");
+    let sandbox = env.sandbox_id("ss");
+    env.ok(&["delete", "ss"]);
+    env.assert_nothing_left(&sandbox);
+}

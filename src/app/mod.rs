@@ -109,6 +109,28 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let client = connect(global).await?;
             return delete(&client, &settings(global), &args).await;
         }
+        Command::Stop(args) => {
+            let client = connect(global).await?;
+            for name in &args.names {
+                pod::stop_pod(&client, &settings(global), name, args.grace_period).await?;
+                println!("pod/{name} stopped");
+            }
+        }
+        Command::Start(args) => {
+            let client = connect(global).await?;
+            for name in &args.names {
+                pod::start_pod(&client, &settings(global), name).await?;
+                println!("pod/{name} started");
+            }
+        }
+        Command::Restart(args) => {
+            let client = connect(global).await?;
+            for name in &args.names {
+                pod::stop_pod(&client, &settings(global), name, args.grace_period).await?;
+                pod::start_pod(&client, &settings(global), name).await?;
+                println!("pod/{name} restarted");
+            }
+        }
         Command::Image(command) => return image(global, command).await,
         Command::Agent(command) => {
             let client = connect(global).await?;

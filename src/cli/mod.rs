@@ -84,6 +84,12 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop a pod gracefully and remove everything it made
     Delete(DeleteArgs),
+    /// Stop a pod's members (stop signal, grace period, SIGKILL); the sandbox and its IP stay
+    Stop(StopArgs),
+    /// Start a stopped pod's members again
+    Start(StartArgs),
+    /// Stop and start a pod's members
+    Restart(StopArgs),
     /// Manage images in containerd
     #[command(subcommand)]
     Image(ImageCommand),
@@ -169,6 +175,24 @@ pub struct DeleteArgs {
     /// Succeed when the pod does not exist
     #[arg(long)]
     pub ignore_not_found: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Pod names
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Seconds members get after their stop signal before SIGKILL (default: the pod's
+    /// terminationGracePeriodSeconds)
+    #[arg(long)]
+    pub grace_period: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Pod names
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

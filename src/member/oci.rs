@@ -194,6 +194,11 @@ impl MemberRuntime for OciRuntime {
                     let task = ctx.tasks.get(&m.id);
                     let label = |key: &str| m.record.labels.get(key).filter(|v| !v.is_empty());
                     let mut state = observe_task(task, has_memory_limit(&m.record.spec_json), m.record.created);
+                    if task.is_none() && pod.sandbox.labels.get(LABEL_STOPPED).is_some_and(|v| v == "true") {
+                        state = MemberState::Waiting {
+                            reason: "Stopped".into(),
+                        };
+                    }
                     // The supervisor waits out a backoff before restarting a member that exited.
                     if let Some(waiting) = label(LABEL_WAITING) {
                         if !matches!(state, MemberState::Running { .. }) {

@@ -4,12 +4,14 @@
 pub(crate) mod create;
 pub(crate) mod delete;
 mod events;
+pub(crate) mod lifecycle;
 pub(crate) mod undo;
 mod view;
 
 pub use create::create_pod;
 pub use delete::{delete_pod, DeleteOptions};
 pub use events::PodEvent;
+pub use lifecycle::{start_pod, stop_pod, LABEL_STOPPED};
 pub use undo::Undo;
 pub use view::{find_pod, list_pods, MemberState, MemberView, NetworkRecord, PodView};
 

@@ -137,6 +137,14 @@ impl PodView {
 
     /// kubectl's STATUS column: the pod's phase, or the reason of the first member not running.
     pub fn status(&self) -> String {
+        if self
+            .sandbox
+            .labels
+            .get(super::LABEL_STOPPED)
+            .is_some_and(|v| v == "true")
+        {
+            return "Stopped".into();
+        }
         let sandbox_running = matches!(self.sandbox_task.as_ref().map(|t| t.state), Some(TaskState::Running));
         let states: Vec<MemberState> = self.members.iter().map(MemberView::state).collect();
         if states.iter().all(|s| matches!(s, MemberState::Running { .. })) {
