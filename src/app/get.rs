@@ -30,10 +30,10 @@ pub async fn get(client: &Client, settings: &Settings, args: &GetArgs) -> Result
             }
             print!("{}", format::pod_table(&pods, args.output == Some(OutputFormat::Wide)));
             for pod in &pods {
-                if pod
-                    .members
-                    .iter()
-                    .any(|m| matches!(&m.state, pod::MemberState::Waiting { reason } if reason == "AgentNotRunning"))
+                if pod.status() != "Stopped"
+                    && pod.members.iter().any(
+                        |m| matches!(&m.state, pod::MemberState::Waiting { reason } if reason == "AgentNotRunning"),
+                    )
                 {
                     eprintln!("warning: the agent of pod {0} is not running, so its WASM members are down; `podctl agent restart {0}` restarts them", pod.name);
                 }

@@ -45,7 +45,7 @@ pub async fn stop_pod(client: &Client, settings: &Settings, name: &str, grace: O
 
 pub async fn start_pod(client: &Client, settings: &Settings, name: &str) -> Result<(), PodError> {
     let pod = find_existing(client, settings, name).await?;
-    if !pod.sandbox.labels.get(LABEL_STOPPED).is_some_and(|v| v == "true") {
+    if pod.sandbox.labels.get(LABEL_STOPPED).is_none_or(|v| v != "true") {
         return Err(PodError::Damaged {
             pod: name.to_string(),
             message: "it is not stopped; `podctl restart` stops and starts it".into(),
