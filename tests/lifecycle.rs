@@ -156,3 +156,49 @@ fn stop_start_and_restart_keep_the_sandbox() {
     env.ok(&["delete", "ss"]);
     env.assert_nothing_left(&sandbox);
 }
+
+#[test]
+fn probes_drive_ready_and_restart_the_unhealthy() {
+    let env = require_env!("probes");
+    env.import_busybox();
+    let path = env.manifest(
+        "probes.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: probed}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  \
+             - name: web\n    image: {echo}\n    readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}\n  \
+             - name: flag\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'sleep 2; touch /tmp/ready; sleep 4; rm /tmp/ready; sleep 3600']\n    \
+             readinessProbe: {{exec: {{command: [test, -f, /tmp/ready]}}, periodSeconds: 1, failureThreshold: 1}}\n  \
+             - name: sick\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'sleep 3600']\n    \
+             livenessProbe: {{tcpSocket: {{port: 9999}}, periodSeconds: 1, failureThreshold: 2}}\n",
+            echo = common::ECHO_IMAGE
+        ),
+    );
+    env.ok(&["--backoff-base", "0.2", "create", "-f", &path]);
+    let ready = |name: &str| -> bool {
+        let json = env.pod_json("probed");
+        json["status"]["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == name && s["ready"] == true)
+    };
+    // The HTTP probe runs from the pod's netns: no curl in the echo image.
+    env.wait_until(Duration::from_secs(15), "web to be ready", || ready("web"));
+    assert!(!ready("flag"), "flag is not ready before its file exists");
+    env.wait_until(Duration::from_secs(15), "flag to become ready", || ready("flag"));
+    env.wait_until(Duration::from_secs(15), "flag to become unready again", || {
+        !ready("flag")
+    });
+    // The liveness probe never succeeds: the member is killed and restarted.
+    env.wait_until(Duration::from_secs(30), "sick to be restarted", || {
+        let json = env.pod_json("probed");
+        json["status"]["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "sick" && s["restartCount"].as_u64() >= Some(1))
+    });
+    let sandbox = env.sandbox_id("probed");
+    env.ok(&["delete", "probed"]);
+    env.assert_nothing_left(&sandbox);
+}

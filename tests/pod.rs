@@ -336,16 +336,16 @@ fn invalid_manifests_are_refused_with_path_and_line() {
     // Unsupported fields are one warning, not an error and not silence.
     env.create(
         "warn.yaml",
-        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: warned}}\nspec:\n  nodeSelector: {{a: b}}\n  containers:\n  - name: c\n    image: {ECHO_IMAGE}\n    livenessProbe: {{tcpSocket: {{port: 8080}}}}\n"),
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: warned}}\nspec:\n  nodeSelector: {{a: b}}\n  containers:\n  - name: c\n    image: {ECHO_IMAGE}\n    securityContext: {{privileged: true}}\n"),
     );
     let out = env.command(&["get", "pods"]).output().unwrap();
     assert!(out.status.success());
-    let path = env.manifest("warn2.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: warned}\nspec:\n  nodeSelector: {a: b}\n  containers:\n  - name: c\n    image: i\n    livenessProbe: {tcpSocket: {port: 8080}}\n");
+    let path = env.manifest("warn2.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: warned}\nspec:\n  nodeSelector: {a: b}\n  containers:\n  - name: c\n    image: i\n    securityContext: {privileged: true}\n");
     let out = env.command(&["create", "-f", &path]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("warning").count(), 1, "{stderr}");
     assert!(
-        stderr.contains("spec.nodeSelector") && stderr.contains("spec.containers[0].livenessProbe"),
+        stderr.contains("spec.nodeSelector") && stderr.contains("spec.containers[0].securityContext"),
         "{stderr}"
     );
     let sandbox = env.sandbox_id("warned");

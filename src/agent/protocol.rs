@@ -28,6 +28,9 @@ pub struct SupervisorConfig {
     /// kubelet's crash-loop backoff starts here (10 s) and doubles up to 5 minutes.
     pub backoff_base_ms: u64,
     pub members: Vec<OciMemberRef>,
+    /// Where HTTP and TCP probes connect by default, as kubelet uses the pod IP.
+    #[serde(default)]
+    pub pod_ip: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -36,6 +39,57 @@ pub struct OciMemberRef {
     pub id: String,
     /// Where its numbered log files go: `<restart>.log`.
     pub log_dir: PathBuf,
+    #[serde(default)]
+    pub probes: Vec<ProbeDef>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeKind {
+    Liveness,
+    Readiness,
+    Startup,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ProbeAction {
+    Http {
+        host: Option<String>,
+        port: u16,
+        path: String,
+    },
+    Tcp {
+        host: Option<String>,
+        port: u16,
+    },
+    Exec {
+        command: Vec<String>,
+    },
+}
+
+/// A probe with its port resolved, as the agent runs it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProbeDef {
+    pub kind: ProbeKind,
+    pub action: ProbeAction,
+    pub initial_delay_seconds: u32,
+    pub period_seconds: u32,
+    pub timeout_seconds: u32,
+    pub failure_threshold: u32,
+    pub success_threshold: u32,
+}
+
+/// What the probes say about one OCI member's current run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct ProbeStatus {
+    pub name: String,
+    /// The startup probe succeeded (or there is none).
+    pub started: bool,
+    /// The readiness probe succeeds (or there is none).
+    pub ready: bool,
+    /// The last probe result worth showing, e.g. `liveness failed: connection refused`.
+    pub last: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -75,6 +129,9 @@ pub struct StatusReply {
     pub pid: u32,
     pub started_at: f64,
     pub members: Vec<WasmMemberStatus>,
+    /// Probe results of the OCI members that have probes.
+    #[serde(default)]
+    pub probes: Vec<ProbeStatus>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

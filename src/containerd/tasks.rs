@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::{
-    CreateTaskRequest, DeleteTaskRequest, GetRequest, KillRequest, ListTasksRequest, StartRequest, WaitRequest,
+    CreateTaskRequest, DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetRequest, KillRequest,
+    ListTasksRequest, StartRequest, WaitRequest,
 };
 use containerd_client::types::v1::{Process, Status};
 use containerd_client::types::Mount;
@@ -103,6 +104,75 @@ impl Client {
             Err(e) if !e.is_not_found() => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// Runs `args` in the running container (its process settings, no stdio) and returns its exit
+    /// code, or None when it outlived `timeout` (it is then killed). Used by exec probes.
+    pub async fn exec_and_wait(&self, id: &str, args: &[String], timeout: std::time::Duration) -> Result<Option<u32>> {
+        let container = self
+            .get_container(id)
+            .await?
+            .ok_or_else(|| super::ContainerdError::NotFound {
+                object: format!("container {id}"),
+                namespace: self.namespace().to_string(),
+            })?;
+        let spec: serde_json::Value = serde_json::from_slice(&container.spec_json).unwrap_or_default();
+        let mut process = spec["process"].clone();
+        process["args"] = serde_json::json!(args);
+        process["terminal"] = serde_json::json!(false);
+        let exec_id = format!("probe-{}", super::leases::random_hex(6));
+        let mut tasks = TasksClient::new(self.channel());
+        let request = ExecProcessRequest {
+            container_id: id.to_string(),
+            spec: Some(prost_types::Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+                value: serde_json::to_vec(&process).expect("JSON values serialize"),
+            }),
+            exec_id: exec_id.clone(),
+            ..Default::default()
+        };
+        tasks
+            .exec(self.request(request, None))
+            .await
+            .map_err(self.status_error("exec", format!("process in {id}")))?;
+        let start = StartRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.clone(),
+        };
+        let started = tasks
+            .start(self.request(start, None))
+            .await
+            .map_err(self.status_error("start", format!("exec in {id}")));
+        let code = match started {
+            Err(_) => Some(127),
+            Ok(_) => {
+                let wait = WaitRequest {
+                    container_id: id.to_string(),
+                    exec_id: exec_id.clone(),
+                };
+                let mut waiter = TasksClient::new(self.channel());
+                match tokio::time::timeout(timeout, waiter.wait(self.request(wait, None))).await {
+                    Ok(Ok(reply)) => Some(reply.into_inner().exit_status),
+                    Ok(Err(_)) => Some(1),
+                    Err(_) => {
+                        let kill = KillRequest {
+                            container_id: id.to_string(),
+                            exec_id: exec_id.clone(),
+                            signal: 9,
+                            all: false,
+                        };
+                        let _ = tasks.kill(self.request(kill, None)).await;
+                        None
+                    }
+                }
+            }
+        };
+        let delete = DeleteProcessRequest {
+            container_id: id.to_string(),
+            exec_id,
+        };
+        let _ = tasks.delete_process(self.request(delete, None)).await;
+        Ok(code)
     }
 
     /// Blocks until the task exits.

@@ -719,8 +719,8 @@ fn unknown_fields_become_one_warning() {
         "  containers:",                           // 8
         "  - name: a",                             // 9
         "    image: i",                            // 10
-        "    livenessProbe:",                      // 11
-        "      httpGet: {path: /, port: 80}",      // 12
+        "    lifecycle:",                          // 11
+        "      preStop: {exec: {command: [x]}}",   // 12
         "    securityContext: {privileged: true}", // 13
         "    resources:",                          // 14
         "      limits:",                           // 15
@@ -735,7 +735,7 @@ fn unknown_fields_become_one_warning() {
     assert_eq!(
         parsed.warnings,
         ["ignoring fields podctl does not support yet: metadata.uid (line 6), \
-          spec.containers[0].livenessProbe (line 11), spec.containers[0].securityContext (line 13), \
+          spec.containers[0].lifecycle (line 11), spec.containers[0].securityContext (line 13), \
           spec.containers[0].resources.limits[nvidia.com/gpu] (line 16), spec.nodeSelector (line 17), \
           spec.tolerations (line 19)"]
     );
@@ -989,4 +989,37 @@ fn kubectl_dry_run_output_runs_with_crlf_too() {
             ["ignoring fields podctl does not support yet: spec.dnsPolicy (line 13)"]
         );
     }
+}
+
+#[test]
+fn probes_parse_with_kubernetes_defaults_and_are_checked() {
+    let parsed = parse_pod(
+        &pod_with_container_lines(&[
+            "    ports: [{name: http, containerPort: 8080}]",
+            "    readinessProbe: {httpGet: {path: /healthz, port: http}}",
+            "    livenessProbe: {tcpSocket: {port: 8080}, periodSeconds: 2}",
+        ])
+        .join("\n"),
+    )
+    .unwrap();
+    let c = &parsed.pod.spec.containers[0];
+    let readiness = c.readiness_probe.as_ref().unwrap();
+    assert_eq!(readiness.http_get.as_ref().unwrap().port.resolve(c), Some(8080));
+    assert_eq!(
+        (
+            readiness.period_seconds,
+            readiness.timeout_seconds,
+            readiness.failure_threshold
+        ),
+        (10, 1, 3)
+    );
+    assert_eq!(c.liveness_probe.as_ref().unwrap().period_seconds, 2);
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+
+    let e = err_owned(pod_with_container_lines(&[
+        "    livenessProbe: {tcpSocket: {port: web}}",
+    ]));
+    assert!(e.path.ends_with("livenessProbe.tcpSocket.port"), "{e}");
+    let e = err_owned(pod_with_container_lines(&["    livenessProbe: {periodSeconds: 1}"]));
+    assert!(e.message.contains("exactly one of httpGet, tcpSocket or exec"), "{e}");
 }

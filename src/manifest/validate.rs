@@ -536,6 +536,58 @@ fn check_container(c: &mut Checker<'_>, cp: &FieldPath, container: &Container, v
         &container.resources.limits,
         &container.resources.requests,
     );
+    for (key, probe) in [
+        ("livenessProbe", &container.liveness_probe),
+        ("readinessProbe", &container.readiness_probe),
+        ("startupProbe", &container.startup_probe),
+    ] {
+        if let Some(probe) = probe {
+            check_probe(c, &cp.key(key), probe, container);
+        }
+    }
+}
+
+fn check_probe(c: &mut Checker<'_>, pp: &FieldPath, probe: &super::model::Probe, container: &Container) {
+    let handlers = [
+        probe.http_get.is_some(),
+        probe.tcp_socket.is_some(),
+        probe.exec.is_some(),
+    ];
+    if handlers.iter().filter(|h| **h).count() != 1 {
+        c.fail(pp, "a probe needs exactly one of httpGet, tcpSocket or exec");
+        return;
+    }
+    let port = probe
+        .http_get
+        .as_ref()
+        .map(|h| (&h.port, "httpGet"))
+        .or(probe.tcp_socket.as_ref().map(|t| (&t.port, "tcpSocket")));
+    if let Some((port, kind)) = port {
+        if port.resolve(container).is_none() {
+            c.fail(
+                &pp.key(kind).key("port"),
+                format!("probe port {port:?} is neither 1-65535 nor the name of one of this container's ports"),
+            );
+        }
+    }
+    if let Some(exec) = &probe.exec {
+        if exec.command.is_empty() {
+            c.fail(
+                &pp.key("exec").key("command"),
+                "exec probe needs a command, e.g. [cat, /tmp/healthy]",
+            );
+        }
+    }
+    if probe.period_seconds == 0
+        || probe.timeout_seconds == 0
+        || probe.failure_threshold == 0
+        || probe.success_threshold == 0
+    {
+        c.fail(
+            pp,
+            "periodSeconds, timeoutSeconds, failureThreshold and successThreshold must be at least 1",
+        );
+    }
 }
 
 fn check_resources(

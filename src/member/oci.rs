@@ -187,6 +187,22 @@ impl MemberRuntime for OciRuntime {
         pod: &'a PodView,
     ) -> BoxFuture<'a, HashMap<String, Observation>> {
         Box::pin(async move {
+            // Readiness and startup probes run in the agent: ask it once, only if some member has one.
+            let gated = |name: &str| {
+                pod.pod
+                    .as_ref()
+                    .and_then(|p| p.spec.containers.iter().find(|c| c.name == name))
+                    .is_some_and(|c| c.readiness_probe.is_some() || c.startup_probe.is_some())
+            };
+            let probes = if pod.members.iter().any(|m| m.runtime == self.name() && gated(&m.name)) {
+                let dir = ctx.settings.pod_state_dir(ctx.client, &pod.sandbox_id);
+                crate::agent::client::status(&pod.name, &dir)
+                    .await
+                    .map(|r| r.probes)
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             pod.members
                 .iter()
                 .filter(|m| m.runtime == self.name())
@@ -207,8 +223,11 @@ impl MemberRuntime for OciRuntime {
                             };
                         }
                     }
+                    let running = matches!(state, MemberState::Running { .. });
+                    let probed_ready =
+                        !gated(&m.name) || probes.iter().any(|p| p.name == m.name && p.started && p.ready);
                     let observation = Observation {
-                        ready: matches!(state, MemberState::Running { .. }),
+                        ready: running && probed_ready,
                         state,
                         restarts: label(LABEL_RESTART_COUNT).and_then(|n| n.parse().ok()).unwrap_or(0),
                         pid: task.map(|t| t.pid).filter(|p| *p > 0),
