@@ -88,6 +88,7 @@ enum Slot {
 }
 
 struct Agent {
+    probes: super::probes::ProbeBoard,
     started_at: f64,
     restarts: BTreeMap<String, u32>,
     members: Vec<(String, Slot)>,
@@ -161,10 +162,13 @@ impl Agent {
                 }
             })
             .collect();
+        let mut probes: Vec<_> = self.probes.lock().expect("not poisoned").values().cloned().collect();
+        probes.sort_by(|a, b| a.name.cmp(&b.name));
         StatusReply {
             pid: std::process::id(),
             started_at: self.started_at,
             members,
+            probes,
         }
     }
 
@@ -278,10 +282,13 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
     }
     // The supervisor stops before the members do, so a stop is never taken for a crash.
     let (stop_supervising, stopping) = tokio::sync::watch::channel(false);
+    let probe_board: super::probes::ProbeBoard = Default::default();
     if let Some(supervisor) = config.supervisor.clone() {
+        super::probes::spawn_all(&supervisor, probe_board.clone(), stopping.clone());
         tokio::spawn(super::supervisor::Supervisor::new(supervisor, stopping).run());
     }
     let agent = Arc::new(Mutex::new(Agent {
+        probes: probe_board,
         started_at: secs(SystemTime::now()),
         restarts: state.restarts.clone(),
         members,
