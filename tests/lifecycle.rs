@@ -202,3 +202,39 @@ fn probes_drive_ready_and_restart_the_unhealthy() {
     env.ok(&["delete", "probed"]);
     env.assert_nothing_left(&sandbox);
 }
+
+#[test]
+fn exec_passes_stdio_and_the_exit_code_through() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let env = require_env!("exec");
+    env.import_busybox();
+    let path = env.manifest("ex.yaml", &pod("ex", "Always", "sleep 3600"));
+    env.ok(&["create", "-f", &path]);
+    env.wait_running("ex");
+    let out = env.podctl(&["exec", "ex", "--", "sh", "-c", "echo out; echo err >&2; exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    // -i: standard input reaches the command, and its end closes the command's stdin.
+    let mut child = env
+        .command(&["exec", "-i", "ex", "-c", "main", "--", "sh", "-c", "tr a-z A-Z; exit 3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"piped in\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "PIPED IN\n");
+    // -t: a real terminal inside.
+    let out = env.podctl(&["exec", "-t", "ex", "--", "sh", "-c", "test -t 0 && tty"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/dev/pts/"));
+    let err = env.fails(&["exec", "ex", "--", "/does/not/exist"]);
+    assert!(err.contains("/does/not/exist"), "{err}");
+    let sandbox = env.sandbox_id("ex");
+    env.ok(&["delete", "ex"]);
+    env.assert_nothing_left(&sandbox);
+    assert!(!env.state_dir().join("exec-").exists());
+}

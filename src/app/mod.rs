@@ -1,6 +1,7 @@
 //! The binary's edge: turns parsed command lines into calls on the library and prints results.
 //! `anyhow` lives here only; everything below returns typed errors.
 
+mod exec;
 mod format;
 mod get;
 
@@ -28,7 +29,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(dispatch(cli))
+    let result = runtime.block_on(dispatch(cli));
+    // A read of our stdin (exec -i) may still block a runtime thread; it must not hold up the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }
 
 fn settings(global: &GlobalArgs) -> Settings {
@@ -108,6 +112,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Delete(args) => {
             let client = connect(global).await?;
             return delete(&client, &settings(global), &args).await;
+        }
+        Command::Exec(args) => {
+            let client = connect(global).await?;
+            return exec::exec(&client, &settings(global), &args).await;
         }
         Command::Stop(args) => {
             let client = connect(global).await?;

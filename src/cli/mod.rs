@@ -84,6 +84,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop a pod gracefully and remove everything it made
     Delete(DeleteArgs),
+    /// Run a command in a running member (OCI containers)
+    Exec(ExecArgs),
     /// Stop a pod's members (stop signal, grace period, SIGKILL); the sandbox and its IP stay
     Stop(StopArgs),
     /// Start a stopped pod's members again
@@ -175,6 +177,24 @@ pub struct DeleteArgs {
     /// Succeed when the pod does not exist
     #[arg(long)]
     pub ignore_not_found: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Pod name
+    pub pod: String,
+    /// Member name (default: the kubectl.kubernetes.io/default-container annotation, else the first)
+    #[arg(long, short = 'c')]
+    pub container: Option<String>,
+    /// Pass standard input to the command
+    #[arg(long, short = 'i')]
+    pub stdin: bool,
+    /// Allocate a terminal
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// The command and its arguments (after `--`)
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -15,7 +15,7 @@ mod tasks;
 pub use containers::{ContainerRecord, NewContainer, OCI_SPEC_TYPE_URL};
 pub use events::{ExitStream, TaskExited};
 pub use images::{ImageInfo, ResolvedImage};
-pub use tasks::{ExitStatus, TaskInfo, TaskState};
+pub use tasks::{ExecIo, ExitStatus, TaskInfo, TaskState};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

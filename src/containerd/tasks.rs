@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::{
-    CreateTaskRequest, DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetRequest, KillRequest,
-    ListTasksRequest, StartRequest, WaitRequest,
+    CloseIoRequest, CreateTaskRequest, DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetRequest,
+    KillRequest, ListTasksRequest, ResizePtyRequest, StartRequest, WaitRequest,
 };
 use containerd_client::types::v1::{Process, Status};
 use containerd_client::types::Mount;
@@ -28,6 +28,15 @@ pub struct TaskInfo {
     pub state: TaskState,
     pub exit_status: u32,
     pub exited_at: Option<f64>,
+}
+
+/// Stdio of an exec'd process: FIFO paths the client created ("" = none).
+#[derive(Clone, Debug, Default)]
+pub struct ExecIo {
+    pub stdin: Option<String>,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -106,9 +115,9 @@ impl Client {
         }
     }
 
-    /// Runs `args` in the running container (its process settings, no stdio) and returns its exit
-    /// code, or None when it outlived `timeout` (it is then killed). Used by exec probes.
-    pub async fn exec_and_wait(&self, id: &str, args: &[String], timeout: std::time::Duration) -> Result<Option<u32>> {
+    /// Starts `args` as an extra process in the running container, with the container's process
+    /// settings (user, env, cwd) and the given stdio FIFOs. Returns its PID.
+    pub async fn exec_start(&self, id: &str, exec_id: &str, args: &[String], io: &ExecIo) -> Result<u32> {
         let container = self
             .get_container(id)
             .await?
@@ -119,17 +128,24 @@ impl Client {
         let spec: serde_json::Value = serde_json::from_slice(&container.spec_json).unwrap_or_default();
         let mut process = spec["process"].clone();
         process["args"] = serde_json::json!(args);
-        process["terminal"] = serde_json::json!(false);
-        let exec_id = format!("probe-{}", super::leases::random_hex(6));
+        process["terminal"] = serde_json::json!(io.terminal);
+        if io.terminal {
+            if let Some(env) = process["env"].as_array_mut() {
+                env.push(serde_json::json!("TERM=xterm"));
+            }
+        }
         let mut tasks = TasksClient::new(self.channel());
         let request = ExecProcessRequest {
             container_id: id.to_string(),
+            stdin: io.stdin.clone().unwrap_or_default(),
+            stdout: io.stdout.clone(),
+            stderr: io.stderr.clone(),
+            terminal: io.terminal,
             spec: Some(prost_types::Any {
                 type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
                 value: serde_json::to_vec(&process).expect("JSON values serialize"),
             }),
-            exec_id: exec_id.clone(),
-            ..Default::default()
+            exec_id: exec_id.to_string(),
         };
         tasks
             .exec(self.request(request, None))
@@ -137,41 +153,97 @@ impl Client {
             .map_err(self.status_error("exec", format!("process in {id}")))?;
         let start = StartRequest {
             container_id: id.to_string(),
-            exec_id: exec_id.clone(),
+            exec_id: exec_id.to_string(),
         };
-        let started = tasks
+        match tasks
             .start(self.request(start, None))
             .await
-            .map_err(self.status_error("start", format!("exec in {id}")));
-        let code = match started {
-            Err(_) => Some(127),
-            Ok(_) => {
-                let wait = WaitRequest {
-                    container_id: id.to_string(),
-                    exec_id: exec_id.clone(),
-                };
-                let mut waiter = TasksClient::new(self.channel());
-                match tokio::time::timeout(timeout, waiter.wait(self.request(wait, None))).await {
-                    Ok(Ok(reply)) => Some(reply.into_inner().exit_status),
-                    Ok(Err(_)) => Some(1),
-                    Err(_) => {
-                        let kill = KillRequest {
-                            container_id: id.to_string(),
-                            exec_id: exec_id.clone(),
-                            signal: 9,
-                            all: false,
-                        };
-                        let _ = tasks.kill(self.request(kill, None)).await;
-                        None
-                    }
-                }
+            .map_err(self.status_error("start", format!("{args:?} in {id}")))
+        {
+            Ok(reply) => Ok(reply.into_inner().pid),
+            Err(e) => {
+                self.delete_exec(id, exec_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn wait_exec(&self, id: &str, exec_id: &str) -> Result<ExitStatus> {
+        let mut tasks = TasksClient::new(self.channel());
+        let request = WaitRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+        };
+        let reply = tasks
+            .wait(self.request(request, None))
+            .await
+            .map_err(self.status_error("wait", format!("exec {exec_id} in {id}")))?
+            .into_inner();
+        Ok(ExitStatus {
+            code: reply.exit_status,
+            exited_at: super::timestamp_secs(&reply.exited_at),
+        })
+    }
+
+    pub async fn kill_exec(&self, id: &str, exec_id: &str, signal: u32) {
+        let mut tasks = TasksClient::new(self.channel());
+        let request = KillRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            signal,
+            all: false,
+        };
+        let _ = tasks.kill(self.request(request, None)).await;
+    }
+
+    pub async fn resize_exec(&self, id: &str, exec_id: &str, width: u32, height: u32) {
+        let mut tasks = TasksClient::new(self.channel());
+        let request = ResizePtyRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            width,
+            height,
+        };
+        let _ = tasks.resize_pty(self.request(request, None)).await;
+    }
+
+    /// Closes the process's stdin, so it sees end of input.
+    pub async fn close_exec_stdin(&self, id: &str, exec_id: &str) {
+        let mut tasks = TasksClient::new(self.channel());
+        let request = CloseIoRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            stdin: true,
+        };
+        let _ = tasks.close_io(self.request(request, None)).await;
+    }
+
+    pub async fn delete_exec(&self, id: &str, exec_id: &str) {
+        let mut tasks = TasksClient::new(self.channel());
+        let request = DeleteProcessRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+        };
+        let _ = tasks.delete_process(self.request(request, None)).await;
+    }
+
+    /// Runs `args` with no stdio and returns its exit code, or None when it outlived `timeout` (it
+    /// is then killed). Used by exec probes.
+    pub async fn exec_and_wait(&self, id: &str, args: &[String], timeout: std::time::Duration) -> Result<Option<u32>> {
+        let exec_id = format!("probe-{}", super::leases::random_hex(6));
+        let io = ExecIo::default();
+        if self.exec_start(id, &exec_id, args, &io).await.is_err() {
+            return Ok(Some(127));
+        }
+        let code = match tokio::time::timeout(timeout, self.wait_exec(id, &exec_id)).await {
+            Ok(Ok(status)) => Some(status.code),
+            Ok(Err(_)) => Some(1),
+            Err(_) => {
+                self.kill_exec(id, &exec_id, 9).await;
+                None
             }
         };
-        let delete = DeleteProcessRequest {
-            container_id: id.to_string(),
-            exec_id,
-        };
-        let _ = tasks.delete_process(self.request(delete, None)).await;
+        self.delete_exec(id, &exec_id).await;
         Ok(code)
     }
 
