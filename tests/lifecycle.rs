@@ -238,3 +238,68 @@ fn exec_passes_stdio_and_the_exit_code_through() {
     env.assert_nothing_left(&sandbox);
     assert!(!env.state_dir().join("exec-").exists());
 }
+
+/// Reads a child's stdout until `done` holds for what was read, then kills the child (by PID).
+fn read_until(mut child: std::process::Child, what: &str, done: impl Fn(&str) -> bool) -> String {
+    use std::io::Read;
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let start = Instant::now();
+    while !done(&seen) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} never came; got:\n{seen}"
+        );
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    seen
+}
+
+#[test]
+fn logs_follow_and_get_watch_see_restarts() {
+    use std::process::Stdio;
+    let env = require_env!("follow");
+    env.import_busybox();
+    let path = env.manifest(
+        "tick.yaml",
+        &pod(
+            "tick",
+            "Always",
+            "for i in 1 2 3; do echo tick-$i; sleep 0.3; done; exit 1",
+        ),
+    );
+    env.ok(&["--backoff-base", "0.3", "create", "-f", &path]);
+    let follow = env
+        .command(&["logs", "-f", "tick"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = read_until(follow, "logs across a restart", |s| s.matches("tick-3").count() >= 2);
+    assert!(logs.starts_with("tick-1\n"), "{logs}");
+    let watch = env
+        .command(&["get", "pods", "-w"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rows = read_until(watch, "a crash-loop row", |s| {
+        s.contains("CrashLoopBackOff") && s.contains("Running")
+    });
+    assert!(rows.starts_with("NAME"), "{rows}");
+    assert_eq!(rows.matches("NAME").count(), 1, "the header once: {rows}");
+    let sandbox = env.sandbox_id("tick");
+    env.ok(&["delete", "tick"]);
+    env.assert_nothing_left(&sandbox);
+}

@@ -9,6 +9,9 @@ use crate::manifest::to_yaml;
 use crate::pod::{self, PodError, Settings};
 
 pub async fn get(client: &Client, settings: &Settings, args: &GetArgs) -> Result<()> {
+    if args.watch {
+        return watch(client, settings, args).await;
+    }
     let mut pods = pod::list_pods(client, settings).await?;
     if !args.names.is_empty() {
         for name in &args.names {
@@ -60,4 +63,44 @@ pub async fn get(client: &Client, settings: &Settings, args: &GetArgs) -> Result
         }
     }
     Ok(())
+}
+
+/// `get pods -w`: the table once, then a row whenever a pod's READY, STATUS or RESTARTS change,
+/// and when it appears or goes away (as kubectl does). Runs until interrupted.
+async fn watch(client: &Client, settings: &Settings, args: &GetArgs) -> Result<()> {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    let wide = args.output == Some(OutputFormat::Wide);
+    let mut last: BTreeMap<String, (usize, String, u32)> = BTreeMap::new();
+    let mut first = true;
+    loop {
+        let mut pods = pod::list_pods(client, settings).await?;
+        if !args.names.is_empty() {
+            pods.retain(|p| args.names.contains(&p.name));
+        }
+        let mut changed = Vec::new();
+        let mut seen = BTreeMap::new();
+        for p in pods {
+            let key = (p.ready_count(), p.status(), p.restarts());
+            if last.get(&p.name) != Some(&key) {
+                changed.push(p.clone());
+            }
+            seen.insert(p.name.clone(), key);
+        }
+        let table = format::pod_table(&changed, wide);
+        let mut out = std::io::stdout().lock();
+        // The header once; later rows only.
+        for line in table.lines().skip(if first { 0 } else { 1 }) {
+            if first || !changed.is_empty() {
+                writeln!(out, "{line}")?;
+            }
+        }
+        for gone in last.keys().filter(|name| !seen.contains_key(*name)) {
+            writeln!(out, "{gone}   deleted")?;
+        }
+        out.flush()?;
+        first = false;
+        last = seen;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }

@@ -230,7 +230,43 @@ async fn logs(client: &Client, settings: &Settings, args: &LogsArgs) -> Result<(
             }
         }
     }
+    out.flush()?;
+    drop(out);
+    if args.follow && !args.previous {
+        follow(path.clone(), data.len() as u64).await?;
+    }
     Ok(())
+}
+
+/// `logs -f`: prints what the run's log gains, and moves on to the next run's file after a
+/// restart (`<n>.log` -> `<n+1>.log`), until the log goes away with the pod.
+async fn follow(mut path: std::path::PathBuf, mut offset: u64) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let Ok(mut file) = std::fs::File::open(&path) else {
+            return Ok(());
+        };
+        let len = file.metadata()?.len();
+        if len > offset {
+            file.seek(SeekFrom::Start(offset))?;
+            let mut chunk = Vec::new();
+            file.take(len - offset).read_to_end(&mut chunk)?;
+            offset = len;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&chunk)?;
+            out.flush()?;
+            continue;
+        }
+        let run: Option<u32> = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok());
+        if let Some(next) = run
+            .map(|n| path.with_file_name(format!("{}.log", n + 1)))
+            .filter(|p| p.exists())
+        {
+            path = next;
+            offset = 0;
+        }
+    }
 }
 
 async fn delete(client: &Client, settings: &Settings, args: &DeleteArgs) -> Result<ExitCode> {

@@ -138,6 +138,9 @@ pub struct GetArgs {
     /// Output format
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<OutputFormat>,
+    /// After the table, print each pod's row again whenever it changes
+    #[arg(long, short = 'w')]
+    pub watch: bool,
 }
 
 #[derive(Args, Debug)]
@@ -161,6 +164,9 @@ pub struct LogsArgs {
     /// Print the logs of the member's previous run (before its last restart)
     #[arg(long, short = 'p')]
     pub previous: bool,
+    /// Keep printing what the member logs, across its restarts, until the pod is deleted
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 #[derive(Args, Debug)]
