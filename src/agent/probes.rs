@@ -84,7 +84,14 @@ async fn watch_member(
                 match run_until(&client, &member, probe, &host, pid, &board).await {
                     Verdict::Passed => set(&board, &member.name, |s| s.started = true),
                     Verdict::Failed(why) => {
-                        kill(&client, &member, &format!("startup probe failed: {why}"), &board).await;
+                        kill(
+                            &client,
+                            &config.sandbox_id,
+                            &member,
+                            &format!("startup probe failed: {why}"),
+                            &board,
+                        )
+                        .await;
                         continue;
                     }
                     Verdict::Gone => continue,
@@ -108,7 +115,14 @@ async fn watch_member(
             };
             let verdict = tokio::select! { v = live => v, v = ready => v };
             if let Verdict::Failed(why) = verdict {
-                kill(&client, &member, &format!("liveness probe failed: {why}"), &board).await;
+                kill(
+                    &client,
+                    &config.sandbox_id,
+                    &member,
+                    &format!("liveness probe failed: {why}"),
+                    &board,
+                )
+                .await;
             }
         }
     };
@@ -118,8 +132,14 @@ async fn watch_member(
     }
 }
 
-async fn kill(client: &Client, member: &OciMemberRef, why: &str, board: &ProbeBoard) {
+async fn kill(client: &Client, sandbox_id: &str, member: &OciMemberRef, why: &str, board: &ProbeBoard) {
     eprintln!("agent: {}: {why}; killing it", member.name);
+    let event = crate::pod::PodEvent::warning(
+        "Unhealthy",
+        &member.name,
+        format!("{why}; the container will be restarted"),
+    );
+    let _ = crate::pod::events::record(client, sandbox_id, event).await;
     set(board, &member.name, |s| {
         s.ready = false;
         s.last = why.to_string();

@@ -20,6 +20,9 @@ pub struct AgentConfig {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SupervisorConfig {
+    /// The sandbox container, where the pod's events are kept.
+    #[serde(default)]
+    pub sandbox_id: String,
     /// containerd's socket: a path-based unix socket works from the pod's netns.
     pub address: PathBuf,
     pub namespace: String,

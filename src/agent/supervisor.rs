@@ -13,7 +13,10 @@ use tokio::sync::{watch, Mutex};
 
 use super::protocol::{OciMemberRef, SupervisorConfig};
 use crate::containerd::{Client, ExitStatus, TaskState};
-use crate::pod::{now_secs, LABEL_LAST_RESTART, LABEL_LAST_STATE, LABEL_LOG_PATH, LABEL_RESTART_COUNT, LABEL_WAITING};
+use crate::pod::events::record as record_event;
+use crate::pod::{
+    now_secs, PodEvent, LABEL_LAST_RESTART, LABEL_LAST_STATE, LABEL_LOG_PATH, LABEL_RESTART_COUNT, LABEL_WAITING,
+};
 
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
 const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(600);
@@ -206,6 +209,24 @@ impl Supervisor {
             "finishedAt": status.exited_at.unwrap_or_else(now_secs),
         });
         let restart = should_restart(&self.config.restart_policy, status.code);
+        let event = if restart {
+            PodEvent::warning(
+                "BackOff",
+                &member.name,
+                format!(
+                    "Container exited with code {}; restarting in {:.1}s",
+                    status.code,
+                    delay.as_secs_f64()
+                ),
+            )
+        } else {
+            PodEvent::normal(
+                "Exited",
+                &member.name,
+                format!("Container exited with code {}", status.code),
+            )
+        };
+        let _ = record_event(client, &self.config.sandbox_id, event).await;
         let mut labels = vec![(LABEL_LAST_STATE, last_state.to_string())];
         if restart {
             labels.push((LABEL_WAITING, "CrashLoopBackOff".to_string()));
@@ -238,7 +259,16 @@ impl Supervisor {
             }
         }
         match outcome {
-            Ok(()) => true,
+            Ok(()) => {
+                let message = format!("Restarted container {}", member.name);
+                let _ = record_event(
+                    client,
+                    &self.config.sandbox_id,
+                    PodEvent::normal("Restarted", &member.name, message),
+                )
+                .await;
+                true
+            }
             Err(e) => {
                 eprintln!("agent: restarting {} failed: {e}", member.name);
                 false

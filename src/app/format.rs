@@ -48,7 +48,7 @@ fn rfc3339(at: Option<f64>) -> Value {
     }
 }
 
-fn tabulate(rows: Vec<Vec<String>>) -> String {
+pub fn tabulate(rows: Vec<Vec<String>>) -> String {
     let mut writer = tabwriter::TabWriter::new(Vec::new()).padding(3);
     for row in rows {
         let _ = writeln!(writer, "{}", row.join("\t"));

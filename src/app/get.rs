@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::format;
-use crate::cli::{GetArgs, OutputFormat};
+use crate::cli::{EventsArgs, GetArgs, OutputFormat};
 use crate::containerd::Client;
 use crate::manifest::to_yaml;
 use crate::pod::{self, PodError, Settings};
@@ -101,6 +101,69 @@ async fn watch(client: &Client, settings: &Settings, args: &GetArgs) -> Result<(
         out.flush()?;
         first = false;
         last = seen;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// `podctl events [POD] [-f]`: the pods' events oldest first, like `kubectl get events`.
+pub async fn events(client: &Client, settings: &Settings, args: &EventsArgs) -> Result<()> {
+    use std::io::Write;
+    let mut printed_until = f64::MIN;
+    let mut first = true;
+    loop {
+        let mut pods = pod::list_pods(client, settings).await?;
+        if let Some(name) = &args.pod {
+            if first && !pods.iter().any(|p| &p.name == name) {
+                return Err(PodError::NotFound {
+                    name: name.clone(),
+                    namespace: client.namespace().to_string(),
+                }
+                .into());
+            }
+            pods.retain(|p| &p.name == name);
+        }
+        let mut rows: Vec<(f64, Vec<String>)> = pods
+            .iter()
+            .flat_map(|p| {
+                p.events.iter().filter(|e| e.time > printed_until).map(move |e| {
+                    let object = if e.object.is_empty() {
+                        format!("pod/{}", p.name)
+                    } else {
+                        format!("pod/{}/{}", p.name, e.object)
+                    };
+                    (
+                        e.time,
+                        vec![
+                            format::human_duration(pod::now_secs() - e.time),
+                            e.kind.clone(),
+                            e.reason.clone(),
+                            object,
+                            e.message.clone(),
+                        ],
+                    )
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some(last) = rows.last() {
+            printed_until = last.0;
+        }
+        let mut table = Vec::new();
+        if first {
+            table.push(
+                ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+                    .map(String::from)
+                    .to_vec(),
+            );
+        }
+        table.extend(rows.into_iter().map(|(_, row)| row));
+        let mut out = std::io::stdout().lock();
+        write!(out, "{}", format::tabulate(table))?;
+        out.flush()?;
+        first = false;
+        if !args.follow {
+            return Ok(());
+        }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }

@@ -119,6 +119,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let client = connect(global).await?;
             return delete(&client, &settings(global), &args).await;
         }
+        Command::Events(args) => {
+            let client = connect(global).await?;
+            get::events(&client, &settings(global), &args).await?;
+        }
         Command::Exec(args) => {
             let client = connect(global).await?;
             return exec::exec(&client, &settings(global), &args).await;

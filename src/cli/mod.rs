@@ -84,6 +84,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop a pod gracefully and remove everything it made
     Delete(DeleteArgs),
+    /// Show pod events (creation, exits, restarts, probe failures)
+    Events(EventsArgs),
     /// Run a command in a running member (OCI containers)
     Exec(ExecArgs),
     /// Stop a pod's members (stop signal, grace period, SIGKILL); the sandbox and its IP stay
@@ -183,6 +185,15 @@ pub struct DeleteArgs {
     /// Succeed when the pod does not exist
     #[arg(long)]
     pub ignore_not_found: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Only this pod's events
+    pub pod: Option<String>,
+    /// Keep printing new events
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 #[derive(Args, Debug)]

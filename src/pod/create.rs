@@ -331,6 +331,7 @@ impl CreatePlan<'_> {
             cache_dir: self.settings.wasm_cache_dir.clone(),
             members,
             supervisor: Some(SupervisorConfig {
+                sandbox_id: self.sandbox_id.to_string(),
                 address: self.client.address().to_path_buf(),
                 namespace: self.client.namespace().to_string(),
                 restart_policy: format!("{:?}", self.pod.spec.restart_policy),

@@ -4,7 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{now_secs, EXT_EVENTS};
-use crate::containerd::ContainerRecord;
+use crate::containerd::{Client, ContainerRecord, Result};
+
+/// How many events a pod keeps.
+const KEEP: usize = 100;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PodEvent {
@@ -27,6 +30,13 @@ impl PodEvent {
             message: message.into(),
         }
     }
+
+    pub fn warning(reason: &str, object: &str, message: impl Into<String>) -> PodEvent {
+        PodEvent {
+            kind: "Warning".into(),
+            ..PodEvent::normal(reason, object, message)
+        }
+    }
 }
 
 pub fn events_of(sandbox: &ContainerRecord) -> Vec<PodEvent> {
@@ -35,4 +45,17 @@ pub fn events_of(sandbox: &ContainerRecord) -> Vec<PodEvent> {
         .get(EXT_EVENTS)
         .and_then(|raw| serde_json::from_slice(raw).ok())
         .unwrap_or_default()
+}
+
+/// Appends an event to the pod's sandbox record, keeping the newest [`KEEP`]. The agent is the
+/// only writer once the pod exists.
+pub async fn record(client: &Client, sandbox_id: &str, event: PodEvent) -> Result<()> {
+    let Some(sandbox) = client.get_container(sandbox_id).await? else {
+        return Ok(());
+    };
+    let mut events = events_of(&sandbox);
+    events.push(event);
+    let skip = events.len().saturating_sub(KEEP);
+    let json = serde_json::to_vec(&events[skip..]).expect("events serialize");
+    client.set_extension(sandbox_id, EXT_EVENTS, json).await
 }

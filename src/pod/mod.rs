@@ -3,7 +3,7 @@
 
 pub(crate) mod create;
 pub(crate) mod delete;
-mod events;
+pub(crate) mod events;
 pub(crate) mod lifecycle;
 pub(crate) mod undo;
 mod view;
