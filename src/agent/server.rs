@@ -39,7 +39,10 @@ pub fn run(pod_dir: &Path) -> Result<(), AgentError> {
         .enable_all()
         .build()
         .map_err(io(pod_dir))?;
-    runtime.block_on(serve(pod_dir.to_path_buf(), config))
+    let result = runtime.block_on(serve(pod_dir.to_path_buf(), config));
+    // Exit promptly once the reply is sent: podctl waits for this process to be gone.
+    runtime.shutdown_timeout(Duration::from_millis(50));
+    result
 }
 
 /// `setns` changes only the calling thread; every thread created afterwards inherits it. So this
