@@ -46,22 +46,24 @@ pub async fn delete_pod(
             stops.push(runtime.stop(client, settings, &pod, members, Duration::from_secs(grace)));
         }
     }
-    for result in futures_util::future::join_all(stops).await {
-        if let Err(e) = result {
-            first_error.get_or_insert(e);
+    let members = async {
+        let results = futures_util::future::join_all(stops).await;
+        // The pause process holds nothing worth a grace period.
+        let sandbox = stop_and_remove(client, &pod.sandbox_id, SIGKILL, Duration::ZERO).await;
+        results.into_iter().chain([sandbox]).find_map(Result::err)
+    };
+    // The network goes as soon as every member has exited (while their records are removed): the
+    // netns is pinned, so CNI DEL (~30 iptables processes) needs no task, and in-flight requests
+    // were served through the grace period.
+    let network = async {
+        for member in pod.members.iter().filter(|m| m.runtime == "oci") {
+            let _ = client.wait_task(&member.id).await;
         }
-    }
-    // The members are down: the pause process (which holds nothing worth a grace period) and the
-    // network (CNI DEL runs ~30 iptables processes; the netns is pinned, so it does not need the
-    // pause task) go at the same time.
-    let (sandbox, host) = tokio::join!(
-        stop_and_remove(client, &pod.sandbox_id, SIGKILL, Duration::ZERO),
-        remove_host_side(client, settings, &pod)
-    );
-    for result in [sandbox, host] {
-        if let Err(e) = result {
-            first_error.get_or_insert(e);
-        }
+        remove_host_side(client, settings, &pod).await
+    };
+    let (members, network) = tokio::join!(members, network);
+    for error in [members, network.err()].into_iter().flatten() {
+        first_error.get_or_insert(error);
     }
     match first_error {
         Some(e) => Err(e),
