@@ -91,6 +91,8 @@ pub struct PodContext<'a> {
     pub log_dir: PathBuf,
     /// WASM members for the pod's agent, which `create` starts once every runtime has run.
     pub agent_members: std::sync::Mutex<Vec<crate::agent::protocol::WasmMemberDef>>,
+    /// Becomes `Some(true)` once CNI has wired the pod's network (`Some(false)`: it failed).
+    pub network_ready: tokio::sync::watch::Receiver<Option<bool>>,
 }
 
 /// A volume as a member sees it.
@@ -102,6 +104,18 @@ pub struct VolumeBinding {
 }
 
 impl PodContext<'_> {
+    /// Waits until the pod's network is up: a member's process starts only then.
+    pub async fn wait_network(&self) -> Result<(), PodError> {
+        let mut ready = self.network_ready.clone();
+        match ready.wait_for(Option::is_some).await.map(|r| *r) {
+            Ok(Some(true)) => Ok(()),
+            _ => Err(PodError::Damaged {
+                pod: self.pod.metadata.name.clone(),
+                message: "its network could not be set up".into(),
+            }),
+        }
+    }
+
     pub fn base_labels(&self, container_name: &str, kind: &str) -> HashMap<String, String> {
         HashMap::from([
             (LABEL_POD_NAME.into(), self.pod.metadata.name.clone()),

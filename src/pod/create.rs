@@ -212,8 +212,10 @@ impl CreatePlan<'_> {
         std::fs::create_dir_all(&log_dir).map_err(io_error(&log_dir))?;
         undo.push(Step::RemoveDir(log_dir.clone()));
 
-        // The pause task needs only the netns path, not a configured network: wire the network
-        // (CNI runs ~30 iptables processes) while the sandbox starts.
+        // The pause task needs only the netns path, and a member's task can be created (not
+        // started) before the network exists: CNI (~30 iptables processes) runs meanwhile, and
+        // members start once it is done, as kubelet starts them in a ready sandbox.
+        let etc_mounts = self.write_etc_files(&state_dir, None)?;
         let port_mappings = self.port_mappings();
         let attachment = Attachment {
             container_id: self.sandbox_id,
@@ -222,88 +224,106 @@ impl CreatePlan<'_> {
             bin_dirs: &self.settings.cni_bin_dirs,
             port_mappings: &port_mappings,
         };
+        let (ready_tx, ready_rx) = tokio::sync::watch::channel(None);
         let network = async {
-            cni::setup_loopback(&attachment).await?;
-            cni::add(&self.network, &attachment).await
+            let added = async {
+                cni::setup_loopback(&attachment).await?;
+                let result = cni::add(&self.network, &attachment).await?;
+                Ok::<_, PodError>(result)
+            }
+            .await;
+            let added = match added {
+                Ok(result) => self.write_etc_files(&state_dir, Some(&result)).map(|_| result),
+                Err(e) => Err(e),
+            };
+            let _ = ready_tx.send(Some(added.is_ok()));
+            added
         };
-        let mut sandbox_steps = Vec::new();
-        let sandbox = self.create_sandbox(&lease, &mut sandbox_steps, &netns.path, &state_dir);
-        let (network, sandbox) = tokio::join!(network, sandbox);
-        let record = network.as_ref().ok().map(|result| NetworkRecord {
+        let members = async {
+            let pause_pid = self.create_sandbox(&lease, undo, &netns.path, &state_dir).await?;
+            let ctx = PodContext {
+                client,
+                settings: self.settings,
+                pod: self.pod,
+                uid: self.uid,
+                sandbox_id: self.sandbox_id,
+                hostname: self.hostname(),
+                lease: lease.clone(),
+                namespaces: spec::SandboxNamespaces {
+                    netns: netns.path.clone(),
+                    pause_pid,
+                    share_pid: self.pod.spec.share_process_namespace,
+                },
+                etc_mounts,
+                state_dir: state_dir.clone(),
+                log_dir,
+                agent_members: Default::default(),
+                network_ready: ready_rx,
+            };
+            // Each runtime starts its members of the pod, in the manifest's order within a runtime.
+            let mut by_runtime: Vec<Vec<PreparedMember>> = Vec::new();
+            let mut oci_members = Vec::new();
+            for (index, (runtime, payload)) in prepared.into_iter().enumerate() {
+                let container = &self.pod.spec.containers[index];
+                if self.registry.get(runtime).name() == "oci" {
+                    oci_members.push(OciMemberRef {
+                        name: container.name.clone(),
+                        id: member_id(self.sandbox_id, &container.name, index),
+                        log_dir: ctx.log_dir.join(&container.name),
+                        probes: probe_defs(container),
+                    });
+                }
+                if by_runtime.len() <= runtime {
+                    by_runtime.resize_with(runtime + 1, Vec::new);
+                }
+                by_runtime[runtime].push(PreparedMember {
+                    index,
+                    container,
+                    payload,
+                });
+            }
+            for (runtime, members) in by_runtime.into_iter().enumerate().rev() {
+                if !members.is_empty() {
+                    self.registry.get(runtime).start(&ctx, members, undo, events).await?;
+                }
+            }
+            Ok::<_, PodError>((ctx, oci_members, pause_pid))
+        };
+        let (network, members) = tokio::join!(network, members);
+        if let Ok(result) = &network {
+            undo.push(Step::CniDel {
+                record: NetworkRecord {
+                    netns: netns.path.clone(),
+                    network: self.network.raw.clone(),
+                    bin_dirs: self.settings.cni_bin_dirs.clone(),
+                    result: Some(result.clone()),
+                    port_mappings: port_mappings.clone(),
+                },
+                sandbox_id: self.sandbox_id.to_string(),
+            });
+        }
+        let (result, (ctx, oci_members, pause_pid)) = (network?, members?);
+        let record = NetworkRecord {
             netns: netns.path.clone(),
             network: self.network.raw.clone(),
             bin_dirs: self.settings.cni_bin_dirs.clone(),
             result: Some(result.clone()),
-            port_mappings: port_mappings.clone(),
-        });
-        if let Some(record) = &record {
-            undo.push(Step::CniDel {
-                record: record.clone(),
-                sandbox_id: self.sandbox_id.to_string(),
-            });
-        }
-        undo.extend(sandbox_steps);
-        let (result, pause_pid) = (network?, sandbox?);
-        if let Some(record) = &record {
-            let json = serde_json::to_vec(record).expect("records serialize");
-            client.set_extension(self.sandbox_id, EXT_NETWORK, json).await?;
-        }
-        let etc_mounts = self.write_etc_files(&state_dir, &result)?;
-        events.push(PodEvent::normal(
-            "SandboxReady",
-            "",
-            format!(
-                "Started pod sandbox {} (pid {pause_pid}) with IP {}",
-                self.sandbox_id,
-                result.primary_ip().unwrap_or_default()
-            ),
-        ));
-
-        let ctx = PodContext {
-            client,
-            settings: self.settings,
-            pod: self.pod,
-            uid: self.uid,
-            sandbox_id: self.sandbox_id,
-            hostname: self.hostname(),
-            lease: lease.clone(),
-            namespaces: spec::SandboxNamespaces {
-                netns: netns.path.clone(),
-                pause_pid,
-                share_pid: self.pod.spec.share_process_namespace,
-            },
-            etc_mounts,
-            state_dir,
-            log_dir,
-            agent_members: Default::default(),
+            port_mappings,
         };
-        // Each runtime starts its members of the pod, in the manifest's order within a runtime.
-        let mut by_runtime: Vec<Vec<PreparedMember>> = Vec::new();
-        let mut oci_members = Vec::new();
-        for (index, (runtime, payload)) in prepared.into_iter().enumerate() {
-            let container = &self.pod.spec.containers[index];
-            if self.registry.get(runtime).name() == "oci" {
-                oci_members.push(OciMemberRef {
-                    name: container.name.clone(),
-                    id: member_id(self.sandbox_id, &container.name, index),
-                    log_dir: ctx.log_dir.join(&container.name),
-                    probes: probe_defs(container),
-                });
-            }
-            if by_runtime.len() <= runtime {
-                by_runtime.resize_with(runtime + 1, Vec::new);
-            }
-            by_runtime[runtime].push(PreparedMember {
-                index,
-                container: &self.pod.spec.containers[index],
-                payload,
-            });
-        }
-        for (runtime, members) in by_runtime.into_iter().enumerate().rev() {
-            if !members.is_empty() {
-                self.registry.get(runtime).start(&ctx, members, undo, events).await?;
-            }
-        }
+        let json = serde_json::to_vec(&record).expect("records serialize");
+        client.set_extension(self.sandbox_id, EXT_NETWORK, json).await?;
+        events.insert(
+            0,
+            PodEvent::normal(
+                "SandboxReady",
+                "",
+                format!(
+                    "Started pod sandbox {} (pid {pause_pid}) with IP {}",
+                    self.sandbox_id,
+                    result.primary_ip().unwrap_or_default()
+                ),
+            ),
+        );
         self.start_agent(&ctx, &oci_members, result.primary_ip(), undo, events)
             .await?;
         let json = serde_json::to_vec(&*events).expect("events serialize");
@@ -384,10 +404,14 @@ impl CreatePlan<'_> {
     }
 
     /// /etc/hosts, /etc/hostname and /etc/resolv.conf shared by the pod's members, as kubelet does.
-    fn write_etc_files(&self, state_dir: &Path, result: &CniResult) -> Result<Vec<Mount>, PodError> {
+    /// Written before CNI with no pod line in /etc/hosts, and again, in place (the members bind
+    /// mount these very files), once the pod has its IP.
+    fn write_etc_files(&self, state_dir: &Path, result: Option<&CniResult>) -> Result<Vec<Mount>, PodError> {
         let hostname = self.hostname();
-        let ip = result.primary_ip().unwrap_or_default();
-        let hosts = format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{hostname}\n");
+        let mut hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
+        if let Some(ip) = result.and_then(CniResult::primary_ip) {
+            hosts.push_str(&format!("{ip}\t{hostname}\n"));
+        }
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let mut mounts = Vec::new();
         for (file, content) in [
@@ -405,7 +429,7 @@ impl CreatePlan<'_> {
     async fn create_sandbox(
         &self,
         lease: &str,
-        undo: &mut Vec<Step>,
+        undo: &mut Undo,
         netns: &Path,
         state_dir: &Path,
     ) -> Result<u32, PodError> {
