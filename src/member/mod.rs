@@ -93,6 +93,8 @@ pub struct PodContext<'a> {
     pub agent_members: std::sync::Mutex<Vec<crate::agent::protocol::WasmMemberDef>>,
     /// Becomes `Some(true)` once CNI has wired the pod's network (`Some(false)`: it failed).
     pub network_ready: tokio::sync::watch::Receiver<Option<bool>>,
+    /// Becomes `Some(true)` once the pause process runs (`Some(false)`: it failed to start).
+    pub sandbox_started: tokio::sync::watch::Receiver<Option<bool>>,
 }
 
 /// A volume as a member sees it.
@@ -104,16 +106,22 @@ pub struct VolumeBinding {
 }
 
 impl PodContext<'_> {
-    /// Waits until the pod's network is up: a member's process starts only then.
-    pub async fn wait_network(&self) -> Result<(), PodError> {
-        let mut ready = self.network_ready.clone();
-        match ready.wait_for(Option::is_some).await.map(|r| *r) {
-            Ok(Some(true)) => Ok(()),
-            _ => Err(PodError::Damaged {
-                pod: self.pod.metadata.name.clone(),
-                message: "its network could not be set up".into(),
-            }),
+    /// Waits until the pod's sandbox is ready (pause running, network wired): a member's process
+    /// starts only then, as kubelet starts containers in a ready sandbox.
+    pub async fn wait_sandbox_ready(&self) -> Result<(), PodError> {
+        for (signal, what) in [
+            (&self.sandbox_started, "its pause process did not start"),
+            (&self.network_ready, "its network could not be set up"),
+        ] {
+            let mut signal = signal.clone();
+            if !matches!(signal.wait_for(Option::is_some).await.map(|r| *r), Ok(Some(true))) {
+                return Err(PodError::Damaged {
+                    pod: self.pod.metadata.name.clone(),
+                    message: what.into(),
+                });
+            }
         }
+        Ok(())
     }
 
     pub fn base_labels(&self, container_name: &str, kind: &str) -> HashMap<String, String> {

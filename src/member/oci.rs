@@ -91,7 +91,7 @@ impl OciRuntime {
         ));
         client.create_task(&id, rootfs, &log_path.to_string_lossy()).await?;
         undo.push(Step::DeleteTask(id.clone()));
-        ctx.wait_network().await?;
+        ctx.wait_sandbox_ready().await?;
         client.start_task(&id).await?;
         events.push(PodEvent::normal(
             "Started",

@@ -225,6 +225,7 @@ impl CreatePlan<'_> {
             port_mappings: &port_mappings,
         };
         let (ready_tx, ready_rx) = tokio::sync::watch::channel(None);
+        let (sandbox_tx, sandbox_rx) = tokio::sync::watch::channel(None);
         let network = async {
             let added = async {
                 cni::setup_loopback(&attachment).await?;
@@ -259,6 +260,7 @@ impl CreatePlan<'_> {
                 log_dir,
                 agent_members: Default::default(),
                 network_ready: ready_rx,
+                sandbox_started: sandbox_rx,
             };
             // Each runtime starts its members of the pod, in the manifest's order within a runtime.
             let mut by_runtime: Vec<Vec<PreparedMember>> = Vec::new();
@@ -282,11 +284,23 @@ impl CreatePlan<'_> {
                     payload,
                 });
             }
-            for (runtime, members) in by_runtime.into_iter().enumerate().rev() {
-                if !members.is_empty() {
-                    self.registry.get(runtime).start(&ctx, members, undo, events).await?;
+            // The pause process starts while the members are created; they start after it.
+            let start_pause = async {
+                let started = client.start_task(self.sandbox_id).await;
+                let _ = sandbox_tx.send(Some(started.is_ok()));
+                started.map(drop).map_err(PodError::from)
+            };
+            let start_members = async {
+                for (runtime, members) in by_runtime.into_iter().enumerate().rev() {
+                    if !members.is_empty() {
+                        self.registry.get(runtime).start(&ctx, members, undo, events).await?;
+                    }
                 }
-            }
+                Ok::<_, PodError>(())
+            };
+            let (pause, started) = tokio::join!(start_pause, start_members);
+            pause?;
+            started?;
             Ok::<_, PodError>((ctx, oci_members, pause_pid))
         };
         let (network, members) = tokio::join!(network, members);
@@ -473,9 +487,10 @@ impl CreatePlan<'_> {
             .await?;
         undo.push(Step::DeleteContainer(id.to_string()));
         let log = state_dir.join("sandbox.log");
-        client.create_task(id, rootfs, &log.to_string_lossy()).await?;
+        let pid = client.create_task(id, rootfs, &log.to_string_lossy()).await?;
         undo.push(Step::DeleteTask(id.to_string()));
-        Ok(client.start_task(id).await?)
+        // Its PID is known now; members join its namespaces while it starts (see `run`).
+        Ok(pid)
     }
 }
 
