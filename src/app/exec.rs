@@ -91,18 +91,7 @@ pub async fn exec(client: &Client, settings: &Settings, args: &ExecArgs) -> Resu
             name: args.pod.clone(),
             namespace: client.namespace().to_string(),
         })?;
-    let default = view
-        .pod
-        .as_ref()
-        .and_then(|p| {
-            p.metadata
-                .annotations
-                .get("kubectl.kubernetes.io/default-container")
-                .cloned()
-        })
-        .or_else(|| view.members.first().map(|m| m.name.clone()))
-        .unwrap_or_default();
-    let member = view.member(args.container.as_deref().unwrap_or(&default))?;
+    let member = view.member_or_default(args.container.as_deref())?;
     if member.runtime != "oci" {
         bail!(
             "container {} of pod {} is a {} member; exec runs only in OCI containers",

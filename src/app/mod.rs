@@ -187,18 +187,7 @@ async fn find(client: &Client, settings: &Settings, name: &str) -> Result<pod::P
 
 async fn logs(client: &Client, settings: &Settings, args: &LogsArgs) -> Result<()> {
     let view = find(client, settings, &args.pod).await?;
-    let default = view
-        .pod
-        .as_ref()
-        .and_then(|p| {
-            p.metadata
-                .annotations
-                .get("kubectl.kubernetes.io/default-container")
-                .cloned()
-        })
-        .or_else(|| view.members.first().map(|m| m.name.clone()))
-        .unwrap_or_default();
-    let member = view.member(args.container.as_deref().unwrap_or(&default))?;
+    let member = view.member_or_default(args.container.as_deref())?;
     let mut path = member
         .log_path
         .clone()

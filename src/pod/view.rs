@@ -188,6 +188,23 @@ impl PodView {
         }
     }
 
+    /// The named member, or the default one as kubectl picks it: the
+    /// `kubectl.kubernetes.io/default-container` annotation, else the first.
+    pub fn member_or_default(&self, name: Option<&str>) -> Result<&MemberView, PodError> {
+        let default = self
+            .pod
+            .as_ref()
+            .and_then(|p| {
+                p.metadata
+                    .annotations
+                    .get("kubectl.kubernetes.io/default-container")
+                    .cloned()
+            })
+            .or_else(|| self.members.first().map(|m| m.name.clone()))
+            .unwrap_or_default();
+        self.member(name.unwrap_or(&default))
+    }
+
     pub fn member(&self, name: &str) -> Result<&MemberView, PodError> {
         self.members
             .iter()
