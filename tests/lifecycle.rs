@@ -303,3 +303,38 @@ fn logs_follow_and_get_watch_see_restarts() {
     env.ok(&["delete", "tick"]);
     env.assert_nothing_left(&sandbox);
 }
+
+#[test]
+fn supervision_survives_a_containerd_restart_and_an_agent_kill() {
+    let mut env = require_env!("reliable");
+    env.import_busybox();
+    let path = env.manifest("rel.yaml", &pod("rel", "Always", "sleep 0.5; exit 1"));
+    env.ok(&["--backoff-base", "0.2", "create", "-f", &path]);
+    env.wait_until(Duration::from_secs(20), "a first restart", || {
+        restarts(&env, "rel") >= 1
+    });
+
+    // containerd restarted mid-life: the member keeps being restarted afterwards.
+    env.restart_containerd();
+    let after_restart = restarts(&env, "rel");
+    env.wait_until(Duration::from_secs(30), "restarts after containerd came back", || {
+        restarts(&env, "rel") >= after_restart + 2
+    });
+
+    // The agent SIGKILLed: nothing supervises until it is restarted, then it re-adopts the pod.
+    let describe = env.ok(&["describe", "pod", "rel"]);
+    let sandbox = env.sandbox_id("rel");
+    let pid_file = env.state_dir().join("default").join(&sandbox).join("agent.pid");
+    let agent: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(agent), nix::sys::signal::Signal::SIGKILL).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let frozen = restarts(&env, "rel");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(restarts(&env, "rel"), frozen, "no supervisor, no restarts:\n{describe}");
+    env.ok(&["agent", "restart", "rel"]);
+    env.wait_until(Duration::from_secs(30), "restarts after the agent came back", || {
+        restarts(&env, "rel") > frozen
+    });
+    env.ok(&["delete", "rel"]);
+    env.assert_nothing_left(&sandbox);
+}

@@ -161,9 +161,6 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 }
                 AgentCommand::Restart { pod } => {
                     let view = find(&client, &settings, &pod).await?;
-                    if !view.members.iter().any(|m| m.runtime == "wasmtime") {
-                        bail!("pod {pod} has no WASM members, so it has no agent");
-                    }
                     let dir = settings.pod_state_dir(&client, &view.sandbox_id);
                     (pod.clone(), crate::agent::client::restart(&pod, &dir).await?)
                 }

@@ -99,14 +99,7 @@ impl TestEnv {
             sock = socket.display(),
         );
         std::fs::write(dir.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-        let containerd = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("containerd starts");
+        let containerd = spawn_containerd(&dir);
         let env = TestEnv {
             name: name.to_string(),
             dir,
@@ -117,6 +110,18 @@ impl TestEnv {
             env.socket.exists() && env.podctl(&["image", "ls"]).status.success()
         });
         env
+    }
+
+    /// Stops this test's containerd (SIGTERM, by PID) and starts it again on the same root; tasks
+    /// live on in their shims meanwhile, as on a host whose containerd is restarted.
+    pub fn restart_containerd(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.containerd.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.containerd.wait();
+        self.containerd = spawn_containerd(&self.dir);
+        self.wait_until(Duration::from_secs(20), "containerd to answer again", || {
+            self.podctl(&["image", "ls"]).status.success()
+        });
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -340,6 +345,21 @@ impl TestEnv {
             assert!(left.is_empty(), "files left under {}: {left:?}", dir.display());
         }
     }
+}
+
+fn spawn_containerd(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("containerd.log"))
+        .unwrap();
+    Command::new("containerd")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("containerd starts")
 }
 
 /// Host-global traces of a sandbox: the pinned netns, host-local IPAM files, iptables rules.
