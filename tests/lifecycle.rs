@@ -338,3 +338,41 @@ fn supervision_survives_a_containerd_restart_and_an_agent_kill() {
     env.ok(&["delete", "rel"]);
     env.assert_nothing_left(&sandbox);
 }
+
+#[test]
+fn init_containers_run_in_order_before_the_members() {
+    let env = require_env!("init");
+    env.import_busybox();
+    let pod = |name: &str, policy: &str, second: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: {policy}\n  terminationGracePeriodSeconds: 1\n  volumes: [{{name: work, emptyDir: {{}}}}]\n  \
+             initContainers:\n  - name: first\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'echo one >> /work/order']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  \
+             - name: second\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, '{second}']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  \
+             containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'cat /work/order; sleep 3600']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n"
+        )
+    };
+    env.create("ok.yaml", &pod("inits", "Always", "echo two >> /work/order"));
+    let logs = env.wait_for_log("inits", "main", "two");
+    assert_eq!(
+        logs, "one\ntwo\n",
+        "init containers ran once each, in order, before main"
+    );
+    assert!(
+        env.ok(&["get", "pods"]).contains("1/1"),
+        "init containers are not members"
+    );
+    let events = env.ok(&["events", "inits"]);
+    assert!(events.contains("Init container second completed"), "{events}");
+    let sandbox = env.sandbox_id("inits");
+    env.ok(&["delete", "inits"]);
+    env.assert_nothing_left(&sandbox);
+
+    // A failing init container with restartPolicy Never fails the create, which leaves nothing.
+    let path = env.manifest("bad.yaml", &pod("badinit", "Never", "echo broken-init >&2; exit 4"));
+    let err = env.fails(&["create", "-f", &path]);
+    assert!(
+        err.contains("init container second exited with code 4") && err.contains("broken-init"),
+        "{err}"
+    );
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+}

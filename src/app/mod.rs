@@ -82,12 +82,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Create(args) => {
             // Validate before touching containerd: bad input must create nothing.
             let pod = load_manifest(&args.filename)?;
-            if !pod.spec.init_containers.is_empty() {
-                eprintln!(
-                    "warning: {}: spec.initContainers are stored with the pod but not run yet",
-                    args.filename.display()
-                );
-            }
+
             let client = connect(global).await?;
             let name = pod.metadata.name.clone();
             pod::create_pod(&client, &settings(global), pod).await?;

@@ -22,7 +22,6 @@ impl OciRuntime {
         undo: &mut Undo,
         events: &mut Vec<PodEvent>,
     ) -> Result<(), PodError> {
-        let client = ctx.client;
         let container = member.container;
         let image = member
             .payload
@@ -32,67 +31,14 @@ impl OciRuntime {
                 message: "the OCI runtime was handed another runtime's member".into(),
             })?;
         let id = member_id(ctx.sandbox_id, &container.name, member.index);
-        let plan = spec::plan_process(container, &image.config, &ctx.hostname)?;
-        let mut mounts = ctx.etc_mounts.clone();
-        for binding in ctx.volumes(container)? {
-            mounts.push(match &binding.source {
-                Some(source) => spec::bind_mount(source, &binding.target, binding.read_only)?,
-                None => MountBuilder::default()
-                    .destination(&binding.target)
-                    .typ("tmpfs")
-                    .source("tmpfs")
-                    .options(vec!["nosuid".into(), "nodev".into(), "mode=1777".into()])
-                    .build()
-                    .map_err(spec::SpecError::from)?,
-            });
-        }
-        let spec = spec::member_spec(spec::MemberSpecInput {
-            id: &id,
-            sandbox_id: ctx.sandbox_id,
-            container,
-            plan,
-            namespaces: &ctx.namespaces,
-            mounts,
-        })?;
-        let log_path = ctx.log_path(container)?;
-        let stop_signal = image
-            .config
-            .config()
-            .as_ref()
-            .and_then(|c| c.stop_signal().clone())
-            .unwrap_or_else(|| "SIGTERM".into());
-        let mut labels = ctx.base_labels(&container.name, "container");
-        labels.insert(LABEL_MEMBER_INDEX.into(), member.index.to_string());
-        labels.insert(LABEL_RUNTIME.into(), self.name().into());
-        labels.insert(LABEL_STOP_SIGNAL.into(), stop_signal);
-        labels.insert(LABEL_LOG_PATH.into(), log_path.to_string_lossy().into_owned());
-
-        let rootfs = client.prepare_snapshot(&ctx.lease, &id, &image.top_chain_id).await?;
-        undo.push(Step::RemoveSnapshot(id.clone()));
-        client
-            .create_container(
-                &ctx.lease,
-                NewContainer {
-                    id: id.clone(),
-                    image: image.name.clone(),
-                    labels,
-                    spec_type_url: OCI_SPEC_TYPE_URL,
-                    spec_json: spec::to_json(&spec)?,
-                    snapshot_key: id.clone(),
-                    extensions: HashMap::new(),
-                },
-            )
-            .await?;
-        undo.push(Step::DeleteContainer(id.clone()));
+        create_task(ctx, &id, member.index, container, &image, "container", undo).await?;
         events.push(PodEvent::normal(
             "Created",
             &container.name,
             format!("Created container {}", container.name),
         ));
-        client.create_task(&id, rootfs, &log_path.to_string_lossy()).await?;
-        undo.push(Step::DeleteTask(id.clone()));
         ctx.wait_sandbox_ready().await?;
-        client.start_task(&id).await?;
+        ctx.client.start_task(&id).await?;
         events.push(PodEvent::normal(
             "Started",
             &container.name,
@@ -100,6 +46,134 @@ impl OciRuntime {
         ));
         Ok(())
     }
+}
+
+/// The container record and task (created, not started) of an OCI member or init container,
+/// joining the sandbox's namespaces; every step is recorded in `undo`.
+async fn create_task(
+    ctx: &PodContext<'_>,
+    id: &str,
+    index: usize,
+    container: &Container,
+    image: &ResolvedImage,
+    kind: &str,
+    undo: &mut Undo,
+) -> Result<(), PodError> {
+    let client = ctx.client;
+    let plan = spec::plan_process(container, &image.config, &ctx.hostname)?;
+    let mut mounts = ctx.etc_mounts.clone();
+    for binding in ctx.volumes(container)? {
+        mounts.push(match &binding.source {
+            Some(source) => spec::bind_mount(source, &binding.target, binding.read_only)?,
+            None => MountBuilder::default()
+                .destination(&binding.target)
+                .typ("tmpfs")
+                .source("tmpfs")
+                .options(vec!["nosuid".into(), "nodev".into(), "mode=1777".into()])
+                .build()
+                .map_err(spec::SpecError::from)?,
+        });
+    }
+    let spec = spec::member_spec(spec::MemberSpecInput {
+        id,
+        sandbox_id: ctx.sandbox_id,
+        container,
+        plan,
+        namespaces: &ctx.namespaces,
+        mounts,
+    })?;
+    let log_path = ctx.log_path(container)?;
+    let stop_signal = image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.stop_signal().clone())
+        .unwrap_or_else(|| "SIGTERM".into());
+    let mut labels = ctx.base_labels(&container.name, kind);
+    labels.insert(LABEL_MEMBER_INDEX.into(), index.to_string());
+    labels.insert(LABEL_RUNTIME.into(), "oci".into());
+    labels.insert(LABEL_STOP_SIGNAL.into(), stop_signal);
+    labels.insert(LABEL_LOG_PATH.into(), log_path.to_string_lossy().into_owned());
+
+    let rootfs = client.prepare_snapshot(&ctx.lease, id, &image.top_chain_id).await?;
+    undo.push(Step::RemoveSnapshot(id.to_string()));
+    client
+        .create_container(
+            &ctx.lease,
+            NewContainer {
+                id: id.to_string(),
+                image: image.name.clone(),
+                labels,
+                spec_type_url: OCI_SPEC_TYPE_URL,
+                spec_json: spec::to_json(&spec)?,
+                snapshot_key: id.to_string(),
+                extensions: HashMap::new(),
+            },
+        )
+        .await?;
+    undo.push(Step::DeleteContainer(id.to_string()));
+    client.create_task(id, rootfs, &log_path.to_string_lossy()).await?;
+    undo.push(Step::DeleteTask(id.to_string()));
+    Ok(())
+}
+
+/// Runs one init container to completion in the ready sandbox, retrying a failure per the pod's
+/// restart policy with the crash-loop backoff (three attempts at most: `create` waits for them).
+/// Its records are removed once it succeeded; a final failure fails the create.
+pub async fn run_init(
+    ctx: &PodContext<'_>,
+    index: usize,
+    container: &Container,
+    image: &ResolvedImage,
+    undo: &mut Undo,
+    events: &mut Vec<PodEvent>,
+) -> Result<(), PodError> {
+    let client = ctx.client;
+    let id = member_id(ctx.sandbox_id, &format!("init-{}", container.name), index);
+    let policy = format!("{:?}", ctx.pod.spec.restart_policy);
+    let attempts = if policy == "Never" { 1 } else { 3 };
+    ctx.wait_sandbox_ready().await?;
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            let delay = crate::agent::supervisor::backoff(ctx.settings.backoff_base, attempt - 1);
+            tokio::time::sleep(delay).await;
+        }
+        create_task(ctx, &id, index, container, image, "init", undo).await?;
+        client.start_task(&id).await?;
+        let exit = client.wait_task(&id).await?;
+        client.delete_task(&id).await?;
+        client.delete_container(&id).await?;
+        client.remove_snapshot(&id).await?;
+        if exit.code == 0 {
+            events.push(PodEvent::normal(
+                "Completed",
+                &container.name,
+                format!("Init container {} completed", container.name),
+            ));
+            return Ok(());
+        }
+        events.push(PodEvent::warning(
+            "BackOff",
+            &container.name,
+            format!("Init container {} exited with code {}", container.name, exit.code),
+        ));
+        if attempt + 1 == attempts {
+            // The pod is rolled back with its logs: show the end of this one here.
+            let log = std::fs::read_to_string(ctx.log_path(container)?).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(PodError::Damaged {
+                pod: ctx.pod.metadata.name.clone(),
+                message: format!(
+                    "init container {} exited with code {} after {attempts} attempt(s) (restartPolicy {policy}); its last output:\n{}",
+                    container.name,
+                    exit.code,
+                    tail.join("\n")
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// containerd's task state as Kubernetes container state.

@@ -48,6 +48,27 @@ pub async fn create_pod(client: &Client, settings: &Settings, pod: Pod) -> Resul
             .await?;
         prepared.push((runtime, payload));
     }
+    // Init containers run as OCI containers, in order, before the members start.
+    let mut init_images = Vec::new();
+    for container in &pod.spec.init_containers {
+        let probe = member::probe(client, &pod, container).await?;
+        if registry.get(registry.select(container, &probe)?).name() != "oci" {
+            return Err(PodError::Wasm {
+                container: container.name.clone(),
+                message: "init containers run as OCI containers; give it an OCI image".into(),
+            });
+        }
+        init_images.push(
+            ensure_image(
+                client,
+                &container.image,
+                &container.name,
+                container.image_pull_policy,
+                &mut events,
+            )
+            .await?,
+        );
+    }
     check_host_ports(&pod, &sandboxes)?;
     let network = CniNetwork::load(settings.cni_conf_dir.as_deref())?;
 
@@ -62,6 +83,7 @@ pub async fn create_pod(client: &Client, settings: &Settings, pod: Pod) -> Resul
         sandbox_id: &sandbox_id,
         network,
         pause,
+        init_images,
         registry,
     };
     let result = plan.run(&mut undo, prepared, &mut events).await;
@@ -171,6 +193,7 @@ struct CreatePlan<'a> {
     sandbox_id: &'a str,
     network: CniNetwork,
     pause: ResolvedImage,
+    init_images: Vec<ResolvedImage>,
     registry: Registry,
 }
 
@@ -291,6 +314,11 @@ impl CreatePlan<'_> {
                 started.map(drop).map_err(PodError::from)
             };
             let start_members = async {
+                for (index, (container, image)) in
+                    self.pod.spec.init_containers.iter().zip(&self.init_images).enumerate()
+                {
+                    crate::member::oci::run_init(&ctx, index, container, image, undo, events).await?;
+                }
                 for (runtime, members) in by_runtime.into_iter().enumerate().rev() {
                     if !members.is_empty() {
                         self.registry.get(runtime).start(&ctx, members, undo, events).await?;

@@ -47,7 +47,10 @@ pub async fn delete_pod(
         }
     }
     let members = async {
-        let results = futures_util::future::join_all(stops).await;
+        let mut results = futures_util::future::join_all(stops).await;
+        for id in &pod.init_ids {
+            results.push(stop_and_remove(client, id, SIGKILL, Duration::ZERO).await);
+        }
         // The pause process holds nothing worth a grace period.
         let sandbox = stop_and_remove(client, &pod.sandbox_id, SIGKILL, Duration::ZERO).await;
         results.into_iter().chain([sandbox]).find_map(Result::err)

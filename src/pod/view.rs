@@ -111,6 +111,8 @@ pub struct PodView {
     pub sandbox_task: Option<TaskInfo>,
     pub network: Option<NetworkRecord>,
     pub members: Vec<MemberView>,
+    /// Init containers still on record (only while `create` runs them, or after a crash).
+    pub init_ids: Vec<String>,
     pub events: Vec<PodEvent>,
 }
 
@@ -284,12 +286,18 @@ pub async fn find_pod(client: &Client, settings: &Settings, name: &str) -> Resul
 /// Members whose sandbox record is gone (a crash mid-create or mid-delete) still form a pod, so
 /// `delete` can clean them up.
 fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskInfo>) -> Vec<PodView> {
-    let mut by_sandbox: HashMap<String, (Option<ContainerRecord>, Vec<ContainerRecord>)> = HashMap::new();
+    type Parts = (Option<ContainerRecord>, Vec<ContainerRecord>, Vec<String>);
+    let mut by_sandbox: HashMap<String, Parts> = HashMap::new();
     for container in containers {
         let Some(sandbox_id) = container.labels.get(LABEL_SANDBOX_ID).cloned() else {
             continue;
         };
         let entry = by_sandbox.entry(sandbox_id).or_default();
+        // An init container exists only while `create` runs it (or after a crash of podctl).
+        if container.labels.get(LABEL_KIND).map(String::as_str) == Some("init") {
+            entry.2.push(container.id);
+            continue;
+        }
         if container.labels.get(LABEL_KIND).map(String::as_str) == Some("sandbox") {
             entry.0 = Some(container);
         } else {
@@ -297,7 +305,10 @@ fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskInfo>)
         }
     }
     let mut pods = Vec::new();
-    for (sandbox_id, (sandbox, members)) in by_sandbox {
+    for (sandbox_id, (sandbox, members, init_ids)) in by_sandbox {
+        if sandbox.is_none() && members.is_empty() {
+            continue; // only an init container of a create still under way
+        }
         let sandbox = sandbox.unwrap_or_else(|| {
             let any = &members[0];
             ContainerRecord {
@@ -356,6 +367,7 @@ fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskInfo>)
             sandbox_task: tasks.get(&sandbox.id).cloned(),
             network: NetworkRecord::of(&sandbox),
             events: events_of(&sandbox),
+            init_ids,
             sandbox_id,
             sandbox,
             members,
