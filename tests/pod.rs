@@ -228,7 +228,12 @@ fn graceful_delete_waits_for_the_grace_period_then_kills() {
     env.wait_for_log("stubborn", "shell", "ready");
     let sandbox = env.sandbox_id("stubborn");
     let before = Instant::now();
-    env.ok(&["delete", "stubborn"]);
+    let deleting = env.command(&["delete", "stubborn"]).spawn().unwrap();
+    env.wait_until(Duration::from_secs(5), "STATUS Terminating", || {
+        env.ok(&["get", "pods"]).contains("Terminating")
+    });
+    let status = deleting.wait_with_output().unwrap().status;
+    assert!(status.success());
     let took = before.elapsed();
     assert!(took >= Duration::from_secs(2), "waited the grace period: {took:?}");
     assert!(took < Duration::from_secs(10), "then SIGKILL: {took:?}");

@@ -27,6 +27,10 @@ pub async fn delete_pod(
             name: name.to_string(),
             namespace: client.namespace().to_string(),
         })?;
+    // `get pods` shows Terminating while the members get their grace period.
+    let _ = client
+        .set_labels(&pod.sandbox_id, &[(LABEL_TERMINATING, "true".into())])
+        .await;
     let grace = options
         .grace_period
         .or_else(|| pod.pod.as_ref().map(|p| p.spec.termination_grace_period_seconds))

@@ -42,6 +42,8 @@ pub const LABEL_RESTART_COUNT: &str = "podctl.io/restart-count";
 pub const LABEL_LAST_RESTART: &str = "podctl.io/last-restart";
 pub const LABEL_LAST_STATE: &str = "podctl.io/last-state";
 pub const LABEL_WAITING: &str = "podctl.io/waiting";
+/// On the sandbox record while `delete` runs.
+pub const LABEL_TERMINATING: &str = "podctl.io/terminating";
 
 /// The Pod manifest (JSON) on the sandbox container.
 pub const EXT_POD: &str = "podctl.io/pod";

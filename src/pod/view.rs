@@ -139,6 +139,9 @@ impl PodView {
 
     /// kubectl's STATUS column: the pod's phase, or the reason of the first member not running.
     pub fn status(&self) -> String {
+        if self.sandbox.labels.get(LABEL_TERMINATING).is_some_and(|v| v == "true") {
+            return "Terminating".into();
+        }
         if self
             .sandbox
             .labels
