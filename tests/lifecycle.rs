@@ -368,11 +368,37 @@ fn init_containers_run_in_order_before_the_members() {
     env.assert_nothing_left(&sandbox);
 
     // A failing init container with restartPolicy Never fails the create, which leaves nothing.
-    let path = env.manifest("bad.yaml", &pod("badinit", "Never", "echo broken-init >&2; exit 4"));
+    let path = env.manifest("bad.yaml", &pod("badinit", "Never", "echo broken-init; exit 4"));
     let err = env.fails(&["create", "-f", &path]);
     assert!(
         err.contains("init container second exited with code 4") && err.contains("broken-init"),
         "{err}"
     );
     assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+}
+
+#[test]
+fn an_oom_kill_is_reported_as_such() {
+    let env = require_env!("oom");
+    env.import_busybox();
+    let path = env.manifest(
+        "oom.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: hog}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    \
+             command: [sh, -c, 'a=$(head -c 200000000 /dev/zero | tr \"\\\\0\" x); echo survived']\n    resources: {{limits: {{memory: 16Mi}}}}\n"
+        ),
+    );
+    env.ok(&["create", "-f", &path]);
+    env.wait_until(Duration::from_secs(30), "the OOM kill", || {
+        row(&env, "hog").1 == "OOMKilled"
+    });
+    assert!(!env.logs("hog", "main").contains("survived"));
+    let json = env.pod_json("hog");
+    assert_eq!(
+        json["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
+        "OOMKilled"
+    );
+    let sandbox = env.sandbox_id("hog");
+    env.ok(&["delete", "hog"]);
+    env.assert_nothing_left(&sandbox);
 }

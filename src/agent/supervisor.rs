@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Mutex};
 
 use super::protocol::{OciMemberRef, SupervisorConfig};
-use crate::containerd::{Client, ExitStatus, TaskState};
+use crate::containerd::{Client, ExitStatus, TaskEvent, TaskState};
 use crate::pod::events::record as record_event;
+use crate::pod::LABEL_OOM_KILLED;
 use crate::pod::{
     now_secs, PodEvent, LABEL_LAST_RESTART, LABEL_LAST_STATE, LABEL_LOG_PATH, LABEL_RESTART_COUNT, LABEL_WAITING,
 };
@@ -82,7 +83,7 @@ impl Supervisor {
                 // containerd answers a subscription only with its first event, so adopting what
                 // happened meanwhile cannot wait for it; exits reported twice are sorted out in
                 // `handle_exit`, which acts only on a task that is stopped now.
-                let subscribe = client.subscribe_task_exits();
+                let subscribe = client.subscribe_task_events();
                 let adopt = async {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     self.adopt(&client).await;
@@ -91,11 +92,20 @@ impl Supervisor {
                 let mut exits = exits
                     .map_err(|e| eprintln!("agent: supervisor cannot subscribe to task exits: {e}"))
                     .ok()?;
-                while let Some(exit) = exits.next().await {
-                    if self.member(&exit.container_id).is_some() {
-                        let this = self.clone();
-                        let client = client.clone();
-                        tokio::spawn(async move { this.handle_exit(&client, &exit.container_id, exit.status).await });
+                while let Some(event) = exits.next().await {
+                    match event {
+                        TaskEvent::OomKilled { container_id } if self.member(&container_id).is_some() => {
+                            // Recorded before the exit is handled, which reads it.
+                            let _ = client
+                                .set_labels(&container_id, &[(LABEL_OOM_KILLED, "true".into())])
+                                .await;
+                        }
+                        TaskEvent::Exited { container_id, status } if self.member(&container_id).is_some() => {
+                            let this = self.clone();
+                            let client = client.clone();
+                            tokio::spawn(async move { this.handle_exit(&client, &container_id, status).await });
+                        }
+                        _ => {}
                     }
                 }
                 Some(())
@@ -202,7 +212,17 @@ impl Supervisor {
             track.backoff_exponent += 1;
             delay
         };
-        let reason = if status.code == 0 { "Completed" } else { "Error" };
+        let oom = client
+            .get_container(id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.labels.get(LABEL_OOM_KILLED).is_some_and(|v| v == "true"));
+        let reason = match (status.code, oom) {
+            (_, true) => "OOMKilled",
+            (0, _) => "Completed",
+            _ => "Error",
+        };
         let last_state = serde_json::json!({
             "exitCode": status.code,
             "reason": reason,
@@ -302,6 +322,7 @@ impl Supervisor {
                     (LABEL_RESTART_COUNT, restarts.to_string()),
                     (LABEL_LAST_RESTART, format!("{:.3}", now_secs())),
                     (LABEL_WAITING, String::new()),
+                    (LABEL_OOM_KILLED, String::new()),
                     (LABEL_LOG_PATH, log.to_string_lossy().into_owned()),
                 ],
             )

@@ -13,7 +13,7 @@ mod snapshots;
 mod tasks;
 
 pub use containers::{ContainerRecord, NewContainer, OCI_SPEC_TYPE_URL};
-pub use events::{ExitStream, TaskExited};
+pub use events::{TaskEvent, TaskEvents};
 pub use images::{ImageInfo, ResolvedImage};
 pub use tasks::{ExecIo, ExitStatus, TaskInfo, TaskState};
 

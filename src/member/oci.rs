@@ -141,6 +141,9 @@ pub async fn run_init(
         create_task(ctx, &id, index, container, image, "init", undo).await?;
         client.start_task(&id).await?;
         let exit = client.wait_task(&id).await?;
+        // The shim copies the process's pipes into the log file after the exit is reported, and
+        // deleting the task closes them: give the copy a moment to drain first.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         client.delete_task(&id).await?;
         client.delete_container(&id).await?;
         client.remove_snapshot(&id).await?;
@@ -159,25 +162,33 @@ pub async fn run_init(
         ));
         if attempt + 1 == attempts {
             // The pod is rolled back with its logs: show the end of this one here.
-            let log = std::fs::read_to_string(ctx.log_path(container)?).unwrap_or_default();
+            let log_path = ctx.log_path(container)?;
+            let mut log = String::new();
+            for _ in 0..20 {
+                log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                if !log.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
             let tail: Vec<&str> = log.lines().rev().take(5).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(PodError::Damaged {
+            return Err(PodError::InitFailed {
                 pod: ctx.pod.metadata.name.clone(),
-                message: format!(
-                    "init container {} exited with code {} after {attempts} attempt(s) (restartPolicy {policy}); its last output:\n{}",
-                    container.name,
-                    exit.code,
-                    tail.join("\n")
-                ),
+                container: container.name.clone(),
+                code: exit.code,
+                attempts,
+                policy,
+                output: tail.join("\n"),
             });
         }
     }
     Ok(())
 }
 
-/// containerd's task state as Kubernetes container state.
-fn observe_task(task: Option<&TaskInfo>, has_memory_limit: bool, created: Option<f64>) -> MemberState {
+/// containerd's task state as Kubernetes container state; `oom_killed` comes from containerd's
+/// `/tasks/oom` event, recorded by the supervisor.
+fn observe_task(task: Option<&TaskInfo>, oom_killed: bool, created: Option<f64>) -> MemberState {
     match task {
         None => MemberState::Waiting {
             reason: "ContainerCreating".into(),
@@ -189,10 +200,9 @@ fn observe_task(task: Option<&TaskInfo>, has_memory_limit: bool, created: Option
             },
             TaskState::Stopped => MemberState::Terminated {
                 exit_code: t.exit_status,
-                // 128+9 under a memory limit is how the kernel's OOM killer shows up.
-                reason: match t.exit_status {
-                    0 => "Completed".into(),
-                    137 if has_memory_limit => "OOMKilled".into(),
+                reason: match (t.exit_status, oom_killed) {
+                    (_, true) => "OOMKilled".into(),
+                    (0, _) => "Completed".into(),
                     _ => "Error".into(),
                 },
                 finished: t.exited_at,
@@ -284,7 +294,11 @@ impl MemberRuntime for OciRuntime {
                 .map(|m| {
                     let task = ctx.tasks.get(&m.id);
                     let label = |key: &str| m.record.labels.get(key).filter(|v| !v.is_empty());
-                    let mut state = observe_task(task, has_memory_limit(&m.record.spec_json), m.record.created);
+                    // containerd's /tasks/oom event can trail the exit under load; a SIGKILL under a
+                    // memory limit is then the kernel's OOM killer too.
+                    let oom = label(LABEL_OOM_KILLED).is_some_and(|v| v == "true")
+                        || (task.is_some_and(|t| t.exit_status == 137) && has_memory_limit(&m.record.spec_json));
+                    let mut state = observe_task(task, oom, m.record.created);
                     if task.is_none() && pod.sandbox.labels.get(LABEL_STOPPED).is_some_and(|v| v == "true") {
                         state = MemberState::Waiting {
                             reason: "Stopped".into(),

@@ -42,6 +42,8 @@ pub const LABEL_RESTART_COUNT: &str = "podctl.io/restart-count";
 pub const LABEL_LAST_RESTART: &str = "podctl.io/last-restart";
 pub const LABEL_LAST_STATE: &str = "podctl.io/last-state";
 pub const LABEL_WAITING: &str = "podctl.io/waiting";
+/// Set by the supervisor from containerd's `/tasks/oom` event, until the member runs again.
+pub const LABEL_OOM_KILLED: &str = "podctl.io/oom-killed";
 /// On the sandbox record while `delete` runs.
 pub const LABEL_TERMINATING: &str = "podctl.io/terminating";
 
@@ -96,6 +98,15 @@ pub enum PodError {
     Io { path: PathBuf, cause: std::io::Error },
     #[error("pod {pod}: its record is damaged: {message}; remove it with `podctl delete {pod}`")]
     Damaged { pod: String, message: String },
+    #[error("pod {pod}: init container {container} exited with code {code} after {attempts} attempt(s) (restartPolicy {policy}), so the pod was not created; its last output:\n{output}")]
+    InitFailed {
+        pod: String,
+        container: String,
+        code: u32,
+        attempts: u32,
+        policy: String,
+        output: String,
+    },
     #[error("pod {pod}: timed out after {seconds}s waiting for {what}")]
     Timeout { pod: String, what: String, seconds: u64 },
 }
