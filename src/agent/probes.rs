@@ -105,7 +105,7 @@ async fn watch_member(
             };
             let ready = async {
                 if let Some(probe) = &readiness {
-                    readiness_loop(&client, &member, probe, &host, pid, &board).await;
+                    run_until(&client, &member, probe, &host, pid, &board).await;
                 }
                 // The run ended (or there is no readiness probe): wait for it to end.
                 while running_pid(&client, &member.id).await == Some(pid) {
@@ -149,7 +149,9 @@ async fn kill(client: &Client, sandbox_id: &str, member: &OciMemberRef, why: &st
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
-/// Probes until successThreshold successes or failureThreshold failures in a row.
+/// Probes the run until a verdict: startup passes on successThreshold successes in a row, startup
+/// and liveness fail on failureThreshold failures in a row; readiness never ends by itself, it flips
+/// READY both ways for the whole run.
 async fn run_until(
     client: &Client,
     member: &OciMemberRef,
@@ -168,8 +170,12 @@ async fn run_until(
             Ok(()) => {
                 successes += 1;
                 failures = 0;
-                if successes >= probe.success_threshold && probe.kind != ProbeKind::Liveness {
-                    return Verdict::Passed;
+                if successes >= probe.success_threshold {
+                    match probe.kind {
+                        ProbeKind::Startup => return Verdict::Passed,
+                        ProbeKind::Readiness => set(board, &member.name, |s| s.ready = true),
+                        ProbeKind::Liveness => {}
+                    }
                 }
             }
             Err(why) => {
@@ -179,42 +185,10 @@ async fn run_until(
                     s.last = format!("{:?} probe failed: {why}", probe.kind).to_lowercase()
                 });
                 if failures >= probe.failure_threshold {
-                    return Verdict::Failed(why);
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(probe.period_seconds.into())).await;
-    }
-}
-
-/// Readiness flips both ways for the whole run.
-async fn readiness_loop(
-    client: &Client,
-    member: &OciMemberRef,
-    probe: &ProbeDef,
-    host: &str,
-    pid: u32,
-    board: &ProbeBoard,
-) {
-    tokio::time::sleep(Duration::from_secs(probe.initial_delay_seconds.into())).await;
-    let (mut successes, mut failures) = (0, 0);
-    while running_pid(client, &member.id).await == Some(pid) {
-        match probe_once(client, &member.id, &probe.action, host, probe.timeout_seconds).await {
-            Ok(()) => {
-                successes += 1;
-                failures = 0;
-                if successes >= probe.success_threshold {
-                    set(board, &member.name, |s| s.ready = true);
-                }
-            }
-            Err(why) => {
-                failures += 1;
-                successes = 0;
-                if failures >= probe.failure_threshold {
-                    set(board, &member.name, |s| {
-                        s.ready = false;
-                        s.last = format!("readiness probe failed: {why}");
-                    });
+                    match probe.kind {
+                        ProbeKind::Readiness => set(board, &member.name, |s| s.ready = false),
+                        _ => return Verdict::Failed(why),
+                    }
                 }
             }
         }

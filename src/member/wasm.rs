@@ -67,16 +67,8 @@ fn argv(container: &Container, env: &[(String, String)]) -> Vec<String> {
 }
 
 fn environment(container: &Container) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    for var in &container.env {
-        let defined: std::collections::BTreeMap<&str, &str> =
-            env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        let value = crate::spec::expand(&var.value, &defined);
-        match env.iter_mut().find(|(n, _)| *n == var.name) {
-            Some(slot) => slot.1 = value,
-            None => env.push((var.name.clone(), value)),
-        }
-    }
+    let mut env = Vec::new();
+    crate::spec::apply_pod_env(&mut env, container);
     env
 }
 

@@ -332,27 +332,22 @@ impl CreatePlan<'_> {
             Ok::<_, PodError>((ctx, oci_members, pause_pid))
         };
         let (network, members) = tokio::join!(network, members);
-        if let Ok(result) = &network {
-            undo.push(Step::CniDel {
-                record: NetworkRecord {
-                    netns: netns.path.clone(),
-                    network: self.network.raw.clone(),
-                    bin_dirs: self.settings.cni_bin_dirs.clone(),
-                    result: Some(result.clone()),
-                    port_mappings: port_mappings.clone(),
-                },
-                sandbox_id: self.sandbox_id.to_string(),
-            });
-        }
-        let (result, (ctx, oci_members, pause_pid)) = (network?, members?);
-        let record = NetworkRecord {
+        let record = network.as_ref().ok().map(|result| NetworkRecord {
             netns: netns.path.clone(),
             network: self.network.raw.clone(),
             bin_dirs: self.settings.cni_bin_dirs.clone(),
             result: Some(result.clone()),
-            port_mappings,
-        };
-        let json = serde_json::to_vec(&record).expect("records serialize");
+            port_mappings: port_mappings.clone(),
+        });
+        if let Some(record) = &record {
+            undo.push(Step::CniDel {
+                record: record.clone(),
+                sandbox_id: self.sandbox_id.to_string(),
+            });
+        }
+        let (result, (ctx, oci_members, pause_pid)) = (network?, members?);
+        let json =
+            serde_json::to_vec(&record.expect("the network is up once `network?` passed")).expect("records serialize");
         client.set_extension(self.sandbox_id, EXT_NETWORK, json).await?;
         events.insert(
             0,

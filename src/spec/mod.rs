@@ -4,7 +4,7 @@
 
 mod process;
 
-pub use process::{expand, plan_process, ProcessPlan};
+pub use process::{apply_pod_env, expand, plan_process, ProcessPlan};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

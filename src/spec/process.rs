@@ -45,11 +45,7 @@ pub fn plan_process(
         set(name, value.to_string(), &mut env);
     }
     set("HOSTNAME", hostname.to_string(), &mut env);
-    for var in &container.env {
-        let defined: BTreeMap<&str, &str> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        let value = expand(&var.value, &defined);
-        set(&var.name, value, &mut env);
-    }
+    apply_pod_env(&mut env, container);
     let defined: BTreeMap<&str, &str> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
 
     let command: Vec<String> = container.command.iter().map(|c| expand(c, &defined)).collect();
@@ -79,6 +75,19 @@ pub fn plan_process(
         uid,
         gid,
     })
+}
+
+/// The Pod's `env` on top of `env`, in order: each value expands `$(NAME)` against what is defined
+/// before it, and a name set again replaces the earlier value in place (as kubelet does).
+pub fn apply_pod_env(env: &mut Vec<(String, String)>, container: &Container) {
+    for var in &container.env {
+        let defined: BTreeMap<&str, &str> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let value = expand(&var.value, &defined);
+        match env.iter_mut().find(|(n, _)| *n == var.name) {
+            Some(slot) => slot.1 = value,
+            None => env.push((var.name.clone(), value)),
+        }
+    }
 }
 
 /// `$(NAME)` -> the value of NAME when defined, kept literally otherwise; `$$` escapes a `$`.
