@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod containerd;
 pub mod image;
+pub mod logs;
 pub mod manifest;
 pub mod member;
 pub mod pod;

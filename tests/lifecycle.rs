@@ -36,7 +36,7 @@ fn always_restarts_with_a_growing_backoff() {
     env.import_busybox();
     let path = env.manifest(
         "always.yaml",
-        &pod("crasher", "Always", "echo run-$(date +%s%N); exit 1"),
+        &pod("crasher", "Always", "echo run-$(date +%s%N); echo oops >&2; exit 1"),
     );
     env.ok(&["--backoff-base", "0.4", "create", "-f", &path]);
     // Record when each restart happened.
@@ -63,7 +63,30 @@ fn always_restarts_with_a_growing_backoff() {
         1
     );
     let previous = env.ok(&["logs", "crasher", "--previous"]);
-    assert!(previous.starts_with("run-"), "{previous}");
+    assert!(previous.contains("run-") && previous.contains("oops\n"), "{previous}");
+    // Each line as logged, kept in the CRI format with its stream, and its time on request.
+    let stamped = env.ok(&["logs", "crasher", "--previous", "--timestamps"]);
+    for line in stamped.lines() {
+        let (time, text) = line.split_once(' ').unwrap();
+        assert!(humantime::parse_rfc3339(time).is_ok(), "{line}");
+        assert!(text.starts_with("run-") || text == "oops", "{line}");
+    }
+    assert_eq!(
+        env.ok(&["logs", "crasher", "--previous", "--tail", "1"])
+            .lines()
+            .count(),
+        1
+    );
+    let describe = env.ok(&["describe", "pod", "crasher"]);
+    let log = describe
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Log:"))
+        .unwrap()
+        .trim();
+    let log = std::path::Path::new(log);
+    let run: u32 = log.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let raw = std::fs::read_to_string(log.with_file_name(format!("{}.log", run - 1))).unwrap();
+    assert!(raw.contains(" stderr F oops\n"), "{raw}");
     let describe = env.ok(&["describe", "pod", "crasher"]);
     assert!(
         describe.contains("Last State:     Terminated") && describe.contains("Exit Code:    1"),
@@ -346,12 +369,31 @@ fn init_containers_run_in_order_before_the_members() {
     let pod = |name: &str, policy: &str, second: &str| {
         format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: {policy}\n  terminationGracePeriodSeconds: 1\n  volumes: [{{name: work, emptyDir: {{}}}}]\n  \
-             initContainers:\n  - name: first\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'echo one >> /work/order']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  \
+             initContainers:\n  - name: first\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'echo one >> /work/order; sleep 1.5']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  \
              - name: second\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, '{second}']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  \
              containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'cat /work/order; sleep 3600']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n"
         )
     };
-    env.create("ok.yaml", &pod("inits", "Always", "echo two >> /work/order"));
+    // `create` waits for the init containers; meanwhile `get` shows their progress.
+    let path = env.manifest("ok.yaml", &pod("inits", "Always", "echo two >> /work/order"));
+    let mut create = env.command(&["create", "-f", &path]).spawn().unwrap();
+    let mut statuses = Vec::new();
+    while create.try_wait().unwrap().is_none() {
+        // Not found until the sandbox is on record.
+        let out = env.command(&["get", "pods", "inits"]).output().unwrap();
+        let table = String::from_utf8_lossy(&out.stdout).into_owned();
+        let Some(status) = table.lines().nth(1).and_then(|l| l.split_whitespace().nth(2)) else {
+            continue;
+        };
+        let status = status.to_string();
+        if statuses.last() != Some(&status) {
+            statuses.push(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(create.wait().unwrap().success());
+    assert!(statuses.contains(&"Init:0/2".to_string()), "{statuses:?}");
+    assert_eq!(row(&env, "inits").1, "Running");
     let logs = env.wait_for_log("inits", "main", "two");
     assert_eq!(
         logs, "one\ntwo\n",

@@ -138,7 +138,7 @@ fn limits_stop_misbehaving_modules_while_siblings_serve() {
     env.create(
         "limits.yaml",
         &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: limits}}\nspec:\n  volumes: [{{name: data, hostPath: {{path: {data}}}}}]\n  containers:\n  \
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: limits}}\nspec:\n  restartPolicy: Never\n  volumes: [{{name: data, hostPath: {{path: {data}}}}}]\n  containers:\n  \
              - name: greeter\n    image: {greeter}\n    ports: [{{containerPort: 8081, hostPort: 19282}}]\n  \
              - name: bomb\n    image: {misbehave}\n    args: [bomb]\n    resources: {{limits: {{memory: 16Mi}}}}\n  \
              - name: spin\n    image: {misbehave}\n    args: [spin]\n  \
@@ -243,7 +243,7 @@ fn preview1_hello_and_the_aot_cache() {
     let env = require_env!("hello");
     let pod = |name: &str| {
         format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: hello\n    image: {}\n    args: [--exit, '3']\n    env: [{{name: GREETING, value: bonjour}}]\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: hello\n    image: {}\n    args: [--exit, '3']\n    env: [{{name: GREETING, value: bonjour}}]\n",
             example("hello")
         )
     };
@@ -263,6 +263,41 @@ fn preview1_hello_and_the_aot_cache() {
     env.ok(&["delete", "hello-one", "hello-two"]);
     env.assert_nothing_left(&a);
     env.assert_nothing_left(&b);
+}
+
+#[test]
+fn wasm_members_follow_the_restart_policy() {
+    let env = require_env!("wasm-restarts");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: wr}}\nspec:\n  restartPolicy: OnFailure\n  containers:\n  \
+         - name: failing\n    image: {hello}\n    args: [--exit, '3']\n  - name: done\n    image: {hello}\n",
+        hello = example("hello")
+    );
+    let path = env.manifest("wr.yaml", &manifest);
+    env.ok(&["--backoff-base", "0.3", "create", "-f", &path]);
+    let status = |index: usize| env.pod_json("wr")["status"]["containerStatuses"][index].clone();
+    let mut saw_crash_loop = false;
+    env.wait_until(Duration::from_secs(30), "two restarts of the failing member", || {
+        let table = env.ok(&["get", "pods", "wr"]);
+        saw_crash_loop |= table.contains("CrashLoopBackOff");
+        status(0)["restartCount"].as_u64().unwrap_or(0) >= 2
+    });
+    assert!(saw_crash_loop, "STATUS showed CrashLoopBackOff while the member waited");
+    assert_eq!(status(0)["lastState"]["terminated"]["exitCode"], 3, "{}", status(0));
+    // OnFailure: the member that exited 0 stays Completed.
+    assert_eq!(status(1)["restartCount"], 0, "{}", status(1));
+    assert_eq!(status(1)["state"]["terminated"]["reason"], "Completed", "{}", status(1));
+    let previous = env.ok(&["logs", "wr", "-c", "failing", "--previous"]);
+    assert!(previous.contains("hello from WASM"), "{previous}");
+    let stamped = env.ok(&["logs", "wr", "-c", "failing", "--previous", "--timestamps"]);
+    let first = stamped.lines().next().unwrap_or_default();
+    let time = first.split(' ').next().unwrap();
+    assert!(humantime::parse_rfc3339(time).is_ok(), "{stamped}");
+    let events = env.ok(&["events", "wr"]);
+    assert!(events.contains("Restarted container failing"), "{events}");
+    let sandbox = env.sandbox_id("wr");
+    env.ok(&["delete", "wr"]);
+    env.assert_nothing_left(&sandbox);
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! - [`client`]: what podctl uses to spawn, query, stop and restart an agent.
 
 pub mod client;
+mod keeper;
 pub mod probes;
 pub mod protocol;
 pub mod server;

@@ -98,6 +98,9 @@ pub struct ProbeStatus {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct WasmMemberDef {
     pub name: String,
+    /// Its containerd container record, where restarts and last states are kept.
+    #[serde(default)]
+    pub id: String,
     /// The module or component, copied into the pod's state directory at create.
     pub module: PathBuf,
     pub args: Vec<String>,
@@ -156,8 +159,11 @@ pub struct WasmMemberStatus {
     /// Kubernetes-style reason: Completed, Error, OOMKilled, Stopped, Trap, LoadFailed.
     pub reason: Option<String>,
     pub message: Option<String>,
-    /// How often the agent (and so this member) was restarted.
+    /// How often the member was restarted (by its restart policy, or with the agent).
     pub restarts: u32,
+    /// Why it is not running while it waits to be restarted (`CrashLoopBackOff`).
+    #[serde(default)]
+    pub waiting: Option<String>,
     pub cache_hit: bool,
     /// Compiling the module, or loading it from the AOT cache.
     pub load_ms: f64,

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use podctl_wasmtime::{ExitInfo, ExitReason, HostConfig, MemberSpec, MemberStatus, Preopen, RunningMember, WasmHost};
+use podctl_wasmtime::{
+    ExitInfo, ExitReason, HostConfig, MemberSpec, MemberStatus, Output, Preopen, RunningMember, WasmHost,
+};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
@@ -72,12 +74,12 @@ fn enter_netns(config: &AgentConfig) -> Result<(), AgentError> {
 
 /// Survives agent restarts: how often each member has been restarted.
 #[derive(Default, Serialize, Deserialize)]
-struct PersistentState {
+pub(super) struct PersistentState {
     starts: u32,
-    restarts: BTreeMap<String, u32>,
+    pub(super) restarts: BTreeMap<String, u32>,
 }
 
-enum Slot {
+pub(super) enum Slot {
     Running {
         member: RunningMember,
         cache_hit: bool,
@@ -90,14 +92,22 @@ enum Slot {
     },
 }
 
-struct Agent {
-    probes: super::probes::ProbeBoard,
-    started_at: f64,
-    restarts: BTreeMap<String, u32>,
-    members: Vec<(String, Slot)>,
+pub(super) struct MemberSlot {
+    pub(super) name: String,
+    pub(super) slot: Slot,
+    /// Why it is not running while it waits out its restart backoff (`CrashLoopBackOff`).
+    pub(super) waiting: Option<String>,
 }
 
-fn secs(at: SystemTime) -> f64 {
+pub(super) struct Agent {
+    probes: super::probes::ProbeBoard,
+    started_at: f64,
+    pub(super) state: PersistentState,
+    state_path: PathBuf,
+    pub(super) members: Vec<MemberSlot>,
+}
+
+pub(super) fn secs(at: SystemTime) -> f64 {
     at.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default()
@@ -118,9 +128,9 @@ impl Agent {
         let members = self
             .members
             .iter()
-            .map(|(name, slot)| {
-                let restarts = self.restarts.get(name).copied().unwrap_or(0);
-                match slot {
+            .map(|MemberSlot { name, slot, waiting }| {
+                let restarts = self.state.restarts.get(name).copied().unwrap_or(0);
+                let status = match slot {
                     Slot::Running {
                         member,
                         cache_hit,
@@ -136,6 +146,7 @@ impl Agent {
                             reason: None,
                             message: None,
                             restarts,
+                            waiting: None,
                             cache_hit: *cache_hit,
                             load_ms: *load_ms,
                             start_ms: *start_ms,
@@ -158,10 +169,15 @@ impl Agent {
                         reason: Some("LoadFailed".into()),
                         message: Some(message.clone()),
                         restarts,
+                        waiting: None,
                         cache_hit: false,
                         load_ms: 0.0,
                         start_ms: 0.0,
                     },
+                };
+                WasmMemberStatus {
+                    waiting: waiting.clone(),
+                    ..status
                 }
             })
             .collect();
@@ -175,24 +191,72 @@ impl Agent {
         }
     }
 
-    async fn stop_all(&self, grace: Duration) {
-        for (_, slot) in &self.members {
-            if let Slot::Running { member, .. } = slot {
-                member.stop(grace);
-            }
-        }
-        let waits = self.members.iter().filter_map(|(_, slot)| match slot {
-            Slot::Running { member, .. } => Some(member.wait()),
+    fn running(&self) -> impl Iterator<Item = &RunningMember> {
+        self.members.iter().filter_map(|m| match &m.slot {
+            Slot::Running { member, .. } => Some(member),
             Slot::Failed { .. } => None,
-        });
-        let all = futures_util::future::join_all(waits);
+        })
+    }
+
+    async fn stop_all(&self, grace: Duration) {
+        for member in self.running() {
+            member.stop(grace);
+        }
+        let all = futures_util::future::join_all(self.running().map(RunningMember::wait));
         if tokio::time::timeout(grace + Duration::from_secs(2), all).await.is_err() {
-            for (_, slot) in &self.members {
-                if let Slot::Running { member, .. } = slot {
-                    member.kill();
-                }
+            for member in self.running() {
+                member.kill();
             }
         }
+    }
+
+    /// Writes the restart counts where the next agent of this pod finds them.
+    pub(super) fn save_state(&self) -> std::io::Result<()> {
+        let json = serde_json::to_vec(&self.state).expect("state serializes");
+        std::fs::write(&self.state_path, json)
+    }
+}
+
+/// Starts one member's run number `restarts` (`<restarts>.log` in its log directory); a member
+/// that cannot be loaded or started is a `Failed` slot.
+pub(super) fn start_slot(host: &WasmHost, def: &WasmMemberDef, restarts: u32) -> Slot {
+    let began = std::time::Instant::now();
+    let failed = |message: String| Slot::Failed {
+        message,
+        at: secs(SystemTime::now()),
+    };
+    let log = run_log(def, restarts);
+    let output = match crate::logs::pipe_streams(&log) {
+        Ok((stdout, stderr)) => Output::Streams {
+            stdout: Arc::new(stdout),
+            stderr: Arc::new(stderr),
+        },
+        Err(e) => return failed(format!("cannot open its log {}: {e}", log.display())),
+    };
+    let bytes = match std::fs::read(&def.module) {
+        Ok(bytes) => bytes,
+        Err(e) => return failed(format!("cannot read {}: {e}", def.module.display())),
+    };
+    let started = host.load(&bytes).and_then(|program| {
+        let member = host.start(&program, member_spec(def, output))?;
+        Ok((program, member))
+    });
+    match started {
+        Ok((program, member)) => Slot::Running {
+            member,
+            cache_hit: program.cache_hit,
+            load_ms: program.load_time.as_secs_f64() * 1000.0,
+            start_ms: began.elapsed().as_secs_f64() * 1000.0,
+        },
+        Err(e) => failed(e.to_string()),
+    }
+}
+
+/// The log file of a member's run: numbered like an OCI member's, next to its first run's.
+pub(super) fn run_log(def: &WasmMemberDef, restarts: u32) -> PathBuf {
+    match def.log_path.parent() {
+        Some(dir) => super::supervisor::log_file(dir, restarts),
+        None => def.log_path.clone(),
     }
 }
 
@@ -207,7 +271,7 @@ fn exited(base: WasmMemberStatus, exit: &ExitInfo) -> WasmMemberStatus {
     }
 }
 
-fn member_spec(def: &WasmMemberDef) -> MemberSpec {
+fn member_spec(def: &WasmMemberDef, output: Output) -> MemberSpec {
     MemberSpec {
         name: def.name.clone(),
         args: def.args.clone(),
@@ -221,7 +285,7 @@ fn member_spec(def: &WasmMemberDef) -> MemberSpec {
                 read_only: p.read_only,
             })
             .collect(),
-        log_path: def.log_path.clone(),
+        output,
         memory_limit: def.memory_limit,
         cpu_limit_millis: def.cpu_limit_millis,
         http_port: def.http_port,
@@ -257,45 +321,40 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
         cache_dir: Some(config.cache_dir.clone()),
     })
     .map_err(|e| AgentError::Wasm(e, pod.clone()))?;
-    let mut members = Vec::new();
-    for def in &config.members {
-        let began = std::time::Instant::now();
-        let slot = match std::fs::read(&def.module) {
-            Err(e) => Slot::Failed {
-                message: format!("cannot read {}: {e}", def.module.display()),
-                at: secs(SystemTime::now()),
-            },
-            Ok(bytes) => match host.load(&bytes).and_then(|p| {
-                let started = host.start(&p, member_spec(def))?;
-                Ok((p, started))
-            }) {
-                Ok((program, member)) => Slot::Running {
-                    member,
-                    cache_hit: program.cache_hit,
-                    load_ms: program.load_time.as_secs_f64() * 1000.0,
-                    start_ms: began.elapsed().as_secs_f64() * 1000.0,
-                },
-                Err(e) => Slot::Failed {
-                    message: e.to_string(),
-                    at: secs(SystemTime::now()),
-                },
-            },
-        };
-        members.push((def.name.clone(), slot));
-    }
+    let members = config
+        .members
+        .iter()
+        .map(|def| MemberSlot {
+            name: def.name.clone(),
+            slot: start_slot(&host, def, state.restarts.get(&def.name).copied().unwrap_or(0)),
+            waiting: None,
+        })
+        .collect();
     // The supervisor stops before the members do, so a stop is never taken for a crash.
     let (stop_supervising, stopping) = tokio::sync::watch::channel(false);
     let probe_board: super::probes::ProbeBoard = Default::default();
-    if let Some(supervisor) = config.supervisor.clone() {
-        super::probes::spawn_all(&supervisor, probe_board.clone(), stopping.clone());
-        tokio::spawn(super::supervisor::Supervisor::new(supervisor, stopping).run());
-    }
     let agent = Arc::new(Mutex::new(Agent {
-        probes: probe_board,
+        probes: probe_board.clone(),
         started_at: secs(SystemTime::now()),
-        restarts: state.restarts.clone(),
+        state,
+        state_path,
         members,
     }));
+    if let Some(supervisor) = config.supervisor.clone() {
+        super::probes::spawn_all(&supervisor, probe_board, stopping.clone());
+        for (index, def) in config.members.iter().enumerate() {
+            let keeper = super::keeper::Keeper {
+                agent: agent.clone(),
+                host: host.clone(),
+                def: def.clone(),
+                index,
+                config: supervisor.clone(),
+                stopping: stopping.clone(),
+            };
+            tokio::spawn(keeper.run());
+        }
+        tokio::spawn(super::supervisor::Supervisor::new(supervisor, stopping).run());
+    }
 
     let socket = pod_dir.join(SOCKET_FILE);
     let _ = std::fs::remove_file(&socket);

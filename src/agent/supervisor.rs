@@ -20,7 +20,7 @@ use crate::pod::{
 };
 
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
-const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(600);
+pub(super) const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(600);
 
 struct MemberTrack {
     restarts: u32,
@@ -308,7 +308,9 @@ impl Supervisor {
             let _ = std::fs::remove_file(log_file(&member.log_dir, restarts - 2));
         }
         let rootfs = client.snapshot_mounts(&member.id).await?;
-        client.create_task(&member.id, rootfs, &log.to_string_lossy()).await?;
+        client
+            .create_task(&member.id, rootfs, &crate::logs::driver::output_uri(&log))
+            .await?;
         client.start_task(&member.id).await?;
         self.tracks
             .lock()

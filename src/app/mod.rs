@@ -23,6 +23,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         crate::agent::server::run(pod_dir)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // The log driver is started for every task: it stays a plain two-thread program.
+    if let Command::LogDriver { path } = &cli.command {
+        crate::logs::driver::run(path)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // One thread is plenty for a CLI and starts fastest; network namespaces are made on their own
     // short-lived std threads anyway.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -145,6 +150,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Image(command) => return image(global, command).await,
+        Command::LogDriver { .. } => unreachable!("handled before the runtime starts"),
         Command::Agent(command) => {
             let client = connect(global).await?;
             let settings = settings(global);
@@ -198,35 +204,39 @@ async fn logs(client: &Client, settings: &Settings, args: &LogsArgs) -> Result<(
             )
         })?;
     }
-    let path = &path;
-    let data = match std::fs::read(path) {
+    let data = match std::fs::read(&path) {
         Ok(data) => data,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e).with_context(|| format!("reading log {}", path.display())),
     };
+    // A follower renders only complete lines; the unfinished one waits for the rest.
+    let mut renderer = crate::logs::Renderer::new(args.timestamps);
+    let mut rendered = Vec::with_capacity(data.len());
+    let used = if args.follow && !args.previous {
+        renderer.lines(&data, &mut rendered)
+    } else {
+        rendered = crate::logs::render(&data, args.timestamps);
+        data.len()
+    };
+    let shown = match args.tail {
+        Some(n) => crate::logs::tail(&rendered, n),
+        None => &rendered,
+    };
     let mut out = std::io::stdout().lock();
-    match args.tail {
-        None => out.write_all(&data)?,
-        Some(n) => {
-            let text = String::from_utf8_lossy(&data);
-            let lines: Vec<&str> = text.lines().collect();
-            for line in &lines[lines.len().saturating_sub(n)..] {
-                writeln!(out, "{line}")?;
-            }
-        }
-    }
+    out.write_all(shown)?;
     out.flush()?;
     drop(out);
     if args.follow && !args.previous {
-        follow(path.clone(), data.len() as u64).await?;
+        follow(path, used as u64, renderer).await?;
     }
     Ok(())
 }
 
 /// `logs -f`: prints what the run's log gains, and moves on to the next run's file after a
 /// restart (`<n>.log` -> `<n+1>.log`), until the log goes away with the pod.
-async fn follow(mut path: std::path::PathBuf, mut offset: u64) -> Result<()> {
+async fn follow(mut path: std::path::PathBuf, mut offset: u64, mut renderer: crate::logs::Renderer) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
+    let mut pending: Vec<u8> = Vec::new();
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let Ok(mut file) = std::fs::File::open(&path) else {
@@ -235,11 +245,13 @@ async fn follow(mut path: std::path::PathBuf, mut offset: u64) -> Result<()> {
         let len = file.metadata()?.len();
         if len > offset {
             file.seek(SeekFrom::Start(offset))?;
-            let mut chunk = Vec::new();
-            file.take(len - offset).read_to_end(&mut chunk)?;
+            file.take(len - offset).read_to_end(&mut pending)?;
             offset = len;
+            let mut rendered = Vec::new();
+            let used = renderer.lines(&pending, &mut rendered);
+            pending.drain(..used);
             let mut out = std::io::stdout().lock();
-            out.write_all(&chunk)?;
+            out.write_all(&rendered)?;
             out.flush()?;
             continue;
         }
@@ -250,6 +262,7 @@ async fn follow(mut path: std::path::PathBuf, mut offset: u64) -> Result<()> {
         {
             path = next;
             offset = 0;
+            pending.clear();
         }
     }
 }

@@ -100,6 +100,12 @@ pub enum Command {
     /// The per-pod agent that hosts WASM members
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// containerd's log driver for member output (the shim starts it; not for interactive use)
+    #[command(hide = true)]
+    LogDriver {
+        /// The log file of the run
+        path: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -169,6 +175,9 @@ pub struct LogsArgs {
     /// Keep printing what the member logs, across its restarts, until the pod is deleted
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// Prefix each line with the time it was logged (RFC 3339, nanoseconds, UTC)
+    #[arg(long)]
+    pub timestamps: bool,
 }
 
 #[derive(Args, Debug)]

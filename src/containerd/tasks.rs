@@ -65,15 +65,15 @@ impl From<Process> for TaskInfo {
 }
 
 impl Client {
-    /// Creates the task with stdout and stderr appended to `log_path` by the shim.
-    pub async fn create_task(&self, id: &str, rootfs: Vec<Mount>, log_path: &str) -> Result<u32> {
+    /// Creates the task with stdout and stderr sent where `output_uri` says (`file://PATH` for the
+    /// shim's own copy, `binary://DRIVER?ARGS` for a log driver process).
+    pub async fn create_task(&self, id: &str, rootfs: Vec<Mount>, output_uri: &str) -> Result<u32> {
         let mut tasks = TasksClient::new(self.channel());
-        let log_uri = format!("file://{log_path}");
         let request = CreateTaskRequest {
             container_id: id.to_string(),
             rootfs,
-            stdout: log_uri.clone(),
-            stderr: log_uri,
+            stdout: output_uri.to_string(),
+            stderr: output_uri.to_string(),
             ..Default::default()
         };
         let response = tasks

@@ -112,7 +112,9 @@ async fn create_task(
         )
         .await?;
     undo.push(Step::DeleteContainer(id.to_string()));
-    client.create_task(id, rootfs, &log_path.to_string_lossy()).await?;
+    client
+        .create_task(id, rootfs, &crate::logs::driver::output_uri(&log_path))
+        .await?;
     undo.push(Step::DeleteTask(id.to_string()));
     Ok(())
 }
@@ -133,21 +135,30 @@ pub async fn run_init(
     let policy = format!("{:?}", ctx.pod.spec.restart_policy);
     let attempts = if policy == "Never" { 1 } else { 3 };
     ctx.wait_sandbox_ready().await?;
+    let total = ctx.pod.spec.init_containers.len();
+    // `podctl get` shows the progress from the sandbox record while `create` waits here.
+    let show = |status: String| async move {
+        let _ = client
+            .set_labels(ctx.sandbox_id, &[(crate::pod::LABEL_INIT_STATUS, status)])
+            .await;
+    };
     for attempt in 0..attempts {
         if attempt > 0 {
             let delay = crate::agent::supervisor::backoff(ctx.settings.backoff_base, attempt - 1);
+            show("Init:CrashLoopBackOff".into()).await;
             tokio::time::sleep(delay).await;
         }
+        show(format!("Init:{index}/{total}")).await;
         create_task(ctx, &id, index, container, image, "init", undo).await?;
         client.start_task(&id).await?;
         let exit = client.wait_task(&id).await?;
-        // The shim copies the process's pipes into the log file after the exit is reported, and
-        // deleting the task closes them: give the copy a moment to drain first.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         client.delete_task(&id).await?;
         client.delete_container(&id).await?;
         client.remove_snapshot(&id).await?;
         if exit.code == 0 {
+            if index + 1 == total {
+                show(String::new()).await;
+            }
             events.push(PodEvent::normal(
                 "Completed",
                 &container.name,
@@ -163,14 +174,9 @@ pub async fn run_init(
         if attempt + 1 == attempts {
             // The pod is rolled back with its logs: show the end of this one here.
             let log_path = ctx.log_path(container)?;
-            let mut log = String::new();
-            for _ in 0..20 {
-                log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                if !log.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-            }
+            // Task delete waited for the log driver: the log is complete.
+            let raw = std::fs::read(&log_path).unwrap_or_default();
+            let log = String::from_utf8_lossy(&crate::logs::render(&raw, false)).into_owned();
             let tail: Vec<&str> = log.lines().rev().take(5).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             return Err(PodError::InitFailed {

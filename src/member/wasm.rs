@@ -97,6 +97,7 @@ impl WasmRuntime {
         let env = environment(container);
         Ok(WasmMemberDef {
             name: container.name.clone(),
+            id: String::new(),
             module,
             args: argv(container, &env),
             env,
@@ -211,8 +212,11 @@ impl MemberRuntime for WasmRuntime {
                 let module = module_dir.join(format!("{}.wasm", container.name));
                 std::fs::write(&module, &payload.bytes).map_err(io_error(&module))?;
                 std::fs::set_permissions(&module, std::fs::Permissions::from_mode(0o600)).map_err(io_error(&module))?;
-                let def = self.member_def(ctx, container, &payload, module)?;
                 let id = member_id(ctx.sandbox_id, &container.name, member.index);
+                let def = WasmMemberDef {
+                    id: id.clone(),
+                    ..self.member_def(ctx, container, &payload, module)?
+                };
                 let mut labels = ctx.base_labels(&container.name, "container");
                 labels.insert(LABEL_MEMBER_INDEX.into(), member.index.to_string());
                 labels.insert(LABEL_RUNTIME.into(), self.name().into());
@@ -263,9 +267,10 @@ impl MemberRuntime for WasmRuntime {
                         pid: None,
                     },
                     Some(s) => Observation {
-                        state: match s.state {
-                            WasmState::Running => MemberState::Running { since: s.started_at },
-                            WasmState::Exited | WasmState::Failed => MemberState::Terminated {
+                        state: match (s.state, &s.waiting) {
+                            (WasmState::Running, _) => MemberState::Running { since: s.started_at },
+                            (_, Some(reason)) => MemberState::Waiting { reason: reason.clone() },
+                            (WasmState::Exited | WasmState::Failed, None) => MemberState::Terminated {
                                 exit_code: s.exit_code.unwrap_or(1) as u32,
                                 reason: s.reason.clone().unwrap_or_else(|| "Error".into()),
                                 finished: None,

@@ -510,7 +510,9 @@ impl CreatePlan<'_> {
             .await?;
         undo.push(Step::DeleteContainer(id.to_string()));
         let log = state_dir.join("sandbox.log");
-        let pid = client.create_task(id, rootfs, &log.to_string_lossy()).await?;
+        let pid = client
+            .create_task(id, rootfs, &format!("file://{}", log.display()))
+            .await?;
         undo.push(Step::DeleteTask(id.to_string()));
         // Its PID is known now; members join its namespaces while it starts (see `run`).
         Ok(pid)

@@ -60,7 +60,9 @@ pub async fn start_pod(client: &Client, settings: &Settings, name: &str) -> Resu
             message: format!("member {} records no log path", member.name),
         })?;
         let rootfs = client.snapshot_mounts(&member.id).await?;
-        client.create_task(&member.id, rootfs, &log.to_string_lossy()).await?;
+        client
+            .create_task(&member.id, rootfs, &crate::logs::driver::output_uri(&log))
+            .await?;
         client.start_task(&member.id).await?;
     }
     // The agent supervises again and starts the WASM members.

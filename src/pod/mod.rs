@@ -44,6 +44,9 @@ pub const LABEL_LAST_STATE: &str = "podctl.io/last-state";
 pub const LABEL_WAITING: &str = "podctl.io/waiting";
 /// Set by the supervisor from containerd's `/tasks/oom` event, until the member runs again.
 pub const LABEL_OOM_KILLED: &str = "podctl.io/oom-killed";
+/// On the sandbox record while `create` runs init containers: kubectl's `Init:N/M`,
+/// `Init:CrashLoopBackOff`; emptied once they all completed.
+pub const LABEL_INIT_STATUS: &str = "podctl.io/init-status";
 /// On the sandbox record while `delete` runs.
 pub const LABEL_TERMINATING: &str = "podctl.io/terminating";
 

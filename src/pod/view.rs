@@ -150,6 +150,14 @@ impl PodView {
         {
             return "Stopped".into();
         }
+        if let Some(init) = self
+            .sandbox
+            .labels
+            .get(super::LABEL_INIT_STATUS)
+            .filter(|s| !s.is_empty())
+        {
+            return init.clone();
+        }
         let sandbox_running = matches!(self.sandbox_task.as_ref().map(|t| t.state), Some(TaskState::Running));
         let states: Vec<MemberState> = self.members.iter().map(MemberView::state).collect();
         if states.iter().all(|s| matches!(s, MemberState::Running { .. })) {

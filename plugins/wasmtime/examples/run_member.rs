@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use podctl_wasmtime::{HostConfig, MemberSpec, Preopen, WasmHost};
+use podctl_wasmtime::{HostConfig, MemberSpec, Output, Preopen, WasmHost};
 
 fn usage() -> ! {
     eprintln!(
@@ -32,7 +32,7 @@ async fn main() {
         .to_string();
     let mut spec = MemberSpec {
         name: name.clone(),
-        log_path: PathBuf::from(format!("{name}.log")),
+        output: Output::File(PathBuf::from(format!("{name}.log"))),
         ..Default::default()
     };
     let mut cache_dir = None;
@@ -43,7 +43,7 @@ async fn main() {
             "--port" => spec.http_port = Some(value().parse().unwrap_or_else(|_| usage())),
             "--memory" => spec.memory_limit = Some(value().parse().unwrap_or_else(|_| usage())),
             "--cpu" => spec.cpu_limit_millis = Some(value().parse().unwrap_or_else(|_| usage())),
-            "--log" => spec.log_path = value().into(),
+            "--log" => spec.output = Output::File(value().into()),
             "--cache" => cache_dir = Some(PathBuf::from(value())),
             "--env" => {
                 let kv = value();
@@ -87,7 +87,10 @@ async fn main() {
         "{name}: {:?} {} loaded in {:?} (cache hit: {})",
         program.kind, program.digest, program.load_time, program.cache_hit
     );
-    let log = spec.log_path.clone();
+    let log = match &spec.output {
+        Output::File(path) => path.clone(),
+        Output::Streams { .. } => PathBuf::from("<streams>"),
+    };
     let member = host.start(&program, spec).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(1)

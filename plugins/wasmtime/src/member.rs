@@ -1,6 +1,6 @@
 //! Members: `MemberSpec` → a tokio task running a [`Program`], its status, `wait`, `stop` and
-//! `kill`. Owns store construction (WASI context from args/env/preopens, stdout+stderr appended to
-//! the log file, no inherited env/stdin/dirs), the per-store limits (memory via a `StoreLimits`
+//! `kill`. Owns store construction (WASI context from args/env/preopens, stdout and stderr to the
+//! member's [`Output`], no inherited env/stdin/dirs), the per-store limits (memory via a `StoreLimits`
 //! wrapper that remembers refusals, epoch slices that yield to tokio and trap on stop), and the
 //! runners for preview1 core modules and WASI 0.2 commands. The HTTP proxy runner is in `http.rs`.
 
@@ -47,8 +47,8 @@ pub struct MemberSpec {
     pub env: Vec<(String, String)>,
     /// The only host paths the program can touch.
     pub preopens: Vec<Preopen>,
-    /// stdout and stderr are both appended here (created if missing).
-    pub log_path: PathBuf,
+    /// Where stdout and stderr go.
+    pub output: Output,
     /// Bytes: caps each linear memory (and tables at `limit / 8` elements); growth beyond it traps
     /// and the member ends with [`ExitReason::MemoryLimitExceeded`].
     pub memory_limit: Option<u64>,
@@ -59,6 +59,22 @@ pub struct MemberSpec {
     /// HttpProxy: serve on `0.0.0.0:port` (in the caller's network namespace). Ignored for other
     /// kinds (a command may listen on its own port through wasi:sockets).
     pub http_port: Option<u16>,
+}
+
+/// Where a member's output goes.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// stdout and stderr both appended to this file (created if missing).
+    File(PathBuf),
+    /// Each stream to its own open file, e.g. a pipe to a log formatter; the host's messages
+    /// about the member go to `stderr`.
+    Streams { stdout: Arc<File>, stderr: Arc<File> },
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output::File(PathBuf::new())
+    }
 }
 
 /// Current state of a member.
@@ -346,8 +362,10 @@ pub(crate) struct StoreFactory {
     args: Vec<String>,
     env: Vec<(String, String)>,
     preopens: Vec<Preopen>,
+    /// Where the host's messages about the member go (stderr's file).
     log: Arc<File>,
-    wasi_log: OutputFile,
+    wasi_stdout: OutputFile,
+    wasi_stderr: OutputFile,
     memory_limit: Option<u64>,
     throttle: Option<Duration>,
     interrupt: Arc<AtomicBool>,
@@ -363,8 +381,8 @@ impl StoreFactory {
         }
         b.envs(&self.env);
         // stdin stays closed (the builder's default); env and args are only what the spec says.
-        b.stdout(self.wasi_log.clone());
-        b.stderr(self.wasi_log.clone());
+        b.stdout(self.wasi_stdout.clone());
+        b.stderr(self.wasi_stderr.clone());
         for p in &self.preopens {
             let perms = if p.read_only {
                 FsPerms::ReadOnly
@@ -431,7 +449,7 @@ impl StoreFactory {
         Ok(store)
     }
 
-    /// Appends a host message to the member's log (same file as the guest's stdout/stderr).
+    /// Appends a host message to the member's log (where the guest's stderr goes).
     pub(crate) fn log_line(&self, message: &str) {
         let line = format!("podctl-wasmtime: {}: {}\n", self.name, message.trim_end());
         let _ = (&*self.log).write_all(line.as_bytes());
@@ -538,12 +556,25 @@ impl WasmHost {
             spec.name.clone()
         };
         let handle = tokio::runtime::Handle::try_current().map_err(|_| WasmError::NoRuntime { name: name.clone() })?;
-        let log = open_log(&name, &spec.log_path)?;
-        let wasi_log = OutputFile::new(log.try_clone().map_err(|source| WasmError::LogFile {
-            name: name.clone(),
-            path: spec.log_path.clone(),
-            source,
-        })?);
+        let clone = |file: &File, path: PathBuf| {
+            file.try_clone().map_err(|source| WasmError::LogFile {
+                name: name.clone(),
+                path,
+                source,
+            })
+        };
+        let (stdout, stderr) = match &spec.output {
+            Output::File(path) => {
+                let log = open_log(&name, path)?;
+                (clone(&log, path.clone())?, log)
+            }
+            Output::Streams { stdout, stderr } => (
+                clone(stdout, PathBuf::from("<stdout>"))?,
+                clone(stderr, PathBuf::from("<stderr>"))?,
+            ),
+        };
+        let wasi_stdout = OutputFile::new(stdout);
+        let wasi_stderr = OutputFile::new(clone(&stderr, PathBuf::from("<stderr>"))?);
         for p in &spec.preopens {
             if !p.host.is_dir() {
                 return Err(WasmError::Preopen {
@@ -565,8 +596,9 @@ impl WasmHost {
             args: spec.args,
             env: spec.env,
             preopens: spec.preopens,
-            log: Arc::new(log),
-            wasi_log,
+            log: Arc::new(stderr),
+            wasi_stdout,
+            wasi_stderr,
             memory_limit: spec.memory_limit,
             throttle,
             interrupt: interrupt.clone(),

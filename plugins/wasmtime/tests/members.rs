@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use podctl_wasmtime::{
-    is_wasm, ExitReason, HostConfig, MemberSpec, MemberStatus, Preopen, ProgramKind, WasmError, WasmHost,
+    is_wasm, ExitReason, HostConfig, MemberSpec, MemberStatus, Output, Preopen, ProgramKind, WasmError, WasmHost,
 };
 
 const WASI: &str = "wasi_snapshot_preview1";
@@ -20,7 +20,7 @@ fn spec(name: &str, dir: &Path) -> MemberSpec {
     MemberSpec {
         name: name.into(),
         args: vec![name.into()],
-        log_path: dir.join(format!("{name}.log")),
+        output: Output::File(dir.join(format!("{name}.log"))),
         ..MemberSpec::default()
     }
 }
@@ -481,7 +481,7 @@ fn start_needs_a_runtime_and_a_writable_log() {
         .unwrap();
     let _guard = rt.enter();
     let mut s = spec("x", dir.path());
-    s.log_path = dir.path().join("missing/dir/x.log");
+    s.output = Output::File(dir.path().join("missing/dir/x.log"));
     let err = host.start(&program, s).unwrap_err();
     assert!(matches!(err, WasmError::LogFile { .. }), "{err}");
 

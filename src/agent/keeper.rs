@@ -1,0 +1,194 @@
+//! Restarts of the pod's WASM members, from inside the agent that runs them: a member that ends
+//! is restarted per the pod's restartPolicy with the same crash-loop backoff as OCI members, and
+//! its container record gets the same labels (restart count, last state, log of the run), so
+//! `podctl get`, `describe` and `logs --previous` treat both kinds alike.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use podctl_wasmtime::WasmHost;
+use tokio::sync::{watch, Mutex};
+
+use super::protocol::{SupervisorConfig, WasmMemberDef};
+use super::server::{run_log, secs, start_slot, Agent, MemberSlot, Slot};
+use super::supervisor::{backoff, should_restart, BACKOFF_RESET_AFTER};
+use crate::containerd::Client;
+use crate::pod::events::record as record_event;
+use crate::pod::{
+    now_secs, PodEvent, LABEL_LAST_RESTART, LABEL_LAST_STATE, LABEL_LOG_PATH, LABEL_RESTART_COUNT, LABEL_WAITING,
+};
+
+/// Watches one WASM member for as long as the agent runs.
+pub(super) struct Keeper {
+    pub agent: Arc<Mutex<Agent>>,
+    pub host: WasmHost,
+    pub def: WasmMemberDef,
+    pub index: usize,
+    pub config: SupervisorConfig,
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// How a run ended, as the container record keeps it.
+struct Ended {
+    code: u32,
+    reason: String,
+    finished: f64,
+}
+
+impl Keeper {
+    pub async fn run(mut self) {
+        let mut exponent = 0u32;
+        let restarts = self.restarts().await;
+        if restarts > 0 {
+            // A restarted agent began a new run of every member.
+            self.record_run(restarts).await;
+        }
+        loop {
+            let began = Instant::now();
+            let Some(ended) = self.wait_for_end().await else {
+                return;
+            };
+            if began.elapsed() >= BACKOFF_RESET_AFTER {
+                exponent = 0;
+            }
+            let delay = backoff(Duration::from_millis(self.config.backoff_base_ms), exponent);
+            exponent += 1;
+            let restart = should_restart(&self.config.restart_policy, ended.code);
+            self.record_end(&ended, restart.then_some(delay)).await;
+            if !restart {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.stopping.changed() => return,
+            }
+            let Some(restarts) = self.restart().await else {
+                return;
+            };
+            self.record_run(restarts).await;
+        }
+    }
+
+    async fn restarts(&self) -> u32 {
+        let agent = self.agent.lock().await;
+        agent.state.restarts.get(&self.def.name).copied().unwrap_or(0)
+    }
+
+    /// Waits for the current run to end; `None` once the agent stops its members.
+    async fn wait_for_end(&mut self) -> Option<Ended> {
+        let running = match &self.agent.lock().await.members[self.index].slot {
+            Slot::Running { member, .. } => Some(member.clone()),
+            Slot::Failed { at, .. } => {
+                return Some(Ended {
+                    code: 1,
+                    reason: "LoadFailed".into(),
+                    finished: *at,
+                })
+            }
+        };
+        let member = running?;
+        let exit = tokio::select! {
+            exit = member.wait() => exit,
+            _ = self.stopping.changed() => return None,
+        };
+        if *self.stopping.borrow() {
+            return None;
+        }
+        Some(Ended {
+            code: exit.code as u32,
+            reason: exit.reason.k8s_reason().into(),
+            finished: secs(exit.at),
+        })
+    }
+
+    /// Starts the next run unless the agent is stopping; returns its restart count.
+    async fn restart(&self) -> Option<u32> {
+        let mut agent = self.agent.lock().await;
+        // Checked under the lock that a stop takes before it stops the members.
+        if *self.stopping.borrow() {
+            return None;
+        }
+        let restarts = agent.state.restarts.get(&self.def.name).copied().unwrap_or(0) + 1;
+        agent.state.restarts.insert(self.def.name.clone(), restarts);
+        if let Err(e) = agent.save_state() {
+            eprintln!("agent: saving the restart count of {}: {e}", self.def.name);
+        }
+        // Keep this run's log and the previous one (`logs --previous`), as for OCI members.
+        if restarts >= 2 {
+            let _ = std::fs::remove_file(run_log(&self.def, restarts - 2));
+        }
+        agent.members[self.index] = MemberSlot {
+            name: self.def.name.clone(),
+            slot: start_slot(&self.host, &self.def, restarts),
+            waiting: None,
+        };
+        Some(restarts)
+    }
+
+    async fn client(&self) -> Option<Client> {
+        Client::connect(&self.config.address, &self.config.namespace).await.ok()
+    }
+
+    async fn record_end(&self, ended: &Ended, restart_in: Option<Duration>) {
+        if restart_in.is_some() {
+            self.agent.lock().await.members[self.index].waiting = Some("CrashLoopBackOff".into());
+        }
+        let Some(client) = self.client().await else {
+            return;
+        };
+        let last_state = serde_json::json!({
+            "exitCode": ended.code,
+            "reason": ended.reason,
+            "finishedAt": ended.finished,
+        });
+        let mut labels = vec![(LABEL_LAST_STATE, last_state.to_string())];
+        if restart_in.is_some() {
+            labels.push((LABEL_WAITING, "CrashLoopBackOff".to_string()));
+        }
+        if let Err(e) = client.set_labels(&self.def.id, &labels).await {
+            eprintln!("agent: recording the exit of {}: {e}", self.def.name);
+        }
+        let event = match restart_in {
+            Some(delay) => PodEvent::warning(
+                "BackOff",
+                &self.def.name,
+                format!(
+                    "Container exited with code {}; restarting in {:.1}s",
+                    ended.code,
+                    delay.as_secs_f64()
+                ),
+            ),
+            None => PodEvent::normal(
+                "Exited",
+                &self.def.name,
+                format!("Container exited with code {}", ended.code),
+            ),
+        };
+        let _ = record_event(&client, &self.config.sandbox_id, event).await;
+    }
+
+    async fn record_run(&self, restarts: u32) {
+        let Some(client) = self.client().await else {
+            return;
+        };
+        let labels = [
+            (LABEL_RESTART_COUNT, restarts.to_string()),
+            (LABEL_LAST_RESTART, format!("{:.3}", now_secs())),
+            (LABEL_WAITING, String::new()),
+            (
+                LABEL_LOG_PATH,
+                run_log(&self.def, restarts).to_string_lossy().into_owned(),
+            ),
+        ];
+        if let Err(e) = client.set_labels(&self.def.id, &labels).await {
+            eprintln!("agent: recording the restart of {}: {e}", self.def.name);
+        }
+        let message = format!("Restarted container {}", self.def.name);
+        let _ = record_event(
+            &client,
+            &self.config.sandbox_id,
+            PodEvent::normal("Restarted", &self.def.name, message),
+        )
+        .await;
+    }
+}

@@ -1,0 +1,102 @@
+//! containerd's binary log driver, played by podctl itself (`podctl log-driver PATH`, hidden): the
+//! shim starts it for each task with the container's stdout pipe on fd 3, stderr on fd 4 and fd 5
+//! to close once ready; it writes CRI records into PATH until both pipes end. Task delete waits
+//! for it, so a run's log is complete once its task is deleted.
+
+use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use super::{open_sink, pump, Stream};
+
+const STDOUT_FD: i32 = 3;
+const STDERR_FD: i32 = 4;
+const READY_FD: i32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogDriverError {
+    #[error("log-driver: fd {0} is not open; this command is started by containerd's shim for a `binary://` log URI, not by hand")]
+    NotUnderShim(i32),
+    #[error("log-driver: cannot open log file {path}: {source}; its directory must be writable by root")]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error("log-driver: writing {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// The task output URI that has the shim start this driver for `log_path`. Falls back to the
+/// shim's own file copy (no timestamps) if podctl cannot name its own executable.
+pub fn output_uri(log_path: &Path) -> String {
+    match std::env::current_exe() {
+        Ok(exe) => format!(
+            "binary://{}?log-driver={}",
+            percent_encode(&exe.to_string_lossy()),
+            percent_encode(&log_path.to_string_lossy())
+        ),
+        Err(_) => format!("file://{}", log_path.display()),
+    }
+}
+
+/// Encodes what a URL path or query value must not carry literally (`?`, `&`, `=`, `%`, `#`,
+/// spaces, non-ASCII); containerd decodes it with Go's `net/url`.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn inherited(fd: i32) -> Result<OwnedFd, LogDriverError> {
+    // SAFETY: F_GETFD only asks whether the descriptor is open.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(LogDriverError::NotUnderShim(fd));
+    }
+    // SAFETY: the shim passed this descriptor to us and nothing else in this process owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Runs the driver until the container's output ends.
+pub fn run(log_path: &Path) -> Result<(), LogDriverError> {
+    // The shim sends SIGTERM when the task is deleted, after closing its ends of the pipes: keep
+    // draining to the end instead of dying with records still in the pipe.
+    // SAFETY: setting a signal to be ignored has no handler to be unsafe about.
+    unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    let stdout = File::from(inherited(STDOUT_FD)?);
+    let stderr = File::from(inherited(STDERR_FD)?);
+    let ready = inherited(READY_FD)?;
+    if let Some(dir) = log_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let sink = open_sink(log_path).map_err(|source| LogDriverError::Open {
+        path: log_path.to_path_buf(),
+        source,
+    })?;
+    drop(ready);
+    let err_sink = sink.clone();
+    let stderr_pump = std::thread::spawn(move || pump(stderr, Stream::Stderr, &err_sink));
+    let result = pump(stdout, Stream::Stdout, &sink);
+    let err_result = stderr_pump.join().unwrap_or(Ok(()));
+    result.and(err_result).map_err(|source| LogDriverError::Write {
+        path: log_path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uri_names_this_executable_and_encodes_the_path() {
+        let uri = output_uri(Path::new("/var/log/pods/a b/c&d=1/0.log"));
+        assert!(uri.starts_with("binary:///"), "{uri}");
+        assert!(
+            uri.ends_with("?log-driver=/var/log/pods/a%20b/c%26d%3D1/0.log"),
+            "{uri}"
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! Member logs in the CRI format kubelet writes: one record per line,
+//! `<RFC 3339 UTC, nanoseconds> <stdout|stderr> <F|P> <text>`, `P` marking a piece of a line that
+//! goes on in the next record. Owns the writer (used by the shim's log driver for OCI members and
+//! by the agent for WASM members) and the reader behind `podctl logs` (`--timestamps`, `--tail`,
+//! `-f`) and the init-failure message.
+
+pub mod driver;
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// Longest text in one record; longer lines are split into `P` records, as kubelet does.
+const MAX_RECORD: usize = 16 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// The log file of one run, shared by the pumps of its two streams (records are written whole).
+pub type Sink = Arc<Mutex<File>>;
+
+/// Opens (creating) a run's log file for appending records.
+pub fn open_sink(path: &Path) -> io::Result<Sink> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)?;
+    Ok(Arc::new(Mutex::new(file)))
+}
+
+/// Writes one record stamped now.
+pub fn write_record(sink: &Sink, stream: Stream, partial: bool, text: &[u8]) -> io::Result<()> {
+    let time = humantime::format_rfc3339_nanos(SystemTime::now());
+    let tag = if partial { 'P' } else { 'F' };
+    let mut record = Vec::with_capacity(text.len() + 48);
+    write!(record, "{time} {} {tag} ", stream.as_str())?;
+    record.extend_from_slice(text);
+    record.push(b'\n');
+    // One write per record on an O_APPEND file: records of the two streams never interleave.
+    let file = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    (&*file).write_all(&record)
+}
+
+/// Copies `source` (a pipe) into records until it ends: one `F` record per line, `P` records for
+/// pieces of lines longer than 16 KiB and for text left without a newline at the end.
+pub fn pump(mut source: impl Read, stream: Stream, sink: &Sink) -> io::Result<()> {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        let n = match source.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        pending.extend_from_slice(&chunk[..n]);
+        let mut start = 0;
+        while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+            write_record(sink, stream, false, &pending[start..start + end])?;
+            start += end + 1;
+        }
+        while pending.len() - start >= MAX_RECORD {
+            write_record(sink, stream, true, &pending[start..start + MAX_RECORD])?;
+            start += MAX_RECORD;
+        }
+        pending.drain(..start);
+    }
+    if !pending.is_empty() {
+        write_record(sink, stream, true, &pending)?;
+    }
+    Ok(())
+}
+
+/// A pipe for each stream into records in `path`, pumped by two threads that end when every
+/// copy of the returned write ends is closed. For programs run in this process (WASM members).
+pub fn pipe_streams(path: &Path) -> io::Result<(File, File)> {
+    let sink = open_sink(path)?;
+    let mut writers = Vec::new();
+    for stream in [Stream::Stdout, Stream::Stderr] {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        let sink = sink.clone();
+        std::thread::Builder::new()
+            .name(format!("log-{}", stream.as_str()))
+            .stack_size(64 * 1024)
+            .spawn(move || pump(File::from(read), stream, &sink))?;
+        writers.push(File::from(write));
+    }
+    let stderr = writers.pop().expect("two pipes");
+    let stdout = writers.pop().expect("two pipes");
+    Ok((stdout, stderr))
+}
+
+/// One parsed record.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub time: &'a str,
+    pub stream: Stream,
+    pub partial: bool,
+    pub text: &'a [u8],
+}
+
+/// Parses one line of a log file (without its newline); `None` if it is not a CRI record.
+pub fn parse_record(line: &[u8]) -> Option<Record<'_>> {
+    let mut fields = line.splitn(4, |b| *b == b' ');
+    let time = std::str::from_utf8(fields.next()?).ok()?;
+    humantime::parse_rfc3339(time).ok()?;
+    let stream = match fields.next()? {
+        b"stdout" => Stream::Stdout,
+        b"stderr" => Stream::Stderr,
+        _ => return None,
+    };
+    let partial = match fields.next()? {
+        b"F" => false,
+        b"P" => true,
+        _ => return None,
+    };
+    Some(Record {
+        time,
+        stream,
+        partial,
+        text: fields.next().unwrap_or_default(),
+    })
+}
+
+/// Turns log lines back into what the program wrote, optionally prefixing each line with the time
+/// it was logged (`kubectl logs --timestamps`). Lines that are not records (logs of an older
+/// podctl) pass through as they are.
+#[derive(Debug, Default)]
+pub struct Renderer {
+    pub timestamps: bool,
+    /// The last record was partial: the next one continues its line, without a new prefix.
+    in_line: bool,
+}
+
+impl Renderer {
+    pub fn new(timestamps: bool) -> Self {
+        Renderer {
+            timestamps,
+            in_line: false,
+        }
+    }
+
+    /// Renders one line of the file (without its newline) into `out`.
+    pub fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        match parse_record(line) {
+            Some(record) => {
+                if self.timestamps && !self.in_line {
+                    out.extend_from_slice(record.time.as_bytes());
+                    out.push(b' ');
+                }
+                out.extend_from_slice(record.text);
+                if !record.partial {
+                    out.push(b'\n');
+                }
+                self.in_line = record.partial;
+            }
+            None => {
+                out.extend_from_slice(line);
+                out.push(b'\n');
+                self.in_line = false;
+            }
+        }
+    }
+
+    /// Renders every complete line of `data` and returns how many bytes it used (the rest is an
+    /// unfinished last line, for a follower to keep until it is complete).
+    pub fn lines(&mut self, data: &[u8], out: &mut Vec<u8>) -> usize {
+        let mut used = 0;
+        while let Some(end) = data[used..].iter().position(|b| *b == b'\n') {
+            self.line(&data[used..used + end], out);
+            used += end + 1;
+        }
+        used
+    }
+}
+
+/// A whole log file as the program wrote it (with a trailing unfinished line, if any).
+pub fn render(data: &[u8], timestamps: bool) -> Vec<u8> {
+    let mut renderer = Renderer::new(timestamps);
+    let mut out = Vec::with_capacity(data.len());
+    let used = renderer.lines(data, &mut out);
+    if used < data.len() {
+        renderer.line(&data[used..], &mut out);
+    }
+    out
+}
+
+/// The last `n` lines of rendered output.
+pub fn tail(rendered: &[u8], n: usize) -> &[u8] {
+    if n == 0 {
+        return &[];
+    }
+    let body = rendered.strip_suffix(b"\n").unwrap_or(rendered);
+    let mut seen = 0;
+    for (i, b) in body.iter().enumerate().rev() {
+        if *b == b'\n' {
+            seen += 1;
+            if seen == n {
+                return &rendered[i + 1..];
+            }
+        }
+    }
+    rendered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pumped(input: &[u8], stream: Stream) -> String {
+        let dir = std::env::temp_dir().join(format!("podctl-logs-{}-{:?}", std::process::id(), stream));
+        let _ = std::fs::remove_file(&dir);
+        let sink = open_sink(&dir).unwrap();
+        pump(input, stream, &sink).unwrap();
+        let text = std::fs::read_to_string(&dir).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        text
+    }
+
+    #[test]
+    fn lines_become_full_records_and_an_unfinished_end_a_partial_one() {
+        let text = pumped(b"one\ntwo\nthree", Stream::Stderr);
+        let records: Vec<Record> = text.lines().map(|l| parse_record(l.as_bytes()).unwrap()).collect();
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[0].text, b"one");
+        assert!(!records[0].partial);
+        assert_eq!(records[0].stream, Stream::Stderr);
+        assert_eq!(records[2].text, b"three");
+        assert!(records[2].partial);
+        assert!(
+            records[0].time.ends_with('Z') && records[0].time.len() == 30,
+            "{}",
+            records[0].time
+        );
+        assert_eq!(render(text.as_bytes(), false), b"one\ntwo\nthree");
+    }
+
+    #[test]
+    fn long_lines_are_split_and_joined_again() {
+        let long = vec![b'x'; MAX_RECORD * 2 + 10];
+        let mut input = long.clone();
+        input.extend_from_slice(b"\nnext\n");
+        let text = pumped(&input, Stream::Stdout);
+        let tags: Vec<bool> = text
+            .lines()
+            .map(|l| parse_record(l.as_bytes()).unwrap().partial)
+            .collect();
+        assert_eq!(tags, [true, true, false, false]);
+        let mut expected = long;
+        expected.extend_from_slice(b"\nnext\n");
+        assert_eq!(render(text.as_bytes(), false), expected);
+        // One timestamp per line, not per piece.
+        let stamped = String::from_utf8(render(text.as_bytes(), true)).unwrap();
+        assert_eq!(stamped.matches("Z ").count(), 2, "{}", &stamped[..80]);
+    }
+
+    #[test]
+    fn timestamps_prefix_each_line_and_old_lines_pass_through() {
+        let file = b"2026-12-01T04:21:22.123456789Z stdout F hello\nplain old line\n";
+        assert_eq!(
+            render(file, true),
+            b"2026-12-01T04:21:22.123456789Z hello\nplain old line\n"
+        );
+        assert_eq!(render(file, false), b"hello\nplain old line\n");
+        assert!(parse_record(b"2026-12-01T04:21:22Z stdin F x").is_none());
+        assert!(parse_record(b"yesterday stdout F x").is_none());
+    }
+
+    #[test]
+    fn tail_takes_the_last_lines() {
+        assert_eq!(tail(b"a\nb\nc\n", 2), b"b\nc\n");
+        assert_eq!(tail(b"a\nb\nc", 1), b"c");
+        assert_eq!(tail(b"a\n", 5), b"a\n");
+        assert_eq!(tail(b"a\nb\n", 0), b"");
+    }
+
+    #[test]
+    fn a_follower_keeps_an_unfinished_line() {
+        let mut renderer = Renderer::new(false);
+        let mut out = Vec::new();
+        let data = b"2026-12-01T04:21:22.1Z stdout F a\n2026-12-01T04:21:22.2Z std";
+        let used = renderer.lines(data, &mut out);
+        assert_eq!(out, b"a\n");
+        assert_eq!(&data[used..], b"2026-12-01T04:21:22.2Z std");
+    }
+}
