@@ -14,3 +14,14 @@ pub mod member;
 pub mod pod;
 pub mod sandbox;
 pub mod spec;
+
+/// podctl's own executable, for the processes it has started on its behalf (the pod agent and
+/// its monitor, containerd's log driver). Named by its path even after the file was replaced (an
+/// upgrade while pods run), when the kernel reports the old one as `PATH (deleted)`.
+pub fn podctl_exe() -> std::io::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(match exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+        Some(path) => path.into(),
+        None => exe,
+    })
+}

@@ -209,16 +209,46 @@ fn agent_killed_is_reported_and_restarted() {
         ),
     );
     http_get_eventually(19284, "/", "Hello from the WASM greeter");
+    let kill = |pid: u64| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        env.wait_until(Duration::from_secs(5), "the process to die", || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+        });
+    };
+    let row = || -> Vec<String> {
+        let table = env.ok(&["get", "pods", "ak"]);
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+
+    // The agent SIGKILLed: its monitor starts it again, with the WASM member counting a restart.
     let agent = describe_pid(&env, "ak", "Agent PID:");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(agent as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    env.wait_until(Duration::from_secs(5), "the agent to die", || {
-        std::fs::read_to_string(format!("/proc/{agent}/stat")).map_or(true, |s| s.contains(") Z "))
-    });
-    // The OCI member is untouched; podctl says what happened and how to fix it.
+    kill(agent);
+    http_get_eventually(19284, "/back", "Hello from the WASM greeter");
+    assert_ne!(describe_pid(&env, "ak", "Agent PID:"), agent);
+    assert_eq!(row()[1..4], ["2/2", "Running", "1"], "one restart counted");
+
+    // The monitor gone too: podctl says what happened and how to fix it; the OCI member is untouched.
+    let sandbox = env.sandbox_id("ak");
+    let pod_dir = env.state_dir().join("default").join(&sandbox);
+    let recorded = |file: &str| -> u64 {
+        std::fs::read_to_string(pod_dir.join(file))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    kill(recorded("agent-monitor.pid"));
+    kill(recorded("agent.pid"));
     http_get_eventually(19283, "/", "Request Information");
     let out = env.command(&["get", "pods"]).output().unwrap();
     let (table, warning) = (
@@ -230,9 +260,7 @@ fn agent_killed_is_reported_and_restarted() {
 
     env.ok(&["agent", "restart", "ak"]);
     http_get_eventually(19284, "/again", "Hello from the WASM greeter");
-    let table = env.ok(&["get", "pods"]);
-    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!(&row[1..4], ["2/2", "Running", "1"], "one restart counted: {table}");
+    assert_eq!(row()[1..4], ["2/2", "Running", "2"], "two restarts counted");
     let sandbox = env.sandbox_id("ak");
     env.ok(&["delete", "ak"]);
     env.assert_nothing_left(&sandbox);

@@ -23,10 +23,11 @@ pub fn write_config(pod_dir: &Path, config: &AgentConfig) -> Result<(), AgentErr
     std::fs::write(&path, json).map_err(io_err(&config.pod, &path))
 }
 
-/// Starts `podctl agent run --pod-dir DIR` in its own session so it outlives this command; its output
-/// goes to `agent.log` in the pod directory. Returns its PID.
+/// Starts the agent's monitor (`podctl agent monitor --pod-dir DIR`, which runs the agent and
+/// starts it again if it dies) in its own session so it outlives this command; their output goes
+/// to `agent.log` in the pod directory. Returns the monitor's PID.
 pub fn spawn(pod: &str, pod_dir: &Path) -> Result<u32, AgentError> {
-    let exe = std::env::current_exe().map_err(io_err(pod, Path::new("/proc/self/exe")))?;
+    let exe = crate::podctl_exe().map_err(io_err(pod, Path::new("/proc/self/exe")))?;
     let log_path = pod_dir.join(LOG_FILE);
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -36,7 +37,7 @@ pub fn spawn(pod: &str, pod_dir: &Path) -> Result<u32, AgentError> {
     let err_log = log.try_clone().map_err(io_err(pod, &log_path))?;
     let mut command = Command::new(exe);
     command
-        .args(["agent", "run", "--pod-dir"])
+        .args(["agent", "monitor", "--pod-dir"])
         .arg(pod_dir)
         .stdin(Stdio::null())
         .stdout(log)
@@ -49,8 +50,8 @@ pub fn spawn(pod: &str, pod_dir: &Path) -> Result<u32, AgentError> {
         });
     }
     let child = command.spawn().map_err(io_err(pod, pod_dir))?;
-    // Recorded now, not by the agent once it is up, so a stop right after create finds it.
-    let pid_path = pod_dir.join(PID_FILE);
+    // Recorded now, not by the monitor once it is up, so a stop right after create finds it.
+    let pid_path = pod_dir.join(MONITOR_PID_FILE);
     std::fs::write(&pid_path, child.id().to_string()).map_err(io_err(pod, &pid_path))?;
     Ok(child.id())
 }
@@ -106,41 +107,45 @@ pub async fn wait_ready(pod: &str, pod_dir: &Path, timeout: Duration) -> Result<
     }
 }
 
-/// Asks the agent to stop its members (HTTP members drain up to `grace`) and exit; a dead or
-/// unresponsive agent is killed by the PID it recorded.
+/// Asks the agent to stop its members (HTTP members drain up to `grace`) and exit, which ends its
+/// monitor too; an agent that does not answer is stopped through its monitor (SIGTERM, passed
+/// on), and whatever still runs after that is killed by the PIDs they recorded.
 pub async fn stop(pod: &str, pod_dir: &Path, grace: Duration) -> Result<Option<StatusReply>, AgentError> {
     let request = Request::Stop {
         grace_secs: grace.as_secs(),
     };
     let reply = call(pod, pod_dir, &request, grace + Duration::from_secs(5)).await.ok();
-    if let Some(pid) = recorded_pid(pod_dir) {
-        if reply.is_none() && is_our_agent(pid, pod_dir) {
-            // Not answering (still starting, or wedged): SIGTERM stops its members gracefully.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while is_our_agent(pid, pod_dir) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if is_our_agent(pid, pod_dir) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+    let alive = |file: &str| recorded_pid(pod_dir, file).filter(|pid| is_our_agent(*pid, pod_dir));
+    if reply.is_none() {
+        // Not answering (still starting, or wedged): SIGTERM stops its members gracefully.
+        if let Some(pid) = alive(MONITOR_PID_FILE).or_else(|| alive(PID_FILE)) {
+            signal(pid, nix::sys::signal::Signal::SIGTERM);
         }
     }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while (alive(MONITOR_PID_FILE).is_some() || alive(PID_FILE).is_some()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    kill_both(pod_dir);
     Ok(reply)
 }
 
-pub fn recorded_pid(pod_dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(pod_dir.join(PID_FILE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+}
+
+/// SIGKILLs the monitor first, so it cannot start the agent again, then the agent.
+fn kill_both(pod_dir: &Path) {
+    for file in [MONITOR_PID_FILE, PID_FILE] {
+        if let Some(pid) = recorded_pid(pod_dir, file).filter(|pid| is_our_agent(*pid, pod_dir)) {
+            signal(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// The PID the agent (`PID_FILE`) or its monitor (`MONITOR_PID_FILE`) recorded.
+pub fn recorded_pid(pod_dir: &Path, file: &str) -> Option<u32> {
+    std::fs::read_to_string(pod_dir.join(file)).ok()?.trim().parse().ok()
 }
 
 /// The PID still belongs to this pod's agent (not a recycled PID of something else).
@@ -153,20 +158,18 @@ pub fn is_our_agent(pid: u32, pod_dir: &Path) -> bool {
     cmdline.contains("agent") && cmdline.contains(&*dir.to_string_lossy())
 }
 
-/// Restarts a dead agent; its members count a restart. Refuses while the agent still runs.
+/// Starts the agent (and its monitor) again after they died or the monitor gave up; its members
+/// count a restart. Refuses while the agent runs and answers.
 pub async fn restart(pod: &str, pod_dir: &Path) -> Result<StatusReply, AgentError> {
-    if let Some(pid) = recorded_pid(pod_dir).filter(|pid| is_our_agent(*pid, pod_dir)) {
+    if let Some(pid) = recorded_pid(pod_dir, PID_FILE).filter(|pid| is_our_agent(*pid, pod_dir)) {
         if status(pod, pod_dir).await.is_ok() {
             return Err(AgentError::Failed {
                 pod: pod.to_string(),
                 message: format!("it is running (pid {pid}); nothing to restart"),
             });
         }
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
     }
+    kill_both(pod_dir);
     let _ = std::fs::remove_file(pod_dir.join(SOCKET_FILE));
     spawn(pod, pod_dir)?;
     wait_ready(pod, pod_dir, Duration::from_secs(30)).await

@@ -5,10 +5,12 @@
 //!
 //! - [`protocol`]: the configuration file and the request/reply messages.
 //! - [`server`]: the agent process itself (`podctl agent --pod-dir DIR`).
+//! - [`monitor`]: the agent's parent, which starts it again when it dies.
 //! - [`client`]: what podctl uses to spawn, query, stop and restart an agent.
 
 pub mod client;
 mod keeper;
+pub mod monitor;
 pub mod probes;
 pub mod protocol;
 pub mod server;
@@ -44,5 +46,7 @@ pub enum AgentError {
 pub const CONFIG_FILE: &str = "agent.json";
 pub const SOCKET_FILE: &str = "agent.sock";
 pub const PID_FILE: &str = "agent.pid";
+/// The agent's monitor, which starts it again when it dies (see [`monitor`]).
+pub const MONITOR_PID_FILE: &str = "agent-monitor.pid";
 pub const LOG_FILE: &str = "agent.log";
 pub const STATE_FILE: &str = "agent-state.json";

@@ -23,6 +23,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         crate::agent::server::run(pod_dir)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Agent(AgentCommand::Monitor { pod_dir }) = &cli.command {
+        crate::agent::monitor::run(pod_dir)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // The log driver is started for every task: it stays a plain two-thread program.
     if let Command::LogDriver { path } = &cli.command {
         crate::logs::driver::run(path)?;
@@ -165,7 +169,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     let dir = settings.pod_state_dir(&client, &view.sandbox_id);
                     (pod.clone(), crate::agent::client::restart(&pod, &dir).await?)
                 }
-                AgentCommand::Run { .. } => unreachable!("handled before the runtime starts"),
+                AgentCommand::Run { .. } | AgentCommand::Monitor { .. } => {
+                    unreachable!("handled before the runtime starts")
+                }
             };
             eprintln!("agent of pod {name}: pid {}", reply.pid);
             println!("{}", serde_json::to_string_pretty(&reply)?);

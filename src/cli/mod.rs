@@ -116,6 +116,12 @@ pub enum AgentCommand {
         #[arg(long)]
         pod_dir: PathBuf,
     },
+    /// Run the agent of a pod and start it again when it dies (podctl starts it)
+    #[command(hide = true)]
+    Monitor {
+        #[arg(long)]
+        pod_dir: PathBuf,
+    },
     /// Show what the agent of a pod reports (JSON)
     Status { pod: String },
     /// Start the agent of a pod again after it died; its WASM members count a restart

@@ -26,7 +26,7 @@ pub enum LogDriverError {
 /// The task output URI that has the shim start this driver for `log_path`. Falls back to the
 /// shim's own file copy (no timestamps) if podctl cannot name its own executable.
 pub fn output_uri(log_path: &Path) -> String {
-    match std::env::current_exe() {
+    match crate::podctl_exe() {
         Ok(exe) => format!(
             "binary://{}?log-driver={}",
             percent_encode(&exe.to_string_lossy()),

@@ -337,6 +337,14 @@ impl TestEnv {
             self.name
         );
         assert_no_host_traces(sandbox_id);
+        // The pod's agent, its monitor and its members' log drivers all name the pod's directories.
+        let processes: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(sandbox_id))
+            .collect();
+        assert!(processes.is_empty(), "processes left: {processes:?}");
         for dir in [self.state_dir(), self.log_dir()] {
             let left: Vec<_> = walk(&dir)
                 .into_iter()
