@@ -357,6 +357,16 @@ fn supervision_survives_a_containerd_restart_and_an_agent_kill() {
     env.wait_until(Duration::from_secs(30), "restarts after the agent came back", || {
         restarts(&env, "rel") >= at_kill + 2
     });
+    // Its monitor killed too: `get` warns that nothing supervises the pod, and delete still works.
+    let monitor_file = pid_file.with_file_name("agent-monitor.pid");
+    let monitor: i32 = std::fs::read_to_string(&monitor_file).unwrap().trim().parse().unwrap();
+    for pid in [monitor, agent_pid()] {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    }
+    env.wait_until(Duration::from_secs(5), "a warning about the agent", || {
+        let out = env.command(&["get", "pods"]).output().unwrap();
+        String::from_utf8_lossy(&out.stderr).contains("`podctl agent restart rel`")
+    });
     env.ok(&["delete", "rel"]);
     env.assert_nothing_left(&sandbox);
 }
@@ -392,6 +402,12 @@ fn init_containers_run_in_order_before_the_members() {
     }
     assert!(create.wait().unwrap().success());
     assert!(statuses.contains(&"Init:0/2".to_string()), "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| ["Pending", "ContainerCreating", "Running"].contains(&s.as_str()) || s.starts_with("Init:")),
+        "{statuses:?}"
+    );
     assert_eq!(row(&env, "inits").1, "Running");
     let logs = env.wait_for_log("inits", "main", "two");
     assert_eq!(

@@ -143,6 +143,13 @@ fn kill_both(pod_dir: &Path) {
     }
 }
 
+/// The pod's agent or its monitor (which starts the agent again) is running.
+pub fn is_alive(pod_dir: &Path) -> bool {
+    [MONITOR_PID_FILE, PID_FILE]
+        .iter()
+        .any(|file| recorded_pid(pod_dir, file).is_some_and(|pid| is_our_agent(pid, pod_dir)))
+}
+
 /// The PID the agent (`PID_FILE`) or its monitor (`MONITOR_PID_FILE`) recorded.
 pub fn recorded_pid(pod_dir: &Path, file: &str) -> Option<u32> {
     std::fs::read_to_string(pod_dir.join(file)).ok()?.trim().parse().ok()

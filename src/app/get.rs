@@ -33,12 +33,24 @@ pub async fn get(client: &Client, settings: &Settings, args: &GetArgs) -> Result
             }
             print!("{}", format::pod_table(&pods, args.output == Some(OutputFormat::Wide)));
             for pod in &pods {
-                if pod.status() != "Stopped"
-                    && pod.members.iter().any(
+                let status = pod.status();
+                if ["Stopped", "Terminating", "Pending", "ContainerCreating"].contains(&status.as_str()) {
+                    continue;
+                }
+                let dir = settings.pod_state_dir(client, &pod.sandbox_id);
+                if !crate::agent::client::is_alive(&dir) {
+                    let wasm_down = pod.members.iter().any(
                         |m| matches!(&m.state, pod::MemberState::Waiting { reason } if reason == "AgentNotRunning"),
-                    )
-                {
-                    eprintln!("warning: the agent of pod {0} is not running, so its WASM members are down; `podctl agent restart {0}` restarts them", pod.name);
+                    );
+                    let what = if wasm_down {
+                        "its WASM members are down and nothing restarts its members or runs their probes"
+                    } else {
+                        "nothing restarts its members or runs their probes"
+                    };
+                    eprintln!(
+                        "warning: the agent of pod {0} is not running, so {what}; `podctl agent restart {0}` starts it again",
+                        pod.name
+                    );
                 }
             }
         }

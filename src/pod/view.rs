@@ -159,6 +159,16 @@ impl PodView {
             return init.clone();
         }
         let sandbox_running = matches!(self.sandbox_task.as_ref().map(|t| t.state), Some(TaskState::Running));
+        // `create` is still making the pod: the sandbox first, then the members.
+        let expected = self.pod.as_ref().map_or(0, |p| p.spec.containers.len());
+        if self.members.len() < expected {
+            return if sandbox_running {
+                "ContainerCreating"
+            } else {
+                "Pending"
+            }
+            .into();
+        }
         let states: Vec<MemberState> = self.members.iter().map(MemberView::state).collect();
         if states.iter().all(|s| matches!(s, MemberState::Running { .. })) {
             return if sandbox_running {
@@ -187,7 +197,8 @@ impl PodView {
     /// The Kubernetes phase.
     pub fn phase(&self) -> &'static str {
         let states: Vec<MemberState> = self.members.iter().map(MemberView::state).collect();
-        if states.iter().any(|s| matches!(s, MemberState::Waiting { .. })) {
+        let expected = self.pod.as_ref().map_or(0, |p| p.spec.containers.len());
+        if states.len() < expected.max(1) || states.iter().any(|s| matches!(s, MemberState::Waiting { .. })) {
             "Pending"
         } else if states.iter().any(|s| matches!(s, MemberState::Running { .. })) {
             "Running"
