@@ -493,7 +493,9 @@ class WasmBench(ps.Bench):
                 sid = args[args.index("-id") + 1] if "-id" in args[:-1] else ""
                 if sid == sandbox_id or sid.startswith(sandbox_id + "-"):
                     shims.append(pid)
-            elif "agent" in args and "--pod-dir" in args[:-1]:
+            # `agent run` only: its monitor (`agent monitor`, a parent with no members) would
+            # count the agent a second time through its process tree.
+            elif "agent" in args[:-1] and args[args.index("agent") + 1] == "run" and "--pod-dir" in args[:-1]:
                 pod_dir = args[args.index("--pod-dir") + 1]
                 if pod_dir.startswith(str(self.tmp) + "/") and os.path.basename(pod_dir) == sandbox_id:
                     agents.append(pid)

@@ -17,6 +17,7 @@ use tokio::sync::Mutex;
 
 use super::protocol::{AgentConfig, Request, StatusReply, WasmMemberDef, WasmMemberStatus, WasmState};
 use super::*;
+use crate::logs::{RecordWriter, Stream};
 
 /// Runs the agent until it is told to stop (request or SIGTERM). Must be called before the process
 /// has created any thread.
@@ -226,10 +227,10 @@ pub(super) fn start_slot(host: &WasmHost, def: &WasmMemberDef, restarts: u32) ->
         at: secs(SystemTime::now()),
     };
     let log = run_log(def, restarts);
-    let output = match crate::logs::pipe_streams(&log) {
-        Ok((stdout, stderr)) => Output::Streams {
-            stdout: Arc::new(stdout),
-            stderr: Arc::new(stderr),
+    let output = match crate::logs::open_sink(&log) {
+        Ok(sink) => Output::Writers {
+            stdout: Arc::new(std::sync::Mutex::new(RecordWriter::new(Stream::Stdout, sink.clone()))),
+            stderr: Arc::new(std::sync::Mutex::new(RecordWriter::new(Stream::Stderr, sink))),
         },
         Err(e) => return failed(format!("cannot open its log {}: {e}", log.display())),
     };

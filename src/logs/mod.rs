@@ -57,53 +57,86 @@ pub fn write_record(sink: &Sink, stream: Stream, partial: bool, text: &[u8]) -> 
     (&*file).write_all(&record)
 }
 
-/// Copies `source` (a pipe) into records until it ends: one `F` record per line, `P` records for
-/// pieces of lines longer than 16 KiB and for text left without a newline at the end.
-pub fn pump(mut source: impl Read, stream: Stream, sink: &Sink) -> io::Result<()> {
-    let mut pending: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; 8192];
-    loop {
-        let n = match source.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        pending.extend_from_slice(&chunk[..n]);
-        let mut start = 0;
-        while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
-            write_record(sink, stream, false, &pending[start..start + end])?;
-            start += end + 1;
-        }
-        while pending.len() - start >= MAX_RECORD {
-            write_record(sink, stream, true, &pending[start..start + MAX_RECORD])?;
-            start += MAX_RECORD;
-        }
-        pending.drain(..start);
-    }
-    if !pending.is_empty() {
-        write_record(sink, stream, true, &pending)?;
-    }
-    Ok(())
+/// Cuts one stream's bytes into records: one `F` record per line, `P` records for pieces of lines
+/// longer than 16 KiB and for text left without a newline at the end.
+#[derive(Default)]
+struct LineSplitter {
+    pending: Vec<u8>,
 }
 
-/// A pipe for each stream into records in `path`, pumped by two threads that end when every
-/// copy of the returned write ends is closed. For programs run in this process (WASM members).
-pub fn pipe_streams(path: &Path) -> io::Result<(File, File)> {
-    let sink = open_sink(path)?;
-    let mut writers = Vec::new();
-    for stream in [Stream::Stdout, Stream::Stderr] {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-        let sink = sink.clone();
-        std::thread::Builder::new()
-            .name(format!("log-{}", stream.as_str()))
-            .stack_size(64 * 1024)
-            .spawn(move || pump(File::from(read), stream, &sink))?;
-        writers.push(File::from(write));
+impl LineSplitter {
+    fn feed(&mut self, data: &[u8], stream: Stream, sink: &Sink) -> io::Result<()> {
+        self.pending.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(end) = self.pending[start..].iter().position(|b| *b == b'\n') {
+            write_record(sink, stream, false, &self.pending[start..start + end])?;
+            start += end + 1;
+        }
+        while self.pending.len() - start >= MAX_RECORD {
+            write_record(sink, stream, true, &self.pending[start..start + MAX_RECORD])?;
+            start += MAX_RECORD;
+        }
+        self.pending.drain(..start);
+        Ok(())
     }
-    let stderr = writers.pop().expect("two pipes");
-    let stdout = writers.pop().expect("two pipes");
-    Ok((stdout, stderr))
+
+    fn finish(&mut self, stream: Stream, sink: &Sink) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let rest = std::mem::take(&mut self.pending);
+        write_record(sink, stream, true, &rest)
+    }
+}
+
+/// Copies `source` (a pipe) into records until it ends.
+pub fn pump(mut source: impl Read, stream: Stream, sink: &Sink) -> io::Result<()> {
+    let mut splitter = LineSplitter::default();
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        match source.read(&mut chunk) {
+            Ok(0) => return splitter.finish(stream, sink),
+            Ok(n) => splitter.feed(&chunk[..n], stream, sink)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One stream of a program run in this process (a WASM member) written as records: each write is
+/// cut into lines as it comes, with no pipe, thread or task in between. What is left without a
+/// newline is written as a `P` record when the writer is dropped.
+pub struct RecordWriter {
+    splitter: LineSplitter,
+    stream: Stream,
+    sink: Sink,
+}
+
+impl RecordWriter {
+    pub fn new(stream: Stream, sink: Sink) -> Self {
+        RecordWriter {
+            splitter: LineSplitter::default(),
+            stream,
+            sink,
+        }
+    }
+}
+
+impl Write for RecordWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.splitter.feed(buf, self.stream, &self.sink)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RecordWriter {
+    fn drop(&mut self) {
+        let _ = self.splitter.finish(self.stream, &self.sink);
+    }
 }
 
 /// One parsed record.
@@ -280,6 +313,35 @@ mod tests {
         assert_eq!(render(file, false), b"hello\nplain old line\n");
         assert!(parse_record(b"2026-12-01T04:21:22Z stdin F x").is_none());
         assert!(parse_record(b"yesterday stdout F x").is_none());
+    }
+
+    #[test]
+    fn record_writers_cut_writes_into_lines_of_their_stream() {
+        let path = std::env::temp_dir().join(format!("podctl-logs-{}-writers", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let sink = open_sink(&path).unwrap();
+        let mut stdout = RecordWriter::new(Stream::Stdout, sink.clone());
+        let mut stderr = RecordWriter::new(Stream::Stderr, sink);
+        stdout.write_all(b"out one\nout ").unwrap();
+        stderr.write_all(b"err\n").unwrap();
+        stdout.write_all(b"two\nno newline").unwrap();
+        drop((stdout, stderr));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let records: Vec<(Stream, bool, Vec<u8>)> = text
+            .lines()
+            .map(|l| parse_record(l.as_bytes()).unwrap())
+            .map(|r| (r.stream, r.partial, r.text.to_vec()))
+            .collect();
+        assert_eq!(
+            records,
+            [
+                (Stream::Stdout, false, b"out one".to_vec()),
+                (Stream::Stderr, false, b"err".to_vec()),
+                (Stream::Stdout, false, b"out two".to_vec()),
+                (Stream::Stdout, true, b"no newline".to_vec()),
+            ]
+        );
     }
 
     #[test]

@@ -89,7 +89,7 @@ async fn main() {
     );
     let log = match &spec.output {
         Output::File(path) => path.clone(),
-        Output::Streams { .. } => PathBuf::from("<streams>"),
+        Output::Writers { .. } => PathBuf::from("<writers>"),
     };
     let member = host.start(&program, spec).unwrap_or_else(|e| {
         eprintln!("{e}");

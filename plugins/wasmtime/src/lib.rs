@@ -26,4 +26,4 @@ mod member;
 pub use error::WasmError;
 pub use host::{HostConfig, WasmHost, EPOCH_TICK};
 pub use load::{is_wasm, Program, ProgramKind};
-pub use member::{ExitInfo, ExitReason, MemberSpec, MemberStatus, Output, Preopen, RunningMember};
+pub use member::{ExitInfo, ExitReason, MemberSpec, MemberStatus, Output, Preopen, RunningMember, SharedWriter};

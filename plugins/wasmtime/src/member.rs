@@ -6,19 +6,22 @@
 
 use std::fs::File;
 use std::future::Future;
-use std::io::Write as _;
+use std::io::Write;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use tokio::io::AsyncWrite;
 use tokio::sync::watch;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, InstancePre, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
-use wasmtime_wasi::cli::OutputFile;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -61,14 +64,27 @@ pub struct MemberSpec {
     pub http_port: Option<u16>,
 }
 
+/// A writer that all of a member's stores share (a proxy has one per request). Each guest write
+/// is one `write_all` under the lock.
+pub type SharedWriter = Arc<Mutex<dyn Write + Send>>;
+
 /// Where a member's output goes.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Output {
     /// stdout and stderr both appended to this file (created if missing).
     File(PathBuf),
-    /// Each stream to its own open file, e.g. a pipe to a log formatter; the host's messages
-    /// about the member go to `stderr`.
-    Streams { stdout: Arc<File>, stderr: Arc<File> },
+    /// Each stream to its own writer, e.g. a log formatter; the host's messages about the member
+    /// go to `stderr`.
+    Writers { stdout: SharedWriter, stderr: SharedWriter },
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::File(path) => f.debug_tuple("File").field(path).finish(),
+            Output::Writers { .. } => f.write_str("Writers"),
+        }
+    }
 }
 
 impl Default for Output {
@@ -362,10 +378,9 @@ pub(crate) struct StoreFactory {
     args: Vec<String>,
     env: Vec<(String, String)>,
     preopens: Vec<Preopen>,
-    /// Where the host's messages about the member go (stderr's file).
-    log: Arc<File>,
-    wasi_stdout: OutputFile,
-    wasi_stderr: OutputFile,
+    stdout: GuestOutput,
+    /// Also where the host's messages about the member go.
+    stderr: GuestOutput,
     memory_limit: Option<u64>,
     throttle: Option<Duration>,
     interrupt: Arc<AtomicBool>,
@@ -381,8 +396,8 @@ impl StoreFactory {
         }
         b.envs(&self.env);
         // stdin stays closed (the builder's default); env and args are only what the spec says.
-        b.stdout(self.wasi_stdout.clone());
-        b.stderr(self.wasi_stderr.clone());
+        b.stdout(self.stdout.clone());
+        b.stderr(self.stderr.clone());
         for p in &self.preopens {
             let perms = if p.read_only {
                 FsPerms::ReadOnly
@@ -452,7 +467,7 @@ impl StoreFactory {
     /// Appends a host message to the member's log (where the guest's stderr goes).
     pub(crate) fn log_line(&self, message: &str) {
         let line = format!("podctl-wasmtime: {}: {}\n", self.name, message.trim_end());
-        let _ = (&*self.log).write_all(line.as_bytes());
+        let _ = self.stderr.write(line.as_bytes());
     }
 
     /// Classifies a guest failure (a wasmtime error from instantiation or a call).
@@ -529,6 +544,71 @@ impl StoreFactory {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Guest output
+
+/// A member's stdout or stderr as WASI sees it: writes go straight to the shared writer (like
+/// wasmtime's `OutputFile`, without a buffer or task of its own per store).
+#[derive(Clone)]
+struct GuestOutput(SharedWriter);
+
+impl GuestOutput {
+    fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut writer = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        writer.write_all(bytes)
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for GuestOutput {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for GuestOutput {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        GuestOutput::write(self, &bytes).map_err(|e| StreamError::LastOperationFailed(wasmtime::format_err!(e)))
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        // As much as a guest may hand over in one write.
+        Ok(64 * 1024)
+    }
+}
+
+impl AsyncWrite for GuestOutput {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(GuestOutput::write(&self, buf).map(|()| buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Starting and running
 
 fn open_log(name: &str, path: &std::path::Path) -> Result<File, WasmError> {
@@ -556,25 +636,13 @@ impl WasmHost {
             spec.name.clone()
         };
         let handle = tokio::runtime::Handle::try_current().map_err(|_| WasmError::NoRuntime { name: name.clone() })?;
-        let clone = |file: &File, path: PathBuf| {
-            file.try_clone().map_err(|source| WasmError::LogFile {
-                name: name.clone(),
-                path,
-                source,
-            })
-        };
         let (stdout, stderr) = match &spec.output {
             Output::File(path) => {
-                let log = open_log(&name, path)?;
-                (clone(&log, path.clone())?, log)
+                let log: SharedWriter = Arc::new(Mutex::new(open_log(&name, path)?));
+                (log.clone(), log)
             }
-            Output::Streams { stdout, stderr } => (
-                clone(stdout, PathBuf::from("<stdout>"))?,
-                clone(stderr, PathBuf::from("<stderr>"))?,
-            ),
+            Output::Writers { stdout, stderr } => (stdout.clone(), stderr.clone()),
         };
-        let wasi_stdout = OutputFile::new(stdout);
-        let wasi_stderr = OutputFile::new(clone(&stderr, PathBuf::from("<stderr>"))?);
         for p in &spec.preopens {
             if !p.host.is_dir() {
                 return Err(WasmError::Preopen {
@@ -596,9 +664,8 @@ impl WasmHost {
             args: spec.args,
             env: spec.env,
             preopens: spec.preopens,
-            log: Arc::new(stderr),
-            wasi_stdout,
-            wasi_stderr,
+            stdout: GuestOutput(stdout),
+            stderr: GuestOutput(stderr),
             memory_limit: spec.memory_limit,
             throttle,
             interrupt: interrupt.clone(),
