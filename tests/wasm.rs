@@ -285,8 +285,16 @@ fn preview1_hello_and_the_aot_cache() {
     assert!(table.contains("Error") && table.contains("0/1"), "{table}");
     // The second pod with the same module loads it from the AOT cache.
     env.create("h2.yaml", &pod("hello-two"));
+    // create's events and the agent's (written as the member starts and exits) are all kept.
+    env.wait_until(Duration::from_secs(10), "the agent's exit event", || {
+        env.ok(&["events", "hello-two"])
+            .contains("Container exited with code 3")
+    });
     let describe = env.ok(&["describe", "pod", "hello-two"]);
-    assert!(describe.contains("loaded from the AOT cache"), "{describe}");
+    assert!(
+        describe.contains("loaded from the AOT cache") && describe.contains("Started WASM member hello"),
+        "{describe}"
+    );
     let (a, b) = (env.sandbox_id("hello-one"), env.sandbox_id("hello-two"));
     env.ok(&["delete", "hello-one", "hello-two"]);
     env.assert_nothing_left(&a);

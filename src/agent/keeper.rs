@@ -42,6 +42,8 @@ impl Keeper {
         if restarts > 0 {
             // A restarted agent began a new run of every member.
             self.record_run(restarts).await;
+        } else {
+            self.record_start().await;
         }
         loop {
             let began = Instant::now();
@@ -164,6 +166,19 @@ impl Keeper {
                 format!("Container exited with code {}", ended.code),
             ),
         };
+        let _ = record_event(&client, &self.config.sandbox_id, event).await;
+    }
+
+    async fn record_start(&self) {
+        let Some(client) = self.client().await else {
+            return;
+        };
+        let message = format!(
+            "Started WASM member {} in agent pid {}",
+            self.def.name,
+            std::process::id()
+        );
+        let event = PodEvent::normal("Started", &self.def.name, message);
         let _ = record_event(&client, &self.config.sandbox_id, event).await;
     }
 

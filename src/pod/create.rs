@@ -361,11 +361,10 @@ impl CreatePlan<'_> {
                 ),
             ),
         );
-        self.start_agent(&ctx, &oci_members, result.primary_ip(), undo, events)
-            .await?;
+        // Written before the agent starts: from then on it is the only writer of the events.
         let json = serde_json::to_vec(&*events).expect("events serialize");
         client.set_extension(self.sandbox_id, EXT_EVENTS, json).await?;
-        Ok(())
+        self.start_agent(&ctx, &oci_members, result.primary_ip(), undo).await
     }
 
     /// Every pod gets an agent: it supervises the OCI members (restart policy) and hosts the WASM
@@ -376,7 +375,6 @@ impl CreatePlan<'_> {
         oci_members: &[OciMemberRef],
         pod_ip: Option<String>,
         undo: &mut Undo,
-        events: &mut Vec<PodEvent>,
     ) -> Result<(), PodError> {
         let pod = self.pod.metadata.name.clone();
         let members = std::mem::take(&mut *ctx.agent_members.lock().expect("not poisoned"));
@@ -398,7 +396,7 @@ impl CreatePlan<'_> {
             }),
         };
         agent::write_config(&ctx.state_dir, &config)?;
-        let pid = agent::spawn(&pod, &ctx.state_dir)?;
+        agent::spawn(&pod, &ctx.state_dir)?;
         undo.push(Step::StopAgent {
             pod: pod.clone(),
             dir: ctx.state_dir.clone(),
@@ -414,11 +412,6 @@ impl CreatePlan<'_> {
                     message: member.message.clone().unwrap_or_else(|| "it failed to start".into()),
                 });
             }
-            events.push(PodEvent::normal(
-                "Started",
-                &member.name,
-                format!("Started WASM member {} in agent pid {pid}", member.name),
-            ));
         }
         Ok(())
     }

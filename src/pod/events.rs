@@ -47,9 +47,13 @@ pub fn events_of(sandbox: &ContainerRecord) -> Vec<PodEvent> {
         .unwrap_or_default()
 }
 
+/// Serialises this process's read-modify-writes of the events (the agent records from many tasks).
+static RECORDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Appends an event to the pod's sandbox record, keeping the newest [`KEEP`]. The agent is the
-/// only writer once the pod exists.
+/// only writer once the pod exists (`create` writes its events before it starts the agent).
 pub async fn record(client: &Client, sandbox_id: &str, event: PodEvent) -> Result<()> {
+    let _only_writer = RECORDING.lock().await;
     let Some(sandbox) = client.get_container(sandbox_id).await? else {
         return Ok(());
     };
