@@ -337,6 +337,74 @@ fn wasm_members_follow_the_restart_policy() {
 }
 
 #[test]
+fn wasm_members_are_probed() {
+    let env = require_env!("wasm-probes");
+    let greeter = example("greeter");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: wp}}\nspec:\n  containers:\n  \
+         - name: served\n    image: {greeter}\n    ports: [{{containerPort: 8081}}]\n    \
+         readinessProbe: {{httpGet: {{path: /healthz, port: 8081}}, periodSeconds: 1}}\n  \
+         - name: unready\n    image: {greeter}\n    ports: [{{containerPort: 8082}}]\n    \
+         readinessProbe: {{tcpSocket: {{port: 9999}}, periodSeconds: 1, failureThreshold: 1}}\n  \
+         - name: unhealthy\n    image: {greeter}\n    ports: [{{containerPort: 8083}}]\n    \
+         livenessProbe: {{tcpSocket: {{port: 9998}}, periodSeconds: 1, failureThreshold: 2}}\n"
+    );
+    let path = env.manifest("wp.yaml", &manifest);
+    env.ok(&["--backoff-base", "0.3", "create", "-f", &path]);
+    let status = |name: &str| -> serde_json::Value {
+        env.pod_json("wp")["status"]["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    env.wait_until(Duration::from_secs(20), "the served member to be ready", || {
+        status("served")["ready"] == true
+    });
+    env.wait_until(Duration::from_secs(20), "the unhealthy member to be restarted", || {
+        status("unhealthy")["restartCount"].as_u64().unwrap_or(0) >= 1
+    });
+    assert_eq!(status("unready")["ready"], false, "{}", status("unready"));
+    assert!(
+        status("unready")["state"]["running"].is_object(),
+        "{}",
+        status("unready")
+    );
+    let events = env.ok(&["events", "wp"]);
+    assert!(
+        events.contains("liveness probe failed") && events.contains("Readiness probe failed"),
+        "{events}"
+    );
+    let describe = env.ok(&["describe", "pod", "wp"]);
+    assert!(
+        describe.contains("Readiness:      tcp-socket :9999 delay=0s timeout=1s period=1s")
+            && describe.contains("Last Probe:     readiness probe failed"),
+        "{describe}"
+    );
+    let sandbox = env.sandbox_id("wp");
+    env.ok(&["delete", "wp"]);
+    env.assert_nothing_left(&sandbox);
+
+    // An exec probe has nothing to run in: refused, nothing created.
+    let path = env.manifest(
+        "wx.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: wx}}\nspec:\n  containers:\n  \
+             - name: g\n    image: {greeter}\n    ports: [{{containerPort: 8081}}]\n    \
+             livenessProbe: {{exec: {{command: [cat, /x]}}}}\n"
+        ),
+    );
+    let err = env.fails(&["create", "-f", &path]);
+    assert!(
+        err.contains("livenessProbe.exec") && err.contains("httpGet or tcpSocket"),
+        "{err}"
+    );
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+}
+
+#[test]
 fn a_file_that_is_not_wasm_creates_nothing() {
     let env = require_env!("notwasm");
     let bogus = env.dir.join("bogus.wasm");

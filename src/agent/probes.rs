@@ -1,7 +1,7 @@
-//! Probes of the OCI members, run by the agent: HTTP and TCP probes from inside the pod's network
-//! namespace (no curl needed in the image), exec probes through containerd. Startup gates the
-//! others; liveness failures kill the member (the supervisor then restarts it per the restart
-//! policy); readiness drives READY.
+//! Probes of the pod's members, run by the agent: HTTP and TCP probes from inside the pod's network
+//! namespace (no curl needed in the image) for OCI and WASM members, exec probes through
+//! containerd for OCI members. Startup gates the others; liveness failures kill the member (the
+//! supervisor or the WASM keeper then restarts it per the restart policy); readiness drives READY.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::protocol::{OciMemberRef, ProbeAction, ProbeDef, ProbeKind, ProbeStatus, SupervisorConfig};
+use podctl_wasmtime::MemberStatus;
+
+use super::protocol::{ProbeAction, ProbeDef, ProbeKind, ProbeStatus, SupervisorConfig};
+use super::server::{Agent, Slot};
 use crate::containerd::{Client, TaskState};
 
 pub type ProbeBoard = Arc<Mutex<HashMap<String, ProbeStatus>>>;
@@ -25,9 +28,71 @@ enum Verdict {
     Gone,
 }
 
-pub fn spawn_all(config: &SupervisorConfig, board: ProbeBoard, stopping: watch::Receiver<bool>) {
-    for member in config.members.iter().filter(|m| !m.probes.is_empty()) {
-        let (config, member, board, stopping) = (config.clone(), member.clone(), board.clone(), stopping.clone());
+/// What probes watch: an OCI member's task (through containerd), or a WASM member of this agent.
+#[derive(Clone)]
+pub(super) enum Target {
+    Oci {
+        id: String,
+    },
+    Wasm {
+        agent: Arc<tokio::sync::Mutex<Agent>>,
+        index: usize,
+    },
+}
+
+impl Target {
+    /// Names the member's current run while it runs (a task's PID, a WASM member's run number):
+    /// a restart is a new run.
+    async fn current_run(&self, client: &Client) -> Option<u64> {
+        match self {
+            Target::Oci { id } => match client.get_task(id).await {
+                Ok(Some(t)) if t.state == TaskState::Running => Some(t.pid.into()),
+                _ => None,
+            },
+            Target::Wasm { agent, index } => {
+                let agent = agent.lock().await;
+                let member = &agent.members[*index];
+                match &member.slot {
+                    Slot::Running { member: running, .. }
+                        if matches!(running.status(), MemberStatus::Running { .. }) =>
+                    {
+                        Some(agent.state.restarts.get(&member.name).copied().unwrap_or(0).into())
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    async fn kill(&self, client: &Client) {
+        match self {
+            Target::Oci { id } => {
+                let _ = client.kill_task(id, 9, true).await;
+            }
+            Target::Wasm { agent, index } => {
+                if let Slot::Running { member, .. } = &agent.lock().await.members[*index].slot {
+                    member.kill();
+                }
+            }
+        }
+    }
+}
+
+/// One member with probes.
+pub(super) struct Probed {
+    pub name: String,
+    pub probes: Vec<ProbeDef>,
+    pub target: Target,
+}
+
+pub(super) fn spawn_all(
+    config: &SupervisorConfig,
+    members: Vec<Probed>,
+    board: ProbeBoard,
+    stopping: watch::Receiver<bool>,
+) {
+    for member in members.into_iter().filter(|m| !m.probes.is_empty()) {
+        let (config, board, stopping) = (config.clone(), board.clone(), stopping.clone());
         tokio::spawn(async move { watch_member(config, member, board, stopping).await });
     }
 }
@@ -41,16 +106,9 @@ fn set(board: &ProbeBoard, name: &str, update: impl FnOnce(&mut ProbeStatus)) {
     update(entry);
 }
 
-async fn running_pid(client: &Client, id: &str) -> Option<u32> {
-    match client.get_task(id).await {
-        Ok(Some(t)) if t.state == TaskState::Running => Some(t.pid),
-        _ => None,
-    }
-}
-
 async fn watch_member(
     config: SupervisorConfig,
-    member: OciMemberRef,
+    member: Probed,
     board: ProbeBoard,
     mut stopping: watch::Receiver<bool>,
 ) {
@@ -70,9 +128,9 @@ async fn watch_member(
         };
         loop {
             // One iteration per run of the member: a restart starts the probes afresh.
-            let pid = loop {
-                if let Some(pid) = running_pid(&client, &member.id).await {
-                    break pid;
+            let run = loop {
+                if let Some(run) = member.target.current_run(&client).await {
+                    break run;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             };
@@ -81,7 +139,7 @@ async fn watch_member(
                 s.ready = false;
             });
             if let Some(probe) = &startup {
-                match run_until(&client, &member, probe, &host, pid, &board).await {
+                match run_until(&client, &member, probe, &host, run, &board, &config.sandbox_id).await {
                     Verdict::Passed => set(&board, &member.name, |s| s.started = true),
                     Verdict::Failed(why) => {
                         kill(
@@ -99,16 +157,16 @@ async fn watch_member(
             }
             let live = async {
                 match &liveness {
-                    Some(probe) => run_until(&client, &member, probe, &host, pid, &board).await,
+                    Some(probe) => run_until(&client, &member, probe, &host, run, &board, &config.sandbox_id).await,
                     None => std::future::pending().await,
                 }
             };
             let ready = async {
                 if let Some(probe) = &readiness {
-                    run_until(&client, &member, probe, &host, pid, &board).await;
+                    run_until(&client, &member, probe, &host, run, &board, &config.sandbox_id).await;
                 }
                 // The run ended (or there is no readiness probe): wait for it to end.
-                while running_pid(&client, &member.id).await == Some(pid) {
+                while member.target.current_run(&client).await == Some(run) {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Verdict::Gone
@@ -132,7 +190,7 @@ async fn watch_member(
     }
 }
 
-async fn kill(client: &Client, sandbox_id: &str, member: &OciMemberRef, why: &str, board: &ProbeBoard) {
+async fn kill(client: &Client, sandbox_id: &str, member: &Probed, why: &str, board: &ProbeBoard) {
     eprintln!("agent: {}: {why}; killing it", member.name);
     let event = crate::pod::PodEvent::warning(
         "Unhealthy",
@@ -144,7 +202,7 @@ async fn kill(client: &Client, sandbox_id: &str, member: &OciMemberRef, why: &st
         s.ready = false;
         s.last = why.to_string();
     });
-    let _ = client.kill_task(&member.id, 9, true).await;
+    member.target.kill(client).await;
     // Let the supervisor see the exit before the next run is probed.
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
@@ -154,26 +212,32 @@ async fn kill(client: &Client, sandbox_id: &str, member: &OciMemberRef, why: &st
 /// READY both ways for the whole run.
 async fn run_until(
     client: &Client,
-    member: &OciMemberRef,
+    member: &Probed,
     probe: &ProbeDef,
     host: &str,
-    pid: u32,
+    run: u64,
     board: &ProbeBoard,
+    sandbox_id: &str,
 ) -> Verdict {
     tokio::time::sleep(Duration::from_secs(probe.initial_delay_seconds.into())).await;
     let (mut successes, mut failures) = (0, 0);
+    // Readiness failures become an event when READY turns false, not at every period.
+    let mut ready = None;
     loop {
-        if running_pid(client, &member.id).await != Some(pid) {
+        if member.target.current_run(client).await != Some(run) {
             return Verdict::Gone;
         }
-        match probe_once(client, &member.id, &probe.action, host, probe.timeout_seconds).await {
+        match probe_once(client, &member.target, &probe.action, host, probe.timeout_seconds).await {
             Ok(()) => {
                 successes += 1;
                 failures = 0;
                 if successes >= probe.success_threshold {
                     match probe.kind {
                         ProbeKind::Startup => return Verdict::Passed,
-                        ProbeKind::Readiness => set(board, &member.name, |s| s.ready = true),
+                        ProbeKind::Readiness => {
+                            ready = Some(true);
+                            set(board, &member.name, |s| s.ready = true)
+                        }
                         ProbeKind::Liveness => {}
                     }
                 }
@@ -186,7 +250,18 @@ async fn run_until(
                 });
                 if failures >= probe.failure_threshold {
                     match probe.kind {
-                        ProbeKind::Readiness => set(board, &member.name, |s| s.ready = false),
+                        ProbeKind::Readiness => {
+                            if ready != Some(false) {
+                                let event = crate::pod::PodEvent::warning(
+                                    "Unhealthy",
+                                    &member.name,
+                                    format!("Readiness probe failed: {why}"),
+                                );
+                                let _ = crate::pod::events::record(client, sandbox_id, event).await;
+                            }
+                            ready = Some(false);
+                            set(board, &member.name, |s| s.ready = false)
+                        }
                         _ => return Verdict::Failed(why),
                     }
                 }
@@ -198,7 +273,7 @@ async fn run_until(
 
 async fn probe_once(
     client: &Client,
-    id: &str,
+    target: &Target,
     action: &ProbeAction,
     pod_host: &str,
     timeout_secs: u32,
@@ -235,11 +310,17 @@ async fn probe_once(
                 .await
                 .map_err(|_| format!("HTTP GET {path} on port {port} timed out after {timeout:?}"))?
         }
-        ProbeAction::Exec { command } => match client.exec_and_wait(id, command, timeout).await {
-            Ok(Some(0)) => Ok(()),
-            Ok(Some(code)) => Err(format!("{command:?} exited with {code}")),
-            Ok(None) => Err(format!("{command:?} timed out after {timeout:?}")),
-            Err(e) => Err(e.to_string()),
-        },
+        ProbeAction::Exec { command } => {
+            // `create` refuses exec probes on WASM members: there is no process to exec into.
+            let Target::Oci { id } = target else {
+                return Err("exec probes need an OCI member".into());
+            };
+            match client.exec_and_wait(id, command, timeout).await {
+                Ok(Some(0)) => Ok(()),
+                Ok(Some(code)) => Err(format!("{command:?} exited with {code}")),
+                Ok(None) => Err(format!("{command:?} timed out after {timeout:?}")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
     }
 }

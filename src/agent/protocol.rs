@@ -111,6 +111,9 @@ pub struct WasmMemberDef {
     pub cpu_limit_millis: Option<u64>,
     /// The containerPort a wasi:http member serves on.
     pub http_port: Option<u16>,
+    /// httpGet and tcpSocket probes, run by the agent as for OCI members.
+    #[serde(default)]
+    pub probes: Vec<ProbeDef>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -15,7 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::sync::Mutex;
 
-use super::protocol::{AgentConfig, Request, StatusReply, WasmMemberDef, WasmMemberStatus, WasmState};
+use super::probes::{Probed, Target};
+use super::protocol::{AgentConfig, ProbeKind, Request, StatusReply, WasmMemberDef, WasmMemberStatus, WasmState};
 use super::*;
 use crate::logs::{RecordWriter, Stream};
 
@@ -102,6 +103,8 @@ pub(super) struct MemberSlot {
 
 pub(super) struct Agent {
     probes: super::probes::ProbeBoard,
+    /// WASM members with a readiness or startup probe: ready only once their probes say so.
+    gated: std::collections::HashSet<String>,
     started_at: f64,
     pub(super) state: PersistentState,
     state_path: PathBuf,
@@ -154,7 +157,7 @@ impl Agent {
                         };
                         match member.status() {
                             MemberStatus::Running { since, ready } => WasmMemberStatus {
-                                ready,
+                                ready: ready && self.probed_ready(name),
                                 started_at: Some(secs(since)),
                                 ..base
                             },
@@ -190,6 +193,17 @@ impl Agent {
             members,
             probes,
         }
+    }
+
+    /// The member's startup and readiness probes passed (or it has none).
+    fn probed_ready(&self, name: &str) -> bool {
+        !self.gated.contains(name)
+            || self
+                .probes
+                .lock()
+                .expect("not poisoned")
+                .get(name)
+                .is_some_and(|p| p.started && p.ready)
     }
 
     fn running(&self) -> impl Iterator<Item = &RunningMember> {
@@ -334,15 +348,35 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
     // The supervisor stops before the members do, so a stop is never taken for a crash.
     let (stop_supervising, stopping) = tokio::sync::watch::channel(false);
     let probe_board: super::probes::ProbeBoard = Default::default();
+    let gated = config
+        .members
+        .iter()
+        .filter(|m| m.probes.iter().any(|p| p.kind != ProbeKind::Liveness))
+        .map(|m| m.name.clone())
+        .collect();
     let agent = Arc::new(Mutex::new(Agent {
         probes: probe_board.clone(),
+        gated,
         started_at: secs(SystemTime::now()),
         state,
         state_path,
         members,
     }));
     if let Some(supervisor) = config.supervisor.clone() {
-        super::probes::spawn_all(&supervisor, probe_board, stopping.clone());
+        let oci = supervisor.members.iter().map(|m| Probed {
+            name: m.name.clone(),
+            probes: m.probes.clone(),
+            target: Target::Oci { id: m.id.clone() },
+        });
+        let wasm = config.members.iter().enumerate().map(|(index, def)| Probed {
+            name: def.name.clone(),
+            probes: def.probes.clone(),
+            target: Target::Wasm {
+                agent: agent.clone(),
+                index,
+            },
+        });
+        super::probes::spawn_all(&supervisor, oci.chain(wasm).collect(), probe_board, stopping.clone());
         for (index, def) in config.members.iter().enumerate() {
             let keeper = super::keeper::Keeper {
                 agent: agent.clone(),

@@ -6,6 +6,7 @@ use std::io::Write as _;
 use serde_json::{json, Value};
 
 use crate::containerd::ImageInfo;
+use crate::manifest::{PortRef, Probe};
 use crate::pod::{node_name, now_secs, MemberState, PodView};
 
 /// kubectl's human durations: 45s, 3m12s, 47m, 5h3m, 2d4h, 400d, 3y.
@@ -275,6 +276,26 @@ pub fn describe(pod: &PodView) -> String {
         );
         let _ = writeln!(out, "    Restart Count:  {}", member.restarts);
         if let Some(container) = spec {
+            for (label, probe) in [
+                ("Liveness", &container.liveness_probe),
+                ("Readiness", &container.readiness_probe),
+                ("Startup", &container.startup_probe),
+            ] {
+                if let Some(probe) = probe {
+                    let _ = writeln!(
+                        out,
+                        "    {label}:{:>width$}{}",
+                        "",
+                        probe_line(probe),
+                        width = 15 - label.len()
+                    );
+                }
+            }
+        }
+        if let Some(probe) = &member.probe {
+            let _ = writeln!(out, "    Last Probe:     {probe}");
+        }
+        if let Some(container) = spec {
             if !container.env.is_empty() {
                 let _ = writeln!(out, "    Environment:");
                 for var in &container.env {
@@ -323,9 +344,58 @@ pub fn describe(pod: &PodView) -> String {
     out
 }
 
+/// A probe as `kubectl describe` shows it:
+/// `http-get http://:8080/healthz delay=0s timeout=1s period=10s #success=1 #failure=3`.
+fn probe_line(probe: &Probe) -> String {
+    let port = |port: &PortRef| match port {
+        PortRef::Number(n) => n.to_string(),
+        PortRef::Name(name) => name.clone(),
+    };
+    let action = if let Some(http) = &probe.http_get {
+        let scheme = http.scheme.as_deref().unwrap_or("HTTP").to_lowercase();
+        let host = http.host.as_deref().unwrap_or("");
+        format!("http-get {scheme}://{host}:{}{}", port(&http.port), http.path)
+    } else if let Some(tcp) = &probe.tcp_socket {
+        format!("tcp-socket {}:{}", tcp.host.as_deref().unwrap_or(""), port(&tcp.port))
+    } else if let Some(exec) = &probe.exec {
+        format!("exec [{}]", exec.command.join(" "))
+    } else {
+        "<no action>".into()
+    };
+    format!(
+        "{action} delay={}s timeout={}s period={}s #success={} #failure={}",
+        probe.initial_delay_seconds,
+        probe.timeout_seconds,
+        probe.period_seconds,
+        probe.success_threshold,
+        probe.failure_threshold
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::human_duration;
+    use super::{human_duration, probe_line};
+    use crate::manifest::{PortRef, Probe};
+
+    #[test]
+    fn probes_read_like_kubectl_describe() {
+        let probe: Probe = serde_json::from_value(serde_json::json!({
+            "httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5
+        }))
+        .unwrap();
+        assert_eq!(
+            probe_line(&probe),
+            "http-get http://:http/healthz delay=0s timeout=1s period=5s #success=1 #failure=3"
+        );
+        let tcp = Probe {
+            tcp_socket: Some(crate::manifest::TcpSocketAction {
+                port: PortRef::Number(9999),
+                host: None,
+            }),
+            ..Probe::default()
+        };
+        assert!(probe_line(&tcp).starts_with("tcp-socket :9999 delay=0s timeout=1s period=10s"));
+    }
 
     #[test]
     fn ages_read_like_kubectl() {

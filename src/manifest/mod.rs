@@ -21,8 +21,8 @@ mod tests;
 use serde_json::Value;
 
 pub use model::{
-    Container, ContainerPort, EnvVar, ObjectMeta, Pod, PodSpec, Protocol, PullPolicy, Resources, RestartPolicy, Volume,
-    VolumeMount, VolumeSource,
+    Container, ContainerPort, EnvVar, ObjectMeta, Pod, PodSpec, PortRef, Probe, Protocol, PullPolicy, Resources,
+    RestartPolicy, TcpSocketAction, Volume, VolumeMount, VolumeSource,
 };
 pub use quantity::{parse_quantity_bytes, parse_quantity_millicpu};
 pub use yaml::to_yaml;

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use oci_spec::runtime::Mount;
 
+use crate::agent::protocol::{ProbeAction, ProbeDef, ProbeKind, WasmMemberDef};
 use crate::containerd::{Client, TaskInfo};
 use crate::manifest::{Container, Pod, VolumeSource};
 use crate::pod::{io_error, MemberState, MemberView, PodError, PodEvent, PodView, Settings, Undo, *};
@@ -90,7 +91,7 @@ pub struct PodContext<'a> {
     pub state_dir: PathBuf,
     pub log_dir: PathBuf,
     /// WASM members for the pod's agent, which `create` starts once every runtime has run.
-    pub agent_members: std::sync::Mutex<Vec<crate::agent::protocol::WasmMemberDef>>,
+    pub agent_members: std::sync::Mutex<Vec<WasmMemberDef>>,
     /// Becomes `Some(true)` once CNI has wired the pod's network (`Some(false)`: it failed).
     pub network_ready: tokio::sync::watch::Receiver<Option<bool>>,
     /// Becomes `Some(true)` once the pause process runs (`Some(false)`: it failed to start).
@@ -207,6 +208,8 @@ pub struct Observation {
     pub ready: bool,
     pub restarts: u32,
     pub pid: Option<u32>,
+    /// The last probe result worth showing (`readiness probe failed: ...`), from the agent.
+    pub probe: Option<String>,
 }
 
 /// What observing needs: containerd, and the namespace's tasks listed once for all pods.
@@ -348,4 +351,57 @@ pub async fn probe(client: &Client, pod: &Pod, container: &Container) -> Result<
         layers,
         forced,
     })
+}
+
+/// The container's probes as the agent runs them (ports resolved; validation made sure they resolve).
+pub(crate) fn probe_defs(container: &Container) -> Vec<ProbeDef> {
+    let mut defs = Vec::new();
+    for (kind, probe) in [
+        (ProbeKind::Startup, &container.startup_probe),
+        (ProbeKind::Liveness, &container.liveness_probe),
+        (ProbeKind::Readiness, &container.readiness_probe),
+    ] {
+        let Some(probe) = probe else { continue };
+        let action = if let Some(http) = &probe.http_get {
+            ProbeAction::Http {
+                host: http.host.clone(),
+                port: http.port.resolve(container).unwrap_or_default(),
+                path: if http.path.is_empty() {
+                    "/".into()
+                } else {
+                    http.path.clone()
+                },
+            }
+        } else if let Some(tcp) = &probe.tcp_socket {
+            ProbeAction::Tcp {
+                host: tcp.host.clone(),
+                port: tcp.port.resolve(container).unwrap_or_default(),
+            }
+        } else if let Some(exec) = &probe.exec {
+            ProbeAction::Exec {
+                command: exec.command.clone(),
+            }
+        } else {
+            continue;
+        };
+        defs.push(ProbeDef {
+            kind,
+            action,
+            initial_delay_seconds: probe.initial_delay_seconds,
+            period_seconds: probe.period_seconds,
+            timeout_seconds: probe.timeout_seconds,
+            failure_threshold: probe.failure_threshold,
+            success_threshold: probe.success_threshold,
+        });
+    }
+    defs
+}
+
+/// The agent's last noteworthy probe result for a member, if any.
+pub(crate) fn last_probe(probes: &[crate::agent::protocol::ProbeStatus], name: &str) -> Option<String> {
+    probes
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.last.clone())
+        .filter(|last| !last.is_empty())
 }

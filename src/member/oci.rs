@@ -278,14 +278,20 @@ impl MemberRuntime for OciRuntime {
         pod: &'a PodView,
     ) -> BoxFuture<'a, HashMap<String, Observation>> {
         Box::pin(async move {
-            // Readiness and startup probes run in the agent: ask it once, only if some member has one.
+            // Probes run in the agent: ask it once, only if some member has one.
             let gated = |name: &str| {
                 pod.pod
                     .as_ref()
                     .and_then(|p| p.spec.containers.iter().find(|c| c.name == name))
                     .is_some_and(|c| c.readiness_probe.is_some() || c.startup_probe.is_some())
             };
-            let probes = if pod.members.iter().any(|m| m.runtime == self.name() && gated(&m.name)) {
+            let probed = |name: &str| {
+                pod.pod
+                    .as_ref()
+                    .and_then(|p| p.spec.containers.iter().find(|c| c.name == name))
+                    .is_some_and(|c| !probe_defs(c).is_empty())
+            };
+            let probes = if pod.members.iter().any(|m| m.runtime == self.name() && probed(&m.name)) {
                 let dir = ctx.settings.pod_state_dir(ctx.client, &pod.sandbox_id);
                 crate::agent::client::status(&pod.name, &dir)
                     .await
@@ -326,6 +332,7 @@ impl MemberRuntime for OciRuntime {
                         state,
                         restarts: label(LABEL_RESTART_COUNT).and_then(|n| n.parse().ok()).unwrap_or(0),
                         pid: task.map(|t| t.pid).filter(|p| *p > 0),
+                        probe: last_probe(&probes, &m.name),
                     };
                     (m.id.clone(), observation)
                 })

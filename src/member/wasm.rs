@@ -109,6 +109,7 @@ impl WasmRuntime {
                 ProgramKind::HttpProxy => container.ports.first().map(|p| p.container_port),
                 _ => None,
             },
+            probes: probe_defs(container),
         })
     }
 }
@@ -145,6 +146,18 @@ impl MemberRuntime for WasmRuntime {
         events: &'a mut Vec<PodEvent>,
     ) -> BoxFuture<'a, Result<Payload, PodError>> {
         Box::pin(async move {
+            for (field, probe) in [
+                ("livenessProbe", &container.liveness_probe),
+                ("readinessProbe", &container.readiness_probe),
+                ("startupProbe", &container.startup_probe),
+            ] {
+                if probe.as_ref().is_some_and(|p| p.exec.is_some()) {
+                    return Err(wasm_error(
+                        container,
+                        format!("{field}.exec: a WASM member has no process to run a command in; probe it with httpGet or tcpSocket"),
+                    ));
+                }
+            }
             let bytes = match (&probe.local_file, &probe.layers) {
                 (Some(path), _) => std::fs::read(path).map_err(io_error(path))?,
                 (None, Some(layers)) => {
@@ -265,6 +278,7 @@ impl MemberRuntime for WasmRuntime {
                         ready: false,
                         restarts: 0,
                         pid: None,
+                        probe: None,
                     },
                     Some(s) => Observation {
                         state: match (s.state, &s.waiting) {
@@ -279,6 +293,7 @@ impl MemberRuntime for WasmRuntime {
                         ready: s.ready,
                         restarts: s.restarts,
                         pid: reply.as_ref().map(|r| r.pid),
+                        probe: reply.as_ref().and_then(|r| last_probe(&r.probes, &member.name)),
                     },
                 };
                 observed.insert(member.id.clone(), observation);

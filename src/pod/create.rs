@@ -14,9 +14,7 @@ use super::undo::{Step, Undo};
 use super::view::{list_sandboxes, NetworkRecord};
 use super::*;
 use crate::agent::client as agent;
-use crate::agent::protocol::{
-    AgentConfig, OciMemberRef, ProbeAction, ProbeDef, ProbeKind, SupervisorConfig, WasmState,
-};
+use crate::agent::protocol::{AgentConfig, OciMemberRef, SupervisorConfig, WasmState};
 use crate::containerd::{NewContainer, ResolvedImage, OCI_SPEC_TYPE_URL};
 use crate::image::{builtin, reference::normalize};
 use crate::manifest::{Pod, Protocol, PullPolicy};
@@ -295,7 +293,7 @@ impl CreatePlan<'_> {
                         name: container.name.clone(),
                         id: member_id(self.sandbox_id, &container.name, index),
                         log_dir: ctx.log_dir.join(&container.name),
-                        probes: probe_defs(container),
+                        probes: member::probe_defs(container),
                     });
                 }
                 if by_runtime.len() <= runtime {
@@ -510,50 +508,6 @@ impl CreatePlan<'_> {
         // Its PID is known now; members join its namespaces while it starts (see `run`).
         Ok(pid)
     }
-}
-
-/// The container's probes as the agent runs them (ports resolved; validation made sure they resolve).
-fn probe_defs(container: &crate::manifest::Container) -> Vec<ProbeDef> {
-    let mut defs = Vec::new();
-    for (kind, probe) in [
-        (ProbeKind::Startup, &container.startup_probe),
-        (ProbeKind::Liveness, &container.liveness_probe),
-        (ProbeKind::Readiness, &container.readiness_probe),
-    ] {
-        let Some(probe) = probe else { continue };
-        let action = if let Some(http) = &probe.http_get {
-            ProbeAction::Http {
-                host: http.host.clone(),
-                port: http.port.resolve(container).unwrap_or_default(),
-                path: if http.path.is_empty() {
-                    "/".into()
-                } else {
-                    http.path.clone()
-                },
-            }
-        } else if let Some(tcp) = &probe.tcp_socket {
-            ProbeAction::Tcp {
-                host: tcp.host.clone(),
-                port: tcp.port.resolve(container).unwrap_or_default(),
-            }
-        } else if let Some(exec) = &probe.exec {
-            ProbeAction::Exec {
-                command: exec.command.clone(),
-            }
-        } else {
-            continue;
-        };
-        defs.push(ProbeDef {
-            kind,
-            action,
-            initial_delay_seconds: probe.initial_delay_seconds,
-            period_seconds: probe.period_seconds,
-            timeout_seconds: probe.timeout_seconds,
-            failure_threshold: probe.failure_threshold,
-            success_threshold: probe.success_threshold,
-        });
-    }
-    defs
 }
 
 fn sandbox_labels(pod: &Pod, uid: &str, sandbox_id: &str) -> HashMap<String, String> {

@@ -82,6 +82,8 @@ pub struct MemberView {
     pub ready: bool,
     pub restarts: u32,
     pub pid: Option<u32>,
+    /// The last probe result worth showing, from the agent.
+    pub probe: Option<String>,
 }
 
 impl MemberView {
@@ -286,6 +288,7 @@ async fn observe(client: &Client, settings: &Settings, pods: &mut [PodView], tas
                 member.ready = o.ready;
                 member.restarts = o.restarts;
                 member.pid = o.pid;
+                member.probe = o.probe;
             }
         }
     }
@@ -367,6 +370,7 @@ fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskInfo>)
                 },
                 ready: false,
                 restarts: 0,
+                probe: None,
                 pid: None,
             })
             .collect();
