@@ -424,6 +424,46 @@ fn init_containers_run_in_order_before_the_members() {
     env.ok(&["delete", "inits"]);
     env.assert_nothing_left(&sandbox);
 
+    // Under Always, a failing init container is retried by the pod's agent, with the backoff, until
+    // it succeeds; `create` returns at its first failure, and the member starts afterwards.
+    let flaky = "n=$(cat /work/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /work/n; echo attempt-$n; [ $n -ge 3 ]";
+    let path = env.manifest("retry.yaml", &pod("retry", "Always", flaky));
+    env.ok(&["--backoff-base", "0.3", "create", "-f", &path]);
+    let mut statuses: Vec<String> = Vec::new();
+    env.wait_until(
+        Duration::from_secs(30),
+        "the member to run after the retried init container",
+        || {
+            let status = row(&env, "retry").1;
+            if statuses.last() != Some(&status) {
+                statuses.push(status.clone());
+            }
+            status == "Running"
+        },
+    );
+    assert!(statuses.contains(&"Init:CrashLoopBackOff".to_string()), "{statuses:?}");
+    assert_eq!(env.wait_for_log("retry", "main", "one"), "one\n");
+    let events = env.ok(&["events", "retry"]);
+    assert!(
+        events.contains("Back-off restarting failed init container second")
+            && events.contains("Init container second completed")
+            && events.contains("Started container main"),
+        "{events}"
+    );
+    let sandbox = env.sandbox_id("retry");
+    env.ok(&["delete", "retry"]);
+    env.assert_nothing_left(&sandbox);
+
+    // One that never succeeds keeps the pod in Init:CrashLoopBackOff; delete still cleans up.
+    let path = env.manifest("stuck.yaml", &pod("stuck", "OnFailure", "exit 1"));
+    env.ok(&["--backoff-base", "0.3", "create", "-f", &path]);
+    env.wait_until(Duration::from_secs(10), "Init:CrashLoopBackOff", || {
+        row(&env, "stuck").1 == "Init:CrashLoopBackOff"
+    });
+    let sandbox = env.sandbox_id("stuck");
+    env.ok(&["delete", "stuck"]);
+    env.assert_nothing_left(&sandbox);
+
     // A failing init container with restartPolicy Never fails the create, which leaves nothing.
     let path = env.manifest("bad.yaml", &pod("badinit", "Never", "echo broken-init; exit 4"));
     let err = env.fails(&["create", "-f", &path]);

@@ -80,6 +80,8 @@ impl Keeper {
     async fn wait_for_end(&mut self) -> Option<Ended> {
         let running = match &self.agent.lock().await.members[self.index].slot {
             Slot::Running { member, .. } => Some(member.clone()),
+            // Keepers start once the members do.
+            Slot::Pending => None,
             Slot::Failed { at, .. } => {
                 return Some(Ended {
                     code: 1,

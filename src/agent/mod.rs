@@ -9,6 +9,7 @@
 //! - [`client`]: what podctl uses to spawn, query, stop and restart an agent.
 
 pub mod client;
+mod init;
 mod keeper;
 pub mod monitor;
 pub mod probes;

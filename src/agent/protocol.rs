@@ -16,6 +16,22 @@ pub struct AgentConfig {
     /// The pod's OCI members, which the agent restarts per the pod's restartPolicy.
     #[serde(default)]
     pub supervisor: Option<SupervisorConfig>,
+    /// Init containers left to run, in order, when one failed during `create` under a restart
+    /// policy that retries it: the agent runs them to success, then starts the members.
+    #[serde(default)]
+    pub init: Vec<InitRef>,
+}
+
+/// An init container whose container record and snapshot exist; the agent makes its tasks.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct InitRef {
+    pub name: String,
+    pub id: String,
+    /// Where its numbered log files go: `<attempt>.log`.
+    pub log_dir: PathBuf,
+    /// Its place among the pod's init containers, for `Init:N/M`.
+    pub index: usize,
+    pub total: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -146,6 +162,8 @@ pub struct StatusReply {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum WasmState {
+    /// Not started yet: the pod's init containers are still running.
+    Pending,
     Running,
     Exited,
     /// It never ran: loading or instantiating failed.

@@ -82,6 +82,8 @@ pub(super) struct PersistentState {
 }
 
 pub(super) enum Slot {
+    /// Not started yet: the pod's init containers run first.
+    Pending,
     Running {
         member: RunningMember,
         cache_hit: bool,
@@ -164,6 +166,20 @@ impl Agent {
                             MemberStatus::Exited(exit) => exited(base, &exit),
                         }
                     }
+                    Slot::Pending => WasmMemberStatus {
+                        name: name.clone(),
+                        state: WasmState::Pending,
+                        ready: false,
+                        started_at: None,
+                        exit_code: None,
+                        reason: None,
+                        message: None,
+                        restarts,
+                        waiting: None,
+                        cache_hit: false,
+                        load_ms: 0.0,
+                        start_ms: 0.0,
+                    },
                     Slot::Failed { message, at } => WasmMemberStatus {
                         name: name.clone(),
                         state: WasmState::Failed,
@@ -209,7 +225,7 @@ impl Agent {
     fn running(&self) -> impl Iterator<Item = &RunningMember> {
         self.members.iter().filter_map(|m| match &m.slot {
             Slot::Running { member, .. } => Some(member),
-            Slot::Failed { .. } => None,
+            Slot::Pending | Slot::Failed { .. } => None,
         })
     }
 
@@ -336,12 +352,18 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
         cache_dir: Some(config.cache_dir.clone()),
     })
     .map_err(|e| AgentError::Wasm(e, pod.clone()))?;
+    // With init containers still to run, the members start once they have completed.
+    let init_first = !config.init.is_empty();
     let members = config
         .members
         .iter()
         .map(|def| MemberSlot {
             name: def.name.clone(),
-            slot: start_slot(&host, def, state.restarts.get(&def.name).copied().unwrap_or(0)),
+            slot: if init_first {
+                Slot::Pending
+            } else {
+                start_slot(&host, def, state.restarts.get(&def.name).copied().unwrap_or(0))
+            },
             waiting: None,
         })
         .collect();
@@ -377,16 +399,33 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
             },
         });
         super::probes::spawn_all(&supervisor, oci.chain(wasm).collect(), probe_board, stopping.clone());
-        for (index, def) in config.members.iter().enumerate() {
-            let keeper = super::keeper::Keeper {
+        let keepers: Vec<_> = config
+            .members
+            .iter()
+            .enumerate()
+            .map(|(index, def)| super::keeper::Keeper {
                 agent: agent.clone(),
                 host: host.clone(),
                 def: def.clone(),
                 index,
                 config: supervisor.clone(),
                 stopping: stopping.clone(),
+            })
+            .collect();
+        if init_first {
+            let init = super::init::InitRunner {
+                init: config.init.clone(),
+                config: supervisor.clone(),
+                agent: agent.clone(),
+                host: host.clone(),
+                defs: config.members.clone(),
+                stopping: stopping.clone(),
             };
-            tokio::spawn(keeper.run());
+            tokio::spawn(init.run(keepers));
+        } else {
+            for keeper in keepers {
+                tokio::spawn(keeper.run());
+            }
         }
         tokio::spawn(super::supervisor::Supervisor::new(supervisor, stopping).run());
     }

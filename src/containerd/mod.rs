@@ -12,6 +12,8 @@ mod leases;
 mod snapshots;
 mod tasks;
 
+/// A snapshot's rootfs mounts, as a task is created with them.
+pub use containerd_client::types::Mount as RootfsMount;
 pub use containers::{ContainerRecord, NewContainer, OCI_SPEC_TYPE_URL};
 pub use events::{TaskEvent, TaskEvents};
 pub use images::{ImageInfo, ResolvedImage};

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use oci_spec::runtime::Mount;
 
-use crate::agent::protocol::{ProbeAction, ProbeDef, ProbeKind, WasmMemberDef};
+use crate::agent::protocol::{InitRef, ProbeAction, ProbeDef, ProbeKind, WasmMemberDef};
 use crate::containerd::{Client, TaskInfo};
 use crate::manifest::{Container, Pod, VolumeSource};
 use crate::pod::{io_error, MemberState, MemberView, PodError, PodEvent, PodView, Settings, Undo, *};
@@ -96,6 +96,8 @@ pub struct PodContext<'a> {
     pub network_ready: tokio::sync::watch::Receiver<Option<bool>>,
     /// Becomes `Some(true)` once the pause process runs (`Some(false)`: it failed to start).
     pub sandbox_started: tokio::sync::watch::Receiver<Option<bool>>,
+    /// Init containers handed over to the pod's agent (see [`oci::run_init`]).
+    pub init_handover: std::sync::Mutex<Vec<InitRef>>,
 }
 
 /// A volume as a member sees it.
@@ -107,6 +109,15 @@ pub struct VolumeBinding {
 }
 
 impl PodContext<'_> {
+    /// An init container was handed over to the agent: the members are created, not started.
+    pub fn start_deferred(&self) -> bool {
+        !self.init_handover.lock().expect("not poisoned").is_empty()
+    }
+
+    pub fn hand_over_init(&self, init: InitRef) {
+        self.init_handover.lock().expect("not poisoned").push(init);
+    }
+
     /// Waits until the pod's sandbox is ready (pause running, network wired): a member's process
     /// starts only then, as kubelet starts containers in a ready sandbox.
     pub async fn wait_sandbox_ready(&self) -> Result<(), PodError> {

@@ -37,6 +37,10 @@ impl OciRuntime {
             &container.name,
             format!("Created container {}", container.name),
         ));
+        if ctx.start_deferred() {
+            // The agent starts it once the init containers it took over have completed.
+            return Ok(());
+        }
         ctx.wait_sandbox_ready().await?;
         ctx.client.start_task(&id).await?;
         events.push(PodEvent::normal(
@@ -48,9 +52,9 @@ impl OciRuntime {
     }
 }
 
-/// The container record and task (created, not started) of an OCI member or init container,
-/// joining the sandbox's namespaces; every step is recorded in `undo`.
-async fn create_task(
+/// The snapshot and container record of an OCI member or init container, joining the sandbox's
+/// namespaces; returns the rootfs mounts and the first run's log file. Steps go into `undo`.
+async fn create_records(
     ctx: &PodContext<'_>,
     id: &str,
     index: usize,
@@ -58,7 +62,7 @@ async fn create_task(
     image: &ResolvedImage,
     kind: &str,
     undo: &mut Undo,
-) -> Result<(), PodError> {
+) -> Result<(Vec<crate::containerd::RootfsMount>, PathBuf), PodError> {
     let client = ctx.client;
     let plan = spec::plan_process(container, &image.config, &ctx.hostname)?;
     let mut mounts = ctx.etc_mounts.clone();
@@ -112,16 +116,33 @@ async fn create_task(
         )
         .await?;
     undo.push(Step::DeleteContainer(id.to_string()));
-    client
+    Ok((rootfs, log_path))
+}
+
+/// The container record and task (created, not started) of an OCI member or init container,
+/// joining the sandbox's namespaces; every step is recorded in `undo`.
+async fn create_task(
+    ctx: &PodContext<'_>,
+    id: &str,
+    index: usize,
+    container: &Container,
+    image: &ResolvedImage,
+    kind: &str,
+    undo: &mut Undo,
+) -> Result<(), PodError> {
+    let (rootfs, log_path) = create_records(ctx, id, index, container, image, kind, undo).await?;
+    ctx.client
         .create_task(id, rootfs, &crate::logs::driver::output_uri(&log_path))
         .await?;
     undo.push(Step::DeleteTask(id.to_string()));
     Ok(())
 }
 
-/// Runs one init container to completion in the ready sandbox, retrying a failure per the pod's
-/// restart policy with the crash-loop backoff (three attempts at most: `create` waits for them).
-/// Its records are removed once it succeeded; a final failure fails the create.
+/// Runs one init container in the ready sandbox. Under `restartPolicy: Never` a failure fails the
+/// create (which rolls back, showing the end of its output). Under `Always` and `OnFailure` the
+/// agent retries a failure as kubelet does, with the crash-loop backoff and for as long as it
+/// takes: this init container and the ones after it are handed over ([`PodContext::hand_over_init`]),
+/// with their records kept, and the members are created but started by the agent afterwards.
 pub async fn run_init(
     ctx: &PodContext<'_>,
     index: usize,
@@ -132,64 +153,69 @@ pub async fn run_init(
 ) -> Result<(), PodError> {
     let client = ctx.client;
     let id = member_id(ctx.sandbox_id, &format!("init-{}", container.name), index);
-    let policy = format!("{:?}", ctx.pod.spec.restart_policy);
-    let attempts = if policy == "Never" { 1 } else { 3 };
-    ctx.wait_sandbox_ready().await?;
     let total = ctx.pod.spec.init_containers.len();
+    let handover = InitRef {
+        name: container.name.clone(),
+        id: id.clone(),
+        log_dir: ctx.log_dir.join(&container.name),
+        index,
+        total,
+    };
+    if ctx.start_deferred() {
+        // An earlier init container was handed over: this one waits for it, in the agent.
+        create_records(ctx, &id, index, container, image, "init", undo).await?;
+        ctx.hand_over_init(handover);
+        return Ok(());
+    }
+    ctx.wait_sandbox_ready().await?;
     // `podctl get` shows the progress from the sandbox record while `create` waits here.
     let show = |status: String| async move {
         let _ = client
             .set_labels(ctx.sandbox_id, &[(crate::pod::LABEL_INIT_STATUS, status)])
             .await;
     };
-    for attempt in 0..attempts {
-        if attempt > 0 {
-            let delay = crate::agent::supervisor::backoff(ctx.settings.backoff_base, attempt - 1);
-            show("Init:CrashLoopBackOff".into()).await;
-            tokio::time::sleep(delay).await;
-        }
-        show(format!("Init:{index}/{total}")).await;
-        create_task(ctx, &id, index, container, image, "init", undo).await?;
-        client.start_task(&id).await?;
-        let exit = client.wait_task(&id).await?;
-        client.delete_task(&id).await?;
+    show(format!("Init:{index}/{total}")).await;
+    create_task(ctx, &id, index, container, image, "init", undo).await?;
+    client.start_task(&id).await?;
+    let exit = client.wait_task(&id).await?;
+    // Task delete waits for the log driver: the log is complete afterwards.
+    client.delete_task(&id).await?;
+    if exit.code == 0 {
         client.delete_container(&id).await?;
         client.remove_snapshot(&id).await?;
-        if exit.code == 0 {
-            if index + 1 == total {
-                show(String::new()).await;
-            }
-            events.push(PodEvent::normal(
-                "Completed",
-                &container.name,
-                format!("Init container {} completed", container.name),
-            ));
-            return Ok(());
+        if index + 1 == total {
+            show(String::new()).await;
         }
+        events.push(PodEvent::normal(
+            "Completed",
+            &container.name,
+            format!("Init container {} completed", container.name),
+        ));
+        return Ok(());
+    }
+    if format!("{:?}", ctx.pod.spec.restart_policy) != "Never" {
+        show("Init:CrashLoopBackOff".into()).await;
         events.push(PodEvent::warning(
             "BackOff",
             &container.name,
-            format!("Init container {} exited with code {}", container.name, exit.code),
+            format!(
+                "Init container {} exited with code {}; the pod's agent retries it",
+                container.name, exit.code
+            ),
         ));
-        if attempt + 1 == attempts {
-            // The pod is rolled back with its logs: show the end of this one here.
-            let log_path = ctx.log_path(container)?;
-            // Task delete waited for the log driver: the log is complete.
-            let raw = std::fs::read(&log_path).unwrap_or_default();
-            let log = String::from_utf8_lossy(&crate::logs::render(&raw, false)).into_owned();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(PodError::InitFailed {
-                pod: ctx.pod.metadata.name.clone(),
-                container: container.name.clone(),
-                code: exit.code,
-                attempts,
-                policy,
-                output: tail.join("\n"),
-            });
-        }
+        ctx.hand_over_init(handover);
+        return Ok(());
     }
-    Ok(())
+    let raw = std::fs::read(ctx.log_path(container)?).unwrap_or_default();
+    let log = String::from_utf8_lossy(&crate::logs::render(&raw, false)).into_owned();
+    let tail: Vec<&str> = log.lines().rev().take(5).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Err(PodError::InitFailed {
+        pod: ctx.pod.metadata.name.clone(),
+        container: container.name.clone(),
+        code: exit.code,
+        output: tail.join("\n"),
+    })
 }
 
 /// containerd's task state as Kubernetes container state; `oom_killed` comes from containerd's

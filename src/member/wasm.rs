@@ -282,6 +282,9 @@ impl MemberRuntime for WasmRuntime {
                     },
                     Some(s) => Observation {
                         state: match (s.state, &s.waiting) {
+                            (WasmState::Pending, _) => MemberState::Waiting {
+                                reason: "PodInitializing".into(),
+                            },
                             (WasmState::Running, _) => MemberState::Running { since: s.started_at },
                             (_, Some(reason)) => MemberState::Waiting { reason: reason.clone() },
                             (WasmState::Exited | WasmState::Failed, None) => MemberState::Terminated {

@@ -282,6 +282,7 @@ impl CreatePlan<'_> {
                 agent_members: Default::default(),
                 network_ready: ready_rx,
                 sandbox_started: sandbox_rx,
+                init_handover: Default::default(),
             };
             // Each runtime starts its members of the pod, in the manifest's order within a runtime.
             let mut by_runtime: Vec<Vec<PreparedMember>> = Vec::new();
@@ -392,6 +393,7 @@ impl CreatePlan<'_> {
                 members: oci_members.to_vec(),
                 pod_ip,
             }),
+            init: std::mem::take(&mut *ctx.init_handover.lock().expect("not poisoned")),
         };
         agent::write_config(&ctx.state_dir, &config)?;
         agent::spawn(&pod, &ctx.state_dir)?;

@@ -101,13 +101,11 @@ pub enum PodError {
     Io { path: PathBuf, cause: std::io::Error },
     #[error("pod {pod}: its record is damaged: {message}; remove it with `podctl delete {pod}`")]
     Damaged { pod: String, message: String },
-    #[error("pod {pod}: init container {container} exited with code {code} after {attempts} attempt(s) (restartPolicy {policy}), so the pod was not created; its last output:\n{output}")]
+    #[error("pod {pod}: init container {container} exited with code {code} and restartPolicy Never does not retry it, so the pod was not created (with Always or OnFailure the pod's agent retries it); its last output:\n{output}")]
     InitFailed {
         pod: String,
         container: String,
         code: u32,
-        attempts: u32,
-        policy: String,
         output: String,
     },
     #[error("pod {pod}: timed out after {seconds}s waiting for {what}")]
