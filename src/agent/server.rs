@@ -136,6 +136,20 @@ impl Agent {
             .iter()
             .map(|MemberSlot { name, slot, waiting }| {
                 let restarts = self.state.restarts.get(name).copied().unwrap_or(0);
+                let idle = |state| WasmMemberStatus {
+                    name: name.clone(),
+                    state,
+                    ready: false,
+                    started_at: None,
+                    exit_code: None,
+                    reason: None,
+                    message: None,
+                    restarts,
+                    waiting: None,
+                    cache_hit: false,
+                    load_ms: 0.0,
+                    start_ms: 0.0,
+                };
                 let status = match slot {
                     Slot::Running {
                         member,
@@ -144,18 +158,10 @@ impl Agent {
                         start_ms,
                     } => {
                         let base = WasmMemberStatus {
-                            name: name.clone(),
-                            state: WasmState::Running,
-                            ready: false,
-                            started_at: None,
-                            exit_code: None,
-                            reason: None,
-                            message: None,
-                            restarts,
-                            waiting: None,
                             cache_hit: *cache_hit,
                             load_ms: *load_ms,
                             start_ms: *start_ms,
+                            ..idle(WasmState::Running)
                         };
                         match member.status() {
                             MemberStatus::Running { since, ready } => WasmMemberStatus {
@@ -166,33 +172,12 @@ impl Agent {
                             MemberStatus::Exited(exit) => exited(base, &exit),
                         }
                     }
-                    Slot::Pending => WasmMemberStatus {
-                        name: name.clone(),
-                        state: WasmState::Pending,
-                        ready: false,
-                        started_at: None,
-                        exit_code: None,
-                        reason: None,
-                        message: None,
-                        restarts,
-                        waiting: None,
-                        cache_hit: false,
-                        load_ms: 0.0,
-                        start_ms: 0.0,
-                    },
+                    Slot::Pending => idle(WasmState::Pending),
                     Slot::Failed { message, at } => WasmMemberStatus {
-                        name: name.clone(),
-                        state: WasmState::Failed,
-                        ready: false,
                         started_at: Some(*at),
-                        exit_code: None,
                         reason: Some("LoadFailed".into()),
                         message: Some(message.clone()),
-                        restarts,
-                        waiting: None,
-                        cache_hit: false,
-                        load_ms: 0.0,
-                        start_ms: 0.0,
+                        ..idle(WasmState::Failed)
                     },
                 };
                 WasmMemberStatus {
