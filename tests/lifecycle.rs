@@ -443,6 +443,9 @@ fn init_containers_run_in_order_before_the_members() {
     );
     assert!(statuses.contains(&"Init:CrashLoopBackOff".to_string()), "{statuses:?}");
     assert_eq!(env.wait_for_log("retry", "main", "one"), "one\n");
+    // An init container's logs, as `kubectl logs POD -c INIT`: its last run, and the one before.
+    assert_eq!(env.ok(&["logs", "retry", "-c", "second"]), "attempt-3\n");
+    assert_eq!(env.ok(&["logs", "retry", "-c", "second", "--previous"]), "attempt-2\n");
     let events = env.ok(&["events", "retry"]);
     assert!(
         events.contains("Back-off restarting failed init container second")

@@ -191,11 +191,21 @@ async fn find(client: &Client, settings: &Settings, name: &str) -> Result<pod::P
 
 async fn logs(client: &Client, settings: &Settings, args: &LogsArgs) -> Result<()> {
     let view = find(client, settings, &args.pod).await?;
-    let member = view.member_or_default(args.container.as_deref())?;
-    let mut path = member
-        .log_path
-        .clone()
-        .with_context(|| format!("container {} of pod {} records no log file", member.name, view.name))?;
+    let init_log = args
+        .container
+        .as_deref()
+        .and_then(|name| view.init_container_log(settings, name));
+    let (name, mut path) = match init_log {
+        Some(path) => (args.container.clone().unwrap_or_default(), path),
+        None => {
+            let member = view.member_or_default(args.container.as_deref())?;
+            let path = member
+                .log_path
+                .clone()
+                .with_context(|| format!("container {} of pod {} records no log file", member.name, view.name))?;
+            (member.name.clone(), path)
+        }
+    };
     if args.previous {
         // Logs are numbered by run (`<restart>.log`); the previous run's is the one before.
         let run: Option<u32> = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok());
@@ -206,7 +216,7 @@ async fn logs(client: &Client, settings: &Settings, args: &LogsArgs) -> Result<(
         path = previous.with_context(|| {
             format!(
                 "previous terminated container \"{}\" in pod \"{}\" not found",
-                member.name, view.name
+                name, view.name
             )
         })?;
     }

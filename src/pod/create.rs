@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use oci_spec::runtime::Mount;
 
@@ -204,13 +204,6 @@ impl CreatePlan<'_> {
             .unwrap_or_else(|| self.pod.metadata.name.clone())
     }
 
-    fn log_dir(&self) -> PathBuf {
-        let m = &self.pod.metadata;
-        self.settings
-            .log_dir
-            .join(format!("{}_{}_{}", m.namespace, m.name, self.uid))
-    }
-
     async fn run(
         &self,
         undo: &mut Undo,
@@ -229,7 +222,7 @@ impl CreatePlan<'_> {
         // Root only: the agent's control socket lives here.
         std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700)).map_err(io_error(&state_dir))?;
         undo.push(Step::RemoveDir(state_dir.clone()));
-        let log_dir = self.log_dir();
+        let log_dir = self.settings.pod_log_dir(self.pod, self.uid);
         std::fs::create_dir_all(&log_dir).map_err(io_error(&log_dir))?;
         undo.push(Step::RemoveDir(log_dir.clone()));
 

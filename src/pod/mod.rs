@@ -138,6 +138,13 @@ impl Settings {
     pub fn pod_state_dir(&self, client: &Client, sandbox_id: &str) -> PathBuf {
         self.state_dir.join(client.namespace()).join(sandbox_id)
     }
+
+    /// Where the pod's members and init containers log, laid out like kubelet's
+    /// (`<namespace>_<name>_<uid>/<container>/<run>.log`).
+    pub fn pod_log_dir(&self, pod: &crate::manifest::Pod, uid: &str) -> PathBuf {
+        let m = &pod.metadata;
+        self.log_dir.join(format!("{}_{}_{}", m.namespace, m.name, uid))
+    }
 }
 
 /// A fresh random UUID v4 for metadata.uid.

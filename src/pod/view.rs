@@ -231,6 +231,19 @@ impl PodView {
         self.member(name.unwrap_or(&default))
     }
 
+    /// The latest run's log of the named init container (`kubectl logs POD -c INIT`), if the pod
+    /// has one of that name.
+    pub fn init_container_log(&self, settings: &Settings, name: &str) -> Option<PathBuf> {
+        let pod = self.pod.as_ref()?;
+        pod.spec.init_containers.iter().find(|c| c.name == name)?;
+        let dir = settings.pod_log_dir(pod, &self.uid).join(name);
+        let latest = std::fs::read_dir(&dir)
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".log")?.parse::<u32>().ok())
+            .max()?;
+        Some(dir.join(format!("{latest}.log")))
+    }
+
     pub fn member(&self, name: &str) -> Result<&MemberView, PodError> {
         self.members
             .iter()
