@@ -463,6 +463,11 @@ fn init_containers_run_in_order_before_the_members() {
     env.wait_until(Duration::from_secs(10), "Init:CrashLoopBackOff", || {
         row(&env, "stuck").1 == "Init:CrashLoopBackOff"
     });
+    let describe = env.ok(&["describe", "pod", "stuck"]);
+    assert!(
+        describe.contains("PodInitializing"),
+        "the member waits for them:\n{describe}"
+    );
     let sandbox = env.sandbox_id("stuck");
     env.ok(&["delete", "stuck"]);
     env.assert_nothing_left(&sandbox);

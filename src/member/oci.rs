@@ -342,6 +342,17 @@ impl MemberRuntime for OciRuntime {
                             reason: "Stopped".into(),
                         };
                     }
+                    // Created, and started by the agent once the init containers have completed.
+                    let initializing = pod
+                        .sandbox
+                        .labels
+                        .get(crate::pod::LABEL_INIT_STATUS)
+                        .is_some_and(|s| !s.is_empty());
+                    if initializing && task.is_some_and(|t| t.state == TaskState::Created) {
+                        state = MemberState::Waiting {
+                            reason: "PodInitializing".into(),
+                        };
+                    }
                     // The supervisor waits out a backoff before restarting a member that exited.
                     if let Some(waiting) = label(LABEL_WAITING) {
                         if !matches!(state, MemberState::Running { .. }) {
