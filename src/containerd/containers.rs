@@ -128,18 +128,21 @@ impl Client {
         Ok(response.into_inner().containers.into_iter().map(Into::into).collect())
     }
 
-    /// Replaces one podctl extension on a container record.
-    pub async fn set_extension(&self, id: &str, key: &str, value: Vec<u8>) -> Result<()> {
+    /// Replaces podctl extensions on a container record, in one update.
+    pub async fn set_extensions(&self, id: &str, entries: &[(&str, Vec<u8>)]) -> Result<()> {
         let mut containers = ContainersClient::new(self.channel());
         let container = Container {
             id: id.to_string(),
-            extensions: HashMap::from([(key.to_string(), json_any(value))]),
+            extensions: entries
+                .iter()
+                .map(|(key, value)| (key.to_string(), json_any(value.clone())))
+                .collect(),
             ..Default::default()
         };
         let request = UpdateContainerRequest {
             container: Some(container),
             update_mask: Some(FieldMask {
-                paths: vec![format!("extensions.{key}")],
+                paths: entries.iter().map(|(key, _)| format!("extensions.{key}")).collect(),
             }),
         };
         containers

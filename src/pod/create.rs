@@ -338,9 +338,8 @@ impl CreatePlan<'_> {
             });
         }
         let (result, (ctx, oci_members, pause_pid)) = (network?, members?);
-        let json =
+        let network_json =
             serde_json::to_vec(&record.expect("the network is up once `network?` passed")).expect("records serialize");
-        client.set_extension(self.sandbox_id, EXT_NETWORK, json).await?;
         events.insert(
             0,
             PodEvent::normal(
@@ -353,9 +352,15 @@ impl CreatePlan<'_> {
                 ),
             ),
         );
-        // Written before the agent starts: from then on it is the only writer of the events.
-        let json = serde_json::to_vec(&*events).expect("events serialize");
-        client.set_extension(self.sandbox_id, EXT_EVENTS, json).await?;
+        // Written before the agent starts: from then on it is the only writer of the events. One
+        // update for both records: create's tail is on the pod's start time.
+        let events_json = serde_json::to_vec(&*events).expect("events serialize");
+        client
+            .set_extensions(
+                self.sandbox_id,
+                &[(EXT_NETWORK, network_json), (EXT_EVENTS, events_json)],
+            )
+            .await?;
         self.start_agent(&ctx, &oci_members, result.primary_ip(), undo).await
     }
 

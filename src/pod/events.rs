@@ -61,5 +61,5 @@ pub async fn record(client: &Client, sandbox_id: &str, event: PodEvent) -> Resul
     events.push(event);
     let skip = events.len().saturating_sub(KEEP);
     let json = serde_json::to_vec(&events[skip..]).expect("events serialize");
-    client.set_extension(sandbox_id, EXT_EVENTS, json).await
+    client.set_extensions(sandbox_id, &[(EXT_EVENTS, json)]).await
 }
