@@ -14,6 +14,7 @@ use super::keeper::Keeper;
 use super::protocol::{InitRef, SupervisorConfig, WasmMemberDef};
 use super::server::{start_slot, Agent, Slot};
 use super::supervisor::{backoff, log_file, should_restart};
+use super::SharedClient;
 use crate::containerd::{Client, ContainerdError, TaskState};
 use crate::pod::events::record as record_event;
 use crate::pod::{PodEvent, LABEL_INIT_STATUS};
@@ -25,6 +26,7 @@ pub(super) struct InitRunner {
     pub host: WasmHost,
     pub defs: Vec<WasmMemberDef>,
     pub stopping: watch::Receiver<bool>,
+    pub containerd: SharedClient,
 }
 
 /// How one attempt went.
@@ -38,9 +40,9 @@ impl InitRunner {
     /// Runs the init containers, then starts the members and hands them to their `keepers`.
     pub async fn run(mut self, keepers: Vec<Keeper>) {
         let client = loop {
-            match Client::connect(&self.config.address, &self.config.namespace).await {
-                Ok(client) => break client,
-                Err(_) => {
+            match self.containerd.get().await {
+                Some(client) => break client,
+                None => {
                     if self.pause(Duration::from_secs(1)).await {
                         return;
                     }

@@ -12,6 +12,7 @@ use tokio::sync::{watch, Mutex};
 use super::protocol::{SupervisorConfig, WasmMemberDef};
 use super::server::{run_log, secs, start_slot, Agent, MemberSlot, Slot};
 use super::supervisor::{backoff, should_restart, BACKOFF_RESET_AFTER};
+use super::SharedClient;
 use crate::containerd::Client;
 use crate::pod::events::record as record_event;
 use crate::pod::{
@@ -26,6 +27,7 @@ pub(super) struct Keeper {
     pub index: usize,
     pub config: SupervisorConfig,
     pub stopping: watch::Receiver<bool>,
+    pub containerd: SharedClient,
 }
 
 /// How a run ended, as the container record keeps it.
@@ -130,7 +132,7 @@ impl Keeper {
     }
 
     async fn client(&self) -> Option<Client> {
-        Client::connect(&self.config.address, &self.config.namespace).await.ok()
+        self.containerd.get().await
     }
 
     async fn record_end(&self, ended: &Ended, restart_in: Option<Duration>) {
@@ -151,6 +153,7 @@ impl Keeper {
         }
         if let Err(e) = client.set_labels(&self.def.id, &labels).await {
             eprintln!("agent: recording the exit of {}: {e}", self.def.name);
+            self.containerd.reset().await;
         }
         let event = match restart_in {
             Some(delay) => PodEvent::warning(
@@ -199,6 +202,7 @@ impl Keeper {
         ];
         if let Err(e) = client.set_labels(&self.def.id, &labels).await {
             eprintln!("agent: recording the restart of {}: {e}", self.def.name);
+            self.containerd.reset().await;
         }
         let message = format!("Restarted container {}", self.def.name);
         let _ = record_event(

@@ -51,3 +51,39 @@ pub const PID_FILE: &str = "agent.pid";
 pub const MONITOR_PID_FILE: &str = "agent-monitor.pid";
 pub const LOG_FILE: &str = "agent.log";
 pub const STATE_FILE: &str = "agent-state.json";
+
+/// The agent's one containerd connection for its keepers, probes and init runner (the supervisor
+/// keeps its own, for its event subscription): made when first needed, again after `reset`. One
+/// connection, not one per member: each costs the agent tens of kB.
+#[derive(Clone)]
+pub(crate) struct SharedClient {
+    address: PathBuf,
+    namespace: String,
+    client: std::sync::Arc<tokio::sync::Mutex<Option<crate::containerd::Client>>>,
+}
+
+impl SharedClient {
+    pub(crate) fn new(config: &protocol::SupervisorConfig) -> Self {
+        SharedClient {
+            address: config.address.clone(),
+            namespace: config.namespace.clone(),
+            client: Default::default(),
+        }
+    }
+
+    /// The connection, or `None` while containerd cannot be reached.
+    pub(crate) async fn get(&self) -> Option<crate::containerd::Client> {
+        let mut client = self.client.lock().await;
+        if client.is_none() {
+            *client = crate::containerd::Client::connect(&self.address, &self.namespace)
+                .await
+                .ok();
+        }
+        client.clone()
+    }
+
+    /// Drops the connection after a call on it failed; the next `get` connects again.
+    pub(crate) async fn reset(&self) {
+        *self.client.lock().await = None;
+    }
+}

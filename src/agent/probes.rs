@@ -15,6 +15,7 @@ use podctl_wasmtime::MemberStatus;
 
 use super::protocol::{ProbeAction, ProbeDef, ProbeKind, ProbeStatus, SupervisorConfig};
 use super::server::{Agent, Slot};
+use super::SharedClient;
 use crate::containerd::{Client, TaskState};
 
 pub type ProbeBoard = Arc<Mutex<HashMap<String, ProbeStatus>>>;
@@ -89,11 +90,13 @@ pub(super) fn spawn_all(
     config: &SupervisorConfig,
     members: Vec<Probed>,
     board: ProbeBoard,
+    containerd: SharedClient,
     stopping: watch::Receiver<bool>,
 ) {
     for member in members.into_iter().filter(|m| !m.probes.is_empty()) {
-        let (config, board, stopping) = (config.clone(), board.clone(), stopping.clone());
-        tokio::spawn(async move { watch_member(config, member, board, stopping).await });
+        let (config, board, containerd, stopping) =
+            (config.clone(), board.clone(), containerd.clone(), stopping.clone());
+        tokio::spawn(async move { watch_member(config, member, board, containerd, stopping).await });
     }
 }
 
@@ -110,6 +113,7 @@ async fn watch_member(
     config: SupervisorConfig,
     member: Probed,
     board: ProbeBoard,
+    containerd: SharedClient,
     mut stopping: watch::Receiver<bool>,
 ) {
     let find = |kind| member.probes.iter().find(|p| p.kind == kind).cloned();
@@ -121,9 +125,9 @@ async fn watch_member(
     let host = config.pod_ip.clone().unwrap_or_else(|| "127.0.0.1".into());
     let work = async {
         let client = loop {
-            match Client::connect(&config.address, &config.namespace).await {
-                Ok(c) => break c,
-                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            match containerd.get().await {
+                Some(c) => break c,
+                None => tokio::time::sleep(Duration::from_secs(1)).await,
             }
         };
         loop {

@@ -383,7 +383,14 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
                 index,
             },
         });
-        super::probes::spawn_all(&supervisor, oci.chain(wasm).collect(), probe_board, stopping.clone());
+        let containerd = super::SharedClient::new(&supervisor);
+        super::probes::spawn_all(
+            &supervisor,
+            oci.chain(wasm).collect(),
+            probe_board,
+            containerd.clone(),
+            stopping.clone(),
+        );
         let keepers: Vec<_> = config
             .members
             .iter()
@@ -395,6 +402,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
                 index,
                 config: supervisor.clone(),
                 stopping: stopping.clone(),
+                containerd: containerd.clone(),
             })
             .collect();
         if init_first {
@@ -405,6 +413,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
                 host: host.clone(),
                 defs: config.members.clone(),
                 stopping: stopping.clone(),
+                containerd,
             };
             tokio::spawn(init.run(keepers));
         } else {
