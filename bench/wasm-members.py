@@ -343,6 +343,10 @@ class WasmBench(ps.Bench):
         self.podctl_src = self.podctl
         pinned = self.tmp / "podctl"
         shutil.copy2(self.podctl, pinned)
+        # The members' log driver, which podctl finds next to itself.
+        driver = Path(self.podctl).with_name("podctl-log-driver")
+        if driver.exists():
+            shutil.copy2(driver, self.tmp / driver.name)
         self.podctl = pinned
         self.greeter = self.tmp / "greeter.wasm"
         shutil.copy2(self.greeter_src, self.greeter)
@@ -517,20 +521,27 @@ class WasmBench(ps.Bench):
         if any(p not in agents for p in wasm_agent_pids):
             agents = sorted(set(agents) | wasm_agent_pids)
         agent_pids = [p for a in agents for p in tree(a, kids)]
+        # containerd's binary log driver (`podctl log-driver`, one per running OCI member): a
+        # child of the shim, and part of what an OCI member costs.
+        drivers = [p for sh in shims for p in kids.get(sh, []) if b"log-driver" in read_argv(p)]
         parts = {
             "shim": mem_of(shims),
+            "log_drivers": mem_of(drivers),
             "pause": mem_of(tree(info["pause_pid"], kids)),
             "oci_members": mem_of(oci_pids),
             "agent": mem_of(agent_pids),
         }
         parts["n_shims"] = len(shims)
         parts["n_agents"] = len(agents)
-        # The totals the targets use: OCI = member processes + the pod's shim; WASM = the agent.
+        # The totals the targets use: OCI = member processes + their log drivers + the pod's shim;
+        # WASM = the agent.
         if spec.kind == "oci":
-            parts["total"] = {k: parts["shim"][k] + parts["oci_members"][k] for k in MEM_UNITS}
+            parts["total"] = {k: parts["shim"][k] + parts["log_drivers"][k] + parts["oci_members"][k]
+                              for k in MEM_UNITS}
         else:
             parts["total"] = {k: parts["agent"][k] for k in MEM_UNITS}
-        parts["all"] = {k: sum(parts[p][k] for p in ("shim", "pause", "oci_members", "agent")) for k in MEM_UNITS}
+        parts["all"] = {k: sum(parts[p][k] for p in ("shim", "log_drivers", "pause", "oci_members", "agent"))
+                        for k in MEM_UNITS}
         return parts
 
     def touch_members(self, spec):
@@ -899,7 +910,7 @@ def analyse(bench):
     k1, k2 = a.mem_k
     for kind in ("oci", "wasm"):
         l1, l2 = bench.by_kind[(kind, k1)], bench.by_kind[(kind, k2)]
-        for part in ("total", "all", "shim", "oci_members", "agent", "pause"):
+        for part in ("total", "all", "shim", "log_drivers", "oci_members", "agent", "pause"):
             for unit in MEM_UNITS:
                 vals = [(by[l2][r]["memory"][part][unit] - by[l1][r]["memory"][part][unit]) / (k2 - k1)
                         for r in runs if r in by.get(l1, {}) and r in by.get(l2, {})]
@@ -995,7 +1006,7 @@ def report(bench, res):
     for kind in ("oci", "wasm"):
         for unit in ("pss_kb", "pss_anon_kb"):
             s = ", ".join(f"{part} {fmt(mem[(kind, part, unit, 'incr')], digits=0)}"
-                          for part in ("shim", "oci_members", "agent", "pause", "all"))
+                          for part in ("shim", "log_drivers", "oci_members", "agent", "pause", "all"))
             parts.append(f"  per-member {UNIT_NAMES[unit]} increment by part, {kind}: {s}")
     out.extend(parts)
     if getattr(bench, "rps_memory", None):

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run-echo: run as root (podctl manages namespaces, CNI and containerd)" >&2; exit 1; }
 scripts/setup.sh
 cargo build --release --quiet
-install -m 0755 target/release/podctl /usr/local/bin/podctl
+install -m 0755 target/release/podctl target/release/podctl-log-driver /usr/local/bin/
 scripts/start-containerd.sh
 if podctl get pod echo >/dev/null 2>&1; then
   echo "run-echo: pod echo exists already; recreating it"

@@ -31,6 +31,25 @@ fn seed_scenario_through_the_host_port() {
     assert_eq!(&row[..4], ["echo", "1/1", "Running", "0"], "{table}");
     assert!(row[5].starts_with("10.89."), "pod IP in the podctl network: {table}");
 
+    // The member's output goes through the small log driver podctl installs next to itself.
+    let log = env.ok(&["describe", "pod", "echo"]);
+    let log = log
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Log:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let drivers: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&log))
+        .collect();
+    assert!(
+        drivers.len() == 1 && drivers[0].contains("podctl-log-driver log-driver"),
+        "{drivers:?}"
+    );
+
     let json = env.pod_json("echo");
     assert_eq!(json["kind"], "Pod");
     assert_eq!(json["metadata"]["labels"]["app"], "hello-world");

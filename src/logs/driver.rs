@@ -1,13 +1,16 @@
-//! containerd's binary log driver, played by podctl itself (`podctl log-driver PATH`, hidden): the
-//! shim starts it for each task with the container's stdout pipe on fd 3, stderr on fd 4 and fd 5
-//! to close once ready; it writes CRI records into PATH until both pipes end. Task delete waits
-//! for it, so a run's log is complete once its task is deleted.
+//! containerd's binary log driver for podctl's members: the shim starts it for each task with the
+//! container's stdout pipe on fd 3, stderr on fd 4 and fd 5 to close once ready; it writes CRI
+//! records into PATH until both pipes end. Task delete waits for it, so a run's log is complete
+//! once its task is deleted. It runs as `podctl-log-driver log-driver PATH`, a small binary
+//! installed next to podctl (one runs per running member, so its size is per-member memory), or
+//! as the hidden `podctl log-driver PATH` where that binary is missing.
 
 use std::fs::File;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use super::{open_sink, pump, Stream};
+use super::{open_sink, LineSplitter, Stream};
 
 const STDOUT_FD: i32 = 3;
 const STDERR_FD: i32 = 4;
@@ -23,17 +26,23 @@ pub enum LogDriverError {
     Write { path: PathBuf, source: std::io::Error },
 }
 
-/// The task output URI that has the shim start this driver for `log_path`. Falls back to the
-/// shim's own file copy (no timestamps) if podctl cannot name its own executable.
+/// The small driver binary, next to podctl's.
+pub const DRIVER_BINARY: &str = "podctl-log-driver";
+
+/// The task output URI that has the shim start this driver for `log_path` (the query becomes the
+/// driver's arguments: `log-driver PATH`). Falls back to the shim's own file copy (no
+/// timestamps) if podctl cannot name its own executable.
 pub fn output_uri(log_path: &Path) -> String {
-    match crate::podctl_exe() {
-        Ok(exe) => format!(
-            "binary://{}?log-driver={}",
-            percent_encode(&exe.to_string_lossy()),
-            percent_encode(&log_path.to_string_lossy())
-        ),
-        Err(_) => format!("file://{}", log_path.display()),
-    }
+    let Ok(podctl) = crate::podctl_exe() else {
+        return format!("file://{}", log_path.display());
+    };
+    let small = podctl.with_file_name(DRIVER_BINARY);
+    let driver = if small.is_file() { small } else { podctl };
+    format!(
+        "binary://{}?log-driver={}",
+        percent_encode(&driver.to_string_lossy()),
+        percent_encode(&log_path.to_string_lossy())
+    )
 }
 
 /// Encodes what a URL path or query value must not carry literally (`?`, `&`, `=`, `%`, `#`,
@@ -59,14 +68,26 @@ fn inherited(fd: i32) -> Result<OwnedFd, LogDriverError> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Runs the driver until the container's output ends.
+/// Runs the driver until the container's output ends: one thread polling both pipes.
 pub fn run(log_path: &Path) -> Result<(), LogDriverError> {
     // The shim sends SIGTERM when the task is deleted, after closing its ends of the pipes: keep
     // draining to the end instead of dying with records still in the pipe.
     // SAFETY: setting a signal to be ignored has no handler to be unsafe about.
     unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
-    let stdout = File::from(inherited(STDOUT_FD)?);
-    let stderr = File::from(inherited(STDERR_FD)?);
+    let mut streams = [
+        (
+            File::from(inherited(STDOUT_FD)?),
+            Stream::Stdout,
+            LineSplitter::default(),
+            true,
+        ),
+        (
+            File::from(inherited(STDERR_FD)?),
+            Stream::Stderr,
+            LineSplitter::default(),
+            true,
+        ),
+    ];
     let ready = inherited(READY_FD)?;
     if let Some(dir) = log_path.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -76,14 +97,45 @@ pub fn run(log_path: &Path) -> Result<(), LogDriverError> {
         source,
     })?;
     drop(ready);
-    let err_sink = sink.clone();
-    let stderr_pump = std::thread::spawn(move || pump(stderr, Stream::Stderr, &err_sink));
-    let result = pump(stdout, Stream::Stdout, &sink);
-    let err_result = stderr_pump.join().unwrap_or(Ok(()));
-    result.and(err_result).map_err(|source| LogDriverError::Write {
+    let write_error = |source| LogDriverError::Write {
         path: log_path.to_path_buf(),
         source,
-    })
+    };
+    let mut chunk = [0u8; 8192];
+    while streams.iter().any(|s| s.3) {
+        let mut polled: Vec<libc::pollfd> = streams
+            .iter()
+            .filter(|s| s.3)
+            .map(|s| libc::pollfd {
+                fd: s.0.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `polled` is a valid array of pollfd for its length.
+        if unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, -1) } < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(write_error(e));
+        }
+        for p in polled.iter().filter(|p| p.revents != 0) {
+            let Some((file, stream, splitter, open)) = streams.iter_mut().find(|s| s.0.as_raw_fd() == p.fd) else {
+                continue;
+            };
+            match file.read(&mut chunk) {
+                Ok(0) => {
+                    *open = false;
+                    splitter.finish(*stream, &sink).map_err(write_error)?;
+                }
+                Ok(n) => splitter.feed(&chunk[..n], *stream, &sink).map_err(write_error)?,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(write_error(e)),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 pub mod driver;
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -68,13 +68,19 @@ impl LineSplitter {
     fn feed(&mut self, data: &[u8], stream: Stream, sink: &Sink) -> io::Result<()> {
         self.pending.extend_from_slice(data);
         let mut start = 0;
-        while let Some(end) = self.pending[start..].iter().position(|b| *b == b'\n') {
-            write_record(sink, stream, false, &self.pending[start..start + end])?;
-            start += end + 1;
-        }
-        while self.pending.len() - start >= MAX_RECORD {
-            write_record(sink, stream, true, &self.pending[start..start + MAX_RECORD])?;
-            start += MAX_RECORD;
+        loop {
+            let rest = &self.pending[start..];
+            match rest.iter().position(|b| *b == b'\n') {
+                Some(end) if end <= MAX_RECORD => {
+                    write_record(sink, stream, false, &rest[..end])?;
+                    start += end + 1;
+                }
+                _ if rest.len() >= MAX_RECORD => {
+                    write_record(sink, stream, true, &rest[..MAX_RECORD])?;
+                    start += MAX_RECORD;
+                }
+                _ => break,
+            }
         }
         self.pending.drain(..start);
         Ok(())
@@ -86,20 +92,6 @@ impl LineSplitter {
         }
         let rest = std::mem::take(&mut self.pending);
         write_record(sink, stream, true, &rest)
-    }
-}
-
-/// Copies `source` (a pipe) into records until it ends.
-pub fn pump(mut source: impl Read, stream: Stream, sink: &Sink) -> io::Result<()> {
-    let mut splitter = LineSplitter::default();
-    let mut chunk = vec![0u8; 8192];
-    loop {
-        match source.read(&mut chunk) {
-            Ok(0) => return splitter.finish(stream, sink),
-            Ok(n) => splitter.feed(&chunk[..n], stream, sink)?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
     }
 }
 
@@ -260,7 +252,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("podctl-logs-{}-{:?}", std::process::id(), stream));
         let _ = std::fs::remove_file(&dir);
         let sink = open_sink(&dir).unwrap();
-        pump(input, stream, &sink).unwrap();
+        RecordWriter::new(stream, sink).write_all(input).unwrap();
         let text = std::fs::read_to_string(&dir).unwrap();
         std::fs::remove_file(&dir).unwrap();
         text
