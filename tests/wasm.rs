@@ -148,16 +148,7 @@ fn limits_stop_misbehaving_modules_while_siblings_serve() {
             greeter = example("greeter"),
         ),
     );
-    let status = |name: &str| -> serde_json::Value {
-        let json = env.pod_json("limits");
-        json["status"]["containerStatuses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .cloned()
-            .unwrap()
-    };
+    let status = |name: &str| env.container_status("limits", name);
     env.wait_until(Duration::from_secs(30), "the memory bomb to be stopped", || {
         status("bomb")["state"]["terminated"]["reason"] == "OOMKilled"
     });
@@ -351,15 +342,7 @@ fn wasm_members_are_probed() {
     );
     let path = env.manifest("wp.yaml", &manifest);
     env.ok(&["--backoff-base", "0.3", "create", "-f", &path]);
-    let status = |name: &str| -> serde_json::Value {
-        env.pod_json("wp")["status"]["containerStatuses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .cloned()
-            .unwrap()
-    };
+    let status = |name: &str| env.container_status("wp", name);
     env.wait_until(Duration::from_secs(20), "the served member to be ready", || {
         status("served")["ready"] == true
     });

@@ -248,6 +248,16 @@ impl TestEnv {
         serde_json::from_str(&self.ok(&["get", "pod", pod, "-o", "json"])).unwrap()
     }
 
+    /// One member's entry of `status.containerStatuses`.
+    pub fn container_status(&self, pod: &str, name: &str) -> serde_json::Value {
+        let json = self.pod_json(pod);
+        json["status"]["containerStatuses"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no container {name} in pod {pod}: {json}"))
+    }
+
     pub fn wait_running(&self, pod: &str) -> serde_json::Value {
         let mut last = serde_json::Value::Null;
         let start = Instant::now();
