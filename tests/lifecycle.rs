@@ -468,6 +468,17 @@ fn init_containers_run_in_order_before_the_members() {
         describe.contains("PodInitializing"),
         "the member waits for them:\n{describe}"
     );
+    // Stopped and started again, the pod goes back to its init containers, not to its members.
+    env.ok(&["stop", "stuck"]);
+    env.ok(&["start", "stuck"]);
+    env.wait_until(Duration::from_secs(10), "Init:CrashLoopBackOff again", || {
+        row(&env, "stuck").1 == "Init:CrashLoopBackOff"
+    });
+    let describe = env.ok(&["describe", "pod", "stuck"]);
+    assert!(
+        describe.contains("PodInitializing"),
+        "the member still waits:\n{describe}"
+    );
     let sandbox = env.sandbox_id("stuck");
     env.ok(&["delete", "stuck"]);
     env.assert_nothing_left(&sandbox);

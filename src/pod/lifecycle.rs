@@ -63,7 +63,10 @@ pub async fn start_pod(client: &Client, settings: &Settings, name: &str) -> Resu
         client
             .create_task(&member.id, rootfs, &crate::logs::driver::output_uri(&log))
             .await?;
-        client.start_task(&member.id).await?;
+        // Init containers still on record are the agent's to finish; it starts the members then.
+        if pod.init_ids.is_empty() {
+            client.start_task(&member.id).await?;
+        }
     }
     // The agent supervises again and starts the WASM members.
     let dir = settings.pod_state_dir(client, &pod.sandbox_id);
