@@ -92,9 +92,7 @@ fn always_restarts_with_a_growing_backoff() {
         describe.contains("Last State:     Terminated") && describe.contains("Exit Code:    1"),
         "{describe}"
     );
-    let sandbox = env.sandbox_id("crasher");
-    env.ok(&["delete", "crasher"]);
-    env.assert_nothing_left(&sandbox);
+    env.delete_leaving_nothing("crasher");
 }
 
 #[test]
@@ -175,9 +173,7 @@ fn stop_start_and_restart_keep_the_sandbox() {
         env.logs("ss", "main").matches("started-").count() > before
     });
     assert_eq!(row(&env, "ss").1, "Running");
-    let sandbox = env.sandbox_id("ss");
-    env.ok(&["delete", "ss"]);
-    env.assert_nothing_left(&sandbox);
+    env.delete_leaving_nothing("ss");
 }
 
 #[test]
@@ -221,9 +217,7 @@ fn probes_drive_ready_and_restart_the_unhealthy() {
             .iter()
             .any(|s| s["name"] == "sick" && s["restartCount"].as_u64() >= Some(1))
     });
-    let sandbox = env.sandbox_id("probed");
-    env.ok(&["delete", "probed"]);
-    env.assert_nothing_left(&sandbox);
+    env.delete_leaving_nothing("probed");
 }
 
 #[test]
@@ -256,9 +250,7 @@ fn exec_passes_stdio_and_the_exit_code_through() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("/dev/pts/"));
     let err = env.fails(&["exec", "ex", "--", "/does/not/exist"]);
     assert!(err.contains("/does/not/exist"), "{err}");
-    let sandbox = env.sandbox_id("ex");
-    env.ok(&["delete", "ex"]);
-    env.assert_nothing_left(&sandbox);
+    env.delete_leaving_nothing("ex");
     assert!(!env.state_dir().join("exec-").exists());
 }
 
@@ -322,9 +314,7 @@ fn logs_follow_and_get_watch_see_restarts() {
     });
     assert!(rows.starts_with("NAME"), "{rows}");
     assert_eq!(rows.matches("NAME").count(), 1, "the header once: {rows}");
-    let sandbox = env.sandbox_id("tick");
-    env.ok(&["delete", "tick"]);
-    env.assert_nothing_left(&sandbox);
+    env.delete_leaving_nothing("tick");
 }
 
 #[test]
@@ -420,9 +410,7 @@ fn init_containers_run_in_order_before_the_members() {
     );
     let events = env.ok(&["events", "inits"]);
     assert!(events.contains("Init container second completed"), "{events}");
-    let sandbox = env.sandbox_id("inits");
-    env.ok(&["delete", "inits"]);
-    env.assert_nothing_left(&sandbox);
+    env.delete_leaving_nothing("inits");
 
     // Under Always, a failing init container is retried by the pod's agent, with the backoff, until
     // it succeeds; `create` returns at its first failure, and the member starts afterwards.
@@ -453,35 +441,27 @@ fn init_containers_run_in_order_before_the_members() {
             && events.contains("Started container main"),
         "{events}"
     );
-    let sandbox = env.sandbox_id("retry");
-    env.ok(&["delete", "retry"]);
-    env.assert_nothing_left(&sandbox);
+    env.delete_leaving_nothing("retry");
 
     // One that never succeeds keeps the pod in Init:CrashLoopBackOff; delete still cleans up.
     let path = env.manifest("stuck.yaml", &pod("stuck", "OnFailure", "exit 1"));
     env.ok(&["--backoff-base", "0.3", "create", "-f", &path]);
-    env.wait_until(Duration::from_secs(10), "Init:CrashLoopBackOff", || {
-        row(&env, "stuck").1 == "Init:CrashLoopBackOff"
-    });
-    let describe = env.ok(&["describe", "pod", "stuck"]);
-    assert!(
-        describe.contains("PodInitializing"),
-        "the member waits for them:\n{describe}"
-    );
+    let member_waits_for_init = || {
+        env.wait_until(Duration::from_secs(10), "Init:CrashLoopBackOff", || {
+            row(&env, "stuck").1 == "Init:CrashLoopBackOff"
+        });
+        let describe = env.ok(&["describe", "pod", "stuck"]);
+        assert!(
+            describe.contains("PodInitializing"),
+            "the member waits for them:\n{describe}"
+        );
+    };
+    member_waits_for_init();
     // Stopped and started again, the pod goes back to its init containers, not to its members.
     env.ok(&["stop", "stuck"]);
     env.ok(&["start", "stuck"]);
-    env.wait_until(Duration::from_secs(10), "Init:CrashLoopBackOff again", || {
-        row(&env, "stuck").1 == "Init:CrashLoopBackOff"
-    });
-    let describe = env.ok(&["describe", "pod", "stuck"]);
-    assert!(
-        describe.contains("PodInitializing"),
-        "the member still waits:\n{describe}"
-    );
-    let sandbox = env.sandbox_id("stuck");
-    env.ok(&["delete", "stuck"]);
-    env.assert_nothing_left(&sandbox);
+    member_waits_for_init();
+    env.delete_leaving_nothing("stuck");
 
     // A failing init container with restartPolicy Never fails the create, which leaves nothing.
     let path = env.manifest("bad.yaml", &pod("badinit", "Never", "echo broken-init; exit 4"));
@@ -514,7 +494,5 @@ fn an_oom_kill_is_reported_as_such() {
         json["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
         "OOMKilled"
     );
-    let sandbox = env.sandbox_id("hog");
-    env.ok(&["delete", "hog"]);
-    env.assert_nothing_left(&sandbox);
+    env.delete_leaving_nothing("hog");
 }

@@ -372,9 +372,7 @@ fn invalid_manifests_are_refused_with_path_and_line() {
         stderr.contains("spec.nodeSelector") && stderr.contains("spec.containers[0].securityContext"),
         "{stderr}"
     );
-    let sandbox = env.sandbox_id("warned");
-    env.ok(&["delete", "warned"]);
-    env.assert_nothing_left(&sandbox);
+    env.delete_leaving_nothing("warned");
 }
 
 #[test]

@@ -252,9 +252,7 @@ fn agent_killed_is_reported_and_restarted() {
     env.ok(&["agent", "restart", "ak"]);
     http_get_eventually(19284, "/again", "Hello from the WASM greeter");
     assert_eq!(row()[1..4], ["2/2", "Running", "2"], "two restarts counted");
-    let sandbox = env.sandbox_id("ak");
-    env.ok(&["delete", "ak"]);
-    env.assert_nothing_left(&sandbox);
+    env.delete_leaving_nothing("ak");
 }
 
 #[test]
@@ -322,9 +320,7 @@ fn wasm_members_follow_the_restart_policy() {
     assert!(humantime::parse_rfc3339(time).is_ok(), "{stamped}");
     let events = env.ok(&["events", "wr"]);
     assert!(events.contains("Restarted container failing"), "{events}");
-    let sandbox = env.sandbox_id("wr");
-    env.ok(&["delete", "wr"]);
-    env.assert_nothing_left(&sandbox);
+    env.delete_leaving_nothing("wr");
 }
 
 #[test]
@@ -366,9 +362,7 @@ fn wasm_members_are_probed() {
             && describe.contains("Last Probe:     readiness probe failed"),
         "{describe}"
     );
-    let sandbox = env.sandbox_id("wp");
-    env.ok(&["delete", "wp"]);
-    env.assert_nothing_left(&sandbox);
+    env.delete_leaving_nothing("wp");
 
     // An exec probe has nothing to run in: refused, nothing created.
     let path = env.manifest(
@@ -484,7 +478,5 @@ fn oci_wasm_artifact_runs_as_a_wasm_member() {
     http_get_eventually(19285, "/from-artifact", "Hello from the WASM greeter");
     let describe = env.ok(&["describe", "pod", "artifact"]);
     assert!(describe.contains("Runtime:        wasmtime"), "{describe}");
-    let sandbox = env.sandbox_id("artifact");
-    env.ok(&["delete", "artifact"]);
-    env.assert_nothing_left(&sandbox);
+    env.delete_leaving_nothing("artifact");
 }

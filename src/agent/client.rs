@@ -115,15 +115,14 @@ pub async fn stop(pod: &str, pod_dir: &Path, grace: Duration) -> Result<Option<S
         grace_secs: grace.as_secs(),
     };
     let reply = call(pod, pod_dir, &request, grace + Duration::from_secs(5)).await.ok();
-    let alive = |file: &str| recorded_pid(pod_dir, file).filter(|pid| is_our_agent(*pid, pod_dir));
     if reply.is_none() {
         // Not answering (still starting, or wedged): SIGTERM stops its members gracefully.
-        if let Some(pid) = alive(MONITOR_PID_FILE).or_else(|| alive(PID_FILE)) {
+        if let Some(pid) = live_pid(pod_dir, MONITOR_PID_FILE).or_else(|| live_pid(pod_dir, PID_FILE)) {
             signal(pid, nix::sys::signal::Signal::SIGTERM);
         }
     }
     let deadline = Instant::now() + Duration::from_secs(3);
-    while (alive(MONITOR_PID_FILE).is_some() || alive(PID_FILE).is_some()) && Instant::now() < deadline {
+    while is_alive(pod_dir) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     kill_both(pod_dir);
@@ -137,7 +136,7 @@ fn signal(pid: u32, signal: nix::sys::signal::Signal) {
 /// SIGKILLs the monitor first, so it cannot start the agent again, then the agent.
 fn kill_both(pod_dir: &Path) {
     for file in [MONITOR_PID_FILE, PID_FILE] {
-        if let Some(pid) = recorded_pid(pod_dir, file).filter(|pid| is_our_agent(*pid, pod_dir)) {
+        if let Some(pid) = live_pid(pod_dir, file) {
             signal(pid, nix::sys::signal::Signal::SIGKILL);
         }
     }
@@ -147,16 +146,18 @@ fn kill_both(pod_dir: &Path) {
 pub fn is_alive(pod_dir: &Path) -> bool {
     [MONITOR_PID_FILE, PID_FILE]
         .iter()
-        .any(|file| recorded_pid(pod_dir, file).is_some_and(|pid| is_our_agent(pid, pod_dir)))
+        .any(|file| live_pid(pod_dir, file).is_some())
 }
 
-/// The PID the agent (`PID_FILE`) or its monitor (`MONITOR_PID_FILE`) recorded.
-pub fn recorded_pid(pod_dir: &Path, file: &str) -> Option<u32> {
-    std::fs::read_to_string(pod_dir.join(file)).ok()?.trim().parse().ok()
+/// The PID the agent (`PID_FILE`) or its monitor (`MONITOR_PID_FILE`) recorded, while that
+/// process still runs.
+fn live_pid(pod_dir: &Path, file: &str) -> Option<u32> {
+    let pid = std::fs::read_to_string(pod_dir.join(file)).ok()?.trim().parse().ok()?;
+    is_our_agent(pid, pod_dir).then_some(pid)
 }
 
 /// The PID still belongs to this pod's agent (not a recycled PID of something else).
-pub fn is_our_agent(pid: u32, pod_dir: &Path) -> bool {
+fn is_our_agent(pid: u32, pod_dir: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
@@ -168,7 +169,7 @@ pub fn is_our_agent(pid: u32, pod_dir: &Path) -> bool {
 /// Starts the agent (and its monitor) again after they died or the monitor gave up; its members
 /// count a restart. Refuses while the agent runs and answers.
 pub async fn restart(pod: &str, pod_dir: &Path) -> Result<StatusReply, AgentError> {
-    if let Some(pid) = recorded_pid(pod_dir, PID_FILE).filter(|pid| is_our_agent(*pid, pod_dir)) {
+    if let Some(pid) = live_pid(pod_dir, PID_FILE) {
         if status(pod, pod_dir).await.is_ok() {
             return Err(AgentError::Failed {
                 pod: pod.to_string(),

@@ -12,8 +12,8 @@ use tokio::sync::{watch, Mutex};
 
 use super::keeper::Keeper;
 use super::protocol::{InitRef, SupervisorConfig, WasmMemberDef};
-use super::server::{start_slot, Agent, Slot};
-use super::supervisor::{backoff, log_file, should_restart};
+use super::server::{run_log, start_slot, Agent, Slot};
+use super::supervisor::{backoff, should_restart};
 use super::SharedClient;
 use crate::containerd::{Client, ContainerdError, TaskState};
 use crate::pod::events::record as record_event;
@@ -150,7 +150,7 @@ impl InitRunner {
                     }
                     // Each run logs to a file of its own, numbered after those before it.
                     let runs = std::fs::read_dir(&init.log_dir).map(|d| d.count()).unwrap_or(0);
-                    let log = log_file(&init.log_dir, runs as u32);
+                    let log = crate::logs::run_file(&init.log_dir, runs as u32);
                     let rootfs = client.snapshot_mounts(&init.id).await?;
                     client
                         .create_task(&init.id, rootfs, &crate::logs::driver::output_uri(&log))
@@ -191,8 +191,8 @@ impl InitRunner {
             }
             for (index, def) in self.defs.iter().enumerate() {
                 if matches!(agent.members[index].slot, Slot::Pending) {
-                    let restarts = agent.state.restarts.get(&def.name).copied().unwrap_or(0);
-                    agent.members[index].slot = start_slot(&self.host, def, restarts);
+                    let log = run_log(def, agent.state.restarts_of(&def.name));
+                    agent.members[index].slot = start_slot(&self.host, def, &log);
                 }
             }
         }

@@ -10,14 +10,13 @@ use podctl_wasmtime::WasmHost;
 use tokio::sync::{watch, Mutex};
 
 use super::protocol::{SupervisorConfig, WasmMemberDef};
-use super::server::{run_log, secs, start_slot, Agent, MemberSlot, Slot};
-use super::supervisor::{backoff, should_restart, BACKOFF_RESET_AFTER};
-use super::SharedClient;
-use crate::containerd::Client;
-use crate::pod::events::record as record_event;
-use crate::pod::{
-    now_secs, PodEvent, LABEL_LAST_RESTART, LABEL_LAST_STATE, LABEL_LOG_PATH, LABEL_RESTART_COUNT, LABEL_WAITING,
+use super::server::{log_dir, run_log, secs, start_slot, Agent, MemberSlot, Slot};
+use super::supervisor::{
+    backoff, next_run_log, record_exit, record_restart, should_restart, RunEnd, BACKOFF_RESET_AFTER,
 };
+use super::SharedClient;
+use crate::pod::events::record as record_event;
+use crate::pod::PodEvent;
 
 /// Watches one WASM member for as long as the agent runs.
 pub(super) struct Keeper {
@@ -74,8 +73,7 @@ impl Keeper {
     }
 
     async fn restarts(&self) -> u32 {
-        let agent = self.agent.lock().await;
-        agent.state.restarts.get(&self.def.name).copied().unwrap_or(0)
+        self.agent.lock().await.state.restarts_of(&self.def.name)
     }
 
     /// Waits for the current run to end; `None` once the agent stops its members.
@@ -114,68 +112,43 @@ impl Keeper {
         if *self.stopping.borrow() {
             return None;
         }
-        let restarts = agent.state.restarts.get(&self.def.name).copied().unwrap_or(0) + 1;
+        let restarts = agent.state.restarts_of(&self.def.name) + 1;
         agent.state.restarts.insert(self.def.name.clone(), restarts);
         if let Err(e) = agent.save_state() {
             eprintln!("agent: saving the restart count of {}: {e}", self.def.name);
         }
-        // Keep this run's log and the previous one (`logs --previous`), as for OCI members.
-        if restarts >= 2 {
-            let _ = std::fs::remove_file(run_log(&self.def, restarts - 2));
-        }
         agent.members[self.index] = MemberSlot {
             name: self.def.name.clone(),
-            slot: start_slot(&self.host, &self.def, restarts),
+            slot: start_slot(&self.host, &self.def, &next_run_log(log_dir(&self.def), restarts)),
             waiting: None,
         };
         Some(restarts)
-    }
-
-    async fn client(&self) -> Option<Client> {
-        self.containerd.get().await
     }
 
     async fn record_end(&self, ended: &Ended, restart_in: Option<Duration>) {
         if restart_in.is_some() {
             self.agent.lock().await.members[self.index].waiting = Some("CrashLoopBackOff".into());
         }
-        let Some(client) = self.client().await else {
+        let Some(client) = self.containerd.get().await else {
             return;
         };
-        let last_state = serde_json::json!({
-            "exitCode": ended.code,
-            "reason": ended.reason,
-            "finishedAt": ended.finished,
-        });
-        let mut labels = vec![(LABEL_LAST_STATE, last_state.to_string())];
-        if restart_in.is_some() {
-            labels.push((LABEL_WAITING, "CrashLoopBackOff".to_string()));
-        }
-        if let Err(e) = client.set_labels(&self.def.id, &labels).await {
+        let end = RunEnd {
+            sandbox_id: &self.config.sandbox_id,
+            id: &self.def.id,
+            name: &self.def.name,
+            code: ended.code,
+            reason: &ended.reason,
+            finished: ended.finished,
+            restart_in,
+        };
+        if let Err(e) = record_exit(&client, &end).await {
             eprintln!("agent: recording the exit of {}: {e}", self.def.name);
             self.containerd.reset().await;
         }
-        let event = match restart_in {
-            Some(delay) => PodEvent::warning(
-                "BackOff",
-                &self.def.name,
-                format!(
-                    "Container exited with code {}; restarting in {:.1}s",
-                    ended.code,
-                    delay.as_secs_f64()
-                ),
-            ),
-            None => PodEvent::normal(
-                "Exited",
-                &self.def.name,
-                format!("Container exited with code {}", ended.code),
-            ),
-        };
-        let _ = record_event(&client, &self.config.sandbox_id, event).await;
     }
 
     async fn record_start(&self) {
-        let Some(client) = self.client().await else {
+        let Some(client) = self.containerd.get().await else {
             return;
         };
         let message = format!(
@@ -188,28 +161,14 @@ impl Keeper {
     }
 
     async fn record_run(&self, restarts: u32) {
-        let Some(client) = self.client().await else {
+        let Some(client) = self.containerd.get().await else {
             return;
         };
-        let labels = [
-            (LABEL_RESTART_COUNT, restarts.to_string()),
-            (LABEL_LAST_RESTART, format!("{:.3}", now_secs())),
-            (LABEL_WAITING, String::new()),
-            (
-                LABEL_LOG_PATH,
-                run_log(&self.def, restarts).to_string_lossy().into_owned(),
-            ),
-        ];
-        if let Err(e) = client.set_labels(&self.def.id, &labels).await {
-            eprintln!("agent: recording the restart of {}: {e}", self.def.name);
+        let log = run_log(&self.def, restarts);
+        let (sandbox_id, id, name) = (&self.config.sandbox_id, &self.def.id, &self.def.name);
+        if let Err(e) = record_restart(&client, sandbox_id, id, name, restarts, &log).await {
+            eprintln!("agent: recording the restart of {name}: {e}");
             self.containerd.reset().await;
         }
-        let message = format!("Restarted container {}", self.def.name);
-        let _ = record_event(
-            &client,
-            &self.config.sandbox_id,
-            PodEvent::normal("Restarted", &self.def.name, message),
-        )
-        .await;
     }
 }

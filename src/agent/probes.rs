@@ -138,22 +138,23 @@ async fn watch_member(
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             };
+            let probing = Probing {
+                client: &client,
+                member: &member,
+                host: &host,
+                run,
+                board: &board,
+                sandbox_id: &config.sandbox_id,
+            };
             set(&board, &member.name, |s| {
                 s.started = startup.is_none();
                 s.ready = false;
             });
             if let Some(probe) = &startup {
-                match run_until(&client, &member, probe, &host, run, &board, &config.sandbox_id).await {
+                match probing.until(probe).await {
                     Verdict::Passed => set(&board, &member.name, |s| s.started = true),
                     Verdict::Failed(why) => {
-                        kill(
-                            &client,
-                            &config.sandbox_id,
-                            &member,
-                            &format!("startup probe failed: {why}"),
-                            &board,
-                        )
-                        .await;
+                        probing.kill(&format!("startup probe failed: {why}")).await;
                         continue;
                     }
                     Verdict::Gone => continue,
@@ -161,13 +162,13 @@ async fn watch_member(
             }
             let live = async {
                 match &liveness {
-                    Some(probe) => run_until(&client, &member, probe, &host, run, &board, &config.sandbox_id).await,
+                    Some(probe) => probing.until(probe).await,
                     None => std::future::pending().await,
                 }
             };
             let ready = async {
                 if let Some(probe) = &readiness {
-                    run_until(&client, &member, probe, &host, run, &board, &config.sandbox_id).await;
+                    probing.until(probe).await;
                 }
                 // The run ended (or there is no readiness probe): wait for it to end.
                 while member.target.current_run(&client).await == Some(run) {
@@ -177,14 +178,7 @@ async fn watch_member(
             };
             let verdict = tokio::select! { v = live => v, v = ready => v };
             if let Verdict::Failed(why) = verdict {
-                kill(
-                    &client,
-                    &config.sandbox_id,
-                    &member,
-                    &format!("liveness probe failed: {why}"),
-                    &board,
-                )
-                .await;
+                probing.kill(&format!("liveness probe failed: {why}")).await;
             }
         }
     };
@@ -194,84 +188,85 @@ async fn watch_member(
     }
 }
 
-async fn kill(client: &Client, sandbox_id: &str, member: &Probed, why: &str, board: &ProbeBoard) {
-    eprintln!("agent: {}: {why}; killing it", member.name);
-    let event = crate::pod::PodEvent::warning(
-        "Unhealthy",
-        &member.name,
-        format!("{why}; the container will be restarted"),
-    );
-    let _ = crate::pod::events::record(client, sandbox_id, event).await;
-    set(board, &member.name, |s| {
-        s.ready = false;
-        s.last = why.to_string();
-    });
-    member.target.kill(client).await;
-    // Let the supervisor see the exit before the next run is probed.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+/// One run of one member, as its probes see it.
+struct Probing<'a> {
+    client: &'a Client,
+    member: &'a Probed,
+    /// Where HTTP and TCP probes connect unless they name a host.
+    host: &'a str,
+    run: u64,
+    board: &'a ProbeBoard,
+    sandbox_id: &'a str,
 }
 
-/// Probes the run until a verdict: startup passes on successThreshold successes in a row, startup
-/// and liveness fail on failureThreshold failures in a row; readiness never ends by itself, it flips
-/// READY both ways for the whole run.
-async fn run_until(
-    client: &Client,
-    member: &Probed,
-    probe: &ProbeDef,
-    host: &str,
-    run: u64,
-    board: &ProbeBoard,
-    sandbox_id: &str,
-) -> Verdict {
-    tokio::time::sleep(Duration::from_secs(probe.initial_delay_seconds.into())).await;
-    let (mut successes, mut failures) = (0, 0);
-    // Readiness failures become an event when READY turns false, not at every period.
-    let mut ready = None;
-    loop {
-        if member.target.current_run(client).await != Some(run) {
-            return Verdict::Gone;
-        }
-        match probe_once(client, &member.target, &probe.action, host, probe.timeout_seconds).await {
-            Ok(()) => {
-                successes += 1;
-                failures = 0;
-                if successes >= probe.success_threshold {
-                    match probe.kind {
-                        ProbeKind::Startup => return Verdict::Passed,
-                        ProbeKind::Readiness => {
-                            ready = Some(true);
-                            set(board, &member.name, |s| s.ready = true)
-                        }
-                        ProbeKind::Liveness => {}
-                    }
-                }
+impl Probing<'_> {
+    async fn event(&self, message: String) {
+        let event = crate::pod::PodEvent::warning("Unhealthy", &self.member.name, message);
+        let _ = crate::pod::events::record(self.client, self.sandbox_id, event).await;
+    }
+
+    async fn kill(&self, why: &str) {
+        eprintln!("agent: {}: {why}; killing it", self.member.name);
+        self.event(format!("{why}; the container will be restarted")).await;
+        set(self.board, &self.member.name, |s| {
+            s.ready = false;
+            s.last = why.to_string();
+        });
+        self.member.target.kill(self.client).await;
+        // Let the supervisor see the exit before the next run is probed.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    /// Probes the run until a verdict: startup passes on successThreshold successes in a row,
+    /// startup and liveness fail on failureThreshold failures in a row; readiness never ends by
+    /// itself, it flips READY both ways for the whole run.
+    async fn until(&self, probe: &ProbeDef) -> Verdict {
+        let (client, member) = (self.client, self.member);
+        tokio::time::sleep(Duration::from_secs(probe.initial_delay_seconds.into())).await;
+        let (mut successes, mut failures) = (0, 0);
+        // Readiness failures become an event when READY turns false, not at every period.
+        let mut ready = None;
+        loop {
+            if member.target.current_run(client).await != Some(self.run) {
+                return Verdict::Gone;
             }
-            Err(why) => {
-                failures += 1;
-                successes = 0;
-                set(board, &member.name, |s| {
-                    s.last = format!("{:?} probe failed: {why}", probe.kind).to_lowercase()
-                });
-                if failures >= probe.failure_threshold {
-                    match probe.kind {
-                        ProbeKind::Readiness => {
-                            if ready != Some(false) {
-                                let event = crate::pod::PodEvent::warning(
-                                    "Unhealthy",
-                                    &member.name,
-                                    format!("Readiness probe failed: {why}"),
-                                );
-                                let _ = crate::pod::events::record(client, sandbox_id, event).await;
+            match probe_once(client, &member.target, &probe.action, self.host, probe.timeout_seconds).await {
+                Ok(()) => {
+                    successes += 1;
+                    failures = 0;
+                    if successes >= probe.success_threshold {
+                        match probe.kind {
+                            ProbeKind::Startup => return Verdict::Passed,
+                            ProbeKind::Readiness => {
+                                ready = Some(true);
+                                set(self.board, &member.name, |s| s.ready = true)
                             }
-                            ready = Some(false);
-                            set(board, &member.name, |s| s.ready = false)
+                            ProbeKind::Liveness => {}
                         }
-                        _ => return Verdict::Failed(why),
+                    }
+                }
+                Err(why) => {
+                    failures += 1;
+                    successes = 0;
+                    set(self.board, &member.name, |s| {
+                        s.last = format!("{:?} probe failed: {why}", probe.kind).to_lowercase()
+                    });
+                    if failures >= probe.failure_threshold {
+                        match probe.kind {
+                            ProbeKind::Readiness => {
+                                if ready != Some(false) {
+                                    self.event(format!("Readiness probe failed: {why}")).await;
+                                }
+                                ready = Some(false);
+                                set(self.board, &member.name, |s| s.ready = false)
+                            }
+                            _ => return Verdict::Failed(why),
+                        }
                     }
                 }
             }
+            tokio::time::sleep(Duration::from_secs(probe.period_seconds.into())).await;
         }
-        tokio::time::sleep(Duration::from_secs(probe.period_seconds.into())).await;
     }
 }
 

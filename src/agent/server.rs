@@ -81,6 +81,12 @@ pub(super) struct PersistentState {
     pub(super) restarts: BTreeMap<String, u32>,
 }
 
+impl PersistentState {
+    pub(super) fn restarts_of(&self, name: &str) -> u32 {
+        self.restarts.get(name).copied().unwrap_or(0)
+    }
+}
+
 pub(super) enum Slot {
     /// Not started yet: the pod's init containers run first.
     Pending,
@@ -135,7 +141,7 @@ impl Agent {
             .members
             .iter()
             .map(|MemberSlot { name, slot, waiting }| {
-                let restarts = self.state.restarts.get(name).copied().unwrap_or(0);
+                let restarts = self.state.restarts_of(name);
                 let idle = |state| WasmMemberStatus {
                     name: name.clone(),
                     state,
@@ -233,16 +239,15 @@ impl Agent {
     }
 }
 
-/// Starts one member's run number `restarts` (`<restarts>.log` in its log directory); a member
-/// that cannot be loaded or started is a `Failed` slot.
-pub(super) fn start_slot(host: &WasmHost, def: &WasmMemberDef, restarts: u32) -> Slot {
+/// Starts a run of one member, logging to `log`; a member that cannot be loaded or started is a
+/// `Failed` slot.
+pub(super) fn start_slot(host: &WasmHost, def: &WasmMemberDef, log: &Path) -> Slot {
     let began = std::time::Instant::now();
     let failed = |message: String| Slot::Failed {
         message,
         at: secs(SystemTime::now()),
     };
-    let log = run_log(def, restarts);
-    let output = match crate::logs::open_sink(&log) {
+    let output = match crate::logs::open_sink(log) {
         Ok(sink) => Output::Writers {
             stdout: Arc::new(std::sync::Mutex::new(RecordWriter::new(Stream::Stdout, sink.clone()))),
             stderr: Arc::new(std::sync::Mutex::new(RecordWriter::new(Stream::Stderr, sink))),
@@ -268,12 +273,14 @@ pub(super) fn start_slot(host: &WasmHost, def: &WasmMemberDef, restarts: u32) ->
     }
 }
 
-/// The log file of a member's run: numbered like an OCI member's, next to its first run's.
+/// The log directory of a member's runs (numbered like an OCI member's, next to its first run's).
+pub(super) fn log_dir(def: &WasmMemberDef) -> &Path {
+    def.log_path.parent().unwrap_or(Path::new("."))
+}
+
+/// The log file of a member's `restarts`-th run.
 pub(super) fn run_log(def: &WasmMemberDef, restarts: u32) -> PathBuf {
-    match def.log_path.parent() {
-        Some(dir) => super::supervisor::log_file(dir, restarts),
-        None => def.log_path.clone(),
-    }
+    crate::logs::run_file(log_dir(def), restarts)
 }
 
 fn exited(base: WasmMemberStatus, exit: &ExitInfo) -> WasmMemberStatus {
@@ -347,7 +354,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
             slot: if init_first {
                 Slot::Pending
             } else {
-                start_slot(&host, def, state.restarts.get(&def.name).copied().unwrap_or(0))
+                start_slot(&host, def, &run_log(def, state.restarts_of(&def.name)))
             },
             waiting: None,
         })

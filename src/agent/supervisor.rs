@@ -13,6 +13,7 @@ use tokio::sync::{watch, Mutex};
 
 use super::protocol::{OciMemberRef, SupervisorConfig};
 use crate::containerd::{Client, ExitStatus, TaskEvent, TaskState};
+use crate::logs::run_file;
 use crate::pod::events::record as record_event;
 use crate::pod::LABEL_OOM_KILLED;
 use crate::pod::{
@@ -44,9 +45,80 @@ pub fn backoff(base: Duration, exponent: u32) -> Duration {
         .min(BACKOFF_CAP)
 }
 
-/// The numbered log file of a member's `restart`-th run; the one before it is `--previous`.
-pub fn log_file(dir: &Path, restart: u32) -> std::path::PathBuf {
-    dir.join(format!("{restart}.log"))
+/// The log file of a member's `restart`-th run, with the run two before it removed: this run's
+/// log and the previous one (`logs --previous`) are kept, as kubelet does.
+pub(super) fn next_run_log(dir: &Path, restart: u32) -> std::path::PathBuf {
+    if restart >= 2 {
+        let _ = std::fs::remove_file(run_file(dir, restart - 2));
+    }
+    run_file(dir, restart)
+}
+
+/// How a member's run ended, as its record and the events keep it.
+pub(super) struct RunEnd<'a> {
+    pub sandbox_id: &'a str,
+    pub id: &'a str,
+    pub name: &'a str,
+    pub code: u32,
+    pub reason: &'a str,
+    pub finished: f64,
+    /// The member is restarted after this delay.
+    pub restart_in: Option<Duration>,
+}
+
+/// Records an exit on the member's container record (last state; `CrashLoopBackOff` while it
+/// waits to be restarted) and as an event. OCI and WASM members alike.
+pub(super) async fn record_exit(client: &Client, end: &RunEnd<'_>) -> crate::containerd::Result<()> {
+    let last_state = serde_json::json!({
+        "exitCode": end.code,
+        "reason": end.reason,
+        "finishedAt": end.finished,
+    });
+    let event = match end.restart_in {
+        Some(delay) => PodEvent::warning(
+            "BackOff",
+            end.name,
+            format!(
+                "Container exited with code {}; restarting in {:.1}s",
+                end.code,
+                delay.as_secs_f64()
+            ),
+        ),
+        None => PodEvent::normal("Exited", end.name, format!("Container exited with code {}", end.code)),
+    };
+    let _ = record_event(client, end.sandbox_id, event).await;
+    let mut labels = vec![(LABEL_LAST_STATE, last_state.to_string())];
+    if end.restart_in.is_some() {
+        labels.push((LABEL_WAITING, "CrashLoopBackOff".to_string()));
+    }
+    client.set_labels(end.id, &labels).await
+}
+
+/// Records a member's new run on its container record (restart count and time, its log; no
+/// longer waiting or OOM-killed) and as an event. OCI and WASM members alike.
+pub(super) async fn record_restart(
+    client: &Client,
+    sandbox_id: &str,
+    id: &str,
+    name: &str,
+    restarts: u32,
+    log: &Path,
+) -> crate::containerd::Result<()> {
+    client
+        .set_labels(
+            id,
+            &[
+                (LABEL_RESTART_COUNT, restarts.to_string()),
+                (LABEL_LAST_RESTART, format!("{:.3}", now_secs())),
+                (LABEL_WAITING, String::new()),
+                (LABEL_OOM_KILLED, String::new()),
+                (LABEL_LOG_PATH, log.to_string_lossy().into_owned()),
+            ],
+        )
+        .await?;
+    let message = format!("Restarted container {name}");
+    let _ = record_event(client, sandbox_id, PodEvent::normal("Restarted", name, message)).await;
+    Ok(())
 }
 
 pub struct Supervisor {
@@ -223,35 +295,17 @@ impl Supervisor {
             (0, _) => "Completed",
             _ => "Error",
         };
-        let last_state = serde_json::json!({
-            "exitCode": status.code,
-            "reason": reason,
-            "finishedAt": status.exited_at.unwrap_or_else(now_secs),
-        });
         let restart = should_restart(&self.config.restart_policy, status.code);
-        let event = if restart {
-            PodEvent::warning(
-                "BackOff",
-                &member.name,
-                format!(
-                    "Container exited with code {}; restarting in {:.1}s",
-                    status.code,
-                    delay.as_secs_f64()
-                ),
-            )
-        } else {
-            PodEvent::normal(
-                "Exited",
-                &member.name,
-                format!("Container exited with code {}", status.code),
-            )
+        let end = RunEnd {
+            sandbox_id: &self.config.sandbox_id,
+            id,
+            name: &member.name,
+            code: status.code,
+            reason,
+            finished: status.exited_at.unwrap_or_else(now_secs),
+            restart_in: restart.then_some(delay),
         };
-        let _ = record_event(client, &self.config.sandbox_id, event).await;
-        let mut labels = vec![(LABEL_LAST_STATE, last_state.to_string())];
-        if restart {
-            labels.push((LABEL_WAITING, "CrashLoopBackOff".to_string()));
-        }
-        if let Err(e) = client.set_labels(id, &labels).await {
+        if let Err(e) = record_exit(client, &end).await {
             eprintln!("agent: recording the exit of {}: {e}", member.name);
         }
         if !restart {
@@ -279,16 +333,7 @@ impl Supervisor {
             }
         }
         match outcome {
-            Ok(()) => {
-                let message = format!("Restarted container {}", member.name);
-                let _ = record_event(
-                    client,
-                    &self.config.sandbox_id,
-                    PodEvent::normal("Restarted", &member.name, message),
-                )
-                .await;
-                true
-            }
+            Ok(()) => true,
             Err(e) => {
                 eprintln!("agent: restarting {} failed: {e}", member.name);
                 false
@@ -302,11 +347,7 @@ impl Supervisor {
             tracks.get(&member.id).map(|t| t.restarts).unwrap_or(0) + 1
         };
         client.delete_task(&member.id).await?;
-        let log = log_file(&member.log_dir, restarts);
-        // Keep this run's log and the previous one (`logs --previous`), as kubelet does.
-        if restarts >= 2 {
-            let _ = std::fs::remove_file(log_file(&member.log_dir, restarts - 2));
-        }
+        let log = next_run_log(&member.log_dir, restarts);
         let rootfs = client.snapshot_mounts(&member.id).await?;
         client
             .create_task(&member.id, rootfs, &crate::logs::driver::output_uri(&log))
@@ -317,18 +358,15 @@ impl Supervisor {
             .await
             .entry(member.id.clone())
             .and_modify(|t| t.restarts = restarts);
-        client
-            .set_labels(
-                &member.id,
-                &[
-                    (LABEL_RESTART_COUNT, restarts.to_string()),
-                    (LABEL_LAST_RESTART, format!("{:.3}", now_secs())),
-                    (LABEL_WAITING, String::new()),
-                    (LABEL_OOM_KILLED, String::new()),
-                    (LABEL_LOG_PATH, log.to_string_lossy().into_owned()),
-                ],
-            )
-            .await
+        record_restart(
+            client,
+            &self.config.sandbox_id,
+            &member.id,
+            &member.name,
+            restarts,
+            &log,
+        )
+        .await
     }
 }
 

@@ -207,12 +207,7 @@ async fn logs(client: &Client, settings: &Settings, args: &LogsArgs) -> Result<(
         }
     };
     if args.previous {
-        // Logs are numbered by run (`<restart>.log`); the previous run's is the one before.
-        let run: Option<u32> = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok());
-        let previous = run
-            .and_then(|n| n.checked_sub(1))
-            .map(|n| path.with_file_name(format!("{n}.log")))
-            .filter(|p| p.exists());
+        let previous = crate::logs::other_run(&path, -1).filter(|p| p.exists());
         path = previous.with_context(|| {
             format!(
                 "previous terminated container \"{}\" in pod \"{}\" not found",
@@ -225,15 +220,15 @@ async fn logs(client: &Client, settings: &Settings, args: &LogsArgs) -> Result<(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e).with_context(|| format!("reading log {}", path.display())),
     };
-    // A follower renders only complete lines; the unfinished one waits for the rest.
+    let following = args.follow && !args.previous;
     let mut renderer = crate::logs::Renderer::new(args.timestamps);
     let mut rendered = Vec::with_capacity(data.len());
-    let used = if args.follow && !args.previous {
-        renderer.lines(&data, &mut rendered)
-    } else {
-        rendered = crate::logs::render(&data, args.timestamps);
-        data.len()
-    };
+    let mut used = renderer.lines(&data, &mut rendered);
+    // A follower keeps an unfinished last line until the rest of it is logged.
+    if !following && used < data.len() {
+        renderer.line(&data[used..], &mut rendered);
+        used = data.len();
+    }
     let shown = match args.tail {
         Some(n) => crate::logs::tail(&rendered, n),
         None => &rendered,
@@ -242,7 +237,7 @@ async fn logs(client: &Client, settings: &Settings, args: &LogsArgs) -> Result<(
     out.write_all(shown)?;
     out.flush()?;
     drop(out);
-    if args.follow && !args.previous {
+    if following {
         follow(path, used as u64, renderer).await?;
     }
     Ok(())
@@ -271,11 +266,7 @@ async fn follow(mut path: std::path::PathBuf, mut offset: u64, mut renderer: cra
             out.flush()?;
             continue;
         }
-        let run: Option<u32> = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok());
-        if let Some(next) = run
-            .map(|n| path.with_file_name(format!("{}.log", n + 1)))
-            .filter(|p| p.exists())
-        {
+        if let Some(next) = crate::logs::other_run(&path, 1).filter(|p| p.exists()) {
             path = next;
             offset = 0;
             pending.clear();

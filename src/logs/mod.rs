@@ -8,7 +8,7 @@ pub mod driver;
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -28,6 +28,23 @@ impl Stream {
             Stream::Stderr => "stderr",
         }
     }
+}
+
+/// A member's runs each log to a file of their own in its log directory: `<run>.log`, the run
+/// counting its restarts (`logs --previous` reads the one before).
+pub fn run_file(dir: &Path, run: u32) -> PathBuf {
+    dir.join(format!("{run}.log"))
+}
+
+/// The run a log file belongs to, from its name.
+pub fn run_of(path: &Path) -> Option<u32> {
+    path.file_name()?.to_str()?.strip_suffix(".log")?.parse().ok()
+}
+
+/// The file of the run `offset` runs after (or before) the one `path` belongs to.
+pub fn other_run(path: &Path, offset: i64) -> Option<PathBuf> {
+    let run = u32::try_from(i64::from(run_of(path)?) + offset).ok()?;
+    Some(run_file(path.parent()?, run))
 }
 
 /// The log file of one run, shared by the pumps of its two streams (records are written whole).
@@ -166,9 +183,9 @@ pub fn parse_record(line: &[u8]) -> Option<Record<'_>> {
 /// Turns log lines back into what the program wrote, optionally prefixing each line with the time
 /// it was logged (`kubectl logs --timestamps`). Lines that are not records (logs of an older
 /// podctl) pass through as they are.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Renderer {
-    pub timestamps: bool,
+    timestamps: bool,
     /// The last record was partial: the next one continues its line, without a new prefix.
     in_line: bool,
 }
@@ -334,6 +351,16 @@ mod tests {
                 (Stream::Stdout, true, b"no newline".to_vec()),
             ]
         );
+    }
+
+    #[test]
+    fn runs_are_numbered_files() {
+        let dir = Path::new("/var/log/podctl/x/main");
+        assert_eq!(run_file(dir, 3), dir.join("3.log"));
+        assert_eq!(run_of(&dir.join("3.log")), Some(3));
+        assert_eq!(run_of(&dir.join("agent.log")), None);
+        assert_eq!(other_run(&dir.join("3.log"), -1), Some(dir.join("2.log")));
+        assert_eq!(other_run(&dir.join("0.log"), -1), None);
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl PodContext<'_> {
     pub fn log_path(&self, container: &Container) -> Result<PathBuf, PodError> {
         let dir = self.log_dir.join(&container.name);
         std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-        Ok(dir.join("0.log"))
+        Ok(crate::logs::run_file(&dir, 0))
     }
 
     /// Host sides of the container's volumeMounts, creating what the volume type says to create.

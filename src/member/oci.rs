@@ -31,7 +31,8 @@ impl OciRuntime {
                 message: "the OCI runtime was handed another runtime's member".into(),
             })?;
         let id = member_id(ctx.sandbox_id, &container.name, member.index);
-        create_task(ctx, &id, member.index, container, &image, "container", undo).await?;
+        let records = create_records(ctx, &id, member.index, container, &image, "container", undo).await?;
+        create_task(ctx, &id, records, undo).await?;
         events.push(PodEvent::normal(
             "Created",
             &container.name,
@@ -119,18 +120,13 @@ async fn create_records(
     Ok((rootfs, log_path))
 }
 
-/// The container record and task (created, not started) of an OCI member or init container,
-/// joining the sandbox's namespaces; every step is recorded in `undo`.
+/// The task (created, not started) on the records [`create_records`] made; recorded in `undo`.
 async fn create_task(
     ctx: &PodContext<'_>,
     id: &str,
-    index: usize,
-    container: &Container,
-    image: &ResolvedImage,
-    kind: &str,
+    (rootfs, log_path): (Vec<crate::containerd::RootfsMount>, PathBuf),
     undo: &mut Undo,
 ) -> Result<(), PodError> {
-    let (rootfs, log_path) = create_records(ctx, id, index, container, image, kind, undo).await?;
     ctx.client
         .create_task(id, rootfs, &crate::logs::driver::output_uri(&log_path))
         .await?;
@@ -175,7 +171,8 @@ pub async fn run_init(
             .await;
     };
     show(format!("Init:{index}/{total}")).await;
-    create_task(ctx, &id, index, container, image, "init", undo).await?;
+    let records = create_records(ctx, &id, index, container, image, "init", undo).await?;
+    create_task(ctx, &id, records, undo).await?;
     client.start_task(&id).await?;
     let exit = client.wait_task(&id).await?;
     // Task delete waits for the log driver: the log is complete afterwards.
@@ -305,18 +302,14 @@ impl MemberRuntime for OciRuntime {
     ) -> BoxFuture<'a, HashMap<String, Observation>> {
         Box::pin(async move {
             // Probes run in the agent: ask it once, only if some member has one.
-            let gated = |name: &str| {
+            let spec = |name: &str| {
                 pod.pod
                     .as_ref()
                     .and_then(|p| p.spec.containers.iter().find(|c| c.name == name))
-                    .is_some_and(|c| c.readiness_probe.is_some() || c.startup_probe.is_some())
             };
-            let probed = |name: &str| {
-                pod.pod
-                    .as_ref()
-                    .and_then(|p| p.spec.containers.iter().find(|c| c.name == name))
-                    .is_some_and(|c| !probe_defs(c).is_empty())
-            };
+            let gated =
+                |name: &str| spec(name).is_some_and(|c| c.readiness_probe.is_some() || c.startup_probe.is_some());
+            let probed = |name: &str| spec(name).is_some_and(|c| c.liveness_probe.is_some()) || gated(name);
             let probes = if pod.members.iter().any(|m| m.runtime == self.name() && probed(&m.name)) {
                 let dir = ctx.settings.pod_state_dir(ctx.client, &pod.sandbox_id);
                 crate::agent::client::status(&pod.name, &dir)

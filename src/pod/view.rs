@@ -239,9 +239,9 @@ impl PodView {
         let dir = settings.pod_log_dir(pod, &self.uid).join(name);
         let latest = std::fs::read_dir(&dir)
             .ok()?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".log")?.parse::<u32>().ok())
+            .filter_map(|e| crate::logs::run_of(&e.ok()?.path()))
             .max()?;
-        Some(dir.join(format!("{latest}.log")))
+        Some(crate::logs::run_file(&dir, latest))
     }
 
     pub fn member(&self, name: &str) -> Result<&MemberView, PodError> {

@@ -330,6 +330,13 @@ impl TestEnv {
     }
 
     /// The pod left nothing: no containerd objects, netns, IPAM reservation, iptables rule or files.
+    /// `podctl delete NAME`, then [`Self::assert_nothing_left`] for its sandbox.
+    pub fn delete_leaving_nothing(&self, name: &str) {
+        let sandbox = self.sandbox_id(name);
+        self.ok(&["delete", name]);
+        self.assert_nothing_left(&sandbox);
+    }
+
     pub fn assert_nothing_left(&self, sandbox_id: &str) {
         // `containers ls -q` prints no header; list it separately so its first row is not skipped.
         let out = Command::new("ctr")
