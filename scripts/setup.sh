@@ -3,7 +3,8 @@
 # CNI plugins, iptables, protoc (containerd-client's build), busybox-static (test images), curl.
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins iptables iproute2 busybox-static protobuf-compiler curl ca-certificates)
+packages=(containerd runc containernetworking-plugins iptables iproute2 busybox-static protobuf-compiler curl ca-certificates
+  docker-registry apache2-utils openssl)   # the last three: the registry tests (distribution 2.8, htpasswd, a CA)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

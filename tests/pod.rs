@@ -291,7 +291,7 @@ fn failed_creates_leave_nothing() {
     );
     let err = env.fails(&["create", "-f", &path]);
     assert!(
-        err.contains("example.invalid/nope:1") && err.contains("podctl image import"),
+        err.contains("example.invalid/nope:1") && err.contains("cannot reach registry"),
         "{err}"
     );
     assert!(env.containerd_objects().is_empty());

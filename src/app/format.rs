@@ -5,7 +5,7 @@ use std::io::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::containerd::ImageInfo;
+use crate::image::ImageInfo;
 use crate::manifest::{PortRef, Probe};
 use crate::pod::{node_name, now_secs, MemberState, PodView};
 
@@ -92,12 +92,25 @@ fn restarts_text(pod: &PodView) -> String {
 }
 
 pub fn images(images: &[ImageInfo]) -> String {
-    let mut rows = vec![vec!["REF".into(), "DIGEST".into(), "SIZE".into(), "AGE".into()]];
+    let mut rows = vec![vec![
+        "REF".into(),
+        "DIGEST".into(),
+        "SIZE".into(),
+        "PLATFORMS".into(),
+        "KIND".into(),
+        "AGE".into(),
+    ]];
     for image in images {
         rows.push(vec![
             image.name.clone(),
             image.digest.clone(),
             human_size(image.size),
+            if image.platforms.is_empty() {
+                "-".into()
+            } else {
+                image.platforms.join(",")
+            },
+            image.kind.as_str().into(),
             age(image.created),
         ]);
     }

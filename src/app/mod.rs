@@ -4,6 +4,7 @@
 mod exec;
 mod format;
 mod get;
+mod progress;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{AgentCommand, Cli, Command, DeleteArgs, GlobalArgs, ImageCommand, LogsArgs};
+use crate::cli::{AgentCommand, Cli, Command, DeleteArgs, GlobalArgs, ImageCommand, LogsArgs, RegistryArgs};
 use crate::containerd::Client;
 use crate::image::{archive, builtin};
 use crate::manifest::{parse_pod, Pod};
@@ -53,6 +54,11 @@ fn settings(global: &GlobalArgs) -> Settings {
         sandbox_image: global.sandbox_image.clone(),
         wasm_cache_dir: global.wasm_cache_dir.clone(),
         backoff_base: std::time::Duration::from_secs_f64(global.backoff_base.max(0.0)),
+        pull: crate::image::PullSettings {
+            hosts_dirs: global.hosts_dir.clone(),
+            lock_dir: global.state_dir.clone(),
+            progress: progress::for_stderr(false),
+        },
     }
 }
 
@@ -79,6 +85,17 @@ fn load_manifest(path: &Path) -> Result<Pod> {
         eprintln!("warning: {}: {warning}", path.display());
     }
     Ok(parsed.pod)
+}
+
+/// A `.wasm` file, by name or by its `\0asm` magic.
+fn is_wasm_file(path: &Path) -> bool {
+    if path.extension().is_some_and(|e| e == "wasm") {
+        return true;
+    }
+    let mut head = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| crate::image::wasm::is_wasm_binary(&head))
 }
 
 fn is_pod_resource(resource: &str) -> bool {
@@ -302,8 +319,63 @@ async fn delete(client: &Client, settings: &Settings, args: &DeleteArgs) -> Resu
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+fn credentials(registry: &RegistryArgs) -> Result<Option<crate::image::auth::Credentials>> {
+    Ok(match &registry.user {
+        Some(user) => Some(crate::image::auth::Credentials::from_user_flag(user)?),
+        None => None,
+    })
+}
+
 async fn image(global: &GlobalArgs, command: ImageCommand) -> Result<ExitCode> {
     match command {
+        ImageCommand::Pull {
+            reference,
+            platform,
+            registry,
+            quiet,
+        } => {
+            let mut options = crate::image::PullOptions::new(global.hosts_dir.clone());
+            if let Some(platform) = &platform {
+                options.platform = crate::image::Platform::parse(platform)?;
+            }
+            options.plain_http = registry.plain_http;
+            options.user = credentials(&registry)?;
+            options.lock_dir = Some(global.state_dir.clone());
+            let client = connect(global).await?;
+            let progress = progress::for_stderr(quiet);
+            let pulled = crate::image::pull_image(&client, &reference, &options, progress.as_ref()).await?;
+            if quiet {
+                println!("{}", pulled.digest);
+            } else {
+                println!("pulled {} ({}, {})", pulled.name, pulled.digest, pulled.kind.as_str());
+            }
+        }
+        ImageCommand::Push { reference, registry } => {
+            let options = crate::image::push::PushOptions {
+                hosts_dirs: global.hosts_dir.clone(),
+                plain_http: registry.plain_http,
+                user: credentials(&registry)?,
+            };
+            let client = connect(global).await?;
+            let pushed = crate::image::push::push_image(&client, &reference, &options).await?;
+            println!(
+                "pushed {} ({}): {} blobs sent, {} already there",
+                pushed.name, pushed.digest, pushed.blobs_sent, pushed.blobs_present
+            );
+        }
+        ImageCommand::Import { file, name } if is_wasm_file(&file) => {
+            let name = name.with_context(|| {
+                format!(
+                    "{} is a WebAssembly module: name the image with --name, e.g. --name localhost/app:1",
+                    file.display()
+                )
+            })?;
+            let module = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let artifact = crate::image::wasm::artifact(module, &name)?;
+            let client = connect(global).await?;
+            let info = crate::image::import_image(&client, &artifact).await?;
+            println!("imported {} ({}, wasm)", info.name, info.digest);
+        }
         ImageCommand::Import { file, name } => {
             let images = if file == Path::new("-") {
                 archive::read_archive(std::io::stdin().lock(), name.as_deref())?
@@ -313,19 +385,24 @@ async fn image(global: &GlobalArgs, command: ImageCommand) -> Result<ExitCode> {
             };
             let client = connect(global).await?;
             for image in &images {
-                let info = client.import_image(image).await?;
+                let info = crate::image::import_image(&client, image).await?;
                 println!("imported {} ({})", info.name, info.digest);
             }
         }
+        ImageCommand::Tag { source, target } => {
+            let client = connect(global).await?;
+            let (source, target) = crate::image::store::tag_image(&client, &source, &target).await?;
+            println!("tagged {source} as {target}");
+        }
         ImageCommand::Ls => {
             let client = connect(global).await?;
-            print!("{}", format::images(&client.list_images().await?));
+            print!("{}", format::images(&crate::image::list_images(&client).await?));
         }
         ImageCommand::Rm { names } => {
             let client = connect(global).await?;
             for name in names {
                 let name = crate::image::reference::normalize(&name);
-                client.delete_image(&name).await?;
+                crate::image::store::delete_image(&client, &name).await?;
                 println!("deleted {name}");
             }
         }

@@ -62,6 +62,16 @@ pub struct GlobalArgs {
     /// First delay (seconds) before restarting a crashed member; doubles per crash up to 5 minutes
     #[arg(long, global = true, env = "PODCTL_BACKOFF_BASE", default_value_t = 10.0)]
     pub backoff_base: f64,
+    /// Registry host configuration: directories of `<registry>/hosts.toml`, as containerd and
+    /// nerdctl read them (mirrors, server, CA, skip_verify)
+    #[arg(
+        long,
+        global = true,
+        env = "PODCTL_HOSTS_DIR",
+        value_delimiter = ':',
+        default_value = "/etc/containerd/certs.d:/etc/docker/certs.d"
+    )]
+    pub hosts_dir: Vec<PathBuf>,
     /// Cache of compiled WASM modules (shared by all pods)
     #[arg(
         long,
@@ -247,15 +257,47 @@ pub struct StartArgs {
     pub names: Vec<String>,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct RegistryArgs {
+    /// The registry speaks plain HTTP (mirrors in hosts.toml say so in their URL)
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Credentials for the registry, instead of ~/.docker/config.json
+    #[arg(long, short = 'u', value_name = "NAME:PASSWORD")]
+    pub user: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
-    /// Import an OCI image-layout or docker-archive tar (`-` for standard input)
+    /// Pull an image from a registry into containerd (OCI images and wasm artifacts)
+    Pull {
+        /// Image reference, e.g. nginx, registry.example:5000/team/app:1.4, name@sha256:...
+        reference: String,
+        /// Platform to pull from a multi-platform index (default: this host's)
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// Print only the image's digest, no progress
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Push a local image (OCI or wasm) to the registry its name names
+    Push {
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Import an OCI image-layout or docker-archive tar (`-` for standard input), or a `.wasm`
+    /// file as an OCI wasm artifact (give it a name with --name)
     Import {
         file: PathBuf,
-        /// Name for an image the archive does not name
+        /// Name for an image the archive does not name (required for a .wasm file)
         #[arg(long)]
         name: Option<String>,
     },
+    /// Give a local image another name (as `ctr image tag`, `podman tag`)
+    Tag { source: String, target: String },
     /// List images
     #[command(alias = "list")]
     Ls,

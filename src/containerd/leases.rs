@@ -21,6 +21,27 @@ impl Client {
         Ok(id)
     }
 
+    /// A lease with a chosen ID (kept if it exists): what a pull writes stays under it across
+    /// interrupted tries, so the next try resumes, and expires by itself after `ttl_secs`.
+    pub async fn ensure_lease(&self, id: &str, ttl_secs: u64) -> Result<()> {
+        let labels = HashMap::from([("containerd.io/gc.expire".to_string(), expiry_rfc3339(ttl_secs))]);
+        let mut leases = LeasesClient::new(self.channel());
+        match leases
+            .create(self.request(
+                CreateRequest {
+                    id: id.to_string(),
+                    labels,
+                },
+                None,
+            ))
+            .await
+            .map_err(self.status_error("create", format!("lease {id}")))
+        {
+            Err(e) if e.is_already_exists() => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
     pub async fn delete_lease(&self, id: &str) -> Result<()> {
         let mut leases = LeasesClient::new(self.channel());
         let request = DeleteRequest {
@@ -47,7 +68,7 @@ impl Client {
     }
 }
 
-pub(crate) fn random_hex(bytes: usize) -> String {
+pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).expect("the kernel's random source is available");
     hex::encode(buf)

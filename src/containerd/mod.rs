@@ -12,11 +12,15 @@ mod leases;
 mod snapshots;
 mod tasks;
 
+/// A content descriptor (media type, digest, size), as image records and layer applies take it.
+pub use containerd_client::types::Descriptor;
 /// A snapshot's rootfs mounts, as a task is created with them.
 pub use containerd_client::types::Mount as RootfsMount;
 pub use containers::{ContainerRecord, NewContainer, OCI_SPEC_TYPE_URL};
+pub use content::{BlobInfo, BlobWriter};
 pub use events::{TaskEvent, TaskEvents};
-pub use images::{ImageInfo, ResolvedImage};
+pub use images::{descriptor, ImageRecord};
+pub use leases::random_hex;
 pub use tasks::{ExecIo, ExitStatus, TaskInfo, TaskState};
 
 use std::path::{Path, PathBuf};
@@ -52,6 +56,9 @@ pub enum ContainerdError {
     },
     #[error("{object}: {message}")]
     Invalid { object: String, message: String },
+    /// Another client writes the same content right now (containerd locks an ingest by its ref).
+    #[error("{object} is being written by another client right now; try again once it is done")]
+    Locked { object: String },
 }
 
 impl ContainerdError {
@@ -60,6 +67,9 @@ impl ContainerdError {
     }
     pub fn is_already_exists(&self) -> bool {
         matches!(self, ContainerdError::AlreadyExists { .. })
+    }
+    pub fn is_locked(&self) -> bool {
+        matches!(self, ContainerdError::Locked { .. })
     }
 }
 
@@ -135,6 +145,9 @@ impl Client {
         move |status| match status.code() {
             Code::NotFound => ContainerdError::NotFound { object, namespace },
             Code::AlreadyExists => ContainerdError::AlreadyExists { object, namespace },
+            // containerd answers Unavailable both when it is going away and when an ingest ref is
+            // held by another writer; only the message tells them apart.
+            Code::Unavailable if status.message().contains("locked") => ContainerdError::Locked { object },
             Code::Unavailable => ContainerdError::Unreachable {
                 address: String::new(),
                 cause: status.message().to_string(),

@@ -85,6 +85,7 @@ impl Builtin {
                 ),
                 ("org.opencontainers.image.version".to_string(), version.to_string()),
             ]),
+            architecture: None,
         }
     }
 

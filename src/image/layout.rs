@@ -96,6 +96,8 @@ pub struct ImageSpec {
     /// e.g. `SIGTERM`.
     pub stop_signal: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// The config's architecture (default amd64), for multi-platform test images.
+    pub architecture: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,9 +120,11 @@ pub struct OciImage {
     /// Full reference with tag, as written to `io.containerd.image.name`.
     name: String,
     manifest_digest: String,
+    manifest_size: usize,
     config_digest: String,
-    layer_digest: String,
-    diff_id: String,
+    /// Of each layer, in order.
+    layer_digests: Vec<String>,
+    diff_ids: Vec<String>,
     index: Vec<u8>,
     /// (digest, content) in archive order.
     blobs: Vec<(String, Vec<u8>)>,
@@ -141,14 +145,19 @@ impl OciImage {
         &self.config_digest
     }
 
-    /// `sha256:…` of the compressed layer blob.
-    pub fn layer_digest(&self) -> &str {
-        &self.layer_digest
+    /// Bytes of the manifest (what an index entry's `size` gives).
+    pub fn manifest_size(&self) -> usize {
+        self.manifest_size
     }
 
-    /// `sha256:…` of the uncompressed layer tar (the config's `rootfs.diff_ids[0]`).
+    /// `sha256:…` of the (last) compressed layer blob.
+    pub fn layer_digest(&self) -> &str {
+        self.layer_digests.last().map(String::as_str).unwrap_or_default()
+    }
+
+    /// `sha256:…` of the (last) uncompressed layer tar (the config's last `rootfs.diff_ids`).
     pub fn diff_id(&self) -> &str {
-        &self.diff_id
+        self.diff_ids.last().map(String::as_str).unwrap_or_default()
     }
 
     /// Writes the OCI image-layout archive (an uncompressed tar) to `out`.
@@ -170,13 +179,22 @@ impl OciImage {
 
 /// Builds the image (layer, config, manifest, index) in memory.
 pub fn build_image(spec: &ImageSpec, layer: &[Entry]) -> Result<OciImage, LayoutError> {
+    build_layered_image(spec, &[layer])
+}
+
+/// Builds an image of several layers, the first at the bottom.
+pub fn build_layered_image(spec: &ImageSpec, layers: &[&[Entry]]) -> Result<OciImage, LayoutError> {
     let (name, tag) = split_reference(&spec.reference)?;
+    let architecture = spec.architecture.as_deref().unwrap_or(ARCHITECTURE);
 
-    let layer_tar = layer_tar(layer)?;
-    let diff_id = sha256_digest(&layer_tar);
-    let layer_gz = gzip(&layer_tar)?;
-    let layer_digest = sha256_digest(&layer_gz);
-
+    let mut diff_ids = Vec::new();
+    let mut compressed = Vec::new();
+    for layer in layers {
+        let layer_tar = layer_tar(layer)?;
+        diff_ids.push(sha256_digest(&layer_tar));
+        let layer_gz = gzip(&layer_tar)?;
+        compressed.push((sha256_digest(&layer_gz), layer_gz));
+    }
     let exposed_ports: BTreeMap<String, Empty> = spec
         .exposed_ports
         .iter()
@@ -186,7 +204,7 @@ pub fn build_image(spec: &ImageSpec, layer: &[Entry]) -> Result<OciImage, Layout
         })
         .collect();
     let config = serde_json::to_vec(&ConfigJson {
-        architecture: ARCHITECTURE,
+        architecture,
         os: OS,
         config: ExecConfigJson {
             user: spec.user.as_deref(),
@@ -200,7 +218,7 @@ pub fn build_image(spec: &ImageSpec, layer: &[Entry]) -> Result<OciImage, Layout
         },
         rootfs: RootFsJson {
             kind: "layers",
-            diff_ids: vec![diff_id.as_str()],
+            diff_ids: diff_ids.iter().map(String::as_str).collect(),
         },
     })?;
     let config_digest = sha256_digest(&config);
@@ -209,11 +227,10 @@ pub fn build_image(spec: &ImageSpec, layer: &[Entry]) -> Result<OciImage, Layout
         schema_version: 2,
         media_type: MEDIA_TYPE_MANIFEST,
         config: DescriptorJson::new(MEDIA_TYPE_CONFIG, &config_digest, config.len()),
-        layers: vec![DescriptorJson::new(
-            MEDIA_TYPE_LAYER_GZIP,
-            &layer_digest,
-            layer_gz.len(),
-        )],
+        layers: compressed
+            .iter()
+            .map(|(digest, data)| DescriptorJson::new(MEDIA_TYPE_LAYER_GZIP, digest, data.len()))
+            .collect(),
     })?;
     let manifest_digest = sha256_digest(&manifest);
 
@@ -222,27 +239,26 @@ pub fn build_image(spec: &ImageSpec, layer: &[Entry]) -> Result<OciImage, Layout
         (ANNOTATION_CONTAINERD_NAME, name.as_str()),
         (ANNOTATION_REF_NAME, tag.as_str()),
     ]);
-    manifest_descriptor.platform = Some(PlatformJson {
-        architecture: ARCHITECTURE,
-        os: OS,
-    });
+    manifest_descriptor.platform = Some(PlatformJson { architecture, os: OS });
     let index = serde_json::to_vec(&IndexJson {
         schema_version: 2,
         media_type: MEDIA_TYPE_INDEX,
         manifests: vec![manifest_descriptor],
     })?;
 
+    let layer_digests: Vec<String> = compressed.iter().map(|(d, _)| d.clone()).collect();
+    let mut blobs = vec![(config_digest.clone(), config)];
+    blobs.extend(compressed);
+    let manifest_size = manifest.len();
+    blobs.push((manifest_digest.clone(), manifest));
     Ok(OciImage {
-        blobs: vec![
-            (config_digest.clone(), config),
-            (layer_digest.clone(), layer_gz),
-            (manifest_digest.clone(), manifest),
-        ],
+        blobs,
         name,
         manifest_digest,
+        manifest_size,
         config_digest,
-        layer_digest,
-        diff_id,
+        layer_digests,
+        diff_ids,
         index,
     })
 }
@@ -513,6 +529,7 @@ mod tests {
                 ("z".to_string(), "last".to_string()),
                 ("a".to_string(), "first".to_string()),
             ]),
+            architecture: None,
         }
     }
 

@@ -1,5 +1,17 @@
 //! Image reference normalization, the way containerd's CRI plugin and docker name images.
 
+/// The path when `image` names a local file (`./x.wasm`, `/abs/x.wat`, `file:///x.wasm`, or any
+/// name ending in `.wasm`/`.wat`) rather than an image in containerd or a registry.
+pub fn local_path(image: &str) -> Option<&str> {
+    let path = image.strip_prefix("file://").unwrap_or(image);
+    let looks_local =
+        image.starts_with("file://") || image.starts_with('/') || image.starts_with("./") || image.starts_with("../");
+    let wasm_file = std::path::Path::new(path)
+        .extension()
+        .is_some_and(|e| e == "wasm" || e == "wat");
+    (looks_local || wasm_file).then_some(path)
+}
+
 /// `busybox` -> `docker.io/library/busybox:latest`; `localhost/x` -> `localhost/x:latest`;
 /// fully qualified references are kept. References with a digest keep it and get no tag.
 pub fn normalize(reference: &str) -> String {

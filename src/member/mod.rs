@@ -16,7 +16,7 @@ pub mod wasm;
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -331,10 +331,7 @@ pub async fn probe(client: &Client, pod: &Pod, container: &Container) -> Result<
         .get(&format!("{RUNTIME_ANNOTATION_PREFIX}{}", container.name))
         .cloned();
     let image = container.image.as_str();
-    let path = image.strip_prefix("file://").unwrap_or(image);
-    let looks_local =
-        image.starts_with("file://") || image.starts_with('/') || image.starts_with("./") || image.starts_with("../");
-    let local_file = if looks_local || Path::new(path).extension().is_some_and(|e| e == "wasm" || e == "wat") {
+    let local_file = if let Some(path) = crate::image::reference::local_path(image) {
         let path = PathBuf::from(path);
         if !path.is_file() {
             return Err(PodError::Io {
@@ -354,7 +351,7 @@ pub async fn probe(client: &Client, pod: &Pod, container: &Container) -> Result<
     };
     let layers = match local_file {
         Some(_) => None,
-        None => client.image_layers(&crate::image::reference::normalize(image)).await?,
+        None => crate::image::image_layers(client, &crate::image::reference::normalize(image)).await?,
     };
     Ok(ImageProbe {
         reference: image.to_string(),

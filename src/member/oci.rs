@@ -8,8 +8,9 @@ use oci_spec::runtime::MountBuilder;
 use tokio::task::JoinSet;
 
 use super::*;
-use crate::containerd::{NewContainer, ResolvedImage, TaskState, OCI_SPEC_TYPE_URL};
-use crate::pod::{create::ensure_image, delete::signal_number, delete::stop_task, undo::Step};
+use crate::containerd::{NewContainer, TaskState, OCI_SPEC_TYPE_URL};
+use crate::image::ResolvedImage;
+use crate::pod::{create::resolve_present, delete::signal_number, delete::stop_task, undo::Step};
 use crate::spec;
 
 pub struct OciRuntime;
@@ -265,17 +266,11 @@ impl MemberRuntime for OciRuntime {
         _settings: &'a Settings,
         container: &'a Container,
         _probe: &'a ImageProbe,
-        events: &'a mut Vec<PodEvent>,
+        _events: &'a mut Vec<PodEvent>,
     ) -> BoxFuture<'a, Result<Payload, PodError>> {
         Box::pin(async move {
-            let image = ensure_image(
-                client,
-                &container.image,
-                &container.name,
-                container.image_pull_policy,
-                events,
-            )
-            .await?;
+            // `create` pulled it already, per imagePullPolicy.
+            let image = resolve_present(client, &container.image).await?;
             Ok(Box::new(image) as Payload)
         })
     }

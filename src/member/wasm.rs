@@ -16,12 +16,7 @@ use crate::agent::protocol::{PreopenDef, WasmMemberDef, WasmState};
 use crate::containerd::NewContainer;
 use crate::pod::undo::Step;
 
-/// Layer media types of OCI wasm artifacts (wasm-to-oci, the OCI WASM working group, componentize).
-pub const WASM_LAYER_MEDIA_TYPES: &[&str] = &[
-    "application/wasm",
-    "application/vnd.wasm.content.layer.v1+wasm",
-    "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
-];
+use crate::image::WASM_LAYER_MEDIA_TYPES;
 
 /// The container record of a WASM member carries its definition, not an OCI spec.
 const WASM_MEMBER_TYPE_URL: &str = "podctl.io/wasm-member";

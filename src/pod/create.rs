@@ -15,8 +15,8 @@ use super::view::{list_sandboxes, NetworkRecord};
 use super::*;
 use crate::agent::client as agent;
 use crate::agent::protocol::{AgentConfig, OciMemberRef, SupervisorConfig, WasmState};
-use crate::containerd::{NewContainer, ResolvedImage, OCI_SPEC_TYPE_URL};
-use crate::image::{builtin, reference::normalize};
+use crate::containerd::{NewContainer, OCI_SPEC_TYPE_URL};
+use crate::image::{reference::normalize, Obtained, ResolvedImage};
 use crate::manifest::{Pod, Protocol, PullPolicy};
 use crate::member::{self, Payload, PodContext, PreparedMember, Registry};
 use crate::sandbox::cni::{self, Attachment, CniNetwork, CniResult, PortMapping};
@@ -35,7 +35,9 @@ pub async fn create_pod(client: &Client, settings: &Settings, pod: Pod) -> Resul
     }
     let registry = Registry::builtin();
     let mut events = Vec::new();
-    let pause = ensure_image(client, &settings.sandbox_image, "POD", None, &mut events).await?;
+    // Images first (pulled per imagePullPolicy): a runtime is chosen by what the image holds.
+    obtain_images(client, settings, &pod, &mut events).await?;
+    let pause = resolve_present(client, &settings.sandbox_image).await?;
     let mut prepared = Vec::new();
     for container in &pod.spec.containers {
         let probe = member::probe(client, &pod, container).await?;
@@ -56,16 +58,7 @@ pub async fn create_pod(client: &Client, settings: &Settings, pod: Pod) -> Resul
                 message: "init containers run as OCI containers; give it an OCI image".into(),
             });
         }
-        init_images.push(
-            ensure_image(
-                client,
-                &container.image,
-                &container.name,
-                container.image_pull_policy,
-                &mut events,
-            )
-            .await?,
-        );
+        init_images.push(resolve_present(client, &container.image).await?);
     }
     check_host_ports(&pod, &sandboxes)?;
     let network = CniNetwork::load(settings.cni_conf_dir.as_deref())?;
@@ -97,46 +90,80 @@ pub async fn create_pod(client: &Client, settings: &Settings, pod: Pod) -> Resul
     }
 }
 
-/// Looks the image up, importing podctl's built-in images on first use.
-pub(crate) async fn ensure_image(
+/// Pulls or imports what the pod's sandbox, init containers and members need, once per image, and
+/// records kubelet's events for it. Nothing of the pod exists yet, so a failed pull leaves nothing.
+async fn obtain_images(
     client: &Client,
-    image: &str,
-    container: &str,
-    policy: Option<PullPolicy>,
+    settings: &Settings,
+    pod: &Pod,
     events: &mut Vec<PodEvent>,
-) -> Result<ResolvedImage, PodError> {
-    let name = normalize(image);
-    if client.get_image(&name).await?.is_some() {
-        events.push(PodEvent::normal(
-            "Pulled",
-            container,
-            format!("Container image \"{name}\" already present on machine"),
-        ));
-        return Ok(client.resolve_image(&name).await?);
-    }
-    match builtin::find(&name) {
-        Some(builtin) if policy != Some(PullPolicy::Never) => {
-            let mut archive = Vec::new();
-            builtin.write_archive(&mut archive).map_err(|e| PodError::Damaged {
-                pod: container.to_string(),
-                message: format!("built-in image {name} cannot be written: {e}"),
-            })?;
-            for image in crate::image::archive::read_archive(&archive[..], None)? {
-                client.import_image(&image).await?;
+) -> Result<(), PodError> {
+    let mut wanted: Vec<(String, &str, Option<PullPolicy>)> = vec![(
+        normalize(&settings.sandbox_image),
+        "POD",
+        Some(PullPolicy::IfNotPresent),
+    )];
+    for container in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
+        if crate::image::reference::local_path(&container.image).is_some() {
+            continue;
+        }
+        let name = normalize(&container.image);
+        match wanted.iter_mut().find(|(n, _, _)| *n == name) {
+            // The same image twice: the stricter policy (Always) wins, and it is pulled once.
+            Some(entry) => {
+                if container.image_pull_policy == Some(PullPolicy::Always) {
+                    entry.2 = Some(PullPolicy::Always);
+                }
             }
+            None => wanted.push((name, &container.name, container.image_pull_policy)),
+        }
+    }
+    for (name, container, policy) in wanted {
+        let policy = crate::image::effective_policy(&name, policy);
+        if policy != PullPolicy::Never && crate::image::builtin::find(&name).is_none() {
             events.push(PodEvent::normal(
+                "Pulling",
+                container,
+                format!("Pulling image \"{name}\""),
+            ));
+        }
+        let obtained = crate::image::ensure_image(client, &name, policy, &settings.pull)
+            .await
+            .map_err(|error| PodError::Image {
+                container: container.to_string(),
+                error: Box::new(error),
+            })?;
+        events.push(match obtained {
+            Obtained::Present => PodEvent::normal(
                 "Pulled",
                 container,
-                format!("Imported built-in image \"{name}\""),
-            ));
-            Ok(client.resolve_image(&name).await?)
-        }
-        _ => Err(PodError::ImageMissing {
-            image: name,
-            container: container.to_string(),
-            namespace: client.namespace().to_string(),
-        }),
+                format!("Container image \"{name}\" already present on machine"),
+            ),
+            Obtained::Builtin => PodEvent::normal("Pulled", container, format!("Imported built-in image \"{name}\"")),
+            Obtained::Pulled { fetched, elapsed } => PodEvent::normal(
+                "Pulled",
+                container,
+                format!(
+                    "Successfully pulled image \"{name}\" in {:.3}s. Bytes fetched: {fetched}",
+                    elapsed.as_secs_f64()
+                ),
+            ),
+            Obtained::PresentAfterFailedPull { cause } => {
+                eprintln!("warning: {cause}; using the image already present");
+                PodEvent::warning(
+                    "Failed",
+                    container,
+                    format!("Failed to pull image \"{name}\": {cause}; using the image already present"),
+                )
+            }
+        });
     }
+    Ok(())
+}
+
+/// An image `obtain_images` made sure of, resolved to its config and top snapshot.
+pub(crate) async fn resolve_present(client: &Client, image: &str) -> Result<ResolvedImage, PodError> {
+    Ok(crate::image::resolve_image(client, &normalize(image)).await?)
 }
 
 /// portmap does not bind host ports, so a port held by a process or by another pod would be

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use crate::agent::AgentError;
 use crate::containerd::{Client, ContainerdError};
 use crate::image::archive::ArchiveError;
+use crate::image::{ImageError, PullSettings};
 use crate::member::MemberError;
 use crate::sandbox::SandboxError;
 use crate::spec::SpecError;
@@ -71,6 +72,10 @@ pub enum PodError {
     Archive(#[from] ArchiveError),
     #[error(transparent)]
     Agent(#[from] AgentError),
+    #[error(transparent)]
+    ImageStore(Box<ImageError>),
+    #[error("container {container}: {error}")]
+    Image { container: String, error: Box<ImageError> },
     #[error("container {container}: {message}")]
     Wasm { container: String, message: String },
     #[error("pod {name} already exists in containerd namespace `{namespace}`; delete it first with `podctl delete {name}` or pick another metadata.name")]
@@ -82,12 +87,6 @@ pub enum PodError {
         pod: String,
         container: String,
         known: String,
-    },
-    #[error("image {image} (container {container}) is not in containerd namespace `{namespace}`; import it with `podctl image import FILE.tar` (podctl does not pull from registries)")]
-    ImageMissing {
-        image: String,
-        container: String,
-        namespace: String,
     },
     #[error("{field}: hostPort {port}/{protocol} on {ip} is already in use ({cause}); pick another hostPort or stop what holds it")]
     PortTaken {
@@ -112,6 +111,12 @@ pub enum PodError {
     Timeout { pod: String, what: String, seconds: u64 },
 }
 
+impl From<ImageError> for PodError {
+    fn from(error: ImageError) -> PodError {
+        PodError::ImageStore(Box::new(error))
+    }
+}
+
 pub fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> PodError {
     let path = path.into();
     move |cause| PodError::Io { path, cause }
@@ -132,6 +137,8 @@ pub struct Settings {
     pub wasm_cache_dir: PathBuf,
     /// First delay of the crash-loop backoff (kubelet: 10 s, doubling to 5 minutes).
     pub backoff_base: std::time::Duration,
+    /// Registries, pull locks and progress for the images pods need.
+    pub pull: PullSettings,
 }
 
 impl Settings {

@@ -77,6 +77,20 @@ fn which(tool: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// busybox (Debian's busybox-static) with its applets as symlinks, plus /tmp.
+pub fn busybox_layer() -> Vec<Entry> {
+    let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed (scripts/setup.sh)");
+    let mut layer = vec![
+        Entry::dir("bin", 0o755),
+        Entry::dir("tmp", 0o1777),
+        Entry::file("bin/busybox", 0o755, busybox),
+    ];
+    for applet in BUSYBOX_APPLETS {
+        layer.push(Entry::symlink(format!("bin/{applet}"), "busybox"));
+    }
+    layer
+}
+
 /// A private containerd plus podctl's directories, all under one temporary directory.
 pub struct TestEnv {
     pub name: String,
@@ -145,6 +159,9 @@ impl TestEnv {
             .arg("--wasm-cache-dir")
             .arg(std::env::temp_dir().join("podctl-test-wasm-cache"))
             .env_remove("CONTAINERD_NAMESPACE")
+            // Registry configuration and credentials of this test only, never the host's.
+            .env("PODCTL_HOSTS_DIR", self.dir.join("certs.d"))
+            .env("DOCKER_CONFIG", self.dir.join("docker"))
             .stdin(Stdio::null());
         command
     }
@@ -191,15 +208,7 @@ impl TestEnv {
 
     /// Imports a busybox image built from Debian's busybox-static (applets as symlinks).
     pub fn import_busybox(&self) {
-        let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed at /bin/busybox");
-        let mut layer = vec![
-            Entry::dir("bin", 0o755),
-            Entry::dir("tmp", 0o1777),
-            Entry::file("bin/busybox", 0o755, busybox),
-        ];
-        for applet in BUSYBOX_APPLETS {
-            layer.push(Entry::symlink(format!("bin/{applet}"), "busybox"));
-        }
+        let layer = busybox_layer();
         let spec = ImageSpec {
             reference: BUSYBOX_IMAGE.into(),
             cmd: vec!["sh".into()],

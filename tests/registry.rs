@@ -1,0 +1,725 @@
+//! Registries, for real: Debian's docker-registry (distribution 2.8) on 127.0.0.1 with a temporary
+//! storage dir, plain, with htpasswd, and with a certificate from a CA the test makes. Push, pull,
+//! multi-platform indexes, wasm artifacts, pull policies, clear failures that create nothing, a
+//! tampered blob, hosts.toml mirrors and CAs, and a pull that resumes after being killed.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{busybox_layer, http, TestEnv};
+use podctl::image::layout::{build_layered_image, Entry, ImageSpec, OciImage};
+
+/// A docker-registry process of this test, stopped by PID when dropped.
+struct Registry {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+struct Tls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Registry {
+    fn start(env: &TestEnv, name: &str, user: Option<(&str, &str)>, tls: Option<&Tls>) -> Registry {
+        assert!(
+            Path::new("/usr/bin/docker-registry").exists(),
+            "docker-registry is missing: scripts/setup.sh installs it"
+        );
+        let dir = env.dir.join(format!("registry-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("data").display()
+        );
+        if let Some(tls) = tls {
+            config.push_str(&format!(
+                "  tls: {{certificate: {}, key: {}}}\n",
+                tls.cert.display(),
+                tls.key.display()
+            ));
+        }
+        if let Some((user, password)) = user {
+            let line = run("htpasswd", &["-Bbn", user, password]);
+            std::fs::write(dir.join("htpasswd"), line).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd: {{realm: podctl-test, path: {}}}\n",
+                dir.join("htpasswd").display()
+            ));
+        }
+        std::fs::write(dir.join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log")).unwrap())
+            .spawn()
+            .expect("docker-registry starts");
+        let registry = Registry { child, port, dir };
+        env.wait_until(Duration::from_secs(15), "the registry to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        registry
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it (openssl).
+fn make_tls(dir: &Path) -> Tls {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=podctl test CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ],
+    );
+    run(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &p("server.key"),
+            "-out",
+            &p("server.csr"),
+        ],
+    );
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &p("server.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &p("server.pem"),
+            "-extfile",
+            &p("san.ext"),
+        ],
+    );
+    Tls {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    }
+}
+
+/// busybox plus one small file per extra layer (`/layers/<n>`), named `reference`.
+fn layered_image(reference: &str, extra_layers: usize, architecture: Option<&str>) -> OciImage {
+    let mut layers = vec![busybox_layer()];
+    for n in 0..extra_layers {
+        layers.push(vec![
+            Entry::dir("layers", 0o755),
+            Entry::file(
+                format!("layers/{n}"),
+                0o644,
+                format!("layer {n} of {reference}\n").into_bytes(),
+            ),
+        ]);
+    }
+    let refs: Vec<&[Entry]> = layers.iter().map(Vec::as_slice).collect();
+    let spec = ImageSpec {
+        reference: reference.into(),
+        cmd: vec!["sh".into()],
+        env: vec!["PATH=/bin".into()],
+        architecture: architecture.map(String::from),
+        ..Default::default()
+    };
+    build_layered_image(&spec, &refs).unwrap()
+}
+
+/// Imports the image into the test's containerd and pushes it to the registry its name names.
+fn import_and_push(env: &TestEnv, image: &OciImage, extra: &[&str]) {
+    let path = env
+        .dir
+        .join(format!("{}.tar", image.manifest_digest().trim_start_matches("sha256:")));
+    image.write_archive(std::fs::File::create(&path).unwrap()).unwrap();
+    env.ok(&["image", "import", path.to_str().unwrap()]);
+    let mut args = vec!["image", "push", image.name()];
+    args.extend_from_slice(extra);
+    let out = env.ok(&args);
+    assert!(out.contains("pushed"), "{out}");
+}
+
+fn sleeper_pod(name: &str, image: &str, policy: Option<&str>) -> String {
+    let policy = policy
+        .map(|p| format!("    imagePullPolicy: {p}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: app\n    image: {image}\n{policy}    command: [sleep, '3600']\n"
+    )
+}
+
+fn image_digest(env: &TestEnv, name: &str) -> Option<String> {
+    env.ok(&["image", "ls"])
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1).map(String::from))
+}
+
+#[test]
+fn push_then_pull_a_multi_layer_image_and_run_a_pod_from_it() {
+    let env = require_env!("reg-pull");
+    let registry = Registry::start(&env, "plain", None, None);
+    let name = format!("{}/team/app:1.4", registry.host());
+    let image = layered_image(&name, 2, None);
+    import_and_push(&env, &image, &[]);
+    env.ok(&["image", "rm", &name]);
+    assert_eq!(image_digest(&env, &name), None);
+
+    // create pulls what is missing (tag 1.4: IfNotPresent), with line-based progress off a TTY.
+    let path = env.manifest("app.yaml", &sleeper_pod("app", &name, None));
+    let out = env.command(&["create", "-f", &path]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("downloading") && stderr.contains("unpacked"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\r') && !stderr.contains("\x1b["),
+        "no terminal bars off a TTY: {stderr:?}"
+    );
+    env.wait_running("app");
+    // Each layer's file is there, in order.
+    let layers = env.ok(&["exec", "app", "--", "sh", "-c", "cat /layers/0 /layers/1"]);
+    assert_eq!(layers, format!("layer 0 of {name}\nlayer 1 of {name}\n"));
+    let describe = env.ok(&["describe", "pod", "app"]);
+    assert!(describe.contains("Successfully pulled image"), "{describe}");
+    // Recorded as ctr records pulls: ctr sees it.
+    let ctr = run(
+        "ctr",
+        &["--address", env.socket.to_str().unwrap(), "images", "ls", "-q"],
+    );
+    assert!(ctr.lines().any(|l| l == name), "{ctr}");
+    let ls = env.ok(&["image", "ls"]);
+    let row = ls.lines().find(|l| l.starts_with(&name)).unwrap();
+    assert!(row.contains("linux/amd64") && row.contains(" oci "), "{ls}");
+    assert_eq!(image_digest(&env, &name).as_deref(), Some(image.manifest_digest()));
+    env.delete_leaving_nothing("app");
+
+    // A second pull finds every blob present; -q prints the digest only.
+    let again = env.ok(&["image", "pull", "-q", &name]);
+    assert_eq!(again.trim(), image.manifest_digest());
+}
+
+#[test]
+fn a_multi_platform_index_resolves_to_the_host_or_the_asked_platform() {
+    let env = require_env!("reg-index");
+    let registry = Registry::start(&env, "index", None, None);
+    let host = registry.host();
+    let amd64 = layered_image(&format!("{host}/multi:amd64"), 1, None);
+    let arm64 = layered_image(&format!("{host}/multi:arm64"), 1, Some("arm64"));
+    import_and_push(&env, &amd64, &[]);
+    import_and_push(&env, &arm64, &[]);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm64.manifest_digest(),
+             "size": arm64.manifest_size(), "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd64.manifest_digest(),
+             "size": amd64.manifest_size(), "platform": {"os": "linux", "architecture": "amd64"}},
+        ],
+    });
+    let index_file = env.dir.join("index.json");
+    std::fs::write(&index_file, serde_json::to_vec(&index).unwrap()).unwrap();
+    run(
+        "curl",
+        &[
+            "-sSf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.index.v1+json",
+            "--data-binary",
+            &format!("@{}", index_file.display()),
+            &format!("http://{host}/v2/multi/manifests/1"),
+        ],
+    );
+    let name = format!("{host}/multi:1");
+    // The host's platform, in a namespace that has nothing yet.
+    let out = env.ok(&["-n", "fresh", "image", "pull", &name]);
+    assert!(out.contains("pulled"), "{out}");
+    let ls = env.ok(&["-n", "fresh", "image", "ls"]);
+    let row = ls.lines().find(|l| l.starts_with(&name)).unwrap().to_string();
+    assert!(row.contains("linux/amd64") && !row.contains("arm64"), "{ls}");
+    // The pod runs the amd64 content.
+    env.ok(&[
+        "-n",
+        "fresh",
+        "create",
+        "-f",
+        &env.manifest("m.yaml", &sleeper_pod("m", &name, Some("IfNotPresent"))),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = env.podctl(&["-n", "fresh", "exec", "m", "--", "sh", "-c", "cat /layers/0"]);
+        if out.status.success() {
+            assert!(String::from_utf8_lossy(&out.stdout).contains("multi:amd64"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "pod m never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    env.ok(&["-n", "fresh", "delete", "m"]);
+    // Another platform on request.
+    env.ok(&["-n", "arm", "image", "pull", "--platform", "linux/arm64", &name]);
+    let ls = env.ok(&["-n", "arm", "image", "ls"]);
+    assert!(
+        ls.lines().any(|l| l.starts_with(&name) && l.contains("linux/arm64/v8")),
+        "{ls}"
+    );
+    // A platform the index lacks: a clear error naming what it has, and no record.
+    let err = env.fails(&["-n", "s390", "image", "pull", "--platform", "linux/s390x", &name]);
+    assert!(
+        err.contains("no manifest for linux/s390x") && err.contains("linux/arm64/v8") && err.contains("linux/amd64"),
+        "{err}"
+    );
+    assert!(!env.ok(&["-n", "s390", "image", "ls"]).contains(&name));
+    let err = env.fails(&["image", "pull", "--platform", "linux", &name]);
+    assert!(err.contains("os/architecture"), "{err}");
+}
+
+#[test]
+fn a_wasm_artifact_is_pushed_pulled_and_run_as_a_member() {
+    let env = require_env!("reg-wasm");
+    let registry = Registry::start(&env, "wasm", None, None);
+    let greeter = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("wasm-examples/greeter.wasm");
+    assert!(greeter.exists(), "run wasm-examples/build.sh (scripts/test.sh does)");
+    let name = format!("{}/wasm/greeter:0.1", registry.host());
+    let out = env.ok(&["image", "import", greeter.to_str().unwrap(), "--name", &name]);
+    assert!(out.contains("wasm"), "{out}");
+    let err = env.fails(&["image", "import", greeter.to_str().unwrap()]);
+    assert!(err.contains("--name"), "{err}");
+    env.ok(&["image", "push", &name]);
+    env.ok(&["image", "rm", &name]);
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: wg}}\nspec:\n  containers:\n  - name: greeter\n    image: {name}\n    ports: [{{containerPort: 8081, hostPort: 19481}}]\n"
+    );
+    env.create("wg.yaml", &yaml);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match http(19481, "GET", "/hello", "") {
+            Ok(answer) if answer.contains("Hello from the WASM greeter") => break,
+            other => assert!(Instant::now() < deadline, "the greeter never answered: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ls = env.ok(&["image", "ls"]);
+    assert!(ls.lines().any(|l| l.starts_with(&name) && l.contains(" wasm ")), "{ls}");
+    let json = env.pod_json("wg");
+    assert_eq!(json["status"]["containerStatuses"][0]["ready"], true, "{json}");
+    env.delete_leaving_nothing("wg");
+}
+
+#[test]
+fn image_pull_policies_follow_kubelet() {
+    let env = require_env!("reg-policy");
+    let registry = Registry::start(&env, "policy", None, None);
+    let name = format!("{}/pol:latest", registry.host());
+    let v1 = layered_image(&name, 1, None);
+    import_and_push(&env, &v1, &[]);
+    // v2 under the same tag (its layer says so), pushed from another namespace.
+    let v2 = layered_image(&name, 2, None);
+    let path = env.dir.join("v2.tar");
+    v2.write_archive(std::fs::File::create(&path).unwrap()).unwrap();
+    env.ok(&["-n", "build", "image", "import", path.to_str().unwrap()]);
+    env.ok(&["-n", "build", "image", "push", &name]);
+    assert_eq!(image_digest(&env, &name).as_deref(), Some(v1.manifest_digest()));
+
+    // IfNotPresent keeps what is here.
+    env.create("a.yaml", &sleeper_pod("a", &name, Some("IfNotPresent")));
+    assert_eq!(image_digest(&env, &name).as_deref(), Some(v1.manifest_digest()));
+    assert!(env.ok(&["describe", "pod", "a"]).contains("already present on machine"));
+    // No policy with :latest means Always: v2 is pulled.
+    env.create("b.yaml", &sleeper_pod("b", &name, None));
+    assert_eq!(image_digest(&env, &name).as_deref(), Some(v2.manifest_digest()));
+    assert!(env.ok(&["describe", "pod", "b"]).contains("Successfully pulled image"));
+    env.wait_running("b");
+    let out = env.ok(&["exec", "b", "--", "sh", "-c", "ls /layers"]);
+    assert_eq!(out.split_whitespace().count(), 2, "{out}");
+    // Never with a missing image: a clear error and nothing made.
+    let missing = format!("{}/absent:1", registry.host());
+    let path = env.manifest("c.yaml", &sleeper_pod("c", &missing, Some("Never")));
+    let err = env.fails(&["create", "-f", &path]);
+    assert!(
+        err.contains("imagePullPolicy is Never") && err.contains(&missing),
+        "{err}"
+    );
+    // Never with the image present runs it.
+    env.create("d.yaml", &sleeper_pod("d", &name, Some("Never")));
+    for pod in ["a", "b", "d"] {
+        env.ok(&["delete", pod]);
+    }
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+}
+
+#[test]
+fn failed_pulls_say_why_and_create_nothing() {
+    let env = require_env!("reg-errors");
+    let registry = Registry::start(&env, "auth", Some(("alice", "wonderland")), None);
+    let tls = make_tls(&env.dir.join("tls"));
+    let secure = Registry::start(&env, "tls", None, Some(&tls));
+    let name = format!("{}/private/app:1", registry.host());
+    let image = layered_image(&name, 1, None);
+    // Pushing needs the credentials too.
+    let path = env.dir.join("private.tar");
+    image.write_archive(std::fs::File::create(&path).unwrap()).unwrap();
+    env.ok(&["image", "import", path.to_str().unwrap()]);
+    let err = env.fails(&["image", "push", &name]);
+    assert!(err.contains("refused access anonymously"), "{err}");
+    env.ok(&["image", "push", "--user", "alice:wonderland", &name]);
+    env.ok(&["image", "rm", &name]);
+
+    let expect_failure = |args: &[&str], needles: &[&str]| {
+        let err = env.fails(args);
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
+        }
+        assert!(
+            env.containerd_objects().is_empty(),
+            "{args:?} left {:?}",
+            env.containerd_objects()
+        );
+        assert!(!env.ok(&["image", "ls"]).contains("private/app"));
+    };
+    // No credentials, a wrong password, a missing tag: each its own message.
+    expect_failure(&["image", "pull", &name], &["refused access anonymously", "--user"]);
+    expect_failure(
+        &["image", "pull", "--user", "alice:queen", &name],
+        &["refused access as alice", "docker login"],
+    );
+    let missing = format!("{}/private/app:9", registry.host());
+    expect_failure(
+        &["image", "pull", "--user", "alice:wonderland", &missing],
+        &["not found", &missing],
+    );
+    let pod = env.manifest("p.yaml", &sleeper_pod("p", &name, None));
+    expect_failure(
+        &["create", "-f", &pod],
+        &["container app", "refused access anonymously"],
+    );
+    // docker's config.json gives the credentials.
+    let docker = env.dir.join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let auth = base64_encode(b"alice:wonderland");
+    std::fs::write(
+        docker.join("config.json"),
+        format!("{{\"auths\": {{\"{}\": {{\"auth\": \"{auth}\"}}}}}}", registry.host()),
+    )
+    .unwrap();
+    env.ok(&["image", "pull", &name]);
+    env.ok(&["image", "rm", &name]);
+
+    // TLS with a CA nobody trusts, then trusted through hosts.toml.
+    let tls_name = format!("{}/app:1", secure.host());
+    let tls_image = layered_image(&tls_name, 0, None);
+    let path = env.dir.join("tls.tar");
+    tls_image.write_archive(std::fs::File::create(&path).unwrap()).unwrap();
+    env.ok(&["image", "import", path.to_str().unwrap()]);
+    let err = env.fails(&["image", "push", &tls_name]);
+    assert!(err.contains("TLS") && err.contains("ca ="), "{err}");
+    let hosts = env.dir.join("certs.d").join(secure.host());
+    std::fs::create_dir_all(&hosts).unwrap();
+    std::fs::write(
+        hosts.join("hosts.toml"),
+        format!(
+            "server = \"https://{}\"\nca = \"{}\"\n",
+            secure.host(),
+            tls.ca.display()
+        ),
+    )
+    .unwrap();
+    env.ok(&["image", "push", &tls_name]);
+    env.ok(&["image", "rm", &tls_name]);
+    std::fs::remove_file(hosts.join("hosts.toml")).unwrap();
+    expect_failure(&["image", "pull", &tls_name], &["TLS", "ca ="]);
+    std::fs::write(
+        hosts.join("hosts.toml"),
+        format!(
+            "server = \"https://{}\"\nca = \"{}\"\n",
+            secure.host(),
+            tls.ca.display()
+        ),
+    )
+    .unwrap();
+    env.ok(&["image", "pull", &tls_name]);
+    // An unreachable registry is named as such.
+    expect_failure(
+        &["image", "pull", &format!("127.0.0.1:{}/gone:1", free_port())],
+        &["cannot reach registry"],
+    );
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_tampered_blob_is_rejected_by_digest() {
+    let env = require_env!("reg-tamper");
+    let registry = Registry::start(&env, "tamper", None, None);
+    let name = format!("{}/tampered:1", registry.host());
+    let image = layered_image(&name, 1, None);
+    import_and_push(&env, &image, &[]);
+    env.ok(&["image", "rm", &name]);
+    // Flip one byte of the top layer as stored by the registry.
+    let file = registry.blob_file(image.layer_digest());
+    let mut data = std::fs::read(&file).unwrap();
+    let middle = data.len() / 2;
+    data[middle] ^= 0xff;
+    std::fs::write(&file, data).unwrap();
+    let err = env.fails(&["-n", "clean", "image", "pull", &name]);
+    assert!(
+        err.contains("does not match its digest") && err.contains(image.layer_digest()),
+        "{err}"
+    );
+    assert!(!env.ok(&["-n", "clean", "image", "ls"]).contains("tampered"));
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+}
+
+#[test]
+fn hosts_toml_mirrors_are_tried_before_the_server() {
+    let env = require_env!("reg-mirror");
+    let mirror = Registry::start(&env, "mirror", None, None);
+    // Pushed to the mirror under the upstream's repository name.
+    let image = layered_image(&format!("{}/library/tool:2", mirror.host()), 0, None);
+    import_and_push(&env, &image, &[]);
+    let upstream = "upstream.invalid/library/tool:2";
+    let hosts = env.dir.join("certs.d").join("upstream.invalid");
+    std::fs::create_dir_all(&hosts).unwrap();
+    std::fs::write(
+        hosts.join("hosts.toml"),
+        format!(
+            "server = \"https://upstream.invalid\"\n[host.\"http://127.0.0.1:{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            free_port()
+        ) + &format!("[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n", mirror.host()),
+    )
+    .unwrap();
+    let out = env.command(&["-n", "m", "image", "pull", upstream]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("at http://{}", mirror.host())), "{stderr}");
+    let ls = env.ok(&["-n", "m", "image", "ls"]);
+    assert!(ls.lines().any(|l| l.starts_with(upstream)), "{ls}");
+}
+
+/// A TCP proxy to `target` that sends the registry's answers at about `bytes_per_sec`.
+fn throttling_proxy(target: u16, bytes_per_sec: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { break };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+                let _ = s_write.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 16 * 1024];
+                let pause = Duration::from_secs_f64(buf.len() as f64 / bytes_per_sec as f64);
+                while let Ok(n) = s_read.read(&mut buf) {
+                    if n == 0 || c_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(pause);
+                }
+                let _ = c_write.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+fn ingest_bytes(env: &TestEnv) -> u64 {
+    let dir = env.dir.join("root/io.containerd.content.v1.content/ingest");
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::metadata(e.path().join("data")).ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_interrupted_pull_resumes_and_concurrent_creates_pull_once() {
+    let env = require_env!("reg-resume");
+    let registry = Registry::start(&env, "resume", None, None);
+    // 12 MiB that gzip cannot shrink.
+    let mut noise = vec![0u8; 12 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for byte in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *byte = x as u8;
+    }
+    let name = format!("{}/big:1", registry.host());
+    let spec = ImageSpec {
+        reference: name.clone(),
+        cmd: vec!["sh".into()],
+        env: vec!["PATH=/bin".into()],
+        ..Default::default()
+    };
+    let busybox = busybox_layer();
+    let big = vec![Entry::file("noise", 0o644, noise)];
+    let image = build_layered_image(&spec, &[&busybox, &big]).unwrap();
+    import_and_push(&env, &image, &[]);
+    env.ok(&["image", "rm", &name]);
+
+    // Through a slow link, killed once a few MiB are in containerd's ingest.
+    let proxy = throttling_proxy(registry.port, 3 << 20);
+    let slow = format!("127.0.0.1:{proxy}/big:1");
+    let mut child = env
+        .command(&["image", "pull", "--plain-http", &slow])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    env.wait_until(Duration::from_secs(30), "part of the layer to arrive", || {
+        ingest_bytes(&env) > 3 << 20
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = ingest_bytes(&env);
+    let out = env.command(&["image", "pull", "--plain-http", &slow]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming at"), "{stderr}");
+    assert!(partial > 3 << 20 && image_digest(&env, &slow).as_deref() == Some(image.manifest_digest()));
+    let fetched_line = stderr.lines().find(|l| l.contains("pulled")).unwrap();
+    assert!(
+        !fetched_line.contains("12."),
+        "the whole layer came again: {fetched_line}"
+    );
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+
+    // Two creates that need the same missing image at once: one pulls, the other waits and shares.
+    env.ok(&["image", "rm", &slow]);
+    let pods: Vec<String> = (0..2)
+        .map(|i| {
+            env.manifest(
+                &format!("c{i}.yaml"),
+                &sleeper_pod(&format!("c{i}"), &slow, Some("IfNotPresent")),
+            )
+        })
+        .collect();
+    let children: Vec<Child> = pods
+        .iter()
+        .map(|p| {
+            env.command(&["create", "-f", p])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let pulled: usize = (0..2)
+        .filter(|i| {
+            env.ok(&["describe", "pod", &format!("c{i}")])
+                .contains("Successfully pulled")
+        })
+        .count();
+    assert_eq!(pulled, 1, "exactly one create pulls");
+    env.ok(&["delete", "c0", "c1"]);
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+}
