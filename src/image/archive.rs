@@ -111,17 +111,18 @@ struct Manifest {
     layers: Vec<Descriptor>,
 }
 
+/// The part of an image config that names its layers' uncompressed digests.
 #[derive(Deserialize)]
-struct ConfigRootfs {
+pub(crate) struct ConfigRootfs {
     /// Absent in artifacts whose layers are not filesystems (WASM modules).
     #[serde(default)]
-    rootfs: RootFs,
+    pub rootfs: RootFs,
 }
 
 #[derive(Deserialize, Default)]
-struct RootFs {
+pub(crate) struct RootFs {
     #[serde(default)]
-    diff_ids: Vec<String>,
+    pub diff_ids: Vec<String>,
 }
 
 /// Layers containerd can unpack into a snapshot (tar, possibly compressed); anything else, such as

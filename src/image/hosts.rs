@@ -41,6 +41,15 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The schemes to try, in order.
+    pub fn schemes(&self) -> Vec<Scheme> {
+        if self.http_fallback {
+            vec![self.scheme, Scheme::Http]
+        } else {
+            vec![self.scheme]
+        }
+    }
+
     pub fn url(&self) -> String {
         let scheme = match self.scheme {
             Scheme::Http => "http",

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt};
 use oci_client::Reference;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::archive::{chain_ids, is_filesystem_layer, sha256_digest};
+use super::archive::{chain_ids, is_filesystem_layer, sha256_digest, ConfigRootfs};
 use super::auth::{self, Credentials};
 use super::hosts::{self, Scheme};
 use super::progress::{Progress, PullEvent};
@@ -94,18 +93,6 @@ pub fn parse_name(reference: &str) -> Result<ImageName, ImageError> {
         digest: parsed.digest().map(String::from),
         name,
     })
-}
-
-#[derive(Deserialize, Default)]
-struct ConfigRootfs {
-    #[serde(default)]
-    rootfs: RootFs,
-}
-
-#[derive(Deserialize, Default)]
-struct RootFs {
-    #[serde(default)]
-    diff_ids: Vec<String>,
 }
 
 /// Pulls `reference` into containerd and points its name at what was pulled.
@@ -251,18 +238,8 @@ async fn resolve(
         .iter()
         .filter(|e| e.resolve || name.digest.is_some() && e.pull)
     {
-        let credentials = match &options.user {
-            Some(user) => user.clone(),
-            None => match auth::lookup(&endpoint.host)? {
-                Credentials::Anonymous => auth::lookup(&name.registry)?,
-                found => found,
-            },
-        };
-        let mut schemes = vec![endpoint.scheme];
-        if endpoint.http_fallback {
-            schemes.push(Scheme::Http);
-        }
-        for scheme in schemes {
+        let credentials = endpoint_credentials(endpoint, &name.registry, options.user.as_ref())?;
+        for scheme in endpoint.schemes() {
             let remote = Remote::new(&name.name, endpoint, &credentials, scheme)?;
             let reference = remote.reference(
                 &name.registry,
@@ -315,6 +292,21 @@ async fn resolve(
         image: name.name.clone(),
         message: "no endpoint in its hosts.toml may resolve tags (capabilities lack \"resolve\")".into(),
     }))
+}
+
+/// `--user`, else docker's credentials for the endpoint, else for the registry it stands in for.
+pub(crate) fn endpoint_credentials(
+    endpoint: &hosts::Endpoint,
+    registry: &str,
+    user: Option<&Credentials>,
+) -> Result<Credentials, ImageError> {
+    if let Some(user) = user {
+        return Ok(user.clone());
+    }
+    Ok(match auth::lookup(&endpoint.host)? {
+        Credentials::Anonymous => auth::lookup(registry)?,
+        found => found,
+    })
 }
 
 /// After HTTPS failed and the plain-HTTP fallback got an answer that is no verdict on the image

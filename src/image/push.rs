@@ -4,9 +4,9 @@
 
 use futures_util::StreamExt;
 
-use super::auth::{self, Credentials};
+use super::auth::Credentials;
 use super::hosts::{self, Scheme};
-use super::pull::{parse_name, prefer_https_error};
+use super::pull::{endpoint_credentials, parse_name, prefer_https_error};
 use super::registry::{RegistryError, Remote};
 use super::store::{is_index, read_json, Desc, Index, Manifest};
 use super::ImageError;
@@ -40,16 +40,9 @@ pub async fn push_image(client: &Client, reference: &str, options: &PushOptions)
         image: name.name.clone(),
         message: "no endpoint in its hosts.toml may be pushed to (capabilities lack \"push\")".into(),
     })?;
-    let credentials = match &options.user {
-        Some(user) => user.clone(),
-        None => auth::lookup(&endpoint.host)?,
-    };
-    let mut schemes = vec![endpoint.scheme];
-    if endpoint.http_fallback {
-        schemes.push(Scheme::Http);
-    }
+    let credentials = endpoint_credentials(endpoint, &name.registry, options.user.as_ref())?;
     let mut last = None;
-    for scheme in schemes {
+    for scheme in endpoint.schemes() {
         let remote = Remote::new(&name.name, endpoint, &credentials, scheme)?;
         let reference = remote.reference(
             &name.registry,
