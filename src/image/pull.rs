@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt};
 use oci_client::Reference;
-use sha2::{Digest, Sha256};
 
 use super::archive::{chain_ids, is_filesystem_layer, sha256_digest, ConfigRootfs};
 use super::auth::{self, Credentials};
@@ -294,6 +293,16 @@ async fn resolve(
     }))
 }
 
+/// What containerd computed, from its "unexpected commit digest X, expected Y" (or size) message.
+fn committed_digest(message: &str) -> String {
+    message
+        .split("unexpected commit digest ")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .map(String::from)
+        .unwrap_or_else(|| "another size or digest (computed by containerd)".into())
+}
+
 /// `--user`, else docker's credentials for the endpoint, else for the registry it stands in for.
 pub(crate) fn endpoint_credentials(
     endpoint: &hosts::Endpoint,
@@ -565,16 +574,12 @@ impl Session<'_> {
                 });
                 announced = true;
             }
-            let mut hasher = None;
             if offset < size {
                 let (mut stream, partial) = self.remote.blob(&self.reference, digest, offset).await?;
                 if !partial && offset > 0 {
                     // The registry ignored the range: start over.
                     writer.restart().await?;
                     offset = 0;
-                }
-                if offset == 0 {
-                    hasher = Some(Sha256::new());
                 }
                 let mut broken = None;
                 while let Some(chunk) = stream.next().await {
@@ -601,9 +606,6 @@ impl Session<'_> {
                                 self.remote.url()
                             ),
                         });
-                    }
-                    if let Some(h) = hasher.as_mut() {
-                        h.update(&chunk);
                     }
                     writer.write(&chunk).await?;
                     self.progress.event(PullEvent::BlobProgress {
@@ -634,23 +636,13 @@ impl Session<'_> {
                     continue;
                 }
             }
-            if let Some(actual) = hasher.map(|h| format!("sha256:{}", hex::encode(h.finalize()))) {
-                if &actual != digest {
-                    self.client.abort_blob_write(&ingest).await.ok();
-                    return Err(self.mismatch(digest, actual).into());
-                }
-            }
+            // containerd hashes what it stored and refuses a commit whose size or digest differs
+            // from the manifest's: a blob that does not verify is never committed.
             match writer.commit(labels.clone()).await {
                 Ok(()) => {}
-                // containerd's own check at commit (the resumed part is hashed there).
-                Err(e)
-                    if e.to_string().contains("unexpected commit digest")
-                        || e.to_string().contains("unexpected commit size") =>
-                {
+                Err(e) if e.to_string().contains("unexpected commit") => {
                     self.client.abort_blob_write(&ingest).await.ok();
-                    return Err(self
-                        .mismatch(digest, "another digest (computed by containerd)".into())
-                        .into());
+                    return Err(self.mismatch(digest, committed_digest(&e.to_string())).into());
                 }
                 Err(e) => return Err(e.into()),
             }
