@@ -495,28 +495,23 @@ fn failed_pulls_say_why_and_create_nothing() {
     assert!(err.contains("TLS") && err.contains("ca ="), "{err}");
     let hosts = env.dir.join("certs.d").join(secure.host());
     std::fs::create_dir_all(&hosts).unwrap();
-    std::fs::write(
-        hosts.join("hosts.toml"),
-        format!(
-            "server = \"https://{}\"\nca = \"{}\"\n",
-            secure.host(),
-            tls.ca.display()
-        ),
-    )
-    .unwrap();
+    let trust_ca = || {
+        std::fs::write(
+            hosts.join("hosts.toml"),
+            format!(
+                "server = \"https://{}\"\nca = \"{}\"\n",
+                secure.host(),
+                tls.ca.display()
+            ),
+        )
+        .unwrap()
+    };
+    trust_ca();
     env.ok(&["image", "push", &tls_name]);
     env.ok(&["image", "rm", &tls_name]);
     std::fs::remove_file(hosts.join("hosts.toml")).unwrap();
     expect_failure(&["image", "pull", &tls_name], &["TLS", "ca ="]);
-    std::fs::write(
-        hosts.join("hosts.toml"),
-        format!(
-            "server = \"https://{}\"\nca = \"{}\"\n",
-            secure.host(),
-            tls.ca.display()
-        ),
-    )
-    .unwrap();
+    trust_ca();
     env.ok(&["image", "pull", &tls_name]);
     // An unreachable registry is named as such.
     expect_failure(

@@ -212,22 +212,10 @@ impl Client {
     }
 
     pub async fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
-        let mut content = ContentClient::new(self.channel());
-        let object = format!("blob {digest}");
-        let request = ReadContentRequest {
-            digest: digest.to_string(),
-            offset: 0,
-            size: 0,
-        };
-        let mut stream = content
-            .read(self.request(request, None))
-            .await
-            .map_err(self.status_error("read", object.clone()))?
-            .into_inner();
+        let mut stream = std::pin::pin!(self.read_blob_stream(digest).await?);
         let mut data = Vec::new();
         while let Some(part) = stream.next().await {
-            let part = part.map_err(self.status_error("read", object.clone()))?;
-            data.extend_from_slice(&part.data);
+            data.extend_from_slice(&part?);
         }
         Ok(data)
     }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::progress::Progress;
-use super::pull::{parse_name, pull_image, PullOptions};
-use super::{builtin, import_image, ImageError, Platform};
+use super::pull::{pull_image, PullOptions};
+use super::reference::parse_name;
+use super::{builtin, import_image, ImageError};
 use crate::containerd::Client;
 use crate::manifest::PullPolicy;
 
@@ -77,7 +78,6 @@ pub async fn ensure_image(
         PullPolicy::IfNotPresent | PullPolicy::Always => {
             let started = Instant::now();
             let mut options = PullOptions::new(settings.hosts_dirs.clone());
-            options.platform = Platform::host();
             options.lock_dir = Some(settings.lock_dir.clone());
             // A concurrent create may have pulled it while this one waited for the lock.
             options.only_if_missing = policy == PullPolicy::IfNotPresent;

@@ -16,9 +16,10 @@ use super::archive::{chain_ids, is_filesystem_layer, sha256_digest, ConfigRootfs
 use super::auth::{self, Credentials};
 use super::hosts::{self, Scheme};
 use super::progress::{Progress, PullEvent};
+use super::reference::{parse_name, ImageName};
 use super::registry::{RegistryError, Remote};
 use super::store::{config_labels, is_index, manifest_labels, unpack_layer, Desc, Index, Manifest};
-use super::{reference::normalize, ImageError, ImageKind, Platform};
+use super::{ImageError, ImageKind, Platform};
 use crate::containerd::{Client, Descriptor};
 
 /// Layers downloaded at once (ctr and nerdctl use 3).
@@ -68,32 +69,6 @@ pub struct Pulled {
     pub pulled: bool,
 }
 
-/// Where a name lives: `registry`, `repository`, and a tag or digest.
-pub struct ImageName {
-    pub name: String,
-    pub registry: String,
-    pub repository: String,
-    pub tag: Option<String>,
-    pub digest: Option<String>,
-}
-
-pub fn parse_name(reference: &str) -> Result<ImageName, ImageError> {
-    let name = normalize(reference);
-    let parsed: Reference = name
-        .parse()
-        .map_err(|e: oci_client::ParseError| ImageError::BadReference {
-            reference: reference.to_string(),
-            reason: e.to_string(),
-        })?;
-    Ok(ImageName {
-        registry: parsed.registry().to_string(),
-        repository: parsed.repository().to_string(),
-        tag: parsed.tag().map(String::from),
-        digest: parsed.digest().map(String::from),
-        name,
-    })
-}
-
 /// Pulls `reference` into containerd and points its name at what was pulled.
 pub async fn pull_image(
     client: &Client,
@@ -118,7 +93,7 @@ pub async fn pull_image(
             });
         }
     }
-    let (remote, target, top) = resolve(&name, options, progress).await?;
+    let (remote, target) = resolve(&name, options, progress).await?;
     let session = Session {
         client,
         remote: &remote,
@@ -128,7 +103,7 @@ pub async fn pull_image(
         progress,
     };
     client.ensure_lease(&session.lease, 24 * 3600).await?;
-    let stored = match session.fetch(&target, &top, &options.platform).await {
+    let stored = match session.fetch(&target, &options.platform).await {
         Ok(stored) => client
             .put_image_record(&session.lease, &name.name, target.descriptor(), HashMap::new())
             .await
@@ -230,7 +205,7 @@ async fn resolve(
     name: &ImageName,
     options: &PullOptions,
     progress: &dyn Progress,
-) -> Result<(Remote, Fetched, bytes::Bytes), ImageError> {
+) -> Result<(Remote, Fetched), ImageError> {
     let endpoints = hosts::endpoints(&name.registry, &options.hosts_dirs, options.plain_http)?;
     let mut last_error: Option<RegistryError> = None;
     for endpoint in endpoints
@@ -239,14 +214,7 @@ async fn resolve(
     {
         let credentials = endpoint_credentials(endpoint, &name.registry, options.user.as_ref())?;
         for scheme in endpoint.schemes() {
-            let remote = Remote::new(&name.name, endpoint, &credentials, scheme)?;
-            let reference = remote.reference(
-                &name.registry,
-                &name.repository,
-                name.tag.as_deref(),
-                name.digest.as_deref(),
-            );
-            remote.authenticate(&reference, false).await;
+            let (remote, reference) = Remote::open(name, endpoint, &credentials, scheme, false).await?;
             match remote.manifest(&reference).await {
                 Ok((data, digest, media_type)) => {
                     progress.event(PullEvent::Resolved {
@@ -260,14 +228,7 @@ async fn resolve(
                         digest,
                         platform: None,
                     };
-                    return Ok((
-                        remote,
-                        Fetched {
-                            desc,
-                            data: data.clone(),
-                        },
-                        data,
-                    ));
+                    return Ok((remote, Fetched { desc, data }));
                 }
                 Err(e) => {
                     let network = e.is_unreachable();
@@ -340,12 +301,8 @@ struct Session<'a> {
 impl Session<'_> {
     /// Fetches what `target` needs for `platform`, stores it, and returns the image's kind and
     /// the bytes fetched.
-    async fn fetch(
-        &self,
-        target: &Fetched,
-        data: &bytes::Bytes,
-        platform: &Platform,
-    ) -> Result<(ImageKind, u64), ImageError> {
+    async fn fetch(&self, target: &Fetched, platform: &Platform) -> Result<(ImageKind, u64), ImageError> {
+        let data = &target.data;
         if !is_index(&target.media_type) {
             return self.fetch_manifest(target).await;
         }

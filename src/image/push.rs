@@ -6,7 +6,8 @@ use futures_util::StreamExt;
 
 use super::auth::Credentials;
 use super::hosts::{self, Scheme};
-use super::pull::{endpoint_credentials, parse_name, prefer_https_error};
+use super::pull::{endpoint_credentials, prefer_https_error};
+use super::reference::parse_name;
 use super::registry::{RegistryError, Remote};
 use super::store::{is_index, read_json, Desc, Index, Manifest};
 use super::ImageError;
@@ -43,14 +44,7 @@ pub async fn push_image(client: &Client, reference: &str, options: &PushOptions)
     let credentials = endpoint_credentials(endpoint, &name.registry, options.user.as_ref())?;
     let mut last = None;
     for scheme in endpoint.schemes() {
-        let remote = Remote::new(&name.name, endpoint, &credentials, scheme)?;
-        let reference = remote.reference(
-            &name.registry,
-            &name.repository,
-            name.tag.as_deref(),
-            name.digest.as_deref(),
-        );
-        remote.authenticate(&reference, true).await;
+        let (remote, reference) = Remote::open(&name, endpoint, &credentials, scheme, true).await?;
         let mut pushed = Pushed {
             name: name.name.clone(),
             digest: record.target.digest.clone(),
@@ -99,38 +93,29 @@ async fn push_target(
                 }
                 continue;
             }
-            push_manifest(client, remote, reference, image, entry, pushed).await?;
+            push_manifest_blobs(client, remote, reference, image, entry, pushed).await?;
+            let at = reference.clone_with_digest(entry.digest.clone());
+            send_manifest(client, remote, &at, entry).await?;
         }
     } else {
         push_manifest_blobs(client, remote, reference, image, target, pushed).await?;
     }
-    let data = client.read_blob(&target.digest).await?;
     let at = match reference.tag() {
         Some(_) if reference.digest().is_none() => reference.clone(),
         _ => reference.clone_with_digest(target.digest.clone()),
     };
-    remote.push_manifest(&at, data, &target.media_type).await?;
-    Ok(())
+    send_manifest(client, remote, &at, target).await
 }
 
-async fn push_manifest(
+/// A manifest or index as stored here, sent unchanged so its digest stays what it is.
+async fn send_manifest(
     client: &Client,
     remote: &Remote,
-    reference: &oci_client::Reference,
-    image: &str,
-    manifest: &Desc,
-    pushed: &mut Pushed,
+    at: &oci_client::Reference,
+    desc: &Desc,
 ) -> Result<(), ImageError> {
-    push_manifest_blobs(client, remote, reference, image, manifest, pushed).await?;
-    let data = client.read_blob(&manifest.digest).await?;
-    remote
-        .push_manifest(
-            &reference.clone_with_digest(manifest.digest.clone()),
-            data,
-            &manifest.media_type,
-        )
-        .await?;
-    Ok(())
+    let data = client.read_blob(&desc.digest).await?;
+    Ok(remote.push_manifest(at, data, &desc.media_type).await?)
 }
 
 /// The config and layers of one manifest.

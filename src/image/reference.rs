@@ -1,4 +1,9 @@
-//! Image reference normalization, the way containerd's CRI plugin and docker name images.
+//! Image references: normalization the way containerd's CRI plugin and docker name images, and
+//! the parts a registry needs (registry, repository, tag or digest).
+
+use oci_client::Reference;
+
+use super::ImageError;
 
 /// The path when `image` names a local file (`./x.wasm`, `/abs/x.wat`, `file:///x.wasm`, or any
 /// name ending in `.wasm`/`.wat`) rather than an image in containerd or a registry.
@@ -30,6 +35,33 @@ pub fn normalize(reference: &str) -> String {
         None if last.contains(':') => qualified,
         None => format!("{qualified}:latest"),
     }
+}
+
+/// Where a name lives: `registry`, `repository`, and a tag or digest.
+pub struct ImageName {
+    pub name: String,
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// Parses a reference after normalizing it as [`normalize`] does.
+pub fn parse_name(reference: &str) -> Result<ImageName, ImageError> {
+    let name = normalize(reference);
+    let parsed: Reference = name
+        .parse()
+        .map_err(|e: oci_client::ParseError| ImageError::BadReference {
+            reference: reference.to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(ImageName {
+        registry: parsed.registry().to_string(),
+        repository: parsed.repository().to_string(),
+        tag: parsed.tag().map(String::from),
+        digest: parsed.digest().map(String::from),
+        name,
+    })
 }
 
 #[cfg(test)]

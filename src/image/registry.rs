@@ -11,6 +11,7 @@ use oci_client::Reference;
 
 use super::auth::Credentials;
 use super::hosts::{Endpoint, Scheme};
+use super::reference::ImageName;
 
 /// What a manifest GET may answer with, most preferred first.
 pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
@@ -131,6 +132,26 @@ impl Remote {
             auth,
             who: credentials.describe(),
         })
+    }
+
+    /// A remote for `name` at this endpoint, the name's reference there, authenticated for a
+    /// pull or a push.
+    pub async fn open(
+        name: &ImageName,
+        endpoint: &Endpoint,
+        credentials: &Credentials,
+        scheme: Scheme,
+        push: bool,
+    ) -> Result<(Remote, Reference), RegistryError> {
+        let remote = Remote::new(&name.name, endpoint, credentials, scheme)?;
+        let reference = remote.reference(
+            &name.registry,
+            &name.repository,
+            name.tag.as_deref(),
+            name.digest.as_deref(),
+        );
+        remote.authenticate(&reference, push).await;
+        Ok((remote, reference))
     }
 
     pub fn url(&self) -> String {

@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use super::*;
 use crate::containerd::{NewContainer, TaskState, OCI_SPEC_TYPE_URL};
 use crate::image::ResolvedImage;
-use crate::pod::{create::resolve_present, delete::signal_number, delete::stop_task, undo::Step};
+use crate::pod::{delete::signal_number, delete::stop_task, undo::Step};
 use crate::spec;
 
 pub struct OciRuntime;
@@ -270,7 +270,8 @@ impl MemberRuntime for OciRuntime {
     ) -> BoxFuture<'a, Result<Payload, PodError>> {
         Box::pin(async move {
             // `create` pulled it already, per imagePullPolicy.
-            let image = resolve_present(client, &container.image).await?;
+            let name = crate::image::reference::normalize(&container.image);
+            let image = crate::image::resolve_image(client, &name).await?;
             Ok(Box::new(image) as Payload)
         })
     }
