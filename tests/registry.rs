@@ -21,6 +21,15 @@ struct Registry {
     dir: PathBuf,
 }
 
+/// How the registry checks who asks.
+enum Auth<'a> {
+    Open,
+    /// Basic auth against an htpasswd file with this user.
+    Htpasswd(&'a str, &'a str),
+    /// distribution's token auth: Bearer tokens from this server.
+    Token(&'a TokenServer),
+}
+
 struct Tls {
     ca: PathBuf,
     cert: PathBuf,
@@ -45,7 +54,7 @@ fn run(program: &str, args: &[&str]) -> String {
 }
 
 impl Registry {
-    fn start(env: &TestEnv, name: &str, user: Option<(&str, &str)>, tls: Option<&Tls>) -> Registry {
+    fn start(env: &TestEnv, name: &str, auth: Auth, tls: Option<&Tls>) -> Registry {
         assert!(
             Path::new("/usr/bin/docker-registry").exists(),
             "docker-registry is missing: scripts/setup.sh installs it"
@@ -64,13 +73,21 @@ impl Registry {
                 tls.key.display()
             ));
         }
-        if let Some((user, password)) = user {
-            let line = run("htpasswd", &["-Bbn", user, password]);
-            std::fs::write(dir.join("htpasswd"), line).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd: {{realm: podctl-test, path: {}}}\n",
-                dir.join("htpasswd").display()
-            ));
+        match auth {
+            Auth::Open => {}
+            Auth::Htpasswd(user, password) => {
+                let line = run("htpasswd", &["-Bbn", user, password]);
+                std::fs::write(dir.join("htpasswd"), line).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  htpasswd: {{realm: podctl-test, path: {}}}\n",
+                    dir.join("htpasswd").display()
+                ));
+            }
+            Auth::Token(server) => config.push_str(&format!(
+                "auth:\n  token: {{realm: 'http://127.0.0.1:{}/token', service: {TOKEN_SERVICE}, issuer: {TOKEN_ISSUER}, rootcertbundle: {}}}\n",
+                server.port,
+                server.cert.display()
+            )),
         }
         std::fs::write(dir.join("config.yml"), config).unwrap();
         let child = Command::new("docker-registry")
@@ -233,7 +250,7 @@ fn image_digest(env: &TestEnv, name: &str) -> Option<String> {
 #[test]
 fn push_then_pull_a_multi_layer_image_and_run_a_pod_from_it() {
     let env = require_env!("reg-pull");
-    let registry = Registry::start(&env, "plain", None, None);
+    let registry = Registry::start(&env, "plain", Auth::Open, None);
     let name = format!("{}/team/app:1.4", registry.host());
     let image = layered_image(&name, 2, None);
     import_and_push(&env, &image, &[]);
@@ -279,7 +296,7 @@ fn push_then_pull_a_multi_layer_image_and_run_a_pod_from_it() {
 #[test]
 fn a_multi_platform_index_resolves_to_the_host_or_the_asked_platform() {
     let env = require_env!("reg-index");
-    let registry = Registry::start(&env, "index", None, None);
+    let registry = Registry::start(&env, "index", Auth::Open, None);
     let host = registry.host();
     let amd64 = layered_image(&format!("{host}/multi:amd64"), 1, None);
     let arm64 = layered_image(&format!("{host}/multi:arm64"), 1, Some("arm64"));
@@ -357,7 +374,7 @@ fn a_multi_platform_index_resolves_to_the_host_or_the_asked_platform() {
 #[test]
 fn a_wasm_artifact_is_pushed_pulled_and_run_as_a_member() {
     let env = require_env!("reg-wasm");
-    let registry = Registry::start(&env, "wasm", None, None);
+    let registry = Registry::start(&env, "wasm", Auth::Open, None);
     let greeter = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("wasm-examples/greeter.wasm");
     assert!(greeter.exists(), "run wasm-examples/build.sh (scripts/test.sh does)");
     let name = format!("{}/wasm/greeter:0.1", registry.host());
@@ -389,7 +406,7 @@ fn a_wasm_artifact_is_pushed_pulled_and_run_as_a_member() {
 #[test]
 fn image_pull_policies_follow_kubelet() {
     let env = require_env!("reg-policy");
-    let registry = Registry::start(&env, "policy", None, None);
+    let registry = Registry::start(&env, "policy", Auth::Open, None);
     let name = format!("{}/pol:latest", registry.host());
     let v1 = layered_image(&name, 1, None);
     import_and_push(&env, &v1, &[]);
@@ -431,9 +448,9 @@ fn image_pull_policies_follow_kubelet() {
 #[test]
 fn failed_pulls_say_why_and_create_nothing() {
     let env = require_env!("reg-errors");
-    let registry = Registry::start(&env, "auth", Some(("alice", "wonderland")), None);
+    let registry = Registry::start(&env, "auth", Auth::Htpasswd("alice", "wonderland"), None);
     let tls = make_tls(&env.dir.join("tls"));
-    let secure = Registry::start(&env, "tls", None, Some(&tls));
+    let secure = Registry::start(&env, "tls", Auth::Open, Some(&tls));
     let name = format!("{}/private/app:1", registry.host());
     let image = layered_image(&name, 1, None);
     // Pushing needs the credentials too.
@@ -521,26 +538,14 @@ fn failed_pulls_say_why_and_create_nothing() {
 }
 
 fn base64_encode(data: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 #[test]
 fn a_tampered_blob_is_rejected_by_digest() {
     let env = require_env!("reg-tamper");
-    let registry = Registry::start(&env, "tamper", None, None);
+    let registry = Registry::start(&env, "tamper", Auth::Open, None);
     let name = format!("{}/tampered:1", registry.host());
     let image = layered_image(&name, 1, None);
     import_and_push(&env, &image, &[]);
@@ -563,7 +568,7 @@ fn a_tampered_blob_is_rejected_by_digest() {
 #[test]
 fn hosts_toml_mirrors_are_tried_before_the_server() {
     let env = require_env!("reg-mirror");
-    let mirror = Registry::start(&env, "mirror", None, None);
+    let mirror = Registry::start(&env, "mirror", Auth::Open, None);
     // Pushed to the mirror under the upstream's repository name.
     let image = layered_image(&format!("{}/library/tool:2", mirror.host()), 0, None);
     import_and_push(&env, &image, &[]);
@@ -634,7 +639,7 @@ fn ingest_bytes(env: &TestEnv) -> u64 {
 #[test]
 fn an_interrupted_pull_resumes_and_concurrent_creates_pull_once() {
     let env = require_env!("reg-resume");
-    let registry = Registry::start(&env, "resume", None, None);
+    let registry = Registry::start(&env, "resume", Auth::Open, None);
     // 12 MiB that gzip cannot shrink.
     let mut noise = vec![0u8; 12 << 20];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -716,5 +721,282 @@ fn an_interrupted_pull_resumes_and_concurrent_creates_pull_once() {
         .count();
     assert_eq!(pulled, 1, "exactly one create pulls");
     env.ok(&["delete", "c0", "c1"]);
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+}
+
+const TOKEN_SERVICE: &str = "podctl-test-registry";
+const TOKEN_ISSUER: &str = "podctl-test-issuer";
+
+/// A token server for distribution's Bearer flow: it checks Basic credentials at its realm and
+/// answers with an ES256 JWT (signed by a key whose certificate the registry trusts) granting the
+/// scopes asked for; anonymous callers get a token that grants nothing, as Docker Hub's do.
+/// Scope parameters of one token request, and as whom it was answered (None: anonymously).
+type TokenRequest = (Vec<String>, Option<String>);
+
+struct TokenServer {
+    port: u16,
+    cert: PathBuf,
+    /// Each request's scope parameters and whether its credentials were accepted.
+    requests: std::sync::Arc<std::sync::Mutex<Vec<TokenRequest>>>,
+}
+
+impl TokenServer {
+    fn start(dir: &Path, user: &'static str, password: &'static str) -> TokenServer {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
+        run(
+            "openssl",
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                &p("key.pem"),
+            ],
+        );
+        run(
+            "openssl",
+            &[
+                "pkcs8",
+                "-topk8",
+                "-nocrypt",
+                "-in",
+                &p("key.pem"),
+                "-outform",
+                "DER",
+                "-out",
+                &p("key.p8"),
+            ],
+        );
+        run(
+            "openssl",
+            &[
+                "req",
+                "-new",
+                "-x509",
+                "-key",
+                &p("key.pem"),
+                "-days",
+                "2",
+                "-subj",
+                "/CN=podctl test token issuer",
+                "-out",
+                &p("cert.pem"),
+            ],
+        );
+        run(
+            "openssl",
+            &["x509", "-in", &p("cert.pem"), "-outform", "DER", "-out", &p("cert.der")],
+        );
+        let rng = ring::rand::SystemRandom::new();
+        let key = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &std::fs::read(dir.join("key.p8")).unwrap(),
+            &rng,
+        )
+        .expect("openssl's P-256 key in PKCS#8");
+        let chain = base64_encode(&std::fs::read(dir.join("cert.der")).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            let expected = format!("Basic {}", base64_encode(format!("{user}:{password}").as_bytes()));
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let Some((target, authorization)) = read_request_head(&mut stream) else {
+                    continue;
+                };
+                let scopes: Vec<String> = target
+                    .split_once('?')
+                    .map(|(_, query)| query)
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter_map(|pair| pair.strip_prefix("scope="))
+                    .map(percent_decode)
+                    .collect();
+                let who = match &authorization {
+                    None => None,
+                    Some(given) if *given == expected => Some(user.to_string()),
+                    Some(_) => {
+                        log.lock().unwrap().push((scopes, Some("refused".into())));
+                        let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#;
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        continue;
+                    }
+                };
+                log.lock().unwrap().push((scopes.clone(), who.clone()));
+                let token = jwt(
+                    &key,
+                    &rng,
+                    &chain,
+                    who.as_deref(),
+                    if who.is_some() { &scopes } else { &[] },
+                );
+                let body = format!(r#"{{"token":"{token}","access_token":"{token}","expires_in":300}}"#);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        TokenServer {
+            port,
+            cert: dir.join("cert.pem"),
+            requests,
+        }
+    }
+
+    fn requests(&self) -> Vec<TokenRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// The request target and Authorization header of an HTTP/1.1 request (its body is ignored).
+fn read_request_head(stream: &mut TcpStream) -> Option<(String, Option<String>)> {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let target = head.split_whitespace().nth(1)?.to_string();
+    let authorization = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("authorization")
+            .then(|| value.trim().to_string())
+    });
+    Some((target, authorization))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// A token as distribution verifies it: ES256, the issuer's certificate in `x5c`, and an `access`
+/// claim per scope `repository:NAME:ACTIONS`.
+fn jwt(
+    key: &ring::signature::EcdsaKeyPair,
+    rng: &ring::rand::SystemRandom,
+    chain: &str,
+    subject: Option<&str>,
+    scopes: &[String],
+) -> String {
+    use base64::Engine;
+    let url = |data: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data);
+    let access: Vec<serde_json::Value> = scopes
+        .iter()
+        .filter_map(|scope| {
+            let mut parts = scope.splitn(3, ':');
+            let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [chain]});
+    let claims = serde_json::json!({
+        "iss": TOKEN_ISSUER, "sub": subject.unwrap_or(""), "aud": TOKEN_SERVICE,
+        "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", scopes.len()),
+        "access": access,
+    });
+    let signed = format!(
+        "{}.{}",
+        url(header.to_string().as_bytes()),
+        url(claims.to_string().as_bytes())
+    );
+    let signature = key.sign(rng, signed.as_bytes()).expect("ES256 signs");
+    format!("{signed}.{}", url(signature.as_ref()))
+}
+
+#[test]
+fn the_bearer_token_flow_gets_a_token_for_the_pull_and_push_scopes() {
+    let env = require_env!("reg-token");
+    let tokens = TokenServer::start(&env.dir.join("token"), "bob", "builder");
+    let registry = Registry::start(&env, "token", Auth::Token(&tokens), None);
+    let name = format!("{}/team/app:1", registry.host());
+    import_and_push(&env, &layered_image(&name, 1, None), &["--user", "bob:builder"]);
+    assert!(
+        tokens
+            .requests()
+            .iter()
+            .any(|(scopes, who)| who.as_deref() == Some("bob")
+                && scopes.iter().any(|s| s == "repository:team/app:pull,push")),
+        "the push asked for no pull,push token as bob: {:?}",
+        tokens.requests()
+    );
+    env.ok(&["image", "rm", &name]);
+
+    let expect_failure = |args: &[&str], needles: &[&str]| {
+        let err = env.fails(args);
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
+        }
+        assert!(
+            env.containerd_objects().is_empty(),
+            "{args:?} left {:?}",
+            env.containerd_objects()
+        );
+    };
+    // Anonymous tokens grant nothing here; a wrong password gets no token at all.
+    expect_failure(&["image", "pull", &name], &["refused access anonymously"]);
+    expect_failure(
+        &["image", "pull", "--user", "bob:b0b", &name],
+        &["refused access as bob"],
+    );
+    // docker's config.json gives the credentials the token server checks.
+    let docker = env.dir.join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(
+            "{{\"auths\": {{\"{}\": {{\"auth\": \"{}\"}}}}}}",
+            registry.host(),
+            base64_encode(b"bob:builder")
+        ),
+    )
+    .unwrap();
+    env.create("t.yaml", &sleeper_pod("t", &name, None));
+    assert!(
+        tokens.requests().iter().any(
+            |(scopes, who)| who.as_deref() == Some("bob") && scopes.iter().any(|s| s == "repository:team/app:pull")
+        ),
+        "the pull asked for no pull token as bob: {:?}",
+        tokens.requests()
+    );
+    env.ok(&["delete", "t"]);
     assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
 }

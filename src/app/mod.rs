@@ -332,9 +332,11 @@ async fn image(global: &GlobalArgs, command: ImageCommand) -> Result<ExitCode> {
             reference,
             platform,
             registry,
+            max_concurrent_downloads,
             quiet,
         } => {
             let mut options = crate::image::PullOptions::new(global.hosts_dir.clone());
+            options.max_concurrent_downloads = usize::from(max_concurrent_downloads);
             if let Some(platform) = &platform {
                 options.platform = crate::image::Platform::parse(platform)?;
             }

@@ -278,6 +278,9 @@ pub enum ImageCommand {
         platform: Option<String>,
         #[command(flatten)]
         registry: RegistryArgs,
+        /// Layers downloaded at once
+        #[arg(long, value_name = "N", default_value_t = crate::image::PARALLEL_LAYERS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+        max_concurrent_downloads: u16,
         /// Print only the image's digest, no progress
         #[arg(long, short = 'q')]
         quiet: bool,

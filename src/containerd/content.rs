@@ -21,6 +21,11 @@ pub struct BlobInfo {
 /// gRPC messages stay well below containerd's 16 MiB receive limit.
 const CHUNK: usize = 1 << 20;
 
+/// Writes a [`BlobWriter`] keeps unacknowledged: waiting for each ack in turn bounds a blob's
+/// speed by the round trip to containerd; with 8 in flight (8 MiB at most) the pull benchmark
+/// runs ~5 % faster than with 1, and larger chunks were slower (containerd allocates each).
+const WRITES_IN_FLIGHT: usize = 8;
+
 impl Client {
     pub async fn content_exists(&self, digest: &str) -> Result<bool> {
         Ok(self.blob_info(digest).await?.is_some())
@@ -55,7 +60,7 @@ impl Client {
         digest: &str,
         total: i64,
     ) -> Result<Option<BlobWriter>> {
-        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        let (sender, receiver) = tokio::sync::mpsc::channel(WRITES_IN_FLIGHT);
         let object = format!("blob {digest}");
         let stat = WriteContentRequest {
             action: WriteAction::Stat as i32,
@@ -90,7 +95,8 @@ impl Client {
             digest: digest.to_string(),
             object,
             total,
-            offset: first.offset,
+            sent: first.offset,
+            in_flight: 0,
             buffer: Vec::with_capacity(CHUNK),
         }))
     }
@@ -244,8 +250,8 @@ async fn next_response(
     }
 }
 
-/// A blob being written into the content store, one bounded chunk at a time, each acknowledged
-/// by containerd before the next (so memory stays at one chunk whatever the blob's size).
+/// A blob being written into the content store in bounded chunks, a few of them in flight (so
+/// memory stays at a few chunks whatever the blob's size).
 pub struct BlobWriter {
     client: Client,
     sender: tokio::sync::mpsc::Sender<WriteContentRequest>,
@@ -254,15 +260,17 @@ pub struct BlobWriter {
     digest: String,
     object: String,
     total: i64,
-    /// Bytes containerd holds for this ingest.
-    offset: i64,
+    /// Bytes sent to containerd (acknowledged or not).
+    sent: i64,
+    /// Requests sent whose response has not been read.
+    in_flight: usize,
     buffer: Vec<u8>,
 }
 
 impl BlobWriter {
     /// Where writing continues: bytes an earlier, interrupted write already stored.
     pub fn offset(&self) -> u64 {
-        self.offset as u64 + self.buffer.len() as u64
+        self.sent as u64 + self.buffer.len() as u64
     }
 
     pub fn reference(&self) -> &str {
@@ -272,9 +280,10 @@ impl BlobWriter {
     /// Starts the blob over from its first byte (when the source cannot resume where it stopped).
     pub async fn restart(&mut self) -> Result<()> {
         self.buffer.clear();
-        if self.offset > 0 {
+        if self.sent > 0 {
             // containerd truncates an ingest written at offset 0.
             self.send(WriteAction::Write, 0, Vec::new(), HashMap::new()).await?;
+            self.sent = 0;
         }
         Ok(())
     }
@@ -297,7 +306,8 @@ impl BlobWriter {
             return Ok(());
         }
         let data = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK));
-        let offset = self.offset;
+        let offset = self.sent;
+        self.sent += data.len() as i64;
         self.send(WriteAction::Write, offset, data, HashMap::new()).await
     }
 
@@ -327,8 +337,27 @@ impl BlobWriter {
                     message: "containerd closed the write stream".into(),
                 }));
         }
-        let response = next_response(&mut self.responses, &self.client, &self.object).await?;
-        self.offset = response.offset;
+        self.in_flight += 1;
+        while self.in_flight >= WRITES_IN_FLIGHT {
+            self.acknowledge().await?;
+        }
+        Ok(())
+    }
+
+    /// Reads one response: containerd answers each request in order, an error ends the stream.
+    async fn acknowledge(&mut self) -> Result<()> {
+        next_response(&mut self.responses, &self.client, &self.object).await?;
+        self.in_flight -= 1;
+        Ok(())
+    }
+
+    /// Stops writing, keeping the ingest: waits until containerd holds everything sent (and what
+    /// is buffered) so that the next writer resumes after it.
+    pub async fn suspend(mut self) -> Result<()> {
+        self.flush().await?;
+        while self.in_flight > 0 {
+            self.acknowledge().await?;
+        }
         Ok(())
     }
 
@@ -336,7 +365,14 @@ impl BlobWriter {
     pub async fn commit(mut self, labels: HashMap<String, String>) -> Result<()> {
         self.flush().await?;
         let total = self.total;
-        match self.send(WriteAction::Commit, total, Vec::new(), labels).await {
+        let committed = async {
+            self.send(WriteAction::Commit, total, Vec::new(), labels).await?;
+            while self.in_flight > 0 {
+                self.acknowledge().await?;
+            }
+            Ok::<(), ContainerdError>(())
+        };
+        match committed.await {
             // A concurrent writer committed the same digest first: the blob is there.
             Err(e) if e.is_already_exists() => Ok(()),
             other => other,

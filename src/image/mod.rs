@@ -21,7 +21,7 @@ use std::fmt;
 
 pub use ensure::{effective_policy, ensure_image, Obtained, PullSettings};
 pub use progress::{Progress, PullEvent};
-pub use pull::{pull_image, PullOptions, Pulled};
+pub use pull::{pull_image, PullOptions, Pulled, PARALLEL_LAYERS};
 pub use store::{image_layers, import_image, list_images, resolve_image, ImageInfo, ImageKind, ResolvedImage};
 
 use crate::containerd::ContainerdError;
