@@ -12,7 +12,9 @@ pub mod logs;
 pub mod manifest;
 pub mod member;
 pub mod pod;
+pub mod record;
 pub mod sandbox;
+pub mod settings;
 pub mod spec;
 
 /// podctl's own executable, for the processes it has started on its behalf (the pod agent and

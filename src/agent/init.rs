@@ -16,8 +16,8 @@ use super::server::{run_log, start_slot, Agent, Slot};
 use super::supervisor::{backoff, should_restart};
 use super::SharedClient;
 use crate::containerd::{Client, ContainerdError, TaskState};
-use crate::pod::events::record as record_event;
-use crate::pod::{PodEvent, LABEL_INIT_STATUS};
+use crate::record::events::record as record_event;
+use crate::record::{PodEvent, LABEL_INIT_STATUS};
 
 pub(super) struct InitRunner {
     pub init: Vec<InitRef>,

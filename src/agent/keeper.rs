@@ -15,8 +15,8 @@ use super::supervisor::{
     backoff, next_run_log, record_exit, record_restart, should_restart, RunEnd, BACKOFF_RESET_AFTER,
 };
 use super::SharedClient;
-use crate::pod::events::record as record_event;
-use crate::pod::PodEvent;
+use crate::record::events::record as record_event;
+use crate::record::PodEvent;
 
 /// Watches one WASM member for as long as the agent runs.
 pub(super) struct Keeper {

@@ -201,8 +201,8 @@ struct Probing<'a> {
 
 impl Probing<'_> {
     async fn event(&self, message: String) {
-        let event = crate::pod::PodEvent::warning("Unhealthy", &self.member.name, message);
-        let _ = crate::pod::events::record(self.client, self.sandbox_id, event).await;
+        let event = crate::record::PodEvent::warning("Unhealthy", &self.member.name, message);
+        let _ = crate::record::events::record(self.client, self.sandbox_id, event).await;
     }
 
     async fn kill(&self, why: &str) {

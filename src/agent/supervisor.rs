@@ -14,9 +14,9 @@ use tokio::sync::{watch, Mutex};
 use super::protocol::{OciMemberRef, SupervisorConfig};
 use crate::containerd::{Client, ExitStatus, TaskEvent, TaskState};
 use crate::logs::run_file;
-use crate::pod::events::record as record_event;
-use crate::pod::LABEL_OOM_KILLED;
-use crate::pod::{
+use crate::record::events::record as record_event;
+use crate::record::LABEL_OOM_KILLED;
+use crate::record::{
     now_secs, PodEvent, LABEL_LAST_RESTART, LABEL_LAST_STATE, LABEL_LOG_PATH, LABEL_RESTART_COUNT, LABEL_WAITING,
 };
 

@@ -21,7 +21,7 @@ pub use content::{BlobInfo, BlobWriter};
 pub use events::{TaskEvent, TaskEvents};
 pub use images::{descriptor, ImageRecord};
 pub use leases::random_hex;
-pub use tasks::{ExecIo, ExitStatus, TaskInfo, TaskState};
+pub use tasks::{signal_number, ExecIo, ExitStatus, TaskInfo, TaskState, SIGKILL};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,6 +59,8 @@ pub enum ContainerdError {
     /// Another client writes the same content right now (containerd locks an ingest by its ref).
     #[error("{object} is being written by another client right now; try again once it is done")]
     Locked { object: String },
+    #[error("{object}: timed out after {seconds}s waiting for {what}")]
+    Timeout { object: String, what: String, seconds: u64 },
 }
 
 impl ContainerdError {

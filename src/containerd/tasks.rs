@@ -10,7 +10,11 @@ use containerd_client::services::v1::{
 use containerd_client::types::v1::{Process, Status};
 use containerd_client::types::Mount;
 
-use super::{Client, Result};
+use std::time::Duration;
+
+use super::{Client, ContainerdError, Result};
+
+pub const SIGKILL: u32 = 9;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskState {
@@ -65,6 +69,30 @@ impl From<Process> for TaskInfo {
 }
 
 impl Client {
+    /// Signal, wait up to `grace`, then SIGKILL every process of the container; delete the task.
+    pub async fn stop_task(&self, id: &str, signal: u32, grace: Duration) -> Result<Option<ExitStatus>> {
+        let Some(task) = self.get_task(id).await? else {
+            return Ok(None);
+        };
+        if task.state != TaskState::Stopped {
+            if signal != SIGKILL && !grace.is_zero() {
+                self.kill_task(id, signal, false).await?;
+                if tokio::time::timeout(grace, self.wait_task(id)).await.is_ok() {
+                    return self.delete_task(id).await;
+                }
+            }
+            self.kill_task(id, SIGKILL, true).await?;
+            tokio::time::timeout(Duration::from_secs(30), self.wait_task(id))
+                .await
+                .map_err(|_| ContainerdError::Timeout {
+                    object: format!("task {id}"),
+                    what: "it to exit after SIGKILL".into(),
+                    seconds: 30,
+                })??;
+        }
+        self.delete_task(id).await
+    }
+
     /// Creates the task with stdout and stderr sent where `output_uri` says (`file://PATH` for the
     /// shim's own copy, `binary://DRIVER?ARGS` for a log driver process).
     pub async fn create_task(&self, id: &str, rootfs: Vec<Mount>, output_uri: &str) -> Result<u32> {
@@ -326,5 +354,35 @@ impl Client {
                 (id, p.into())
             })
             .collect())
+    }
+}
+
+/// `SIGTERM`, `TERM` or `15` -> 15; unknown names fall back to SIGTERM.
+pub fn signal_number(name: &str) -> u32 {
+    let bare = name.trim().trim_start_matches("SIG");
+    if let Ok(n) = bare.parse() {
+        return n;
+    }
+    match bare {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "KILL" => 9,
+        "USR1" => 10,
+        "USR2" => 12,
+        "WINCH" => 28,
+        "PWR" => 30,
+        _ => 15,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stop_signals_parse() {
+        assert_eq!(super::signal_number("SIGTERM"), 15);
+        assert_eq!(super::signal_number("QUIT"), 3);
+        assert_eq!(super::signal_number("SIGRTMIN+3"), 15);
+        assert_eq!(super::signal_number("9"), 9);
     }
 }

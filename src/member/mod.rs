@@ -11,6 +11,7 @@
 //! `podctl.io/runtime`), so every command finds them without a private database.
 
 pub mod oci;
+pub mod undo;
 pub mod wasm;
 
 use std::any::Any;
@@ -25,16 +26,60 @@ use oci_spec::runtime::Mount;
 use crate::agent::protocol::{InitRef, ProbeAction, ProbeDef, ProbeKind, WasmMemberDef};
 use crate::containerd::{Client, TaskInfo};
 use crate::manifest::{Container, Pod, VolumeSource};
-use crate::pod::{io_error, MemberState, MemberView, PodError, PodEvent, PodView, Settings, Undo, *};
+use crate::agent::AgentError;
+use crate::containerd::ContainerdError;
+use crate::image::archive::ArchiveError;
+use crate::image::ImageError;
+use crate::record::*;
+use crate::settings::Settings;
+use crate::spec::SpecError;
+use undo::Undo;
 use crate::spec::SandboxNamespaces;
 
 /// Per-container override: `podctl.io/runtime.<container-name>: oci|wasmtime`.
 pub const RUNTIME_ANNOTATION_PREFIX: &str = "podctl.io/runtime.";
 
+impl From<ImageError> for MemberError {
+    fn from(error: ImageError) -> MemberError {
+        MemberError::ImageStore(Box::new(error))
+    }
+}
+
+pub fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> MemberError {
+    let path = path.into();
+    move |cause| MemberError::Io { path, cause }
+}
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemberError {
+    #[error(transparent)]
+    Containerd(#[from] ContainerdError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    ImageStore(Box<ImageError>),
+    #[error("container {container}: {error}")]
+    Image { container: String, error: Box<ImageError> },
+    /// What the member's runtime reports about it (a module that does not load, a failed start).
+    #[error("container {container}: {message}")]
+    Runtime { container: String, message: String },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
+    #[error("pod {pod}: its record is damaged: {message}; remove it with `podctl delete {pod}`")]
+    Damaged { pod: String, message: String },
+    #[error("pod {pod}: init container {container} exited with code {code} and restartPolicy Never does not retry it, so the pod was not created (with Always or OnFailure the pod's agent retries it); its last output:\n{output}")]
+    InitFailed {
+        pod: String,
+        container: String,
+        code: u32,
+        output: String,
+    },
     #[error("container {container}: no member runtime can run image {image}: {reasons}")]
     NoRuntime {
         container: String,
@@ -120,14 +165,14 @@ impl PodContext<'_> {
 
     /// Waits until the pod's sandbox is ready (pause running, network wired): a member's process
     /// starts only then, as kubelet starts containers in a ready sandbox.
-    pub async fn wait_sandbox_ready(&self) -> Result<(), PodError> {
+    pub async fn wait_sandbox_ready(&self) -> Result<(), MemberError> {
         for (signal, what) in [
             (&self.sandbox_started, "its pause process did not start"),
             (&self.network_ready, "its network could not be set up"),
         ] {
             let mut signal = signal.clone();
             if !matches!(signal.wait_for(Option::is_some).await.map(|r| *r), Ok(Some(true))) {
-                return Err(PodError::Damaged {
+                return Err(MemberError::Damaged {
                     pod: self.pod.metadata.name.clone(),
                     message: what.into(),
                 });
@@ -149,14 +194,14 @@ impl PodContext<'_> {
     }
 
     /// The member's log file (created with its directory), laid out like kubelet's.
-    pub fn log_path(&self, container: &Container) -> Result<PathBuf, PodError> {
+    pub fn log_path(&self, container: &Container) -> Result<PathBuf, MemberError> {
         let dir = self.log_dir.join(&container.name);
         std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         Ok(crate::logs::run_file(&dir, 0))
     }
 
     /// Host sides of the container's volumeMounts, creating what the volume type says to create.
-    pub fn volumes(&self, container: &Container) -> Result<Vec<VolumeBinding>, PodError> {
+    pub fn volumes(&self, container: &Container) -> Result<Vec<VolumeBinding>, MemberError> {
         let mut bindings = Vec::new();
         for mount in &container.volume_mounts {
             // Manifest validation guarantees the volume exists.
@@ -193,13 +238,13 @@ impl PodContext<'_> {
     }
 }
 
-fn host_path(path: &str, kind: Option<&str>, volume: &str) -> Result<PathBuf, PodError> {
+fn host_path(path: &str, kind: Option<&str>, volume: &str) -> Result<PathBuf, MemberError> {
     let path = PathBuf::from(path);
     match kind {
         Some("DirectoryOrCreate") => std::fs::create_dir_all(&path).map_err(io_error(&path))?,
         Some("FileOrCreate") if !path.exists() => std::fs::write(&path, b"").map_err(io_error(&path))?,
         _ if !path.exists() => {
-            return Err(PodError::Io {
+            return Err(MemberError::Io {
                 cause: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     format!("hostPath volume {volume} does not exist; create it or set `type: DirectoryOrCreate`"),
@@ -244,7 +289,7 @@ pub trait MemberRuntime: Send + Sync {
         container: &'a Container,
         probe: &'a ImageProbe,
         events: &'a mut Vec<PodEvent>,
-    ) -> BoxFuture<'a, Result<Payload, PodError>>;
+    ) -> BoxFuture<'a, Result<Payload, MemberError>>;
     /// Creates and starts this runtime's members of the pod, recording an undo step for each thing made.
     fn start<'a>(
         &'a self,
@@ -252,7 +297,7 @@ pub trait MemberRuntime: Send + Sync {
         members: Vec<PreparedMember<'a>>,
         undo: &'a mut Undo,
         events: &'a mut Vec<PodEvent>,
-    ) -> BoxFuture<'a, Result<(), PodError>>;
+    ) -> BoxFuture<'a, Result<(), MemberError>>;
     /// The state of this runtime's members of one pod, by member container ID.
     fn observe<'a>(
         &'a self,
@@ -267,7 +312,7 @@ pub trait MemberRuntime: Send + Sync {
         pod: &'a PodView,
         members: Vec<&'a MemberView>,
         grace: Duration,
-    ) -> BoxFuture<'a, Result<(), PodError>>;
+    ) -> BoxFuture<'a, Result<(), MemberError>>;
 }
 
 /// The runtimes podctl knows, in claim order.
@@ -324,7 +369,7 @@ impl Registry {
 }
 
 /// Looks at a container's image without creating anything: a local file, or an image in containerd.
-pub async fn probe(client: &Client, pod: &Pod, container: &Container) -> Result<ImageProbe, PodError> {
+pub async fn probe(client: &Client, pod: &Pod, container: &Container) -> Result<ImageProbe, MemberError> {
     let forced = pod
         .metadata
         .annotations
@@ -334,7 +379,7 @@ pub async fn probe(client: &Client, pod: &Pod, container: &Container) -> Result<
     let local_file = if let Some(path) = crate::image::reference::local_path(image) {
         let path = PathBuf::from(path);
         if !path.is_file() {
-            return Err(PodError::Io {
+            return Err(MemberError::Io {
                 cause: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     format!(

@@ -8,9 +8,10 @@ use oci_spec::runtime::MountBuilder;
 use tokio::task::JoinSet;
 
 use super::*;
+use crate::containerd::signal_number;
 use crate::containerd::{NewContainer, TaskState, OCI_SPEC_TYPE_URL};
 use crate::image::ResolvedImage;
-use crate::pod::{delete::signal_number, delete::stop_task, undo::Step};
+use super::undo::Step;
 use crate::spec;
 
 pub struct OciRuntime;
@@ -22,12 +23,12 @@ impl OciRuntime {
         member: PreparedMember<'_>,
         undo: &mut Undo,
         events: &mut Vec<PodEvent>,
-    ) -> Result<(), PodError> {
+    ) -> Result<(), MemberError> {
         let container = member.container;
         let image = member
             .payload
             .downcast::<ResolvedImage>()
-            .map_err(|_| PodError::Damaged {
+            .map_err(|_| MemberError::Damaged {
                 pod: ctx.pod.metadata.name.clone(),
                 message: "the OCI runtime was handed another runtime's member".into(),
             })?;
@@ -64,7 +65,7 @@ async fn create_records(
     image: &ResolvedImage,
     kind: &str,
     undo: &mut Undo,
-) -> Result<(Vec<crate::containerd::RootfsMount>, PathBuf), PodError> {
+) -> Result<(Vec<crate::containerd::RootfsMount>, PathBuf), MemberError> {
     let client = ctx.client;
     let plan = spec::plan_process(container, &image.config, &ctx.hostname)?;
     let mut mounts = ctx.etc_mounts.clone();
@@ -127,7 +128,7 @@ async fn create_task(
     id: &str,
     (rootfs, log_path): (Vec<crate::containerd::RootfsMount>, PathBuf),
     undo: &mut Undo,
-) -> Result<(), PodError> {
+) -> Result<(), MemberError> {
     ctx.client
         .create_task(id, rootfs, &crate::logs::driver::output_uri(&log_path))
         .await?;
@@ -147,7 +148,7 @@ pub async fn run_init(
     image: &ResolvedImage,
     undo: &mut Undo,
     events: &mut Vec<PodEvent>,
-) -> Result<(), PodError> {
+) -> Result<(), MemberError> {
     let client = ctx.client;
     let id = member_id(ctx.sandbox_id, &format!("init-{}", container.name), index);
     let total = ctx.pod.spec.init_containers.len();
@@ -168,7 +169,7 @@ pub async fn run_init(
     // `podctl get` shows the progress from the sandbox record while `create` waits here.
     let show = |status: String| async move {
         let _ = client
-            .set_labels(ctx.sandbox_id, &[(crate::pod::LABEL_INIT_STATUS, status)])
+            .set_labels(ctx.sandbox_id, &[(LABEL_INIT_STATUS, status)])
             .await;
     };
     show(format!("Init:{index}/{total}")).await;
@@ -208,7 +209,7 @@ pub async fn run_init(
     let log = String::from_utf8_lossy(&crate::logs::render(&raw, false)).into_owned();
     let tail: Vec<&str> = log.lines().rev().take(5).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Err(PodError::InitFailed {
+    Err(MemberError::InitFailed {
         pod: ctx.pod.metadata.name.clone(),
         container: container.name.clone(),
         code: exit.code,
@@ -267,7 +268,7 @@ impl MemberRuntime for OciRuntime {
         container: &'a Container,
         _probe: &'a ImageProbe,
         _events: &'a mut Vec<PodEvent>,
-    ) -> BoxFuture<'a, Result<Payload, PodError>> {
+    ) -> BoxFuture<'a, Result<Payload, MemberError>> {
         Box::pin(async move {
             // `create` pulled it already, per imagePullPolicy.
             let name = crate::image::reference::normalize(&container.image);
@@ -282,7 +283,7 @@ impl MemberRuntime for OciRuntime {
         members: Vec<PreparedMember<'a>>,
         undo: &'a mut Undo,
         events: &'a mut Vec<PodEvent>,
-    ) -> BoxFuture<'a, Result<(), PodError>> {
+    ) -> BoxFuture<'a, Result<(), MemberError>> {
         Box::pin(async move {
             for member in members {
                 self.start_one(ctx, member, undo, events).await?;
@@ -335,7 +336,7 @@ impl MemberRuntime for OciRuntime {
                     let initializing = pod
                         .sandbox
                         .labels
-                        .get(crate::pod::LABEL_INIT_STATUS)
+                        .get(LABEL_INIT_STATUS)
                         .is_some_and(|s| !s.is_empty());
                     if initializing && task.is_some_and(|t| t.state == TaskState::Created) {
                         state = MemberState::Waiting {
@@ -373,7 +374,7 @@ impl MemberRuntime for OciRuntime {
         _pod: &'a PodView,
         members: Vec<&'a MemberView>,
         grace: Duration,
-    ) -> BoxFuture<'a, Result<(), PodError>> {
+    ) -> BoxFuture<'a, Result<(), MemberError>> {
         Box::pin(async move {
             // Members stop in parallel, each with the whole grace period, as kubelet does.
             let mut stopping = JoinSet::new();
@@ -382,10 +383,10 @@ impl MemberRuntime for OciRuntime {
                 let id = member.id.clone();
                 let signal = signal_number(&member.stop_signal);
                 stopping.spawn(async move {
-                    stop_task(&client, &id, signal, grace).await?;
+                    client.stop_task(&id, signal, grace).await?;
                     client.delete_container(&id).await?;
                     client.remove_snapshot(&id).await?;
-                    Ok::<(), PodError>(())
+                    Ok::<(), MemberError>(())
                 });
             }
             let mut first_error = None;

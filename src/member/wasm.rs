@@ -14,7 +14,7 @@ use super::*;
 use crate::agent::client as agent;
 use crate::agent::protocol::{PreopenDef, WasmMemberDef, WasmState};
 use crate::containerd::NewContainer;
-use crate::pod::undo::Step;
+use super::undo::Step;
 
 use crate::image::WASM_LAYER_MEDIA_TYPES;
 
@@ -41,8 +41,8 @@ fn host(settings: &Settings) -> Result<&'static WasmHost, String> {
     .map_err(Clone::clone)
 }
 
-fn wasm_error(container: &Container, message: impl Into<String>) -> PodError {
-    PodError::Wasm {
+fn wasm_error(container: &Container, message: impl Into<String>) -> MemberError {
+    MemberError::Runtime {
         container: container.name.clone(),
         message: message.into(),
     }
@@ -74,7 +74,7 @@ impl WasmRuntime {
         container: &Container,
         payload: &WasmPayload,
         module: PathBuf,
-    ) -> Result<WasmMemberDef, PodError> {
+    ) -> Result<WasmMemberDef, MemberError> {
         let mut preopens = Vec::new();
         for binding in ctx.volumes(container)? {
             let Some(host) = binding.source else {
@@ -139,7 +139,7 @@ impl MemberRuntime for WasmRuntime {
         container: &'a Container,
         probe: &'a ImageProbe,
         events: &'a mut Vec<PodEvent>,
-    ) -> BoxFuture<'a, Result<Payload, PodError>> {
+    ) -> BoxFuture<'a, Result<Payload, MemberError>> {
         Box::pin(async move {
             for (field, probe) in [
                 ("livenessProbe", &container.liveness_probe),
@@ -203,7 +203,7 @@ impl MemberRuntime for WasmRuntime {
         members: Vec<PreparedMember<'a>>,
         undo: &'a mut Undo,
         _events: &'a mut Vec<PodEvent>,
-    ) -> BoxFuture<'a, Result<(), PodError>> {
+    ) -> BoxFuture<'a, Result<(), MemberError>> {
         Box::pin(async move {
             let module_dir = ctx.state_dir.join("wasm");
             std::fs::create_dir_all(&module_dir).map_err(io_error(&module_dir))?;
@@ -213,7 +213,7 @@ impl MemberRuntime for WasmRuntime {
                 let payload = member
                     .payload
                     .downcast::<WasmPayload>()
-                    .map_err(|_| PodError::Damaged {
+                    .map_err(|_| MemberError::Damaged {
                         pod: ctx.pod.metadata.name.clone(),
                         message: "the WASM runtime was handed another runtime's member".into(),
                     })?;
@@ -307,7 +307,7 @@ impl MemberRuntime for WasmRuntime {
         pod: &'a PodView,
         members: Vec<&'a MemberView>,
         grace: Duration,
-    ) -> BoxFuture<'a, Result<(), PodError>> {
+    ) -> BoxFuture<'a, Result<(), MemberError>> {
         Box::pin(async move {
             let dir = settings.pod_state_dir(client, &pod.sandbox_id);
             agent::stop(&pod.name, &dir, grace).await?;

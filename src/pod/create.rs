@@ -9,9 +9,8 @@ use std::path::Path;
 
 use oci_spec::runtime::Mount;
 
-use super::events::PodEvent;
-use super::undo::{Step, Undo};
-use super::view::{list_sandboxes, NetworkRecord};
+use crate::member::undo::{Step, Undo};
+use super::view::list_sandboxes;
 use super::*;
 use crate::agent::client as agent;
 use crate::agent::protocol::{AgentConfig, OciMemberRef, SupervisorConfig, WasmState};
@@ -19,6 +18,8 @@ use crate::containerd::{NewContainer, OCI_SPEC_TYPE_URL};
 use crate::image::{reference::normalize, Obtained, ResolvedImage};
 use crate::manifest::{Pod, Protocol, PullPolicy};
 use crate::member::{self, Payload, PodContext, PreparedMember, Registry};
+use crate::record::NetworkRecord;
+use crate::record::PodEvent;
 use crate::sandbox::cni::{self, Attachment, CniNetwork, CniResult, PortMapping};
 use crate::sandbox::netns;
 use crate::spec;

@@ -3,17 +3,15 @@
 
 use std::time::Duration;
 
-use super::view::{MemberView, NetworkRecord, PodView};
 use super::*;
-use crate::containerd::ExitStatus;
+use crate::containerd::SIGKILL;
 use crate::member::Registry;
+use crate::record::{MemberView, NetworkRecord, PodView};
 
 pub struct DeleteOptions {
     /// Overrides the pod's terminationGracePeriodSeconds.
     pub grace_period: Option<u64>,
 }
-
-const SIGKILL: u32 = 9;
 
 pub async fn delete_pod(
     client: &Client,
@@ -51,7 +49,11 @@ pub async fn delete_pod(
         }
     }
     let members = async {
-        let mut results = futures_util::future::join_all(stops).await;
+        let mut results: Vec<Result<(), PodError>> = futures_util::future::join_all(stops)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(PodError::from))
+            .collect();
         for id in &pod.init_ids {
             results.push(stop_and_remove(client, id, SIGKILL, Duration::ZERO).await);
         }
@@ -80,39 +82,10 @@ pub async fn delete_pod(
 
 /// Stops a task, then removes its container record and snapshot.
 async fn stop_and_remove(client: &Client, id: &str, signal: u32, grace: Duration) -> Result<(), PodError> {
-    stop_task(client, id, signal, grace).await?;
+    client.stop_task(id, signal, grace).await?;
     client.delete_container(id).await?;
     client.remove_snapshot(id).await?;
     Ok(())
-}
-
-/// Signal, wait up to `grace`, then SIGKILL every process of the container; delete the task.
-pub(crate) async fn stop_task(
-    client: &Client,
-    id: &str,
-    signal: u32,
-    grace: Duration,
-) -> Result<Option<ExitStatus>, PodError> {
-    let Some(task) = client.get_task(id).await? else {
-        return Ok(None);
-    };
-    if task.state != crate::containerd::TaskState::Stopped {
-        if signal != SIGKILL && !grace.is_zero() {
-            client.kill_task(id, signal, false).await?;
-            if tokio::time::timeout(grace, client.wait_task(id)).await.is_ok() {
-                return Ok(client.delete_task(id).await?);
-            }
-        }
-        client.kill_task(id, SIGKILL, true).await?;
-        tokio::time::timeout(Duration::from_secs(30), client.wait_task(id))
-            .await
-            .map_err(|_| PodError::Timeout {
-                pod: id.to_string(),
-                what: "the task to exit after SIGKILL".into(),
-                seconds: 30,
-            })??;
-    }
-    Ok(client.delete_task(id).await?)
 }
 
 async fn remove_host_side(client: &Client, settings: &Settings, pod: &PodView) -> Result<(), PodError> {
@@ -125,7 +98,7 @@ async fn remove_host_side(client: &Client, settings: &Settings, pod: &PodView) -
         result: None,
         port_mappings: Vec::new(),
     });
-    let mut result = network.teardown(&pod.sandbox_id).await;
+    let mut result = network.teardown(&pod.sandbox_id).await.map_err(PodError::from);
     let state_dir = settings.pod_state_dir(client, &pod.sandbox_id);
     let log_dir = settings
         .log_dir
@@ -137,34 +110,4 @@ async fn remove_host_side(client: &Client, settings: &Settings, pod: &PodView) -
         }
     }
     result
-}
-
-/// `SIGTERM`, `TERM` or `15` -> 15; unknown names fall back to SIGTERM.
-pub fn signal_number(name: &str) -> u32 {
-    let bare = name.trim().trim_start_matches("SIG");
-    if let Ok(n) = bare.parse() {
-        return n;
-    }
-    match bare {
-        "HUP" => 1,
-        "INT" => 2,
-        "QUIT" => 3,
-        "KILL" => 9,
-        "USR1" => 10,
-        "USR2" => 12,
-        "WINCH" => 28,
-        "PWR" => 30,
-        _ => 15,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn stop_signals_parse() {
-        assert_eq!(super::signal_number("SIGTERM"), 15);
-        assert_eq!(super::signal_number("QUIT"), 3);
-        assert_eq!(super::signal_number("SIGRTMIN+3"), 15);
-        assert_eq!(super::signal_number("9"), 9);
-    }
 }

@@ -4,12 +4,9 @@
 
 use std::time::Duration;
 
-use super::delete::{signal_number, stop_task};
 use super::*;
 use crate::agent::client as agent;
-
-/// On the sandbox record while the pod is stopped on purpose.
-pub const LABEL_STOPPED: &str = "podctl.io/stopped";
+use crate::containerd::signal_number;
 
 async fn find_existing(client: &Client, settings: &Settings, name: &str) -> Result<PodView, PodError> {
     find_pod(client, settings, name)
@@ -35,7 +32,7 @@ pub async fn stop_pod(client: &Client, settings: &Settings, name: &str, grace: O
     agent::stop(&pod.name, &dir, grace).await?;
     let mut stopping = Vec::new();
     for member in pod.members.iter().filter(|m| m.runtime == "oci") {
-        stopping.push(stop_task(client, &member.id, signal_number(&member.stop_signal), grace));
+        stopping.push(client.stop_task(&member.id, signal_number(&member.stop_signal), grace));
     }
     for result in futures_util::future::join_all(stopping).await {
         result?;

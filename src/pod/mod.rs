@@ -3,60 +3,32 @@
 
 pub(crate) mod create;
 pub(crate) mod delete;
-pub(crate) mod events;
 pub(crate) mod lifecycle;
-pub(crate) mod undo;
 mod view;
 
+pub use crate::record::{
+    member_id, netns_name, new_uid, node_name, now_secs, sandbox_id, MemberState, MemberView, NetworkRecord, PodEvent,
+    PodView, RecordError, EXT_EVENTS, EXT_NETWORK, EXT_POD, LABEL_CONTAINER_NAME, LABEL_INIT_STATUS, LABEL_KIND,
+    LABEL_LAST_RESTART, LABEL_LAST_STATE, LABEL_LOG_PATH, LABEL_MANAGED_BY, LABEL_MEMBER_INDEX, LABEL_OOM_KILLED,
+    LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID, LABEL_RESTART_COUNT, LABEL_RUNTIME, LABEL_SANDBOX_ID,
+    LABEL_STOPPED, LABEL_STOP_SIGNAL, LABEL_TERMINATING, LABEL_WAITING,
+};
+pub use crate::settings::Settings;
 pub use create::create_pod;
 pub use delete::{delete_pod, DeleteOptions};
-pub use events::PodEvent;
-pub use lifecycle::{start_pod, stop_pod, LABEL_STOPPED};
-pub use undo::Undo;
-pub use view::{find_pod, list_pods, MemberState, MemberView, NetworkRecord, PodView};
+pub use lifecycle::{start_pod, stop_pod};
+pub use crate::member::undo::Undo;
+pub use view::{find_pod, list_pods};
 
 use std::path::PathBuf;
 
 use crate::agent::AgentError;
 use crate::containerd::{Client, ContainerdError};
 use crate::image::archive::ArchiveError;
-use crate::image::{ImageError, PullSettings};
+use crate::image::ImageError;
 use crate::member::MemberError;
 use crate::sandbox::SandboxError;
 use crate::spec::SpecError;
-
-pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
-pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
-pub const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
-pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
-/// `sandbox` or `container`, as the CRI plugin labels its containers.
-pub const LABEL_KIND: &str = "io.cri-containerd.kind";
-pub const LABEL_MANAGED_BY: &str = "podctl.io/managed-by";
-pub const LABEL_SANDBOX_ID: &str = "podctl.io/sandbox-id";
-pub const LABEL_MEMBER_INDEX: &str = "podctl.io/member-index";
-pub const LABEL_RUNTIME: &str = "podctl.io/runtime";
-pub const LABEL_STOP_SIGNAL: &str = "podctl.io/stop-signal";
-pub const LABEL_LOG_PATH: &str = "podctl.io/log-path";
-/// Written by the pod's supervisor (the agent): how often the member was restarted, when last,
-/// how its last run ended (JSON), and why it waits now (CrashLoopBackOff).
-pub const LABEL_RESTART_COUNT: &str = "podctl.io/restart-count";
-pub const LABEL_LAST_RESTART: &str = "podctl.io/last-restart";
-pub const LABEL_LAST_STATE: &str = "podctl.io/last-state";
-pub const LABEL_WAITING: &str = "podctl.io/waiting";
-/// Set by the supervisor from containerd's `/tasks/oom` event, until the member runs again.
-pub const LABEL_OOM_KILLED: &str = "podctl.io/oom-killed";
-/// On the sandbox record while `create` runs init containers: kubectl's `Init:N/M`,
-/// `Init:CrashLoopBackOff`; emptied once they all completed.
-pub const LABEL_INIT_STATUS: &str = "podctl.io/init-status";
-/// On the sandbox record while `delete` runs.
-pub const LABEL_TERMINATING: &str = "podctl.io/terminating";
-
-/// The Pod manifest (JSON) on the sandbox container.
-pub const EXT_POD: &str = "podctl.io/pod";
-/// The pod's network: netns path, CNI config and result, port mappings.
-pub const EXT_NETWORK: &str = "podctl.io/network";
-/// Recent events about the pod (bounded).
-pub const EXT_EVENTS: &str = "podctl.io/events";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PodError {
@@ -82,12 +54,8 @@ pub enum PodError {
     Exists { name: String, namespace: String },
     #[error("pod {name} not found in containerd namespace `{namespace}`; `podctl get pods` lists the pods there")]
     NotFound { name: String, namespace: String },
-    #[error("pod {pod}: container {container} not found; its containers are: {known}")]
-    NoSuchContainer {
-        pod: String,
-        container: String,
-        known: String,
-    },
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
     #[error("{field}: hostPort {port}/{protocol} on {ip} is already in use ({cause}); pick another hostPort or stop what holds it")]
     PortTaken {
         field: String,
@@ -100,13 +68,6 @@ pub enum PodError {
     Io { path: PathBuf, cause: std::io::Error },
     #[error("pod {pod}: its record is damaged: {message}; remove it with `podctl delete {pod}`")]
     Damaged { pod: String, message: String },
-    #[error("pod {pod}: init container {container} exited with code {code} and restartPolicy Never does not retry it, so the pod was not created (with Always or OnFailure the pod's agent retries it); its last output:\n{output}")]
-    InitFailed {
-        pod: String,
-        container: String,
-        code: u32,
-        output: String,
-    },
     #[error("pod {pod}: timed out after {seconds}s waiting for {what}")]
     Timeout { pod: String, what: String, seconds: u64 },
 }
@@ -120,107 +81,4 @@ impl From<ImageError> for PodError {
 pub fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> PodError {
     let path = path.into();
     move |cause| PodError::Io { path, cause }
-}
-
-/// Host-side settings every pod operation needs, from the CLI's global flags.
-#[derive(Clone)]
-pub struct Settings {
-    /// Per-pod runtime files (/etc/hosts etc., emptyDir volumes).
-    pub state_dir: PathBuf,
-    /// Member logs, `<log_dir>/<namespace>_<pod>_<uid>/<container>/0.log` like kubelet's.
-    pub log_dir: PathBuf,
-    pub cni_conf_dir: Option<PathBuf>,
-    pub cni_bin_dirs: Vec<PathBuf>,
-    /// The pause image; the default is built into podctl and imported on first use.
-    pub sandbox_image: String,
-    /// Compiled WASM modules, keyed by digest and engine: a module compiles once per host.
-    pub wasm_cache_dir: PathBuf,
-    /// First delay of the crash-loop backoff (kubelet: 10 s, doubling to 5 minutes).
-    pub backoff_base: std::time::Duration,
-    /// Registries, pull locks and progress for the images pods need.
-    pub pull: PullSettings,
-}
-
-impl Settings {
-    pub fn pod_state_dir(&self, client: &Client, sandbox_id: &str) -> PathBuf {
-        self.state_dir.join(client.namespace()).join(sandbox_id)
-    }
-
-    /// Where the pod's members and init containers log, laid out like kubelet's
-    /// (`<namespace>_<name>_<uid>/<container>/<run>.log`).
-    pub fn pod_log_dir(&self, pod: &crate::manifest::Pod, uid: &str) -> PathBuf {
-        let m = &pod.metadata;
-        self.log_dir.join(format!("{}_{}_{}", m.namespace, m.name, uid))
-    }
-}
-
-/// A fresh random UUID v4 for metadata.uid.
-pub fn new_uid() -> String {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).expect("the kernel's random source is available");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-/// containerd IDs are at most 76 characters of `[A-Za-z0-9._-]`: keep them readable
-/// (`echo-1a2b3c4d` and `echo-1a2b3c4d-echoserver`) within that bound.
-pub fn sandbox_id(pod_name: &str, uid: &str) -> String {
-    let short: String = uid.chars().filter(|c| *c != '-').take(8).collect();
-    let name: String = pod_name.chars().take(40).collect();
-    format!("{}-{short}", name.trim_end_matches(['.', '-']))
-}
-
-pub fn member_id(sandbox_id: &str, container_name: &str, index: usize) -> String {
-    let id = format!("{sandbox_id}-{container_name}");
-    if id.len() <= 76 {
-        id
-    } else {
-        format!("{sandbox_id}-m{index}")
-    }
-}
-
-pub fn netns_name(sandbox_id: &str) -> String {
-    format!("podctl-{sandbox_id}")
-}
-
-/// Finds a free-standing name for the node column: the host's name.
-pub fn node_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
-pub fn now_secs() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_valid_and_bounded() {
-        let uid = new_uid();
-        assert_eq!(uid.len(), 36);
-        assert_eq!(&uid[14..15], "4");
-        let sb = sandbox_id("echo", &uid);
-        assert!(sb.starts_with("echo-") && sb.len() == 13, "{sb}");
-        let long = "a".repeat(63);
-        let sb = sandbox_id(&long, &uid);
-        assert!(sb.len() <= 49);
-        assert_eq!(member_id(&sb, "web", 0), format!("{sb}-web"));
-        assert_eq!(member_id(&sb, &"b".repeat(63), 3), format!("{sb}-m3"));
-    }
 }

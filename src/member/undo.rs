@@ -1,11 +1,10 @@
-//! The rollback journal of `create`: each step made is recorded with how to unmake it, and a
-//! failure unmakes them in reverse order.
+//! The rollback journal of `create`: each step made (by `create` or by a member runtime) is
+//! recorded with how to unmake it, and a failure unmakes them in reverse order.
 
 use std::path::PathBuf;
 
-use super::view::NetworkRecord;
-use super::{io_error, PodError};
 use crate::containerd::Client;
+use crate::record::NetworkRecord;
 use crate::sandbox::netns;
 
 /// One made thing and how to unmake it.
@@ -60,27 +59,28 @@ impl Undo {
     /// Failure: unmake in reverse order. Errors here are reported but do not stop the rollback.
     pub async fn rollback(mut self) {
         while let Some(step) = self.steps.pop() {
-            let outcome = match &step {
+            type Outcome = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+            let outcome: Outcome = match &step {
                 Step::DeleteTask(id) => {
                     self.client.kill_task(id, 9, true).await.ok();
                     let wait = self.client.wait_task(id);
                     tokio::time::timeout(std::time::Duration::from_secs(10), wait)
                         .await
                         .ok();
-                    self.client.delete_task(id).await.map(drop).map_err(PodError::from)
+                    self.client.delete_task(id).await.map(drop).map_err(Into::into)
                 }
-                Step::DeleteContainer(id) => self.client.delete_container(id).await.map_err(PodError::from),
-                Step::RemoveSnapshot(key) => self.client.remove_snapshot(key).await.map_err(PodError::from),
+                Step::DeleteContainer(id) => self.client.delete_container(id).await.map_err(Into::into),
+                Step::RemoveSnapshot(key) => self.client.remove_snapshot(key).await.map_err(Into::into),
                 Step::RemoveDir(path) => match std::fs::remove_dir_all(path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(path)(e)),
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{}: {e}", path.display()).into()),
                     _ => Ok(()),
                 },
-                Step::CniDel { record, sandbox_id } => record.teardown(sandbox_id).await,
-                Step::RemoveNetns(path) => netns::remove_netns(path).map_err(PodError::from),
+                Step::CniDel { record, sandbox_id } => record.teardown(sandbox_id).await.map_err(Into::into),
+                Step::RemoveNetns(path) => netns::remove_netns(path).map_err(Into::into),
                 Step::StopAgent { pod, dir } => crate::agent::client::stop(pod, dir, std::time::Duration::ZERO)
                     .await
                     .map(drop)
-                    .map_err(PodError::from),
+                    .map_err(Into::into),
             };
             if let Err(e) = outcome {
                 eprintln!("warning: rollback step failed: {e}");
