@@ -124,7 +124,7 @@ fn member_shares_the_sandbox_namespaces_and_hostname() {
         "pause is invisible without shareProcessNamespace: {logs}"
     );
 
-    let pids = pids(&env, "nsdemo");
+    let pids = env.pids("nsdemo");
     let (pause, member) = (pids[0], pids[1]);
     for kind in ["net", "ipc", "uts"] {
         assert_eq!(ns_inode(pause, kind), ns_inode(member, kind), "{kind} namespace shared");
@@ -156,21 +156,6 @@ fn member_shares_the_sandbox_namespaces_and_hostname() {
 }
 
 /// PIDs of the pause task and the members, from `describe` (which prints what containerd reports).
-fn pids(env: &common::TestEnv, pod: &str) -> Vec<u64> {
-    let describe = env.ok(&["describe", "pod", pod]);
-    let mut pids = Vec::new();
-    for line in describe.lines() {
-        if let Some(rest) = line.split("(pause pid ").nth(1) {
-            pids.push(rest.trim_end_matches(')').parse().unwrap());
-        }
-        if let Some(rest) = line.trim().strip_prefix("PID:") {
-            pids.push(rest.trim().parse().unwrap());
-        }
-    }
-    assert!(pids.len() >= 2, "pids in describe:\n{describe}");
-    pids
-}
-
 #[test]
 fn share_process_namespace_shows_pause_to_members() {
     let env = require_env!("sharepid");
@@ -185,7 +170,7 @@ fn share_process_namespace_shows_pause_to_members() {
     env.wait_running("sharepid");
     let logs = env.wait_for_log("sharepid", "shell", "PID");
     assert!(logs.contains("/pause"), "pause visible as a process: {logs}");
-    let pids = pids(&env, "sharepid");
+    let pids = env.pids("sharepid");
     assert_eq!(ns_inode(pids[0], "pid"), ns_inode(pids[1], "pid"));
     let sandbox = env.sandbox_id("sharepid");
     env.ok(&["delete", "sharepid", "--grace-period", "1"]);

@@ -117,6 +117,48 @@ pub fn images(images: &[ImageInfo]) -> String {
     tabulate(rows)
 }
 
+/// `runtime ls`: podctl's member runtimes, then the runtime config's handlers.
+pub fn runtimes(registry: &crate::member::Registry) -> String {
+    use crate::member::config::Handler;
+    let mut rows = vec![vec!["NAME".into(), "KIND".into(), "RUNS".into(), "VERSION".into()]];
+    for (_, runtime) in registry.runtimes() {
+        let info = runtime.info();
+        rows.push(vec![runtime.name().into(), "builtin".into(), info.claims, info.version]);
+    }
+    for (name, handler) in &registry.config().handlers {
+        rows.push(match handler {
+            Handler::Containerd(runtime) => {
+                let binary = runtime
+                    .runc
+                    .as_ref()
+                    .map(|o| o.binary_name.clone())
+                    .filter(|b| !b.is_empty());
+                let runs = match &binary {
+                    Some(binary) => format!(
+                        "OCI members and the sandbox: {} with BinaryName {binary}",
+                        runtime.name()
+                    ),
+                    None => format!("OCI members and the sandbox: {}", runtime.name()),
+                };
+                let version = crate::member::oci::binary_version(binary.as_deref().unwrap_or("runc"));
+                vec![name.clone(), "containerd".into(), runs, version]
+            }
+            Handler::Plugin(plugin) => {
+                let info = registry.by_name(plugin).map(|r| r.info());
+                vec![
+                    name.clone(),
+                    format!("plugin {plugin}"),
+                    info.as_ref().map(|i| i.claims.clone()).unwrap_or_default(),
+                    info.map(|i| i.version).unwrap_or_default(),
+                ]
+            }
+        });
+    }
+    let mut out = tabulate(rows);
+    let _ = writeln!(out, "(handlers from {})", registry.config().describe_path());
+    out
+}
+
 fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut size = bytes as f64;

@@ -12,7 +12,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{AgentCommand, Cli, Command, DeleteArgs, GlobalArgs, ImageCommand, LogsArgs, RegistryArgs};
+use crate::cli::{
+    AgentCommand, Cli, Command, DeleteArgs, GlobalArgs, ImageCommand, LogsArgs, RegistryArgs, RuntimeCommand,
+};
 use crate::containerd::Client;
 use crate::image::{archive, builtin};
 use crate::manifest::{parse_pod, Pod};
@@ -43,6 +45,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     // A read of our stdin (exec -i) may still block a runtime thread; it must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     result
+}
+
+/// podctl's member runtimes with the handlers of the runtime config.
+fn registry(global: &GlobalArgs) -> Result<crate::member::Registry> {
+    let config = crate::member::config::RuntimeConfig::load(global.runtime_config.as_deref())?;
+    Ok(crate::member::Registry::from_config(config)?)
 }
 
 fn settings(global: &GlobalArgs) -> Settings {
@@ -108,10 +116,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Create(args) => {
             // Validate before touching containerd: bad input must create nothing.
             let pod = load_manifest(&args.filename)?;
-
+            let registry = registry(global)?;
             let client = connect(global).await?;
             let name = pod.metadata.name.clone();
-            pod::create_pod(&client, &settings(global), pod).await?;
+            pod::create_pod(&client, &settings(global), &registry, pod).await?;
             println!("pod/{name} created");
         }
         Command::Get(args) => {
@@ -148,6 +156,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let client = connect(global).await?;
             return exec::exec(&client, &settings(global), &args).await;
         }
+        Command::Runtime(RuntimeCommand::Ls) => print!("{}", format::runtimes(&registry(global)?)),
         Command::Stop(args) => {
             let client = connect(global).await?;
             for name in &args.names {

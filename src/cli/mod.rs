@@ -80,6 +80,10 @@ pub struct GlobalArgs {
         default_value = "/var/cache/podctl/wasm"
     )]
     pub wasm_cache_dir: PathBuf,
+    /// Runtime handlers for spec.runtimeClassName (TOML, as containerd's CRI runtimes) [default:
+    /// /etc/podctl/runtimes.toml when it exists]
+    #[arg(long, global = true, env = "PODCTL_RUNTIME_CONFIG")]
+    pub runtime_config: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +102,9 @@ pub enum Command {
     Events(EventsArgs),
     /// Run a command in a running member (OCI containers)
     Exec(ExecArgs),
+    /// Member runtimes and runtime handlers (`runtime ls`)
+    #[command(subcommand)]
+    Runtime(RuntimeCommand),
     /// Stop a pod's members (stop signal, grace period, SIGKILL); the sandbox and its IP stay
     Stop(StopArgs),
     /// Start a stopped pod's members again
@@ -265,6 +272,13 @@ pub struct RegistryArgs {
     /// Credentials for the registry, instead of ~/.docker/config.json
     #[arg(long, short = 'u', value_name = "NAME:PASSWORD")]
     pub user: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RuntimeCommand {
+    /// List podctl's member runtimes and the handlers of the runtime config, with what they run
+    #[command(alias = "list")]
+    Ls,
 }
 
 #[derive(Subcommand, Debug)]

@@ -11,7 +11,7 @@ use containerd_client::services::v1::{
 };
 use prost_types::{Any, FieldMask};
 
-use super::{Client, Result, RUNTIME, SNAPSHOTTER};
+use super::{Client, Result, TaskRuntime, SNAPSHOTTER};
 
 /// containerd keys OCI runtime specs by this type URL (what `ctr` and the CRI plugin write).
 pub const OCI_SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
@@ -28,6 +28,8 @@ pub struct NewContainer {
     /// Empty for members that have no rootfs snapshot.
     pub snapshot_key: String,
     pub extensions: HashMap<String, Vec<u8>>,
+    /// The shim that runs its tasks (default: runc).
+    pub runtime: TaskRuntime,
 }
 
 #[derive(Clone, Debug)]
@@ -70,8 +72,8 @@ impl Client {
             labels: new.labels,
             image: new.image,
             runtime: Some(Runtime {
-                name: RUNTIME.into(),
-                options: None,
+                name: new.runtime.name().to_string(),
+                options: new.runtime.options(),
             }),
             spec: Some(Any {
                 type_url: new.spec_type_url.into(),

@@ -9,6 +9,7 @@ mod content;
 mod events;
 mod images;
 mod leases;
+mod runtime;
 mod snapshots;
 mod tasks;
 
@@ -21,6 +22,7 @@ pub use content::{BlobInfo, BlobWriter};
 pub use events::{TaskEvent, TaskEvents};
 pub use images::{descriptor, ImageRecord};
 pub use leases::random_hex;
+pub use runtime::{RuncOptions, TaskRuntime, DEFAULT_RUNTIME_TYPE};
 pub use tasks::{signal_number, ExecIo, ExitStatus, TaskInfo, TaskState, SIGKILL};
 
 use std::path::{Path, PathBuf};
@@ -31,8 +33,6 @@ use containerd_client::tonic::{Code, Request, Status};
 
 /// The snapshotter podctl unpacks into and runs from (containerd's default).
 pub const SNAPSHOTTER: &str = "overlayfs";
-/// The runc shim; members of one pod share its process via `io.kubernetes.cri.sandbox-id`.
-pub const RUNTIME: &str = "io.containerd.runc.v2";
 /// The containerd socket ctr and the CRI plugin use.
 pub const DEFAULT_ADDRESS: &str = "/run/containerd/containerd.sock";
 

@@ -64,6 +64,9 @@ pub struct PodSpec {
     pub termination_grace_period_seconds: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    /// A runtime handler of the host's runtime config (see `member::config`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_class_name: Option<String>,
 }
 
 impl Default for PodSpec {
@@ -76,6 +79,7 @@ impl Default for PodSpec {
             restart_policy: RestartPolicy::Always,
             termination_grace_period_seconds: 30,
             volumes: Vec::new(),
+            runtime_class_name: None,
         }
     }
 }

@@ -230,6 +230,18 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
         }
     }
 
+    if let Some(class) = &pod.spec.runtime_class_name {
+        if let Err(problem) = dns_label(class) {
+            c.fail(
+                &spec.key("runtimeClassName"),
+                format!(
+                    "{problem}; a runtime class names a handler of the host's runtime config, e.g. {:?}",
+                    suggest(class)
+                ),
+            );
+        }
+    }
+
     let mut volume_names: HashMap<&str, FieldPath> = HashMap::new();
     for (i, volume) in pod.spec.volumes.iter().enumerate() {
         let vp = spec.key("volumes").idx(i);

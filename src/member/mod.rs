@@ -1,15 +1,18 @@
 //! Pod member runtimes: one small trait, [`MemberRuntime`], and a [`Registry`] that picks the runtime
-//! for each container. The OCI runtime (containerd + runc, [`oci`]) and the WASM runtime (wasmtime in
+//! for each container. The OCI runtime (containerd shims, [`oci`]) and the WASM runtime (wasmtime in
 //! the per-pod agent, [`wasm`]) are its two implementations; create, get and delete never branch on
-//! image kinds themselves.
+//! image kinds themselves. The registry also holds the host's runtime handlers ([`config`],
+//! runtimes.toml): a pod's `spec.runtimeClassName` or a container's annotation names one, and a
+//! containerd handler's shim and options go on the member's record ([`NamedRuntime`]).
 //!
 //! # Adding a runtime
 //! Implement [`MemberRuntime`] (claim what it runs, prepare before anything is created, start a pod's
-//! members of its kind recording undo steps, observe their state, stop them gracefully), then add it
-//! to [`Registry::builtin`] ahead of the OCI runtime, which claims every image nobody else does. Its
+//! members of its kind recording undo steps, observe their state, stop them gracefully), then hand
+//! it to [`Registry::new`] ahead of the OCI runtime, which claims every image nobody else does. Its
 //! members are containerd container records like the others (labels name the pod, member and
 //! `podctl.io/runtime`), so every command finds them without a private database.
 
+pub mod config;
 pub mod oci;
 pub mod undo;
 pub mod wasm;
@@ -24,17 +27,18 @@ use std::time::Duration;
 use oci_spec::runtime::Mount;
 
 use crate::agent::protocol::{InitRef, ProbeAction, ProbeDef, ProbeKind, WasmMemberDef};
-use crate::containerd::{Client, TaskInfo};
-use crate::manifest::{Container, Pod, VolumeSource};
 use crate::agent::AgentError;
-use crate::containerd::ContainerdError;
+use crate::containerd::{Client, TaskInfo};
+use crate::containerd::{ContainerdError, TaskRuntime};
 use crate::image::archive::ArchiveError;
 use crate::image::ImageError;
+use crate::manifest::{Container, Pod, VolumeSource};
 use crate::record::*;
 use crate::settings::Settings;
-use crate::spec::SpecError;
-use undo::Undo;
 use crate::spec::SandboxNamespaces;
+use crate::spec::SpecError;
+use config::{Handler, RuntimeConfig};
+use undo::Undo;
 
 /// Per-container override: `podctl.io/runtime.<container-name>: oci|wasmtime`.
 pub const RUNTIME_ANNOTATION_PREFIX: &str = "podctl.io/runtime.";
@@ -86,13 +90,38 @@ pub enum MemberError {
         image: String,
         reasons: String,
     },
-    #[error("container {container}: annotation {key} names runtime `{runtime}`, but this podctl has: {known}")]
+    #[error("container {container}: annotation {key} names runtime `{runtime}`, but this podctl has: {known} (handlers come from {config})")]
     UnknownRuntime {
         container: String,
         key: String,
         runtime: String,
         known: String,
+        config: String,
     },
+    #[error("spec.runtimeClassName: runtime class {class:?} has no handler in {config} (handlers there: {known}); add [runtimes.{class}] with runtime_type or plugin, or point --runtime-config at the file that has it")]
+    UnknownRuntimeClass {
+        class: String,
+        config: String,
+        known: String,
+    },
+    #[error(
+        "runtime config {config}: {field}: plugin {plugin:?} is not a member runtime of this podctl (it has: {known})"
+    )]
+    UnknownPlugin {
+        config: String,
+        field: String,
+        plugin: String,
+        known: String,
+    },
+    #[error("container {container}: handler {handler} runs tasks with {runtime}, but the pod's sandbox runs with {sandbox}; members share the sandbox's shim, so set spec.runtimeClassName: {handler} to run the whole pod with it")]
+    ShimMismatch {
+        container: String,
+        handler: String,
+        runtime: String,
+        sandbox: String,
+    },
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
 }
 
 /// What is known about a container's image before anything is created.
@@ -119,6 +148,36 @@ pub struct PreparedMember<'a> {
     pub index: usize,
     pub container: &'a Container,
     pub payload: Payload,
+    /// The containerd handler that runs its tasks, when not runc (see [`Registry::select`]).
+    pub handler: Option<NamedRuntime>,
+}
+
+/// A containerd runtime handler of the host's runtime config, by its name there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedRuntime {
+    pub handler: String,
+    pub runtime: TaskRuntime,
+}
+
+/// What a pod's `spec.runtimeClassName` means on this host.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeClass {
+    /// A containerd handler: the sandbox, the init containers and the OCI members run with it.
+    pub containerd: Option<NamedRuntime>,
+    /// A plugin handler: the member runtime that must run every container.
+    pub runtime: Option<usize>,
+}
+
+impl RuntimeClass {
+    pub fn task_runtime(&self) -> TaskRuntime {
+        self.containerd.as_ref().map(|n| n.runtime.clone()).unwrap_or_default()
+    }
+}
+
+/// The runtime chosen for a container, and the containerd handler of its tasks (if not runc).
+pub struct Selected {
+    pub runtime: usize,
+    pub handler: Option<NamedRuntime>,
 }
 
 /// Everything about the pod being created that a runtime needs to add members to it.
@@ -143,6 +202,8 @@ pub struct PodContext<'a> {
     pub sandbox_started: tokio::sync::watch::Receiver<Option<bool>>,
     /// Init containers handed over to the pod's agent (see [`oci::run_init`]).
     pub init_handover: std::sync::Mutex<Vec<InitRef>>,
+    /// The pod's runtime class (its containerd handler runs the init containers).
+    pub runtime_class: RuntimeClass,
 }
 
 /// A volume as a member sees it.
@@ -275,9 +336,22 @@ pub struct ObserveContext<'a> {
     pub tasks: &'a HashMap<String, TaskInfo>,
 }
 
+/// What `podctl runtime ls` shows of a runtime.
+pub struct RuntimeInfo {
+    /// What it runs (image kinds, media types).
+    pub claims: String,
+    pub version: String,
+}
+
 pub trait MemberRuntime: Send + Sync {
     /// The name in `podctl.io/runtime` labels and annotations.
     fn name(&self) -> &'static str;
+    /// Whether its members are OCI containers whose tasks a containerd shim runs (so a
+    /// RuntimeClass's containerd handler applies to them).
+    fn runs_tasks(&self) -> bool {
+        false
+    }
+    fn info(&self) -> RuntimeInfo;
     /// Whether this runtime runs the image; nothing may be created here.
     fn claim(&self, probe: &ImageProbe) -> Claim;
     /// Resolves what the member needs (image, module) before anything of the pod exists, so a bad
@@ -315,16 +389,43 @@ pub trait MemberRuntime: Send + Sync {
     ) -> BoxFuture<'a, Result<(), MemberError>>;
 }
 
-/// The runtimes podctl knows, in claim order.
+/// The runtimes podctl knows, in claim order, and the host's runtime handlers.
 pub struct Registry {
     runtimes: Vec<Box<dyn MemberRuntime>>,
+    config: RuntimeConfig,
 }
 
 impl Registry {
-    pub fn builtin() -> Registry {
-        Registry {
-            runtimes: vec![Box::new(wasm::WasmRuntime), Box::new(oci::OciRuntime)],
+    /// `runtimes` in claim order (the last should claim what nobody else does); `config`'s plugin
+    /// handlers must name one of them.
+    pub fn new(runtimes: Vec<Box<dyn MemberRuntime>>, config: RuntimeConfig) -> Result<Registry, MemberError> {
+        let registry = Registry { runtimes, config };
+        for (name, handler) in &registry.config.handlers {
+            if let Handler::Plugin(plugin) = handler {
+                if registry.by_name(plugin).is_none() {
+                    return Err(MemberError::UnknownPlugin {
+                        config: registry.config.describe_path(),
+                        field: format!("runtimes.{name}.plugin"),
+                        plugin: plugin.clone(),
+                        known: registry.names().join(", "),
+                    });
+                }
+            }
         }
+        Ok(registry)
+    }
+
+    /// podctl's own runtimes (WASM, then OCI) with the handlers of `config`.
+    pub fn from_config(config: RuntimeConfig) -> Result<Registry, MemberError> {
+        Registry::new(vec![Box::new(wasm::WasmRuntime), Box::new(oci::OciRuntime)], config)
+    }
+
+    pub fn builtin() -> Registry {
+        Registry::from_config(RuntimeConfig::default()).expect("no handlers to check")
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
     }
 
     pub fn runtimes(&self) -> impl Iterator<Item = (usize, &dyn MemberRuntime)> {
@@ -339,24 +440,102 @@ impl Registry {
         self.runtimes.iter().find(|r| r.name() == name).map(|r| r.as_ref())
     }
 
-    /// The runtime for a container: the annotation override, else the first that accepts.
-    pub fn select(&self, container: &Container, probe: &ImageProbe) -> Result<usize, MemberError> {
-        let names: Vec<&str> = self.runtimes.iter().map(|r| r.name()).collect();
-        if let Some(forced) = &probe.forced {
-            return names
-                .iter()
-                .position(|n| n == forced)
-                .ok_or_else(|| MemberError::UnknownRuntime {
-                    container: container.name.clone(),
-                    key: format!("{RUNTIME_ANNOTATION_PREFIX}{}", container.name),
-                    runtime: forced.clone(),
-                    known: names.join(", "),
-                });
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.runtimes.iter().position(|r| r.name() == name)
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.runtimes.iter().map(|r| r.name()).collect()
+    }
+
+    /// The runtime whose members are OCI containers run by a containerd shim.
+    fn oci_index(&self) -> Option<usize> {
+        self.runtimes.iter().position(|r| r.runs_tasks())
+    }
+
+    /// What the pod's `spec.runtimeClassName` names here; an unknown class fails before anything
+    /// is created.
+    pub fn runtime_class(&self, pod: &Pod) -> Result<RuntimeClass, MemberError> {
+        let Some(class) = &pod.spec.runtime_class_name else {
+            return Ok(RuntimeClass::default());
+        };
+        match self.config.handlers.get(class) {
+            Some(Handler::Containerd(runtime)) => Ok(RuntimeClass {
+                containerd: Some(NamedRuntime {
+                    handler: class.clone(),
+                    runtime: runtime.clone(),
+                }),
+                runtime: None,
+            }),
+            Some(Handler::Plugin(plugin)) => Ok(RuntimeClass {
+                containerd: None,
+                runtime: self.index_of(plugin),
+            }),
+            None => Err(MemberError::UnknownRuntimeClass {
+                class: class.clone(),
+                config: self.config.describe_path(),
+                known: match self.config.handlers.keys().map(String::as_str).collect::<Vec<_>>() {
+                    names if names.is_empty() => "none".into(),
+                    names => names.join(", "),
+                },
+            }),
         }
+    }
+
+    /// The runtime for a container: the annotation override (a runtime or a handler), else the
+    /// pod's plugin handler, else the first runtime that accepts. OCI members run with the pod's
+    /// containerd handler unless the annotation names another.
+    pub fn select(
+        &self,
+        container: &Container,
+        probe: &ImageProbe,
+        class: &RuntimeClass,
+    ) -> Result<Selected, MemberError> {
+        let pod_handler = |runtime: usize| Selected {
+            runtime,
+            handler: if self.runtimes[runtime].runs_tasks() {
+                class.containerd.clone()
+            } else {
+                None
+            },
+        };
+        if let Some(forced) = &probe.forced {
+            if let Some(index) = self.index_of(forced) {
+                return Ok(pod_handler(index));
+            }
+            return match self.config.handlers.get(forced) {
+                Some(Handler::Plugin(plugin)) => Ok(pod_handler(self.index_of(plugin).expect("checked in new"))),
+                Some(Handler::Containerd(runtime)) => {
+                    let sandbox = class.task_runtime();
+                    if runtime.name() != sandbox.name() {
+                        return Err(MemberError::ShimMismatch {
+                            container: container.name.clone(),
+                            handler: forced.clone(),
+                            runtime: runtime.name().to_string(),
+                            sandbox: sandbox.name().to_string(),
+                        });
+                    }
+                    let oci = self.oci_index().ok_or_else(|| self.unknown(container, forced))?;
+                    Ok(Selected {
+                        runtime: oci,
+                        handler: Some(NamedRuntime {
+                            handler: forced.clone(),
+                            runtime: runtime.clone(),
+                        }),
+                    })
+                }
+                None => Err(self.unknown(container, forced)),
+            };
+        }
+        let candidates: Vec<usize> = match class.runtime {
+            Some(index) => vec![index],
+            None => (0..self.runtimes.len()).collect(),
+        };
         let mut reasons = Vec::new();
-        for (index, runtime) in self.runtimes() {
+        for index in candidates {
+            let runtime = self.get(index);
             match runtime.claim(probe) {
-                Claim::Accept => return Ok(index),
+                Claim::Accept => return Ok(pod_handler(index)),
                 Claim::Decline(why) => reasons.push(format!("{}: {why}", runtime.name())),
             }
         }
@@ -365,6 +544,18 @@ impl Registry {
             image: container.image.clone(),
             reasons: reasons.join("; "),
         })
+    }
+
+    fn unknown(&self, container: &Container, forced: &str) -> MemberError {
+        let mut known: Vec<String> = self.names().into_iter().map(String::from).collect();
+        known.extend(self.config.handlers.keys().cloned());
+        MemberError::UnknownRuntime {
+            container: container.name.clone(),
+            key: format!("{RUNTIME_ANNOTATION_PREFIX}{}", container.name),
+            runtime: forced.to_string(),
+            known: known.join(", "),
+            config: self.config.describe_path(),
+        }
     }
 }
 

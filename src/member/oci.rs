@@ -7,11 +7,11 @@ use std::time::Duration;
 use oci_spec::runtime::MountBuilder;
 use tokio::task::JoinSet;
 
+use super::undo::Step;
 use super::*;
 use crate::containerd::signal_number;
 use crate::containerd::{NewContainer, TaskState, OCI_SPEC_TYPE_URL};
 use crate::image::ResolvedImage;
-use super::undo::Step;
 use crate::spec;
 
 pub struct OciRuntime;
@@ -33,7 +33,12 @@ impl OciRuntime {
                 message: "the OCI runtime was handed another runtime's member".into(),
             })?;
         let id = member_id(ctx.sandbox_id, &container.name, member.index);
-        let records = create_records(ctx, &id, member.index, container, &image, "container", undo).await?;
+        let kind = RecordKind {
+            kind: "container",
+            index: member.index,
+            handler: member.handler.as_ref(),
+        };
+        let records = create_records(ctx, &id, container, &image, kind, undo).await?;
         create_task(ctx, &id, records, undo).await?;
         events.push(PodEvent::normal(
             "Created",
@@ -55,15 +60,30 @@ impl OciRuntime {
     }
 }
 
+fn init_record<'a>(ctx: &'a PodContext<'_>, index: usize) -> RecordKind<'a> {
+    RecordKind {
+        kind: "init",
+        index,
+        handler: ctx.runtime_class.containerd.as_ref(),
+    }
+}
+
 /// The snapshot and container record of an OCI member or init container, joining the sandbox's
 /// namespaces; returns the rootfs mounts and the first run's log file. Steps go into `undo`.
+/// Which record [`create_records`] makes: a member (`container`) or an init container (`init`),
+/// the `index`-th of its kind, run by `handler` (None: runc).
+struct RecordKind<'a> {
+    kind: &'a str,
+    index: usize,
+    handler: Option<&'a NamedRuntime>,
+}
+
 async fn create_records(
     ctx: &PodContext<'_>,
     id: &str,
-    index: usize,
     container: &Container,
     image: &ResolvedImage,
-    kind: &str,
+    RecordKind { kind, index, handler }: RecordKind<'_>,
     undo: &mut Undo,
 ) -> Result<(Vec<crate::containerd::RootfsMount>, PathBuf), MemberError> {
     let client = ctx.client;
@@ -101,6 +121,9 @@ async fn create_records(
     labels.insert(LABEL_RUNTIME.into(), "oci".into());
     labels.insert(LABEL_STOP_SIGNAL.into(), stop_signal);
     labels.insert(LABEL_LOG_PATH.into(), log_path.to_string_lossy().into_owned());
+    if let Some(handler) = handler {
+        labels.insert(LABEL_RUNTIME_HANDLER.into(), handler.handler.clone());
+    }
 
     let rootfs = client.prepare_snapshot(&ctx.lease, id, &image.top_chain_id).await?;
     undo.push(Step::RemoveSnapshot(id.to_string()));
@@ -115,6 +138,7 @@ async fn create_records(
                 spec_json: spec::to_json(&spec)?,
                 snapshot_key: id.to_string(),
                 extensions: HashMap::new(),
+                runtime: handler.map(|h| h.runtime.clone()).unwrap_or_default(),
             },
         )
         .await?;
@@ -161,19 +185,17 @@ pub async fn run_init(
     };
     if ctx.start_deferred() {
         // An earlier init container was handed over: this one waits for it, in the agent.
-        create_records(ctx, &id, index, container, image, "init", undo).await?;
+        create_records(ctx, &id, container, image, init_record(ctx, index), undo).await?;
         ctx.hand_over_init(handover);
         return Ok(());
     }
     ctx.wait_sandbox_ready().await?;
     // `podctl get` shows the progress from the sandbox record while `create` waits here.
     let show = |status: String| async move {
-        let _ = client
-            .set_labels(ctx.sandbox_id, &[(LABEL_INIT_STATUS, status)])
-            .await;
+        let _ = client.set_labels(ctx.sandbox_id, &[(LABEL_INIT_STATUS, status)]).await;
     };
     show(format!("Init:{index}/{total}")).await;
-    let records = create_records(ctx, &id, index, container, image, "init", undo).await?;
+    let records = create_records(ctx, &id, container, image, init_record(ctx, index), undo).await?;
     create_task(ctx, &id, records, undo).await?;
     client.start_task(&id).await?;
     let exit = client.wait_task(&id).await?;
@@ -252,6 +274,21 @@ fn has_memory_limit(spec_json: &[u8]) -> bool {
 impl MemberRuntime for OciRuntime {
     fn name(&self) -> &'static str {
         "oci"
+    }
+
+    fn runs_tasks(&self) -> bool {
+        true
+    }
+
+    fn info(&self) -> RuntimeInfo {
+        RuntimeInfo {
+            claims: "every image no other runtime claims".into(),
+            version: format!(
+                "{} via {}",
+                binary_version("runc"),
+                crate::containerd::DEFAULT_RUNTIME_TYPE
+            ),
+        }
     }
 
     fn claim(&self, probe: &ImageProbe) -> Claim {
@@ -333,11 +370,7 @@ impl MemberRuntime for OciRuntime {
                         };
                     }
                     // Created, and started by the agent once the init containers have completed.
-                    let initializing = pod
-                        .sandbox
-                        .labels
-                        .get(LABEL_INIT_STATUS)
-                        .is_some_and(|s| !s.is_empty());
+                    let initializing = pod.sandbox.labels.get(LABEL_INIT_STATUS).is_some_and(|s| !s.is_empty());
                     if initializing && task.is_some_and(|t| t.state == TaskState::Created) {
                         state = MemberState::Waiting {
                             reason: "PodInitializing".into(),
@@ -397,5 +430,19 @@ impl MemberRuntime for OciRuntime {
             }
             first_error.map_or(Ok(()), Err)
         })
+    }
+}
+
+/// The first line of `BINARY --version` (runc, crun and runsc print their version there).
+pub fn binary_version(binary: &str) -> String {
+    match std::process::Command::new(binary).arg("--version").output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        Ok(out) => format!("{binary}: `--version` exited with {}", out.status),
+        Err(e) => format!("{binary}: {e}"),
     }
 }

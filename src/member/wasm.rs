@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use podctl_wasmtime::{HostConfig, ProgramKind, WasmHost};
 
+use super::undo::Step;
 use super::*;
 use crate::agent::client as agent;
 use crate::agent::protocol::{PreopenDef, WasmMemberDef, WasmState};
 use crate::containerd::NewContainer;
-use super::undo::Step;
 
 use crate::image::WASM_LAYER_MEDIA_TYPES;
 
@@ -112,6 +112,16 @@ impl WasmRuntime {
 impl MemberRuntime for WasmRuntime {
     fn name(&self) -> &'static str {
         "wasmtime"
+    }
+
+    fn info(&self) -> RuntimeInfo {
+        RuntimeInfo {
+            claims: format!(
+                "local .wasm/.wat files; OCI images with a wasm layer ({})",
+                WASM_LAYER_MEDIA_TYPES.join(", ")
+            ),
+            version: format!("wasmtime {} (in the pod's agent)", podctl_wasmtime::WASMTIME_VERSION),
+        }
     }
 
     fn claim(&self, probe: &ImageProbe) -> Claim {
@@ -241,6 +251,7 @@ impl MemberRuntime for WasmRuntime {
                             spec_json: serde_json::to_vec(&def).expect("member definitions serialize"),
                             snapshot_key: String::new(),
                             extensions: HashMap::new(),
+                            runtime: Default::default(),
                         },
                     )
                     .await?;

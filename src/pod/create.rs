@@ -9,7 +9,6 @@ use std::path::Path;
 
 use oci_spec::runtime::Mount;
 
-use crate::member::undo::{Step, Undo};
 use super::view::list_sandboxes;
 use super::*;
 use crate::agent::client as agent;
@@ -17,7 +16,8 @@ use crate::agent::protocol::{AgentConfig, OciMemberRef, SupervisorConfig, WasmSt
 use crate::containerd::{NewContainer, OCI_SPEC_TYPE_URL};
 use crate::image::{reference::normalize, Obtained, ResolvedImage};
 use crate::manifest::{Pod, Protocol, PullPolicy};
-use crate::member::{self, Payload, PodContext, PreparedMember, Registry};
+use crate::member::undo::{Step, Undo};
+use crate::member::{self, Payload, PodContext, PreparedMember, Registry, RuntimeClass, Selected};
 use crate::record::NetworkRecord;
 use crate::record::PodEvent;
 use crate::sandbox::cni::{self, Attachment, CniNetwork, CniResult, PortMapping};
@@ -25,7 +25,12 @@ use crate::sandbox::netns;
 use crate::spec;
 
 /// Creates the pod and returns its sandbox ID. On error nothing it made is left.
-pub async fn create_pod(client: &Client, settings: &Settings, pod: Pod) -> Result<String, PodError> {
+pub async fn create_pod(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    pod: Pod,
+) -> Result<String, PodError> {
     let sandboxes = list_sandboxes(client).await?;
     let name = &pod.metadata.name;
     if sandboxes.iter().any(|s| s.labels.get(LABEL_POD_NAME) == Some(name)) {
@@ -34,7 +39,7 @@ pub async fn create_pod(client: &Client, settings: &Settings, pod: Pod) -> Resul
             namespace: client.namespace().to_string(),
         });
     }
-    let registry = Registry::builtin();
+    let runtime_class = registry.runtime_class(&pod)?;
     let mut events = Vec::new();
     // Images first (pulled per imagePullPolicy): a runtime is chosen by what the image holds.
     obtain_images(client, settings, &pod, &mut events).await?;
@@ -42,18 +47,19 @@ pub async fn create_pod(client: &Client, settings: &Settings, pod: Pod) -> Resul
     let mut prepared = Vec::new();
     for container in &pod.spec.containers {
         let probe = member::probe(client, &pod, container).await?;
-        let runtime = registry.select(container, &probe)?;
+        let selected = registry.select(container, &probe, &runtime_class)?;
         let payload = registry
-            .get(runtime)
+            .get(selected.runtime)
             .prepare(client, settings, container, &probe, &mut events)
             .await?;
-        prepared.push((runtime, payload));
+        prepared.push((selected, payload));
     }
     // Init containers run as OCI containers, in order, before the members start.
     let mut init_images = Vec::new();
     for container in &pod.spec.init_containers {
         let probe = member::probe(client, &pod, container).await?;
-        if registry.get(registry.select(container, &probe)?).name() != "oci" {
+        let selected = registry.select(container, &probe, &runtime_class)?;
+        if !registry.get(selected.runtime).runs_tasks() {
             return Err(PodError::Wasm {
                 container: container.name.clone(),
                 message: "init containers run as OCI containers; give it an OCI image".into(),
@@ -77,6 +83,7 @@ pub async fn create_pod(client: &Client, settings: &Settings, pod: Pod) -> Resul
         pause,
         init_images,
         registry,
+        runtime_class,
     };
     let result = plan.run(&mut undo, prepared, &mut events).await;
     match result {
@@ -220,7 +227,8 @@ struct CreatePlan<'a> {
     network: CniNetwork,
     pause: ResolvedImage,
     init_images: Vec<ResolvedImage>,
-    registry: Registry,
+    registry: &'a Registry,
+    runtime_class: RuntimeClass,
 }
 
 impl CreatePlan<'_> {
@@ -235,7 +243,7 @@ impl CreatePlan<'_> {
     async fn run(
         &self,
         undo: &mut Undo,
-        prepared: Vec<(usize, Payload)>,
+        prepared: Vec<(Selected, Payload)>,
         events: &mut Vec<PodEvent>,
     ) -> Result<(), PodError> {
         let client = self.client;
@@ -304,13 +312,15 @@ impl CreatePlan<'_> {
                 network_ready: ready_rx,
                 sandbox_started: sandbox_rx,
                 init_handover: Default::default(),
+                runtime_class: self.runtime_class.clone(),
             };
             // Each runtime starts its members of the pod, in the manifest's order within a runtime.
             let mut by_runtime: Vec<Vec<PreparedMember>> = Vec::new();
             let mut oci_members = Vec::new();
-            for (index, (runtime, payload)) in prepared.into_iter().enumerate() {
+            for (index, (selected, payload)) in prepared.into_iter().enumerate() {
                 let container = &self.pod.spec.containers[index];
-                if self.registry.get(runtime).name() == "oci" {
+                let runtime = selected.runtime;
+                if self.registry.get(runtime).runs_tasks() {
                     oci_members.push(OciMemberRef {
                         name: container.name.clone(),
                         id: member_id(self.sandbox_id, &container.name, index),
@@ -325,6 +335,7 @@ impl CreatePlan<'_> {
                     index,
                     container,
                     payload,
+                    handler: selected.handler,
                 });
             }
             // The pause process starts while the members are created; they start after it.
@@ -506,6 +517,9 @@ impl CreatePlan<'_> {
         })?;
         let mut labels = self.pod.metadata.labels.clone().into_iter().collect::<HashMap<_, _>>();
         labels.extend(sandbox_labels(self.pod, self.uid, id));
+        if let Some(class) = &self.runtime_class.containerd {
+            labels.insert(LABEL_RUNTIME_HANDLER.into(), class.handler.clone());
+        }
         // The network record follows once CNI is done (see `run`).
         let extensions = HashMap::from([(
             EXT_POD.to_string(),
@@ -524,6 +538,7 @@ impl CreatePlan<'_> {
                     spec_json: spec::to_json(&spec)?,
                     snapshot_key: id.to_string(),
                     extensions,
+                    runtime: self.runtime_class.task_runtime(),
                 },
             )
             .await?;

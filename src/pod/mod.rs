@@ -6,18 +6,18 @@ pub(crate) mod delete;
 pub(crate) mod lifecycle;
 mod view;
 
+pub use crate::member::undo::Undo;
 pub use crate::record::{
     member_id, netns_name, new_uid, node_name, now_secs, sandbox_id, MemberState, MemberView, NetworkRecord, PodEvent,
     PodView, RecordError, EXT_EVENTS, EXT_NETWORK, EXT_POD, LABEL_CONTAINER_NAME, LABEL_INIT_STATUS, LABEL_KIND,
     LABEL_LAST_RESTART, LABEL_LAST_STATE, LABEL_LOG_PATH, LABEL_MANAGED_BY, LABEL_MEMBER_INDEX, LABEL_OOM_KILLED,
-    LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID, LABEL_RESTART_COUNT, LABEL_RUNTIME, LABEL_SANDBOX_ID,
-    LABEL_STOPPED, LABEL_STOP_SIGNAL, LABEL_TERMINATING, LABEL_WAITING,
+    LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID, LABEL_RESTART_COUNT, LABEL_RUNTIME, LABEL_RUNTIME_HANDLER,
+    LABEL_SANDBOX_ID, LABEL_STOPPED, LABEL_STOP_SIGNAL, LABEL_TERMINATING, LABEL_WAITING,
 };
 pub use crate::settings::Settings;
 pub use create::create_pod;
 pub use delete::{delete_pod, DeleteOptions};
 pub use lifecycle::{start_pod, stop_pod};
-pub use crate::member::undo::Undo;
 pub use view::{find_pod, list_pods};
 
 use std::path::PathBuf;
@@ -39,7 +39,7 @@ pub enum PodError {
     #[error(transparent)]
     Spec(#[from] SpecError),
     #[error(transparent)]
-    Member(#[from] MemberError),
+    Member(Box<MemberError>),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error(transparent)]
@@ -70,6 +70,12 @@ pub enum PodError {
     Damaged { pod: String, message: String },
     #[error("pod {pod}: timed out after {seconds}s waiting for {what}")]
     Timeout { pod: String, what: String, seconds: u64 },
+}
+
+impl From<MemberError> for PodError {
+    fn from(error: MemberError) -> PodError {
+        PodError::Member(Box::new(error))
+    }
 }
 
 impl From<ImageError> for PodError {

@@ -18,6 +18,8 @@ pub const LABEL_MANAGED_BY: &str = "podctl.io/managed-by";
 pub const LABEL_SANDBOX_ID: &str = "podctl.io/sandbox-id";
 pub const LABEL_MEMBER_INDEX: &str = "podctl.io/member-index";
 pub const LABEL_RUNTIME: &str = "podctl.io/runtime";
+/// The runtime handler (runtimes.toml) an OCI member's tasks run with, when not runc.
+pub const LABEL_RUNTIME_HANDLER: &str = "podctl.io/runtime-handler";
 pub const LABEL_STOP_SIGNAL: &str = "podctl.io/stop-signal";
 pub const LABEL_LOG_PATH: &str = "podctl.io/log-path";
 /// Written by the pod's supervisor (the agent): how often the member was restarted, when last,

@@ -284,6 +284,22 @@ impl TestEnv {
         panic!("[{}] pod {pod} never became ready: {last:#}", self.name);
     }
 
+    /// The pause PID, then each member's, from `describe`.
+    pub fn pids(&self, pod: &str) -> Vec<u64> {
+        let describe = self.ok(&["describe", "pod", pod]);
+        let mut pids = Vec::new();
+        for line in describe.lines() {
+            if let Some(rest) = line.split("(pause pid ").nth(1) {
+                pids.push(rest.trim_end_matches(')').parse().unwrap());
+            }
+            if let Some(rest) = line.trim().strip_prefix("PID:") {
+                pids.push(rest.trim().parse().unwrap());
+            }
+        }
+        assert!(pids.len() >= 2, "pids in describe:\n{describe}");
+        pids
+    }
+
     /// The sandbox ID (`podctl.io/sandbox-id`) is the pod's containerd ID prefix and netns suffix.
     pub fn sandbox_id(&self, pod: &str) -> String {
         let json = self.pod_json(pod);

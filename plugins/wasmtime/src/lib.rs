@@ -27,3 +27,18 @@ pub use error::WasmError;
 pub use host::{HostConfig, WasmHost, EPOCH_TICK};
 pub use load::{is_wasm, Program, ProgramKind};
 pub use member::{ExitInfo, ExitReason, MemberSpec, MemberStatus, Output, Preopen, RunningMember, SharedWriter};
+
+/// The wasmtime release this crate is built against (pinned in its Cargo.toml).
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_version_is_the_pinned_one() {
+        let manifest = include_str!("../Cargo.toml");
+        assert!(
+            manifest.contains(&format!("wasmtime = {{ version = \"={}\"", super::WASMTIME_VERSION)),
+            "update WASMTIME_VERSION to the wasmtime pin in Cargo.toml"
+        );
+    }
+}
