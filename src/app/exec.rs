@@ -92,9 +92,9 @@ pub async fn exec(client: &Client, settings: &Settings, args: &ExecArgs) -> Resu
             namespace: client.namespace().to_string(),
         })?;
     let member = view.member_or_default(args.container.as_deref())?;
-    if member.runtime != "oci" {
+    if member.in_agent {
         bail!(
-            "container {} of pod {} is a {} member; exec runs only in OCI containers",
+            "container {} of pod {} is a {} member hosted by the pod's agent, with no process of its own; exec runs only in OCI containers",
             member.name,
             view.name,
             member.runtime

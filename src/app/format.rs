@@ -293,12 +293,16 @@ pub fn describe(pod: &PodView) -> String {
         let _ = writeln!(out, "  {}:", member.name);
         let _ = writeln!(out, "    Container ID:   containerd://{}", member.id);
         let _ = writeln!(out, "    Image:          {}", member.image);
-        let _ = writeln!(out, "    Runtime:        {}", member.runtime);
+        let runtime = match member.record.labels.get(crate::record::LABEL_RUNTIME_HANDLER) {
+            Some(handler) => format!("{} (handler {handler})", member.runtime),
+            None => member.runtime.clone(),
+        };
+        let _ = writeln!(out, "    Runtime:        {runtime}");
         if let Some(pid) = member.pid {
-            let label = if member.runtime == "oci" {
-                "PID:            "
-            } else {
+            let label = if member.in_agent {
                 "Agent PID:      "
+            } else {
+                "PID:            "
             };
             let _ = writeln!(out, "    {label}{pid}");
         }

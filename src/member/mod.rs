@@ -378,6 +378,36 @@ pub trait MemberRuntime: Send + Sync {
         ctx: &'a ObserveContext<'a>,
         pod: &'a PodView,
     ) -> BoxFuture<'a, HashMap<String, Observation>>;
+    /// Whether its members run inside the pod's agent (no process of their own: no `exec`; the
+    /// agent starts them, so `podctl start` waits for it).
+    fn in_agent(&self) -> bool {
+        false
+    }
+    /// `podctl stop`: stops the members gracefully but keeps their records. Members the agent
+    /// hosts were stopped with it already.
+    fn halt<'a>(
+        &'a self,
+        _client: &'a Client,
+        _members: Vec<&'a MemberView>,
+        _grace: Duration,
+    ) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// `podctl start`: runs halted members again; `now` is false while init containers are still
+    /// the agent's to finish (it starts the members then).
+    fn resume<'a>(
+        &'a self,
+        _client: &'a Client,
+        _pod: &'a PodView,
+        _members: Vec<&'a MemberView>,
+        _now: bool,
+    ) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Waits until the members' processes have exited (`delete` then tears the network down).
+    fn wait_exited<'a>(&'a self, _client: &'a Client, _members: Vec<&'a MemberView>) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
     /// Stops the members gracefully (stop signal, `grace`, then kill) and removes their records.
     fn stop<'a>(
         &'a self,
@@ -438,6 +468,18 @@ impl Registry {
 
     pub fn by_name(&self, name: &str) -> Option<&dyn MemberRuntime> {
         self.runtimes.iter().find(|r| r.name() == name).map(|r| r.as_ref())
+    }
+
+    /// The pod's members grouped by the runtime that runs them (members of a runtime this podctl
+    /// lacks are left out).
+    pub fn members_by_runtime<'p>(&self, pod: &'p PodView) -> Vec<(&dyn MemberRuntime, Vec<&'p MemberView>)> {
+        self.runtimes()
+            .map(|(_, runtime)| {
+                let members = pod.members.iter().filter(|m| m.runtime == runtime.name()).collect();
+                (runtime, members)
+            })
+            .filter(|(_, members): &(_, Vec<_>)| !members.is_empty())
+            .collect()
     }
 
     fn index_of(&self, name: &str) -> Option<usize> {

@@ -400,6 +400,59 @@ impl MemberRuntime for OciRuntime {
         })
     }
 
+    fn halt<'a>(
+        &'a self,
+        client: &'a Client,
+        members: Vec<&'a MemberView>,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(async move {
+            let stopping = members
+                .into_iter()
+                .map(|member| client.stop_task(&member.id, signal_number(&member.stop_signal), grace));
+            for result in futures_util::future::join_all(stopping).await {
+                result?;
+            }
+            Ok(())
+        })
+    }
+
+    fn resume<'a>(
+        &'a self,
+        client: &'a Client,
+        pod: &'a PodView,
+        members: Vec<&'a MemberView>,
+        now: bool,
+    ) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(async move {
+            for member in members {
+                if client.get_task(&member.id).await?.is_some() {
+                    continue;
+                }
+                let log = member.log_path.clone().ok_or_else(|| MemberError::Damaged {
+                    pod: pod.name.clone(),
+                    message: format!("member {} records no log path", member.name),
+                })?;
+                let rootfs = client.snapshot_mounts(&member.id).await?;
+                client
+                    .create_task(&member.id, rootfs, &crate::logs::driver::output_uri(&log))
+                    .await?;
+                if now {
+                    client.start_task(&member.id).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn wait_exited<'a>(&'a self, client: &'a Client, members: Vec<&'a MemberView>) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            for member in members {
+                let _ = client.wait_task(&member.id).await;
+            }
+        })
+    }
+
     fn stop<'a>(
         &'a self,
         client: &'a Client,

@@ -114,6 +114,10 @@ impl MemberRuntime for WasmRuntime {
         "wasmtime"
     }
 
+    fn in_agent(&self) -> bool {
+        true
+    }
+
     fn info(&self) -> RuntimeInfo {
         RuntimeInfo {
             claims: format!(

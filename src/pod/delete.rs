@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::*;
 use crate::containerd::SIGKILL;
 use crate::member::Registry;
-use crate::record::{MemberView, NetworkRecord, PodView};
+use crate::record::{NetworkRecord, PodView};
 
 pub struct DeleteOptions {
     /// Overrides the pod's terminationGracePeriodSeconds.
@@ -41,13 +41,11 @@ pub async fn delete_pod(
     // Each runtime stops its members; together they get one grace period.
     let registry = Registry::builtin();
     let mut first_error: Option<PodError> = agent_stop.err().map(PodError::from);
-    let mut stops = Vec::new();
-    for (_, runtime) in registry.runtimes() {
-        let members: Vec<&MemberView> = pod.members.iter().filter(|m| m.runtime == runtime.name()).collect();
-        if !members.is_empty() {
-            stops.push(runtime.stop(client, settings, &pod, members, Duration::from_secs(grace)));
-        }
-    }
+    let stops: Vec<_> = registry
+        .members_by_runtime(&pod)
+        .into_iter()
+        .map(|(runtime, members)| runtime.stop(client, settings, &pod, members, Duration::from_secs(grace)))
+        .collect();
     let members = async {
         let mut results: Vec<Result<(), PodError>> = futures_util::future::join_all(stops)
             .await
@@ -65,8 +63,8 @@ pub async fn delete_pod(
     // netns is pinned, so CNI DEL (~30 iptables processes) needs no task, and in-flight requests
     // were served through the grace period.
     let network = async {
-        for member in pod.members.iter().filter(|m| m.runtime == "oci") {
-            let _ = client.wait_task(&member.id).await;
+        for (runtime, members) in registry.members_by_runtime(&pod) {
+            runtime.wait_exited(client, members).await;
         }
         remove_host_side(client, settings, &pod).await
     };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::agent::client as agent;
-use crate::containerd::signal_number;
+use crate::member::Registry;
 
 async fn find_existing(client: &Client, settings: &Settings, name: &str) -> Result<PodView, PodError> {
     find_pod(client, settings, name)
@@ -30,11 +30,12 @@ pub async fn stop_pod(client: &Client, settings: &Settings, name: &str, grace: O
         .await?;
     let dir = settings.pod_state_dir(client, &pod.sandbox_id);
     agent::stop(&pod.name, &dir, grace).await?;
-    let mut stopping = Vec::new();
-    for member in pod.members.iter().filter(|m| m.runtime == "oci") {
-        stopping.push(client.stop_task(&member.id, signal_number(&member.stop_signal), grace));
-    }
-    for result in futures_util::future::join_all(stopping).await {
+    let registry = Registry::builtin();
+    let halts = registry
+        .members_by_runtime(&pod)
+        .into_iter()
+        .map(|(runtime, members)| runtime.halt(client, members, grace));
+    for result in futures_util::future::join_all(halts).await {
         result?;
     }
     Ok(())
@@ -48,27 +49,20 @@ pub async fn start_pod(client: &Client, settings: &Settings, name: &str) -> Resu
             message: "it is not stopped; `podctl restart` stops and starts it".into(),
         });
     }
-    for member in pod.members.iter().filter(|m| m.runtime == "oci") {
-        if client.get_task(&member.id).await?.is_some() {
-            continue;
-        }
-        let log = member.log_path.clone().ok_or_else(|| PodError::Damaged {
-            pod: name.to_string(),
-            message: format!("member {} records no log path", member.name),
-        })?;
-        let rootfs = client.snapshot_mounts(&member.id).await?;
-        client
-            .create_task(&member.id, rootfs, &crate::logs::driver::output_uri(&log))
-            .await?;
-        // Init containers still on record are the agent's to finish; it starts the members then.
-        if pod.init_ids.is_empty() {
-            client.start_task(&member.id).await?;
-        }
+    let registry = Registry::builtin();
+    // Init containers still on record are the agent's to finish; it starts the members then.
+    let now = pod.init_ids.is_empty();
+    for (runtime, members) in registry.members_by_runtime(&pod) {
+        runtime.resume(client, &pod, members, now).await?;
     }
-    // The agent supervises again and starts the WASM members.
+    // The agent supervises again and starts the members it hosts.
     let dir = settings.pod_state_dir(client, &pod.sandbox_id);
     agent::spawn(&pod.name, &dir)?;
-    if pod.members.iter().any(|m| m.runtime != "oci") {
+    if registry
+        .members_by_runtime(&pod)
+        .iter()
+        .any(|(runtime, _)| runtime.in_agent())
+    {
         agent::wait_ready(&pod.name, &dir, Duration::from_secs(30)).await?;
     }
     client

@@ -37,6 +37,9 @@ async fn observe(client: &Client, settings: &Settings, pods: &mut [PodView], tas
             if pod.members.iter().any(|m| m.runtime == runtime.name()) {
                 observed.extend(runtime.observe(&ctx, pod).await);
             }
+            for member in pod.members.iter_mut().filter(|m| m.runtime == runtime.name()) {
+                member.in_agent = runtime.in_agent();
+            }
         }
         for member in &mut pod.members {
             if let Some(o) = observed.remove(&member.id) {

@@ -85,6 +85,8 @@ pub struct MemberView {
     pub pid: Option<u32>,
     /// The last probe result worth showing, from the agent.
     pub probe: Option<String>,
+    /// It runs inside the pod's agent (its `pid` is the agent's; it has no process to exec in).
+    pub in_agent: bool,
 }
 
 impl MemberView {
@@ -320,6 +322,7 @@ pub fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskIn
                 restarts: 0,
                 probe: None,
                 pid: None,
+                in_agent: false,
             })
             .collect();
         members.sort_by_key(|m| {
