@@ -28,19 +28,16 @@ use oci_spec::runtime::Mount;
 
 use crate::agent::protocol::{InitRef, ProbeAction, ProbeDef, ProbeKind, WasmMemberDef};
 use crate::agent::AgentError;
-use crate::containerd::{Client, TaskInfo};
-use crate::containerd::{ContainerdError, TaskRuntime};
-use crate::image::archive::ArchiveError;
+use crate::containerd::{Client, ContainerdError, TaskInfo, TaskRuntime};
 use crate::image::ImageError;
 use crate::manifest::{Container, Pod, VolumeSource};
 use crate::record::*;
 use crate::settings::Settings;
-use crate::spec::SandboxNamespaces;
-use crate::spec::SpecError;
+use crate::spec::{SandboxNamespaces, SpecError};
 use config::{Handler, RuntimeConfig};
 use undo::Undo;
 
-/// Per-container override: `podctl.io/runtime.<container-name>: oci|wasmtime`.
+/// Per-container override: `podctl.io/runtime.<container-name>: oci|wasmtime|HANDLER`.
 pub const RUNTIME_ANNOTATION_PREFIX: &str = "podctl.io/runtime.";
 
 impl From<ImageError> for MemberError {
@@ -65,11 +62,7 @@ pub enum MemberError {
     #[error(transparent)]
     Agent(#[from] AgentError),
     #[error(transparent)]
-    Archive(#[from] ArchiveError),
-    #[error(transparent)]
     ImageStore(Box<ImageError>),
-    #[error("container {container}: {error}")]
-    Image { container: String, error: Box<ImageError> },
     /// What the member's runtime reports about it (a module that does not load, a failed start).
     #[error("container {container}: {message}")]
     Runtime { container: String, message: String },
@@ -120,8 +113,6 @@ pub enum MemberError {
         runtime: String,
         sandbox: String,
     },
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
 }
 
 /// What is known about a container's image before anything is created.
