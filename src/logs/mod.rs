@@ -1,34 +1,15 @@
 //! Member logs in the CRI format kubelet writes: one record per line,
 //! `<RFC 3339 UTC, nanoseconds> <stdout|stderr> <F|P> <text>`, `P` marking a piece of a line that
-//! goes on in the next record. Owns the writer (used by the shim's log driver for OCI members and
-//! by the agent for WASM members) and the reader behind `podctl logs` (`--timestamps`, `--tail`,
-//! `-f`) and the init-failure message.
+//! goes on in the next record. The writer (`podctl_plugin::cri_log`, used by the shim's log driver
+//! for OCI members and by member plugins) is re-exported here; this module owns the run files and
+//! the reader behind `podctl logs` (`--timestamps`, `--tail`, `-f`) and the init-failure message.
 
 pub mod driver;
 
-use std::fs::File;
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
-/// Longest text in one record; longer lines are split into `P` records, as kubelet does.
-const MAX_RECORD: usize = 16 * 1024;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    fn as_str(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-}
+// The writer is the plugin crate's, so plugins write the records podctl reads.
+pub use podctl_plugin::cri_log::{open_sink, write_record, LineSplitter, RecordWriter, Sink, Stream, MAX_RECORD};
 
 /// A member's runs each log to a file of their own in its log directory: `<run>.log`, the run
 /// counting its restarts (`logs --previous` reads the one before).
@@ -45,107 +26,6 @@ pub fn run_of(path: &Path) -> Option<u32> {
 pub fn other_run(path: &Path, offset: i64) -> Option<PathBuf> {
     let run = u32::try_from(i64::from(run_of(path)?) + offset).ok()?;
     Some(run_file(path.parent()?, run))
-}
-
-/// The log file of one run, shared by the pumps of its two streams (records are written whole).
-pub type Sink = Arc<Mutex<File>>;
-
-/// Opens (creating) a run's log file for appending records.
-pub fn open_sink(path: &Path) -> io::Result<Sink> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)?;
-    Ok(Arc::new(Mutex::new(file)))
-}
-
-/// Writes one record stamped now.
-pub fn write_record(sink: &Sink, stream: Stream, partial: bool, text: &[u8]) -> io::Result<()> {
-    let time = humantime::format_rfc3339_nanos(SystemTime::now());
-    let tag = if partial { 'P' } else { 'F' };
-    let mut record = Vec::with_capacity(text.len() + 48);
-    write!(record, "{time} {} {tag} ", stream.as_str())?;
-    record.extend_from_slice(text);
-    record.push(b'\n');
-    // One write per record on an O_APPEND file: records of the two streams never interleave.
-    let file = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    (&*file).write_all(&record)
-}
-
-/// Cuts one stream's bytes into records: one `F` record per line, `P` records for pieces of lines
-/// longer than 16 KiB and for text left without a newline at the end.
-#[derive(Default)]
-struct LineSplitter {
-    pending: Vec<u8>,
-}
-
-impl LineSplitter {
-    fn feed(&mut self, data: &[u8], stream: Stream, sink: &Sink) -> io::Result<()> {
-        self.pending.extend_from_slice(data);
-        let mut start = 0;
-        loop {
-            let rest = &self.pending[start..];
-            match rest.iter().position(|b| *b == b'\n') {
-                Some(end) if end <= MAX_RECORD => {
-                    write_record(sink, stream, false, &rest[..end])?;
-                    start += end + 1;
-                }
-                _ if rest.len() >= MAX_RECORD => {
-                    write_record(sink, stream, true, &rest[..MAX_RECORD])?;
-                    start += MAX_RECORD;
-                }
-                _ => break,
-            }
-        }
-        self.pending.drain(..start);
-        Ok(())
-    }
-
-    fn finish(&mut self, stream: Stream, sink: &Sink) -> io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let rest = std::mem::take(&mut self.pending);
-        write_record(sink, stream, true, &rest)
-    }
-}
-
-/// One stream of a program run in this process (a WASM member) written as records: each write is
-/// cut into lines as it comes, with no pipe, thread or task in between. What is left without a
-/// newline is written as a `P` record when the writer is dropped.
-pub struct RecordWriter {
-    splitter: LineSplitter,
-    stream: Stream,
-    sink: Sink,
-}
-
-impl RecordWriter {
-    pub fn new(stream: Stream, sink: Sink) -> Self {
-        RecordWriter {
-            splitter: LineSplitter::default(),
-            stream,
-            sink,
-        }
-    }
-}
-
-impl Write for RecordWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.splitter.feed(buf, self.stream, &self.sink)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for RecordWriter {
-    fn drop(&mut self) {
-        let _ = self.splitter.finish(self.stream, &self.sink);
-    }
 }
 
 /// One parsed record.
@@ -263,6 +143,8 @@ pub fn tail(rendered: &[u8], n: usize) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     fn pumped(input: &[u8], stream: Stream) -> String {

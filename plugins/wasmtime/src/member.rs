@@ -194,6 +194,11 @@ impl RunningMember {
         self.shared.kind
     }
 
+    /// When it started (also once it has exited).
+    pub fn started_at(&self) -> SystemTime {
+        self.shared.since
+    }
+
     pub fn status(&self) -> MemberStatus {
         if let Some(info) = self.shared.exit.borrow().clone() {
             return MemberStatus::Exited(info);

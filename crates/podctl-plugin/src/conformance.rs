@@ -1,0 +1,191 @@
+//! A plugin author's test suite: starts the plugin binary as podctl's agent does and checks every
+//! call against the protocol's rules with members the author supplies. Call it from a test:
+//!
+//! ```no_run
+//! # async fn t() {
+//! use podctl_plugin::conformance::{check, Samples};
+//! let dir = std::env::temp_dir().join("my-plugin-conformance");
+//! let samples = Samples::new(&dir, "/path/to/long-running", "/path/to/exits-3", 3, "/path/to/not-a-program");
+//! let passed = check(std::path::Path::new("target/debug/podctl-runtime-mine"), &samples).await.unwrap();
+//! # }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::client::{plugin_name, Client, ClientError};
+use crate::proto::{Limits, Member};
+use crate::{State, PROTOCOL_VERSION};
+
+/// Members the suite runs; `runs` and `exits` are programs of the plugin's kind.
+pub struct Samples {
+    /// Where the suite puts its socket and logs (created).
+    pub dir: PathBuf,
+    /// Writes at least one line to stdout, then runs until it is stopped.
+    pub runs: Member,
+    /// Exits by itself soon with `exit_code`.
+    pub exits: Member,
+    pub exit_code: i32,
+    /// Something the plugin must refuse in `validate`.
+    pub invalid: Member,
+}
+
+impl Samples {
+    /// Samples from three programs with no arguments.
+    pub fn new(dir: &Path, runs: &str, exits: &str, exit_code: i32, invalid: &str) -> Samples {
+        let member = |name: &str, program: &str| Member {
+            name: name.into(),
+            program: program.into(),
+            log_path: dir.join(format!("{name}.log")).to_string_lossy().into_owned(),
+            limits: Some(Limits::default()),
+            ..Member::default()
+        };
+        Samples {
+            dir: dir.to_path_buf(),
+            runs: member("runs", runs),
+            exits: member("exits", exits),
+            exit_code,
+            invalid: member("invalid", invalid),
+        }
+    }
+}
+
+/// The first rule a plugin broke.
+#[derive(Debug, thiserror::Error)]
+#[error("conformance check {check:?} failed: {detail}")]
+pub struct Failure {
+    pub check: &'static str,
+    pub detail: String,
+}
+
+fn fail(check: &'static str, detail: impl Into<String>) -> Failure {
+    Failure {
+        check,
+        detail: detail.into(),
+    }
+}
+
+fn call(check: &'static str) -> impl Fn(ClientError) -> Failure {
+    move |e| fail(check, e.to_string())
+}
+
+/// Runs every check against `binary`; returns the names of the checks passed.
+pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>, Failure> {
+    std::fs::create_dir_all(&samples.dir).map_err(|e| fail("setup", format!("{}: {e}", samples.dir.display())))?;
+    for member in [&samples.runs, &samples.exits] {
+        let _ = std::fs::remove_file(&member.log_path);
+    }
+    let socket = samples.dir.join("plugin.sock");
+    let mut passed = Vec::new();
+    let plugin = Client::launch(binary, &socket).await.map_err(call("handshake"))?;
+    let info = plugin.info().clone();
+    if info.protocol_version != PROTOCOL_VERSION || info.name != plugin_name(binary) || info.version.is_empty() {
+        return Err(fail(
+            "handshake",
+            format!(
+                "expected protocol {PROTOCOL_VERSION}, name {:?} and a version; got {info:?}",
+                plugin_name(binary)
+            ),
+        ));
+    }
+    passed.push("handshake");
+
+    if plugin.validate(samples.invalid.clone()).await.is_ok() {
+        return Err(fail("validate refuses", "an invalid member was accepted"));
+    }
+    plugin
+        .validate(samples.runs.clone())
+        .await
+        .map_err(call("validate accepts"))?;
+    passed.push("validate");
+
+    let runs = &samples.runs.name;
+    plugin.start(samples.runs.clone()).await.map_err(call("start"))?;
+    let status = plugin.status(runs).await.map_err(call("status"))?;
+    if status.state() != State::Running || status.started_at <= 0.0 {
+        return Err(fail("status after start", format!("{status:?}")));
+    }
+    passed.push("start");
+    match plugin.start(samples.runs.clone()).await {
+        Err(ClientError::Refused {
+            code: tonic::Code::AlreadyExists,
+            ..
+        }) => passed.push("start twice"),
+        other => return Err(fail("start twice", format!("a second start of {runs} gave {other:?}"))),
+    }
+    match plugin.status("no-such-member").await {
+        Err(e) if e.is_not_found() => passed.push("unknown member"),
+        other => return Err(fail("unknown member", format!("{other:?}"))),
+    }
+
+    // Output reaches the log as CRI records.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&samples.runs.log_path).unwrap_or_default();
+        if let Some(line) = text.lines().next() {
+            let fields: Vec<&str> = line.splitn(4, ' ').collect();
+            let stamped = fields.first().is_some_and(|t| humantime::parse_rfc3339(t).is_ok());
+            if fields.len() < 4 || !stamped || fields[1] != "stdout" || !matches!(fields[2], "F" | "P") {
+                return Err(fail("logs", format!("not a CRI record: {line:?}")));
+            }
+            passed.push("logs");
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(fail("logs", format!("nothing in {} after 5s", samples.runs.log_path)));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let grace = Duration::from_secs(2);
+    let asked = Instant::now();
+    plugin.stop(runs, grace).await.map_err(call("stop"))?;
+    let stopped = plugin
+        .wait(runs, grace + Duration::from_secs(3))
+        .await
+        .map_err(call("stop ends the member within the grace period"))?;
+    if !stopped.is_exited() || stopped.finished_at < stopped.started_at {
+        return Err(fail("stop", format!("after stop: {stopped:?}")));
+    }
+    if asked.elapsed() > grace + Duration::from_secs(3) {
+        return Err(fail("stop", format!("took {:?}", asked.elapsed())));
+    }
+    passed.push("stop");
+
+    plugin.start(samples.exits.clone()).await.map_err(call("start exits"))?;
+    let exited = plugin
+        .wait(&samples.exits.name, Duration::from_secs(10))
+        .await
+        .map_err(call("wait"))?;
+    let reason = if samples.exit_code == 0 { "Completed" } else { "Error" };
+    if !exited.is_exited() || exited.exit_code != samples.exit_code || exited.reason != reason {
+        return Err(fail(
+            "exit code",
+            format!("expected exit code {} ({reason}); got {exited:?}", samples.exit_code),
+        ));
+    }
+    passed.push("exit code");
+
+    // A name may be started again once its member was waited for; kill ends it at once.
+    plugin.start(samples.runs.clone()).await.map_err(call("restart"))?;
+    plugin.kill(runs).await.map_err(call("kill"))?;
+    let killed = plugin
+        .wait(runs, Duration::from_secs(3))
+        .await
+        .map_err(call("kill ends the member"))?;
+    if !killed.is_exited() {
+        return Err(fail("kill", format!("{killed:?}")));
+    }
+    passed.push("restart and kill");
+
+    let pid = plugin.pid();
+    plugin.shutdown(Duration::from_secs(3)).await;
+    if pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
+        return Err(fail("shutdown", "the plugin did not exit on SIGTERM"));
+    }
+    if socket.exists() {
+        return Err(fail("shutdown", "the plugin left its socket behind"));
+    }
+    passed.push("shutdown");
+    Ok(passed)
+}

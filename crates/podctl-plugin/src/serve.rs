@@ -1,0 +1,149 @@
+//! The plugin's side: the gRPC service over the unix socket podctl names, for a [`MemberRuntime`].
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::{Request, Response, Status};
+
+use crate::proto::member_runtime_server::{MemberRuntime as Service, MemberRuntimeServer};
+use crate::proto::{Empty, HandshakeReply, HandshakeRequest, Member, MemberRef, MemberStatus, Started, StopRequest};
+use crate::{Error, MemberRuntime, PROTOCOL_VERSION};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("usage: {program} --socket PATH (podctl's agent starts plugins this way)")]
+    Usage { program: String },
+    #[error("socket {path}: {cause}")]
+    Socket { path: PathBuf, cause: std::io::Error },
+    #[error("serving the plugin protocol failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// The whole `main` of a plugin: parses `--socket PATH`, serves `runtime` there on a tokio runtime
+/// until SIGTERM or the agent's death, and exits non-zero with the reason on failure.
+pub fn run<R: MemberRuntime>(runtime: R) -> ExitCode {
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)
+        .and_then(|tokio| tokio.block_on(serve(runtime)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves `runtime` on the socket of `--socket PATH`.
+pub async fn serve<R: MemberRuntime>(runtime: R) -> Result<(), ServeError> {
+    let mut args = std::env::args();
+    let program = args.next().unwrap_or_else(|| "podctl-runtime-NAME".into());
+    let socket = match (args.next().as_deref(), args.next()) {
+        (Some("--socket"), Some(path)) => PathBuf::from(path),
+        _ => return Err(ServeError::Usage { program }),
+    };
+    serve_at(runtime, &socket).await
+}
+
+/// Serves `runtime` on the unix socket `path` (created, root only) until SIGTERM, or until the
+/// process that started this one dies.
+pub async fn serve_at<R: MemberRuntime>(runtime: R, path: &Path) -> Result<(), ServeError> {
+    // The agent owns this process: when it goes, so do the members (it restarts them on return).
+    // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
+    }
+    let socket_error = |cause| ServeError::Socket {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path).map_err(socket_error)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(socket_error)?;
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(socket_error)?;
+    let service = MemberRuntimeServer::new(Served(Arc::new(runtime)));
+    let result = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::UnixListenerStream::new(listener), async move {
+            terminate.recv().await;
+        })
+        .await;
+    let _ = std::fs::remove_file(path);
+    Ok(result?)
+}
+
+struct Served<R>(Arc<R>);
+
+fn status(error: Error) -> Status {
+    match error {
+        Error::NotFound(_) => Status::not_found(error.to_string()),
+        Error::AlreadyExists(_) => Status::already_exists(error.to_string()),
+        Error::Invalid(_) => Status::invalid_argument(error.to_string()),
+        Error::Failed(_) => Status::internal(error.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl<R: MemberRuntime> Service for Served<R> {
+    async fn handshake(&self, request: Request<HandshakeRequest>) -> Result<Response<HandshakeReply>, Status> {
+        let info = self.0.info();
+        let theirs = request.into_inner().protocol_version;
+        if theirs != PROTOCOL_VERSION {
+            return Err(Status::failed_precondition(format!(
+                "plugin {} speaks protocol version {PROTOCOL_VERSION}, podctl {theirs}",
+                info.name
+            )));
+        }
+        Ok(Response::new(HandshakeReply {
+            protocol_version: PROTOCOL_VERSION,
+            name: info.name,
+            version: info.version,
+            media_types: info.media_types,
+            file_extensions: info.file_extensions,
+        }))
+    }
+
+    async fn validate(&self, request: Request<Member>) -> Result<Response<Empty>, Status> {
+        self.0.validate(&request.into_inner()).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn start(&self, request: Request<Member>) -> Result<Response<Started>, Status> {
+        Ok(Response::new(self.0.start(request.into_inner()).await.map_err(status)?))
+    }
+
+    async fn stop(&self, request: Request<StopRequest>) -> Result<Response<Empty>, Status> {
+        let StopRequest { name, grace_millis } = request.into_inner();
+        self.0
+            .stop(&name, Duration::from_millis(grace_millis))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn kill(&self, request: Request<MemberRef>) -> Result<Response<Empty>, Status> {
+        self.0.kill(&request.into_inner().name).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn status(&self, request: Request<MemberRef>) -> Result<Response<MemberStatus>, Status> {
+        Ok(Response::new(
+            self.0.status(&request.into_inner().name).await.map_err(status)?,
+        ))
+    }
+
+    async fn wait(&self, request: Request<MemberRef>) -> Result<Response<MemberStatus>, Status> {
+        Ok(Response::new(
+            self.0.wait(&request.into_inner().name).await.map_err(status)?,
+        ))
+    }
+}
