@@ -32,6 +32,13 @@ fn signal(pid: u32, signal: libc::c_int) {
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, signal) }, 0);
 }
 
+fn all_threads_stopped(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().all(|task| {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap_or_default();
+        stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('T'))
+    })
+}
+
 #[tokio::test]
 async fn a_plugin_that_exits_mid_run_is_reported_gone() {
     let dir = std::env::temp_dir().join(format!("podctl-plugin-exits-{}", std::process::id()));
@@ -50,6 +57,12 @@ async fn a_plugin_that_never_answers_times_out() {
     let plugin = launched(&dir).await;
     let pid = plugin.pid().unwrap();
     signal(pid, libc::SIGSTOP);
+    // The stop reaches every thread of the plugin shortly after kill(2) returns.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !all_threads_stopped(pid) {
+        assert!(Instant::now() < deadline, "the plugin did not stop");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let asked = Instant::now();
     let error = plugin.status("sleeper").await.unwrap_err();
     assert!(asked.elapsed() < Duration::from_secs(8), "{:?}", asked.elapsed());
