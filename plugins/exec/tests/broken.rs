@@ -35,7 +35,9 @@ fn signal(pid: u32, signal: libc::c_int) {
 fn all_threads_stopped(pid: u32) -> bool {
     std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().all(|task| {
         let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap_or_default();
-        stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('T'))
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('T'))
     })
 }
 
