@@ -16,8 +16,9 @@ the port checks, the cleanup and the leftovers check. Debian 12 packages it need
 installs; --no-install refuses instead, --rps-rounds 0 does without it).
 
 What it does, in one run:
-  * pins the binaries: copies target/release/podctl and wasm-examples/greeter.wasm into its temp
-    dir (other people rebuild them while it runs; the agent runs as the copied binary);
+  * pins the binaries: copies target/release/podctl (and its log driver and WASM plugin
+    podctl-runtime-wasmtime) and wasm-examples/greeter.wasm into its temp dir (other people rebuild
+    them while it runs; the agent and the plugin run as the copies);
   * starts a private containerd (temporary root/state/socket, CRI disabled, its own namespace);
   * warms a private AOT cache (one untimed pod with a greeter), then per iteration creates, probes,
     measures and deletes these pods, one at a time, in an order that rotates every iteration:
@@ -30,7 +31,8 @@ What it does, in one run:
     on each member's host port; `podctl agent status` (start_ms, load_ms, cache_hit of each WASM
     member); `podctl describe` (PIDs, podctl's own "Compiled" event); after a few requests to every
     member and --settle seconds, PSS and RSS (/proc/PID/smaps_rollup) of the pod's shim(s), pause,
-    OCI member processes and agent; then `podctl delete` (timed, for information);
+    OCI member processes and agent (with the plugin process it starts); then `podctl delete`
+    (timed, for information);
   * requests/s: one pod {echo, greeter}, `wrk -t2 -c16 -d5s --latency` against the greeter's and
     the echo server's host ports, alternating, --rps-rounds rounds (after 1 s of warm-up each);
   * prints medians (min-max), paired differences, the ratios against the targets (met / NOT met)
@@ -347,6 +349,11 @@ class WasmBench(ps.Bench):
         driver = Path(self.podctl).with_name("podctl-log-driver")
         if driver.exists():
             shutil.copy2(driver, self.tmp / driver.name)
+        # The WASM plugin the agent starts per pod; --plugin-dir points at this copy.
+        plugin = Path(self.podctl).with_name("podctl-runtime-wasmtime")
+        if not plugin.exists():
+            raise Prereq(f"{plugin} is missing: `cargo build --release` builds it with podctl")
+        shutil.copy2(plugin, self.tmp / plugin.name)
         self.podctl = pinned
         self.greeter = self.tmp / "greeter.wasm"
         shutil.copy2(self.greeter_src, self.greeter)
@@ -360,7 +367,8 @@ class WasmBench(ps.Bench):
         cmd = super().podctl_cmd(*args)
         # global flags go before the subcommand: after --cni-bin-dir DIR
         i = cmd.index("--cni-bin-dir") + 2
-        return cmd[:i] + ["--wasm-cache-dir", str(cache or self.warm_cache or self.tmp / "wasm-cache")] + cmd[i:]
+        return (cmd[:i] + ["--wasm-cache-dir", str(cache or self.warm_cache or self.tmp / "wasm-cache"),
+                           "--plugin-dir", str(self.tmp)] + cmd[i:])
 
     def start_containerd(self):
         """pod-start's private containerd; unless --system-shim, with a private copy of

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The seed scenario from a fresh Debian host: install what is needed, build podctl, make sure
-# containerd runs, create the echo pod (pause sandbox + podctl's echo server, hostPort 9080) and curl it.
+# The seed scenario from a fresh Debian host: install what is needed, build and install podctl and
+# its member-runtime plugins, make sure containerd runs, create the echo pod (pause sandbox +
+# podctl's echo server, hostPort 9080) and curl it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run-echo: run as root (podctl manages namespaces, CNI and containerd)" >&2; exit 1; }
 scripts/setup.sh
-cargo build --release --quiet
+cargo build --release --quiet     # podctl and its plugins (the workspace's default members)
 install -m 0755 target/release/podctl target/release/podctl-log-driver /usr/local/bin/
+install -d /usr/libexec/podctl/runtimes
+install -m 0755 target/release/podctl-runtime-wasmtime target/release/podctl-runtime-exec /usr/libexec/podctl/runtimes/
 scripts/start-containerd.sh
 if podctl get pod echo >/dev/null 2>&1; then
   echo "run-echo: pod echo exists already; recreating it"

@@ -21,9 +21,24 @@ pub struct Settings {
     pub backoff_base: std::time::Duration,
     /// Registries, pull locks and progress for the images pods need.
     pub pull: PullSettings,
+    /// Where member-runtime plugins (`podctl-runtime-NAME`) are looked for, in order; the
+    /// directory of podctl's own executable comes after them.
+    pub plugin_dirs: Vec<PathBuf>,
 }
 
 impl Settings {
+    /// The plugin binary `podctl-runtime-NAME`: the first of the plugin directories, then next to
+    /// podctl, that has it; the places searched otherwise.
+    pub fn find_plugin(&self, name: &str) -> Result<PathBuf, Vec<PathBuf>> {
+        let file = format!("podctl-runtime-{name}");
+        let own_dir = crate::podctl_exe().ok().and_then(|exe| exe.parent().map(PathBuf::from));
+        let dirs: Vec<PathBuf> = self.plugin_dirs.iter().cloned().chain(own_dir).collect();
+        dirs.iter()
+            .map(|dir| dir.join(&file))
+            .find(|path| path.is_file())
+            .ok_or_else(|| dirs.iter().map(|dir| dir.join(&file)).collect())
+    }
+
     pub fn pod_state_dir(&self, client: &Client, sandbox_id: &str) -> PathBuf {
         self.state_dir.join(client.namespace()).join(sandbox_id)
     }

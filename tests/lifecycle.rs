@@ -449,9 +449,19 @@ fn init_containers_run_in_order_before_the_members() {
     let member_waits_for_init = || {
         // After a stop and start the agent's backoff goes on where it was (up to ~5 s here),
         // and a loaded CI machine adds to it.
-        env.wait_until(Duration::from_secs(20), "Init:CrashLoopBackOff", || {
-            row(&env, "stuck").1 == "Init:CrashLoopBackOff"
-        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while row(&env, "stuck").1 != "Init:CrashLoopBackOff" {
+            if Instant::now() > deadline {
+                let pod_dir = env.state_dir().join("default").join(env.sandbox_id("stuck"));
+                panic!(
+                    "no Init:CrashLoopBackOff after 20s: {:?}\n{}\nthe agent's log:\n{}",
+                    row(&env, "stuck"),
+                    env.ok(&["describe", "pod", "stuck"]),
+                    std::fs::read_to_string(pod_dir.join("agent.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let describe = env.ok(&["describe", "pod", "stuck"]);
         assert!(
             describe.contains("PodInitializing"),

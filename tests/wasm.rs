@@ -480,3 +480,97 @@ fn oci_wasm_artifact_runs_as_a_wasm_member() {
     assert!(describe.contains("Runtime:        wasmtime"), "{describe}");
     env.delete_leaving_nothing("artifact");
 }
+
+/// A spinning preview1 module that prints a line first.
+const SPINNER: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "spinning\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 9))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (loop $spin (br $spin))))"#;
+
+/// podctl-plugin's misbehaving plugin (an example target, built by `cargo test --workspace`).
+fn fake_plugin() -> PathBuf {
+    let debug = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let fake = debug.join("examples").join("fake-plugin");
+    assert!(
+        fake.exists(),
+        "{} is missing: `cargo test --workspace` builds it",
+        fake.display()
+    );
+    fake
+}
+
+#[test]
+fn broken_plugins_are_member_errors_with_nothing_left() {
+    let env = require_env!("broken-plugin");
+    let spinner = env.dir.join("spinner.wat");
+    std::fs::write(&spinner, SPINNER).unwrap();
+    let pod = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: {ECHO_IMAGE}\n  - name: spin\n    image: {}\n",
+            spinner.display()
+        )
+    };
+
+    // A plugin that exits mid-run: its member fails with PluginFailed and why; the OCI member runs on.
+    env.create("exits.yaml", &pod("exits"));
+    let started = env.wait_for_log("exits", "spin", "spinning");
+    assert!(started.contains("spinning"), "{started}");
+    let events = env.ok(&["events", "exits"]);
+    let pid: i32 = events
+        .split("in plugin wasmtime pid ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no plugin pid in the events:\n{events}"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    env.wait_until(Duration::from_secs(20), "the member to fail with PluginFailed", || {
+        env.ok(&["events", "exits"]).contains("PluginFailed")
+    });
+    let events = env.ok(&["events", "exits"]);
+    assert!(events.contains("plugin wasmtime is gone"), "{events}");
+    let web = env.container_status("exits", "web");
+    assert!(web["state"]["running"].is_object(), "{web}");
+    env.delete_leaving_nothing("exits");
+
+    // A plugin that never answers, and one of another protocol version: create fails, clearly.
+    for (mode, needle) in [
+        ("hang", "did not answer"),
+        ("newer", "speaks protocol version 2, podctl speaks 1"),
+    ] {
+        let dir = env.dir.join(format!("plugins-{mode}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let wrapper = dir.join("podctl-runtime-wasmtime");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nFAKE_PLUGIN={mode} exec {} \"$@\"\n",
+                fake_plugin().display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let manifest = env.manifest(&format!("{mode}.yaml"), &pod(mode));
+        let err = env.fails(&["--plugin-dir", dir.to_str().unwrap(), "create", "-f", &manifest]);
+        assert!(err.contains("container spin") && err.contains(needle), "{mode}: {err}");
+        assert!(
+            env.containerd_objects().is_empty(),
+            "{mode}: {:?}",
+            env.containerd_objects()
+        );
+        assert!(
+            common::walk(&env.state_dir()).iter().all(|p| p.is_dir()),
+            "{mode}: files left in the state dir"
+        );
+    }
+}

@@ -20,7 +20,7 @@ fn io_err(pod: &str, path: &Path) -> impl FnOnce(std::io::Error) -> AgentError {
 pub fn write_config(pod_dir: &Path, config: &AgentConfig) -> Result<(), AgentError> {
     let path = pod_dir.join(CONFIG_FILE);
     let json = serde_json::to_vec_pretty(config).expect("configs serialize");
-    std::fs::write(&path, json).map_err(io_err(&config.pod, &path))
+    super::write_file(&path, json).map_err(io_err(&config.pod, &path))
 }
 
 /// Starts the agent's monitor (`podctl agent monitor --pod-dir DIR`, which runs the agent and
@@ -52,7 +52,7 @@ pub fn spawn(pod: &str, pod_dir: &Path) -> Result<u32, AgentError> {
     let child = command.spawn().map_err(io_err(pod, pod_dir))?;
     // Recorded now, not by the monitor once it is up, so a stop right after create finds it.
     let pid_path = pod_dir.join(MONITOR_PID_FILE);
-    std::fs::write(&pid_path, child.id().to_string()).map_err(io_err(pod, &pid_path))?;
+    super::write_file(&pid_path, child.id().to_string()).map_err(io_err(pod, &pid_path))?;
     Ok(child.id())
 }
 

@@ -7,12 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use podctl_wasmtime::WasmHost;
 use tokio::sync::{watch, Mutex};
 
 use super::keeper::Keeper;
 use super::protocol::{InitRef, SupervisorConfig, WasmMemberDef};
-use super::server::{run_log, start_slot, Agent, Slot};
+use super::server::{run_log, start_slot, Agent, Plugin, Slot};
 use super::supervisor::{backoff, should_restart};
 use super::SharedClient;
 use crate::containerd::{Client, ContainerdError, TaskState};
@@ -23,7 +22,7 @@ pub(super) struct InitRunner {
     pub init: Vec<InitRef>,
     pub config: SupervisorConfig,
     pub agent: Arc<Mutex<Agent>>,
-    pub host: WasmHost,
+    pub plugin: Plugin,
     pub defs: Vec<WasmMemberDef>,
     pub stopping: watch::Receiver<bool>,
     pub containerd: SharedClient,
@@ -152,9 +151,19 @@ impl InitRunner {
                     let runs = std::fs::read_dir(&init.log_dir).map(|d| d.count()).unwrap_or(0);
                     let log = crate::logs::run_file(&init.log_dir, runs as u32);
                     let rootfs = client.snapshot_mounts(&init.id).await?;
-                    client
-                        .create_task(&init.id, rootfs, &crate::logs::driver::output_uri(&log))
-                        .await?;
+                    let output = crate::logs::driver::output_uri(&log);
+                    match client.create_task(&init.id, rootfs.clone(), &output).await {
+                        // A task whose delete was cut short (its agent was stopped meanwhile) is
+                        // invisible to Get but still blocks Create: delete it, then create again.
+                        Err(e) if e.is_already_exists() => {
+                            let _ = client.kill_task(&init.id, crate::containerd::SIGKILL, true).await;
+                            client.delete_task(&init.id).await?;
+                            client.create_task(&init.id, rootfs, &output).await?;
+                        }
+                        other => {
+                            other?;
+                        }
+                    }
                     client.start_task(&init.id).await?;
                     client.wait_task(&init.id).await?.code
                 }
@@ -192,7 +201,7 @@ impl InitRunner {
             for (index, def) in self.defs.iter().enumerate() {
                 if matches!(agent.members[index].slot, Slot::Pending) {
                     let log = run_log(def, agent.state.restarts_of(&def.name));
-                    agent.members[index].slot = start_slot(&self.host, def, &log);
+                    agent.members[index].slot = start_slot(&self.plugin, def, &log).await;
                 }
             }
         }

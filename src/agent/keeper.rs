@@ -6,11 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use podctl_wasmtime::WasmHost;
 use tokio::sync::{watch, Mutex};
 
 use super::protocol::{SupervisorConfig, WasmMemberDef};
-use super::server::{log_dir, run_log, secs, start_slot, Agent, MemberSlot, Slot};
+use super::server::{k8s_reason, log_dir, run_log, start_slot, Agent, MemberSlot, Plugin, Slot, PLUGIN_FAILED};
 use super::supervisor::{
     backoff, next_run_log, record_exit, record_restart, should_restart, RunEnd, BACKOFF_RESET_AFTER,
 };
@@ -21,7 +20,7 @@ use crate::record::PodEvent;
 /// Watches one WASM member for as long as the agent runs.
 pub(super) struct Keeper {
     pub agent: Arc<Mutex<Agent>>,
-    pub host: WasmHost,
+    pub plugin: Plugin,
     pub def: WasmMemberDef,
     pub index: usize,
     pub config: SupervisorConfig,
@@ -34,6 +33,8 @@ struct Ended {
     code: u32,
     reason: String,
     finished: f64,
+    /// Why the plugin could not tell how it ended (it is gone or hangs), for the event.
+    plugin_failure: Option<String>,
 }
 
 impl Keeper {
@@ -87,6 +88,7 @@ impl Keeper {
                     code: 1,
                     reason: "LoadFailed".into(),
                     finished: *at,
+                    plugin_failure: None,
                 })
             }
         };
@@ -100,8 +102,9 @@ impl Keeper {
         }
         Some(Ended {
             code: exit.code as u32,
-            reason: exit.reason.k8s_reason().into(),
-            finished: secs(exit.at),
+            reason: k8s_reason(&exit.reason, exit.code).into(),
+            finished: exit.finished,
+            plugin_failure: (exit.reason == PLUGIN_FAILED).then_some(exit.message),
         })
     }
 
@@ -119,7 +122,7 @@ impl Keeper {
         }
         agent.members[self.index] = MemberSlot {
             name: self.def.name.clone(),
-            slot: start_slot(&self.host, &self.def, &next_run_log(log_dir(&self.def), restarts)),
+            slot: start_slot(&self.plugin, &self.def, &next_run_log(log_dir(&self.def), restarts)).await,
             waiting: None,
         };
         Some(restarts)
@@ -132,6 +135,10 @@ impl Keeper {
         let Some(client) = self.containerd.get().await else {
             return;
         };
+        if let Some(why) = &ended.plugin_failure {
+            let event = PodEvent::warning(PLUGIN_FAILED, &self.def.name, why.clone());
+            let _ = record_event(&client, &self.config.sandbox_id, event).await;
+        }
         let end = RunEnd {
             sandbox_id: &self.config.sandbox_id,
             id: &self.def.id,
@@ -151,11 +158,11 @@ impl Keeper {
         let Some(client) = self.containerd.get().await else {
             return;
         };
-        let message = format!(
-            "Started WASM member {} in agent pid {}",
-            self.def.name,
-            std::process::id()
-        );
+        let plugin = match &self.plugin {
+            Ok(plugin) => format!("plugin {} pid {}", plugin.name(), plugin.pid().unwrap_or_default()),
+            Err(_) => "no plugin".into(),
+        };
+        let message = format!("Started WASM member {} in {plugin}", self.def.name);
         let event = PodEvent::normal("Started", &self.def.name, message);
         let _ = record_event(&client, &self.config.sandbox_id, event).await;
     }

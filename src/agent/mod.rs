@@ -39,14 +39,23 @@ pub enum AgentError {
     Netns { pod: String, netns: PathBuf, cause: String },
     #[error("agent of pod {pod}: {message}")]
     Failed { pod: String, message: String },
-    #[error("agent of pod {pod}: {0}", pod = .1)]
-    Wasm(podctl_wasmtime::WasmError, String),
+}
+
+/// Writes a small file of the agent's so that a reader never sees it half written (another file
+/// renamed over it): PID files are read by podctl and tests while agents come and go.
+pub(crate) fn write_file(path: &std::path::Path, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    std::fs::write(&temporary, contents)?;
+    std::fs::rename(&temporary, path)
 }
 
 /// Files of the agent inside the pod's state directory.
 pub const CONFIG_FILE: &str = "agent.json";
 pub const SOCKET_FILE: &str = "agent.sock";
 pub const PID_FILE: &str = "agent.pid";
+/// The socket of the pod's WASM plugin process (started by the agent).
+pub const PLUGIN_SOCKET_FILE: &str = "wasmtime.sock";
 /// The agent's monitor, which starts it again when it dies (see [`monitor`]).
 pub const MONITOR_PID_FILE: &str = "agent-monitor.pid";
 pub const LOG_FILE: &str = "agent.log";

@@ -45,7 +45,7 @@ pub fn run(pod_dir: &Path) -> Result<(), AgentError> {
     }
     let exe = crate::podctl_exe().map_err(io_err(pod_dir, Path::new("/proc/self/exe")))?;
     let monitor_pid = pod_dir.join(MONITOR_PID_FILE);
-    std::fs::write(&monitor_pid, std::process::id().to_string()).map_err(io_err(pod_dir, &monitor_pid))?;
+    super::write_file(&monitor_pid, std::process::id().to_string()).map_err(io_err(pod_dir, &monitor_pid))?;
     let mut delay = FIRST_DELAY;
     let mut quick_deaths = 0;
     loop {
@@ -59,7 +59,7 @@ pub fn run(pod_dir: &Path) -> Result<(), AgentError> {
             .map_err(io_err(pod_dir, &exe))?;
         CHILD.store(child.id() as i32, Ordering::SeqCst);
         let pid_path = pod_dir.join(PID_FILE);
-        let _ = std::fs::write(&pid_path, child.id().to_string());
+        let _ = super::write_file(&pid_path, child.id().to_string());
         if STOPPING.load(Ordering::SeqCst) {
             // Told to stop while it was being started.
             // SAFETY: plain kill of our own child.

@@ -11,8 +11,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use podctl_wasmtime::MemberStatus;
-
 use super::protocol::{ProbeAction, ProbeDef, ProbeKind, ProbeStatus, SupervisorConfig};
 use super::server::{Agent, Slot};
 use super::SharedClient;
@@ -54,9 +52,7 @@ impl Target {
                 let agent = agent.lock().await;
                 let member = &agent.members[*index];
                 match &member.slot {
-                    Slot::Running { member: running, .. }
-                        if matches!(running.status(), MemberStatus::Running { .. }) =>
-                    {
+                    Slot::Running { member: running, .. } if running.running().await => {
                         Some(agent.state.restarts.get(&member.name).copied().unwrap_or(0).into())
                     }
                     _ => None,
@@ -71,8 +67,12 @@ impl Target {
                 let _ = client.kill_task(id, 9, true).await;
             }
             Target::Wasm { agent, index } => {
-                if let Slot::Running { member, .. } = &agent.lock().await.members[*index].slot {
-                    member.kill();
+                let running = match &agent.lock().await.members[*index].slot {
+                    Slot::Running { member, .. } => Some(member.clone()),
+                    _ => None,
+                };
+                if let Some(member) = running {
+                    member.kill().await;
                 }
             }
         }

@@ -12,6 +12,9 @@ pub struct AgentConfig {
     pub netns: PathBuf,
     /// AOT cache shared by all pods: compiled once per module digest and engine.
     pub cache_dir: PathBuf,
+    /// The plugin binary that runs the WASM members (podctl-runtime-wasmtime).
+    #[serde(default)]
+    pub plugin: Option<PathBuf>,
     pub members: Vec<WasmMemberDef>,
     /// The pod's OCI members, which the agent restarts per the pod's restartPolicy.
     #[serde(default)]

@@ -1,5 +1,6 @@
 //! The agent process: `podctl agent run --pod-dir DIR`. Enters the pod's netns while it is still
-//! single-threaded, then runs the pod's WASM members and serves status/stop requests.
+//! single-threaded, starts the WASM plugin there (only for a pod with WASM members), runs the pod's
+//! WASM members through it and serves status/stop requests.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -7,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use podctl_wasmtime::{
-    ExitInfo, ExitReason, HostConfig, MemberSpec, MemberStatus, Output, Preopen, RunningMember, WasmHost,
-};
+use podctl_plugin::{Client as PluginClient, EnvVar, Limits, Member, MemberStatus, State, Volume};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
@@ -18,7 +17,6 @@ use tokio::sync::Mutex;
 use super::probes::{Probed, Target};
 use super::protocol::{AgentConfig, ProbeKind, Request, StatusReply, WasmMemberDef, WasmMemberStatus, WasmState};
 use super::*;
-use crate::logs::{RecordWriter, Stream};
 
 /// Runs the agent until it is told to stop (request or SIGTERM). Must be called before the process
 /// has created any thread.
@@ -87,11 +85,89 @@ impl PersistentState {
     }
 }
 
+/// The pod's plugin for WASM members, or why it could not be started.
+pub(super) type Plugin = Result<Arc<PluginClient>, String>;
+
+/// A member the pod's plugin runs, by its name there.
+#[derive(Clone)]
+pub(super) struct PluginMember {
+    plugin: Arc<PluginClient>,
+    name: String,
+}
+
+/// The reason of a run whose plugin failed (it is gone, or hangs).
+pub(super) const PLUGIN_FAILED: &str = "PluginFailed";
+
+/// How a run ended.
+pub(super) struct RunExit {
+    pub code: i32,
+    /// The plugin's reason (Completed, Error, OOMKilled, Trap, Stopped) or PluginFailed.
+    pub reason: String,
+    pub message: String,
+    pub finished: f64,
+}
+
+impl PluginMember {
+    /// Its state; a plugin that is gone or hangs is an error naming it.
+    pub(super) async fn status(&self) -> Result<MemberStatus, String> {
+        self.plugin.status(&self.name).await.map_err(|e| e.to_string())
+    }
+
+    pub(super) async fn running(&self) -> bool {
+        self.status().await.is_ok_and(|s| s.state() == State::Running)
+    }
+
+    /// Waits for the run to end; a plugin that fails meanwhile ends it.
+    pub(super) async fn wait(&self) -> RunExit {
+        match self
+            .plugin
+            .wait(&self.name, Duration::from_secs(u64::from(u32::MAX)))
+            .await
+        {
+            Ok(status) => RunExit {
+                code: status.exit_code,
+                reason: status.reason,
+                message: status.message,
+                finished: status.finished_at,
+            },
+            Err(e) => RunExit {
+                code: 1,
+                reason: PLUGIN_FAILED.into(),
+                message: e.to_string(),
+                finished: secs(SystemTime::now()),
+            },
+        }
+    }
+
+    pub(super) async fn stop(&self, grace: Duration) {
+        if let Err(e) = self.plugin.stop(&self.name, grace).await {
+            eprintln!("agent: stopping {}: {e}", self.name);
+        }
+    }
+
+    pub(super) async fn kill(&self) {
+        if let Err(e) = self.plugin.kill(&self.name).await {
+            eprintln!("agent: killing {}: {e}", self.name);
+        }
+    }
+}
+
+/// Kubernetes' reason for a run's end (the plugin's own words beyond these count as Error).
+pub(super) fn k8s_reason(reason: &str, code: i32) -> &'static str {
+    match reason {
+        "OOMKilled" => "OOMKilled",
+        "Completed" => "Completed",
+        PLUGIN_FAILED => PLUGIN_FAILED,
+        "" if code == 0 => "Completed",
+        _ => "Error",
+    }
+}
+
 pub(super) enum Slot {
     /// Not started yet: the pod's init containers run first.
     Pending,
     Running {
-        member: RunningMember,
+        member: PluginMember,
         cache_hit: bool,
         load_ms: f64,
         start_ms: f64,
@@ -125,22 +201,11 @@ pub(super) fn secs(at: SystemTime) -> f64 {
         .unwrap_or_default()
 }
 
-fn reason_text(reason: &ExitReason) -> &'static str {
-    match reason {
-        ExitReason::Completed => "Completed",
-        ExitReason::Error => "Error",
-        ExitReason::Trap => "Trap",
-        ExitReason::MemoryLimitExceeded => "OOMKilled",
-        ExitReason::Stopped => "Stopped",
-    }
-}
-
 impl Agent {
-    fn status(&self) -> StatusReply {
-        let members = self
-            .members
-            .iter()
-            .map(|MemberSlot { name, slot, waiting }| {
+    async fn status(&self) -> StatusReply {
+        let mut members = Vec::new();
+        for MemberSlot { name, slot, waiting } in &self.members {
+            let status = {
                 let restarts = self.state.restarts_of(name);
                 let idle = |state| WasmMemberStatus {
                     name: name.clone(),
@@ -169,13 +234,18 @@ impl Agent {
                             start_ms: *start_ms,
                             ..idle(WasmState::Running)
                         };
-                        match member.status() {
-                            MemberStatus::Running { since, ready } => WasmMemberStatus {
-                                ready: ready && self.probed_ready(name),
-                                started_at: Some(secs(since)),
+                        match member.status().await {
+                            Ok(status) if status.state() == State::Running => WasmMemberStatus {
+                                ready: status.ready && self.probed_ready(name),
+                                started_at: Some(status.started_at),
                                 ..base
                             },
-                            MemberStatus::Exited(exit) => exited(base, &exit),
+                            Ok(status) => exited(base, &status),
+                            Err(message) => WasmMemberStatus {
+                                reason: Some(PLUGIN_FAILED.into()),
+                                message: Some(message),
+                                ..idle(WasmState::Failed)
+                            },
                         }
                     }
                     Slot::Pending => idle(WasmState::Pending),
@@ -190,8 +260,9 @@ impl Agent {
                     waiting: waiting.clone(),
                     ..status
                 }
-            })
-            .collect();
+            };
+            members.push(status);
+        }
         let mut probes: Vec<_> = self.probes.lock().expect("not poisoned").values().cloned().collect();
         probes.sort_by(|a, b| a.name.cmp(&b.name));
         StatusReply {
@@ -213,62 +284,55 @@ impl Agent {
                 .is_some_and(|p| p.started && p.ready)
     }
 
-    fn running(&self) -> impl Iterator<Item = &RunningMember> {
-        self.members.iter().filter_map(|m| match &m.slot {
-            Slot::Running { member, .. } => Some(member),
-            Slot::Pending | Slot::Failed { .. } => None,
-        })
+    fn running(&self) -> Vec<PluginMember> {
+        self.members
+            .iter()
+            .filter_map(|m| match &m.slot {
+                Slot::Running { member, .. } => Some(member.clone()),
+                Slot::Pending | Slot::Failed { .. } => None,
+            })
+            .collect()
     }
 
     async fn stop_all(&self, grace: Duration) {
-        for member in self.running() {
-            member.stop(grace);
-        }
-        let all = futures_util::future::join_all(self.running().map(RunningMember::wait));
+        let running = self.running();
+        futures_util::future::join_all(running.iter().map(|m| m.stop(grace))).await;
+        let all = futures_util::future::join_all(running.iter().map(PluginMember::wait));
         if tokio::time::timeout(grace + Duration::from_secs(2), all).await.is_err() {
-            for member in self.running() {
-                member.kill();
-            }
+            futures_util::future::join_all(running.iter().map(PluginMember::kill)).await;
         }
     }
 
     /// Writes the restart counts where the next agent of this pod finds them.
     pub(super) fn save_state(&self) -> std::io::Result<()> {
         let json = serde_json::to_vec(&self.state).expect("state serializes");
-        std::fs::write(&self.state_path, json)
+        super::write_file(&self.state_path, json)
     }
 }
 
-/// Starts a run of one member, logging to `log`; a member that cannot be loaded or started is a
-/// `Failed` slot.
-pub(super) fn start_slot(host: &WasmHost, def: &WasmMemberDef, log: &Path) -> Slot {
+/// Starts a run of one member through the plugin, logging to `log`; a member that cannot be
+/// loaded or started (or whose plugin is not there) is a `Failed` slot.
+pub(super) async fn start_slot(plugin: &Plugin, def: &WasmMemberDef, log: &Path) -> Slot {
     let began = std::time::Instant::now();
     let failed = |message: String| Slot::Failed {
         message,
         at: secs(SystemTime::now()),
     };
-    let output = match crate::logs::open_sink(log) {
-        Ok(sink) => Output::Writers {
-            stdout: Arc::new(std::sync::Mutex::new(RecordWriter::new(Stream::Stdout, sink.clone()))),
-            stderr: Arc::new(std::sync::Mutex::new(RecordWriter::new(Stream::Stderr, sink))),
-        },
-        Err(e) => return failed(format!("cannot open its log {}: {e}", log.display())),
+    let plugin = match plugin {
+        Ok(plugin) => plugin,
+        Err(why) => return failed(why.clone()),
     };
-    let bytes = match std::fs::read(&def.module) {
-        Ok(bytes) => bytes,
-        Err(e) => return failed(format!("cannot read {}: {e}", def.module.display())),
-    };
-    let started = host.load(&bytes).and_then(|program| {
-        let member = host.start(&program, member_spec(def, output))?;
-        Ok((program, member))
-    });
-    match started {
-        Ok((program, member)) => Slot::Running {
-            member,
-            cache_hit: program.cache_hit,
-            load_ms: program.load_time.as_secs_f64() * 1000.0,
+    match plugin.start(member_of(def, log)).await {
+        Ok(started) => Slot::Running {
+            member: PluginMember {
+                plugin: plugin.clone(),
+                name: def.name.clone(),
+            },
+            cache_hit: started.cache_hit,
+            load_ms: started.load_millis,
             start_ms: began.elapsed().as_secs_f64() * 1000.0,
         },
+        Err(podctl_plugin::ClientError::Refused { message, .. }) => failed(message),
         Err(e) => failed(e.to_string()),
     }
 }
@@ -283,35 +347,46 @@ pub(super) fn run_log(def: &WasmMemberDef, restarts: u32) -> PathBuf {
     crate::logs::run_file(log_dir(def), restarts)
 }
 
-fn exited(base: WasmMemberStatus, exit: &ExitInfo) -> WasmMemberStatus {
+fn exited(base: WasmMemberStatus, exit: &MemberStatus) -> WasmMemberStatus {
     WasmMemberStatus {
         state: WasmState::Exited,
         ready: false,
-        exit_code: Some(exit.code),
-        reason: Some(reason_text(&exit.reason).into()),
+        exit_code: Some(exit.exit_code),
+        reason: Some(exit.reason.clone()),
         message: Some(exit.message.clone()).filter(|m| !m.is_empty()),
         ..base
     }
 }
 
-fn member_spec(def: &WasmMemberDef, output: Output) -> MemberSpec {
-    MemberSpec {
+/// The member as the plugin protocol gives it.
+fn member_of(def: &WasmMemberDef, log: &Path) -> Member {
+    Member {
         name: def.name.clone(),
+        program: def.module.to_string_lossy().into_owned(),
         args: def.args.clone(),
-        env: def.env.clone(),
-        preopens: def
+        env: def
+            .env
+            .iter()
+            .map(|(name, value)| EnvVar {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        volumes: def
             .preopens
             .iter()
-            .map(|p| Preopen {
-                host: p.host.clone(),
-                guest: p.guest.clone(),
+            .map(|p| Volume {
+                host_path: p.host.to_string_lossy().into_owned(),
+                guest_path: p.guest.clone(),
                 read_only: p.read_only,
             })
             .collect(),
-        output,
-        memory_limit: def.memory_limit,
-        cpu_limit_millis: def.cpu_limit_millis,
-        http_port: def.http_port,
+        log_path: log.to_string_lossy().into_owned(),
+        limits: Some(Limits {
+            memory_bytes: def.memory_limit.unwrap_or(0),
+            cpu_millis: def.cpu_limit_millis.map_or(0, |m| u32::try_from(m).unwrap_or(u32::MAX)),
+        }),
+        ports: def.http_port.into_iter().map(u32::from).collect(),
     }
 }
 
@@ -338,27 +413,36 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
     }
     state.starts += 1;
     let json = serde_json::to_vec(&state).expect("state serializes");
-    std::fs::write(&state_path, json).map_err(io(state_path.clone()))?;
+    super::write_file(&state_path, json).map_err(io(state_path.clone()))?;
 
-    let host = WasmHost::new(HostConfig {
-        cache_dir: Some(config.cache_dir.clone()),
-    })
-    .map_err(|e| AgentError::Wasm(e, pod.clone()))?;
+    // The plugin inherits the pod's netns from this process; a pod without WASM members has none.
+    let plugin: Plugin = match (&config.plugin, config.members.is_empty()) {
+        (_, true) => Err("the pod has no WASM members".into()),
+        (None, false) => Err("no WASM plugin was configured for this pod".into()),
+        (Some(binary), false) => PluginClient::launch_with_env(
+            binary,
+            &pod_dir.join(PLUGIN_SOCKET_FILE),
+            &[("PODCTL_WASM_CACHE_DIR", config.cache_dir.as_os_str())],
+        )
+        .await
+        .map(Arc::new)
+        .map_err(|e| e.to_string()),
+    };
     // With init containers still to run, the members start once they have completed.
     let init_first = !config.init.is_empty();
-    let members = config
-        .members
-        .iter()
-        .map(|def| MemberSlot {
+    let mut members = Vec::new();
+    for def in &config.members {
+        let slot = if init_first {
+            Slot::Pending
+        } else {
+            start_slot(&plugin, def, &run_log(def, state.restarts_of(&def.name))).await
+        };
+        members.push(MemberSlot {
             name: def.name.clone(),
-            slot: if init_first {
-                Slot::Pending
-            } else {
-                start_slot(&host, def, &run_log(def, state.restarts_of(&def.name)))
-            },
+            slot,
             waiting: None,
-        })
-        .collect();
+        });
+    }
     // The supervisor stops before the members do, so a stop is never taken for a crash.
     let (stop_supervising, stopping) = tokio::sync::watch::channel(false);
     let probe_board: super::probes::ProbeBoard = Default::default();
@@ -404,7 +488,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
             .enumerate()
             .map(|(index, def)| super::keeper::Keeper {
                 agent: agent.clone(),
-                host: host.clone(),
+                plugin: plugin.clone(),
                 def: def.clone(),
                 index,
                 config: supervisor.clone(),
@@ -417,7 +501,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
                 init: config.init.clone(),
                 config: supervisor.clone(),
                 agent: agent.clone(),
-                host: host.clone(),
+                plugin: plugin.clone(),
                 defs: config.members.clone(),
                 stopping: stopping.clone(),
                 containerd,
@@ -436,7 +520,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
     let listener = UnixListener::bind(&socket).map_err(io(socket.clone()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).map_err(io(socket.clone()))?;
     let pid_path = pod_dir.join(PID_FILE);
-    std::fs::write(&pid_path, std::process::id().to_string()).map_err(io(pid_path))?;
+    super::write_file(&pid_path, std::process::id().to_string()).map_err(io(pid_path))?;
 
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io(pod_dir.clone()))?;
@@ -474,12 +558,12 @@ async fn handle(
         _ => None,
     };
     let (reply, exit) = match request {
-        Some(Request::Status) => (agent.lock().await.status(), false),
+        Some(Request::Status) => (agent.lock().await.status().await, false),
         Some(Request::Stop { grace_secs }) => {
             let _ = stop_supervising.send(true);
             let agent = agent.lock().await;
             agent.stop_all(Duration::from_secs(grace_secs)).await;
-            (agent.status(), true)
+            (agent.status().await, true)
         }
         None => return false,
     };

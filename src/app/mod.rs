@@ -67,6 +67,7 @@ fn settings(global: &GlobalArgs) -> Settings {
             lock_dir: global.state_dir.clone(),
             progress: progress::for_stderr(false),
         },
+        plugin_dirs: global.plugin_dir.clone(),
     }
 }
 

@@ -84,6 +84,16 @@ pub struct GlobalArgs {
     /// /etc/podctl/runtimes.toml when it exists]
     #[arg(long, global = true, env = "PODCTL_RUNTIME_CONFIG")]
     pub runtime_config: Option<PathBuf>,
+    /// Where member-runtime plugins (podctl-runtime-NAME) are found, before the directory of the
+    /// podctl binary itself
+    #[arg(
+        long,
+        global = true,
+        env = "PODCTL_PLUGIN_DIR",
+        value_delimiter = ':',
+        default_value = "/usr/libexec/podctl/runtimes"
+    )]
+    pub plugin_dir: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -438,7 +438,10 @@ impl Registry {
 
     /// podctl's own runtimes (WASM, then OCI) with the handlers of `config`.
     pub fn from_config(config: RuntimeConfig) -> Result<Registry, MemberError> {
-        Registry::new(vec![Box::new(wasm::WasmRuntime), Box::new(oci::OciRuntime)], config)
+        Registry::new(
+            vec![Box::new(wasm::WasmRuntime::default()), Box::new(oci::OciRuntime)],
+            config,
+        )
     }
 
     pub fn builtin() -> Registry {

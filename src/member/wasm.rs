@@ -1,14 +1,14 @@
-//! The WASM member runtime: WASI modules and components hosted by the pod's agent process (one
-//! wasmtime engine per pod, inside the pod's network namespace). podctl compiles each module once
-//! at create (warming the shared AOT cache and refusing what is not WebAssembly before anything is
-//! made); the agent then runs them and reports their state over its socket.
+//! The WASM member runtime: WASI modules and components run by the wasmtime plugin
+//! (`podctl-runtime-wasmtime`), one process per pod that the pod's agent starts inside the pod's
+//! network namespace. At create, podctl has the plugin validate each module (compiling it once into
+//! the shared AOT cache and refusing what is not WebAssembly before anything is made); the agent
+//! then runs the members through the plugin and reports their state over its socket.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use podctl_wasmtime::{HostConfig, ProgramKind, WasmHost};
+use podctl_plugin::{Client as PluginClient, Validated};
 
 use super::undo::Step;
 use super::*;
@@ -21,24 +21,47 @@ use crate::image::WASM_LAYER_MEDIA_TYPES;
 /// The container record of a WASM member carries its definition, not an OCI spec.
 const WASM_MEMBER_TYPE_URL: &str = "podctl.io/wasm-member";
 
-pub struct WasmRuntime;
+/// The plugin that runs WASM members.
+pub const PLUGIN: &str = "wasmtime";
+
+/// The module kind the plugin reports for a `wasi:http` proxy component (served on its port).
+const HTTP_PROXY: &str = "HttpProxy";
+
+#[derive(Default)]
+pub struct WasmRuntime {
+    /// The plugin that validates this podctl's modules, started on first use.
+    validator: tokio::sync::OnceCell<PluginClient>,
+}
 
 struct WasmPayload {
     bytes: Vec<u8>,
-    kind: ProgramKind,
+    kind: String,
 }
 
-/// One engine per podctl process, only when a pod has WASM members.
-fn host(settings: &Settings) -> Result<&'static WasmHost, String> {
-    static HOST: OnceLock<Result<WasmHost, String>> = OnceLock::new();
-    HOST.get_or_init(|| {
-        WasmHost::new(HostConfig {
-            cache_dir: Some(settings.wasm_cache_dir.clone()),
-        })
-        .map_err(|e| e.to_string())
+/// The wasmtime plugin's binary, or an error naming where it was looked for.
+pub fn plugin_binary(settings: &Settings, container: &str) -> Result<PathBuf, MemberError> {
+    settings.find_plugin(PLUGIN).map_err(|searched| MemberError::Runtime {
+        container: container.to_string(),
+        message: format!(
+            "the WASM runtime's plugin podctl-runtime-{PLUGIN} is not installed (looked for {}); build it with `cargo build --release --workspace` and put it next to podctl or in --plugin-dir",
+            searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ),
     })
-    .as_ref()
-    .map_err(Clone::clone)
+}
+
+/// The environment the plugin needs: its AOT cache.
+pub fn plugin_env(settings: &Settings) -> [(&'static str, &std::ffi::OsStr); 1] {
+    [("PODCTL_WASM_CACHE_DIR", settings.wasm_cache_dir.as_os_str())]
+}
+
+/// Whether a local file holds WebAssembly: the binary magic, or WAT text.
+fn looks_like_wasm(head: &[u8]) -> bool {
+    if head.starts_with(b"\0asm") {
+        return true;
+    }
+    let text = String::from_utf8_lossy(head);
+    let text = text.trim_start();
+    text.starts_with("(module") || text.starts_with("(component") || text.starts_with(";;")
 }
 
 fn wasm_error(container: &Container, message: impl Into<String>) -> MemberError {
@@ -68,6 +91,40 @@ fn environment(container: &Container) -> Vec<(String, String)> {
 }
 
 impl WasmRuntime {
+    /// Has the plugin load the module (compiling it into the AOT cache) and check the member.
+    async fn validate(
+        &self,
+        settings: &Settings,
+        container: &Container,
+        bytes: &[u8],
+    ) -> Result<Validated, MemberError> {
+        let plugin = self
+            .validator
+            .get_or_try_init(|| async {
+                let binary = plugin_binary(settings, &container.name)?;
+                let dir = settings.state_dir.join("plugins");
+                std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+                let socket = dir.join(format!("validate-{}-{PLUGIN}.sock", std::process::id()));
+                let launched = PluginClient::launch_with_env(&binary, &socket, &plugin_env(settings)).await;
+                // Connected (or failed): the path is not needed any more, and must not outlive us.
+                let _ = std::fs::remove_file(&socket);
+                launched.map_err(|e| wasm_error(container, e.to_string()))
+            })
+            .await?;
+        // The plugin reads the module from a file: a private copy, gone after validation.
+        let copy = tempfile_in(&settings.state_dir.join("plugins"), bytes)?;
+        let member = podctl_plugin::Member {
+            name: container.name.clone(),
+            program: copy.path.to_string_lossy().into_owned(),
+            ports: container.ports.iter().map(|p| u32::from(p.container_port)).collect(),
+            ..Default::default()
+        };
+        plugin.validate(member).await.map_err(|e| match e {
+            podctl_plugin::ClientError::Refused { message, .. } => wasm_error(container, message),
+            other => wasm_error(container, other.to_string()),
+        })
+    }
+
     fn member_def(
         &self,
         ctx: &PodContext<'_>,
@@ -100,8 +157,8 @@ impl WasmRuntime {
             log_path: ctx.log_path(container)?,
             memory_limit: container.resources.memory_limit_bytes(),
             cpu_limit_millis: container.resources.cpu_limit_millis(),
-            http_port: match payload.kind {
-                ProgramKind::HttpProxy => container.ports.first().map(|p| p.container_port),
+            http_port: match payload.kind.as_str() {
+                HTTP_PROXY => container.ports.first().map(|p| p.container_port),
                 _ => None,
             },
             probes: probe_defs(container),
@@ -124,7 +181,7 @@ impl MemberRuntime for WasmRuntime {
                 "local .wasm/.wat files; OCI images with a wasm layer ({})",
                 WASM_LAYER_MEDIA_TYPES.join(", ")
             ),
-            version: format!("wasmtime {} (in the pod's agent)", podctl_wasmtime::WASMTIME_VERSION),
+            version: format!("plugin podctl-runtime-{PLUGIN}, one process per pod with WASM members"),
         }
     }
 
@@ -133,7 +190,7 @@ impl MemberRuntime for WasmRuntime {
             let head = std::fs::read(path)
                 .map(|b| b.into_iter().take(4096).collect::<Vec<u8>>())
                 .unwrap_or_default();
-            return if podctl_wasmtime::is_wasm(&head) || path.extension().is_some_and(|e| e == "wasm" || e == "wat") {
+            return if looks_like_wasm(&head) || path.extension().is_some_and(|e| e == "wasm" || e == "wat") {
                 Claim::Accept
             } else {
                 Claim::Decline(format!("{} is not a .wasm/.wat file", path.display()))
@@ -178,18 +235,8 @@ impl MemberRuntime for WasmRuntime {
                 }
                 (None, None) => return Err(wasm_error(container, "no module to run")),
             };
-            let host = host(settings).map_err(|e| wasm_error(container, e))?;
-            let program = host.load(&bytes).map_err(|e| wasm_error(container, e.to_string()))?;
-            if program.kind == ProgramKind::HttpProxy && container.ports.len() != 1 {
-                return Err(wasm_error(
-                    container,
-                    format!(
-                        "a wasi:http component is served on exactly one containerPort, and this member lists {}; give it one `ports: [{{containerPort: N}}]`",
-                        container.ports.len()
-                    ),
-                ));
-            }
-            let how = if program.cache_hit {
+            let validated = self.validate(settings, container, &bytes).await?;
+            let how = if validated.cache_hit {
                 "loaded from the AOT cache"
             } else {
                 "compiled"
@@ -198,15 +245,13 @@ impl MemberRuntime for WasmRuntime {
                 "Compiled",
                 &container.name,
                 format!(
-                    "{:?} {} {how} in {:.0} ms",
-                    program.kind,
-                    program.digest,
-                    program.load_time.as_secs_f64() * 1000.0
+                    "{} {} {how} in {:.0} ms",
+                    validated.kind, validated.digest, validated.load_millis
                 ),
             ));
             Ok(Box::new(WasmPayload {
                 bytes,
-                kind: program.kind,
+                kind: validated.kind,
             }) as Payload)
         })
     }
@@ -332,4 +377,28 @@ impl MemberRuntime for WasmRuntime {
             Ok(())
         })
     }
+}
+
+/// A file removed when dropped.
+struct TempFile {
+    path: PathBuf,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn tempfile_in(dir: &std::path::Path, bytes: &[u8]) -> Result<TempFile, MemberError> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let path = dir.join(format!(
+        "module-{}-{}.wasm",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, bytes).map_err(io_error(&path))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io_error(&path))?;
+    Ok(TempFile { path })
 }

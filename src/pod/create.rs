@@ -414,11 +414,16 @@ impl CreatePlan<'_> {
         let pod = self.pod.metadata.name.clone();
         let members = std::mem::take(&mut *ctx.agent_members.lock().expect("not poisoned"));
         let has_wasm = !members.is_empty();
+        let plugin = match members.first() {
+            Some(first) => Some(member::wasm::plugin_binary(self.settings, &first.name)?),
+            None => None,
+        };
         let config = AgentConfig {
             pod: pod.clone(),
             sandbox_id: self.sandbox_id.to_string(),
             netns: ctx.namespaces.netns.clone(),
             cache_dir: self.settings.wasm_cache_dir.clone(),
+            plugin,
             members,
             supervisor: Some(SupervisorConfig {
                 sandbox_id: self.sandbox_id.to_string(),

@@ -8,13 +8,17 @@ use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::proto::member_runtime_client::MemberRuntimeClient;
-use crate::proto::{HandshakeReply, HandshakeRequest, Member, MemberRef, MemberStatus, Started, StopRequest};
+use crate::proto::{
+    HandshakeReply, HandshakeRequest, Member, MemberRef, MemberStatus, Started, StopRequest, Validated,
+};
 use crate::PROTOCOL_VERSION;
 
 /// How long a plugin may take to create its socket after it was started.
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one call may take (`wait` excepted: it lasts as long as the member runs).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// `validate` and `start` may compile a program first (a large component takes seconds).
+pub const VALIDATE_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -87,9 +91,19 @@ impl Client {
     /// Starts `binary --socket SOCKET` (it inherits this process's namespaces), waits for the
     /// socket, connects and shakes hands.
     pub async fn launch(binary: &Path, socket: &Path) -> Result<Client, ClientError> {
+        Client::launch_with_env(binary, socket, &[]).await
+    }
+
+    /// [`Client::launch`] with these variables added to the plugin's environment.
+    pub async fn launch_with_env(
+        binary: &Path,
+        socket: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<Client, ClientError> {
         let plugin = plugin_name(binary);
         let _ = std::fs::remove_file(socket);
         let mut child = tokio::process::Command::new(binary)
+            .envs(env.iter().copied())
             .arg("--socket")
             .arg(socket)
             .stdin(std::process::Stdio::null())
@@ -132,7 +146,16 @@ impl Client {
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let mut client = Client::connect(&plugin, socket).await?;
+        // The socket exists once bound, a moment before it listens: retry a refused connection.
+        let mut client = loop {
+            match Client::connect(&plugin, socket).await {
+                Ok(client) => break client,
+                Err(ClientError::Transport { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         client.child = Some(child);
         client.handshake().await?;
         Ok(client)
@@ -224,16 +247,15 @@ impl Client {
         self.child.as_ref().and_then(|c| c.id())
     }
 
-    pub async fn validate(&self, member: Member) -> Result<(), ClientError> {
+    /// Validation may compile the program: it gets longer than other calls.
+    pub async fn validate(&self, member: Member) -> Result<Validated, ClientError> {
         let mut rpc = self.rpc.clone();
-        self.call("Validate", CALL_TIMEOUT, rpc.validate(member))
-            .await
-            .map(drop)
+        self.call("Validate", VALIDATE_TIMEOUT, rpc.validate(member)).await
     }
 
     pub async fn start(&self, member: Member) -> Result<Started, ClientError> {
         let mut rpc = self.rpc.clone();
-        self.call("Start", CALL_TIMEOUT, rpc.start(member)).await
+        self.call("Start", VALIDATE_TIMEOUT, rpc.start(member)).await
     }
 
     pub async fn stop(&self, name: &str, grace: Duration) -> Result<(), ClientError> {

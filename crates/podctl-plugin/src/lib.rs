@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use podctl_plugin::{Error, Member, MemberRuntime, MemberStatus, PluginInfo, Started};
+//! use podctl_plugin::{Error, Member, MemberRuntime, MemberStatus, PluginInfo, Started, Validated};
 //!
 //! struct Mine;
 //!
@@ -18,7 +18,7 @@
 //!     fn info(&self) -> PluginInfo {
 //!         PluginInfo::new("mine", env!("CARGO_PKG_VERSION"))
 //!     }
-//!     async fn validate(&self, member: &Member) -> Result<(), Error> { Ok(()) }
+//!     async fn validate(&self, member: &Member) -> Result<Validated, Error> { Ok(Validated::default()) }
 //!     async fn start(&self, member: Member) -> Result<Started, Error> { todo!() }
 //!     async fn stop(&self, name: &str, grace: Duration) -> Result<(), Error> { todo!() }
 //!     async fn kill(&self, name: &str) -> Result<(), Error> { todo!() }
@@ -32,7 +32,7 @@
 //! ```
 //!
 //! The conventions beyond the calls: a member's output goes into its `log_path` as CRI records
-//! ([`cri_log`]); `port` is where it serves (probes connect there); `limits` are its
+//! ([`cri_log`]); `ports` are where it serves (probes connect there); `limits` are its
 //! `resources.limits`; `volumes` are host paths it may see. [`Client`] is podctl's side of the
 //! protocol, and [`conformance`] checks a plugin binary against it — run it from your tests.
 
@@ -51,7 +51,7 @@ pub mod proto {
 
 pub use client::{Client, ClientError};
 pub use proto::member_status::State;
-pub use proto::{EnvVar, Limits, Member, MemberStatus, Started, Volume};
+pub use proto::{EnvVar, Limits, Member, MemberStatus, Started, Validated, Volume};
 pub use serve::{run, serve, serve_at, ServeError};
 
 /// The protocol version this crate speaks; podctl and a plugin must speak the same.
@@ -100,8 +100,8 @@ pub enum Error {
 /// different members; podctl calls `start` at most once per name until the member was waited for.
 pub trait MemberRuntime: Send + Sync + 'static {
     fn info(&self) -> PluginInfo;
-    /// Checks the member without starting anything.
-    fn validate(&self, member: &Member) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Checks the member without starting anything (loading its program may warm a cache).
+    fn validate(&self, member: &Member) -> impl Future<Output = Result<Validated, Error>> + Send;
     fn start(&self, member: Member) -> impl Future<Output = Result<Started, Error>> + Send;
     /// Asks the member to stop; kills it after `grace`. Returns once asked (not once exited).
     fn stop(&self, name: &str, grace: Duration) -> impl Future<Output = Result<(), Error>> + Send;

@@ -9,7 +9,9 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 use crate::proto::member_runtime_server::{MemberRuntime as Service, MemberRuntimeServer};
-use crate::proto::{Empty, HandshakeReply, HandshakeRequest, Member, MemberRef, MemberStatus, Started, StopRequest};
+use crate::proto::{
+    Empty, HandshakeReply, HandshakeRequest, Member, MemberRef, MemberStatus, Started, StopRequest, Validated,
+};
 use crate::{Error, MemberRuntime, PROTOCOL_VERSION};
 
 #[derive(Debug, thiserror::Error)]
@@ -112,9 +114,10 @@ impl<R: MemberRuntime> Service for Served<R> {
         }))
     }
 
-    async fn validate(&self, request: Request<Member>) -> Result<Response<Empty>, Status> {
-        self.0.validate(&request.into_inner()).await.map_err(status)?;
-        Ok(Response::new(Empty {}))
+    async fn validate(&self, request: Request<Member>) -> Result<Response<Validated>, Status> {
+        Ok(Response::new(
+            self.0.validate(&request.into_inner()).await.map_err(status)?,
+        ))
     }
 
     async fn start(&self, request: Request<Member>) -> Result<Response<Started>, Status> {

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use podctl_plugin::cri_log::{open_sink, LineSplitter, Sink, Stream};
-use podctl_plugin::{now_secs, Error, Member, MemberRuntime, MemberStatus, PluginInfo, Started};
+use podctl_plugin::{now_secs, Error, Member, MemberRuntime, MemberStatus, PluginInfo, Started, Validated};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
@@ -63,7 +63,7 @@ impl MemberRuntime for Exec {
         PluginInfo::new("exec", env!("CARGO_PKG_VERSION"))
     }
 
-    async fn validate(&self, member: &Member) -> Result<(), Error> {
+    async fn validate(&self, member: &Member) -> Result<Validated, Error> {
         let path = Path::new(&member.program);
         if !path.is_absolute() {
             return Err(Error::Invalid(format!(
@@ -78,7 +78,10 @@ impl MemberRuntime for Exec {
                 member.program
             )));
         }
-        Ok(())
+        Ok(Validated {
+            kind: "executable".into(),
+            ..Validated::default()
+        })
     }
 
     async fn start(&self, member: Member) -> Result<Started, Error> {

@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use podctl_plugin::cri_log::{open_sink, RecordWriter, Stream};
-use podctl_plugin::{Error, Member, MemberRuntime, MemberStatus, PluginInfo, Started};
-use podctl_wasmtime::{ExitInfo, ExitReason, HostConfig, MemberSpec, Output, Preopen, RunningMember, WasmHost};
+use podctl_plugin::{Error, Member, MemberRuntime, MemberStatus, PluginInfo, Started, Validated};
+use podctl_wasmtime::{
+    ExitInfo, ExitReason, HostConfig, MemberSpec, Output, Preopen, Program, ProgramKind, RunningMember, WasmHost,
+};
 
 struct Wasmtime {
     host: WasmHost,
@@ -52,7 +54,22 @@ impl Wasmtime {
         std::fs::read(&member.program).map_err(|e| Error::Invalid(format!("cannot read {}: {e}", member.program)))
     }
 
-    fn spec(member: Member) -> Result<MemberSpec, Error> {
+    /// Loads (compiling, or from the AOT cache) and checks the member's program.
+    fn load(&self, member: &Member) -> Result<Program, Error> {
+        let program = self
+            .host
+            .load(&Self::read(member)?)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        if program.kind == ProgramKind::HttpProxy && member.ports.len() != 1 {
+            return Err(Error::Invalid(format!(
+                "a wasi:http component is served on exactly one containerPort, and this member lists {}; give it one `ports: [{{containerPort: N}}]`",
+                member.ports.len()
+            )));
+        }
+        Ok(program)
+    }
+
+    fn spec(member: Member, kind: ProgramKind) -> Result<MemberSpec, Error> {
         let sink = open_sink(std::path::Path::new(&member.log_path))
             .map_err(|e| Error::Failed(format!("cannot open its log {}: {e}", member.log_path)))?;
         let limits = member.limits.unwrap_or_default();
@@ -75,7 +92,10 @@ impl Wasmtime {
             },
             memory_limit: Some(limits.memory_bytes).filter(|m| *m > 0),
             cpu_limit_millis: Some(u64::from(limits.cpu_millis)).filter(|m| *m > 0),
-            http_port: u16::try_from(member.port).ok().filter(|p| *p > 0),
+            http_port: match kind {
+                ProgramKind::HttpProxy => member.ports.first().and_then(|p| u16::try_from(*p).ok()),
+                _ => None,
+            },
         })
     }
 }
@@ -95,15 +115,14 @@ impl MemberRuntime for Wasmtime {
         }
     }
 
-    async fn validate(&self, member: &Member) -> Result<(), Error> {
-        let program = self
-            .host
-            .load(&Self::read(member)?)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        if program.kind == podctl_wasmtime::ProgramKind::HttpProxy && member.port == 0 {
-            return Err(Error::Invalid("a wasi:http proxy needs the port it serves".into()));
-        }
-        Ok(())
+    async fn validate(&self, member: &Member) -> Result<Validated, Error> {
+        let program = self.load(member)?;
+        Ok(Validated {
+            kind: format!("{:?}", program.kind),
+            digest: program.digest.clone(),
+            cache_hit: program.cache_hit,
+            load_millis: program.load_time.as_secs_f64() * 1000.0,
+        })
     }
 
     async fn start(&self, member: Member) -> Result<Started, Error> {
@@ -113,13 +132,10 @@ impl MemberRuntime for Wasmtime {
                 return Err(Error::AlreadyExists(name));
             }
         }
-        let program = self
-            .host
-            .load(&Self::read(&member)?)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let program = self.load(&member)?;
         let running = self
             .host
-            .start(&program, Self::spec(member)?)
+            .start(&program, Self::spec(member, program.kind)?)
             .map_err(|e| Error::Failed(e.to_string()))?;
         self.members.lock().expect("not poisoned").insert(name, running);
         Ok(Started {
