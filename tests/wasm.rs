@@ -44,7 +44,11 @@ fn describe_pid(env: &TestEnv, pod: &str, label: &str) -> u64 {
                 .strip_prefix(label)
                 .map(|rest| rest.trim().trim_end_matches(')').parse().unwrap())
         })
-        .unwrap_or_else(|| panic!("no {label:?} in describe:\n{describe}"))
+        .unwrap_or_else(|| {
+            let pod_dir = env.state_dir().join("default").join(env.sandbox_id(pod));
+            let log = std::fs::read_to_string(pod_dir.join("agent.log")).unwrap_or_default();
+            panic!("no {label:?} in describe:\n{describe}\nthe agent's log:\n{log}")
+        })
 }
 
 fn mixed_pod(name: &str, echo_port: u16, greeter_port: u16) -> String {
@@ -526,13 +530,20 @@ fn broken_plugins_are_member_errors_with_nothing_left() {
     env.create("exits.yaml", &pod("exits"));
     let started = env.wait_for_log("exits", "spin", "spinning");
     assert!(started.contains("spinning"), "{started}");
-    let events = env.ok(&["events", "exits"]);
-    let pid: i32 = events
-        .split("in plugin wasmtime pid ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|pid| pid.parse().ok())
-        .unwrap_or_else(|| panic!("no plugin pid in the events:\n{events}"));
+    // The pod's plugin process: the one serving the socket in this pod's state directory.
+    let socket = env
+        .state_dir()
+        .join("default")
+        .join(env.sandbox_id("exits"))
+        .join("wasmtime.sock");
+    let pid: i32 = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&*socket.to_string_lossy()))
+        })
+        .unwrap_or_else(|| panic!("no process serves {}", socket.display()));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
     env.wait_until(Duration::from_secs(20), "the member to fail with PluginFailed", || {
         env.ok(&["events", "exits"]).contains("PluginFailed")

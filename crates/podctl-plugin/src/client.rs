@@ -308,14 +308,14 @@ impl Client {
         request: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, ClientError> {
         match tokio::time::timeout(limit, request).await {
-            Err(_) => Err(self.gone().unwrap_or(ClientError::Timeout {
+            Err(_) => Err(self.gone().await.unwrap_or(ClientError::Timeout {
                 plugin: self.name.clone(),
                 call,
                 seconds: limit.as_secs(),
             })),
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown) => {
-                Err(self.gone().unwrap_or(ClientError::Transport {
+                Err(self.gone().await.unwrap_or(ClientError::Transport {
                     plugin: self.name.clone(),
                     call,
                     cause: status.message().to_string(),
@@ -330,20 +330,29 @@ impl Client {
         }
     }
 
-    /// The plugin process has exited: how.
-    fn gone(&self) -> Option<ClientError> {
+    /// The plugin process has exited (or is exiting: a broken connection comes a moment before
+    /// the process is a zombie, so this looks for up to 250 ms).
+    async fn gone(&self) -> Option<ClientError> {
         let pid = self.child.as_ref()?.id()?;
-        // The child is not reaped here (it needs `&mut`): /proc tells whether it is a zombie.
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-        let zombie = stat.as_deref().is_none_or(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
-        });
-        zombie.then(|| ClientError::Exited {
-            plugin: self.name.clone(),
-            status: "it exited".into(),
-        })
+        let deadline = Instant::now() + Duration::from_millis(250);
+        loop {
+            // The child is not reaped here (that needs `&mut`): /proc tells whether it is a zombie.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+            let state = stat
+                .as_deref()
+                .and_then(|s| s.rsplit(')').next())
+                .map(|rest| rest.trim_start().chars().next());
+            if matches!(state, None | Some(Some('Z' | 'X'))) {
+                return Some(ClientError::Exited {
+                    plugin: self.name.clone(),
+                    status: "it exited".into(),
+                });
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

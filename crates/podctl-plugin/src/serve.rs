@@ -58,10 +58,12 @@ pub async fn serve<R: MemberRuntime>(runtime: R) -> Result<(), ServeError> {
 /// Serves `runtime` on the unix socket `path` (created, root only) until SIGTERM, or until the
 /// process that started this one dies.
 pub async fn serve_at<R: MemberRuntime>(runtime: R, path: &Path) -> Result<(), ServeError> {
-    // The agent owns this process: when it goes, so do the members (it restarts them on return).
+    // The agent owns this process: when it dies, the members die at once with it, as if they had
+    // run inside it (a new agent starts them again; an orphan would hold their ports meanwhile).
+    // A graceful stop is the agent's Stop calls, or SIGTERM.
     // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag of this process.
     unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     }
     let socket_error = |cause| ServeError::Socket {
         path: path.to_path_buf(),
