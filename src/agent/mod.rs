@@ -1,6 +1,7 @@
-//! The per-pod agent: a daemon podctl starts for pods with WASM members. It enters the pod's network
-//! namespace before it creates any thread (a netns is per thread; threads inherit it), then hosts all
-//! WASM members of the pod on one wasmtime engine and answers podctl over a unix socket in the pod's
+//! The per-pod agent: a daemon podctl starts for every pod. It enters the pod's network namespace
+//! before it creates any thread (a netns is per thread; threads and children inherit it), supervises
+//! and probes the members, starts the WASM plugin (`podctl-runtime-wasmtime`, for a pod with WASM
+//! members) and runs those members through it, and answers podctl over a unix socket in the pod's
 //! root-only state directory.
 //!
 //! - [`protocol`]: the configuration file and the request/reply messages.

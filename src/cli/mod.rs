@@ -124,7 +124,7 @@ pub enum Command {
     /// Manage images in containerd
     #[command(subcommand)]
     Image(ImageCommand),
-    /// The per-pod agent that hosts WASM members
+    /// The per-pod agent: supervision, probes, and the WASM plugin of a pod with WASM members
     #[command(subcommand)]
     Agent(AgentCommand),
     /// containerd's log driver for member output (the shim starts it; not for interactive use)
