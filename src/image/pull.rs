@@ -90,11 +90,20 @@ pub async fn pull_image(
     };
     if options.only_if_missing {
         if let Some(record) = client.get_image(&name.name).await? {
+            // Only for the kind it reports: an image that does not resolve here fails later, clearly.
+            let layers = super::store::image_layers(client, &name.name)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let wasm = layers
+                .iter()
+                .any(|(media_type, _)| super::WASM_LAYER_MEDIA_TYPES.contains(&media_type.as_str()));
             return Ok(Pulled {
                 name: name.name,
                 digest: record.target.digest,
                 fetched: 0,
-                kind: ImageKind::Oci,
+                kind: if wasm { ImageKind::Wasm } else { ImageKind::Oci },
                 pulled: false,
             });
         }
