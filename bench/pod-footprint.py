@@ -11,7 +11,7 @@ It reuses bench/pod-start.py (imported): a private containerd (temporary root/st
 namespace), the image import, and the cleanup with its leftovers sweep. It creates --pods pods of one
 OCI member each (podctl's echo server, no host port), waits --settle seconds, and reads PSS/RSS
 (/proc/PID/smaps_rollup) of every process podctl started for each pod: the agent's monitor
-(`podctl agent monitor`), the agent (`podctl agent run`) and any plugin process under it. PSS
+(`podctl-agent-monitor`, or `podctl agent monitor` without it), the agent (`podctl agent run`) and any plugin process under it. PSS
 divides shared pages among the processes that map them, so with many pods the figure is what one
 more pod costs. For reference it also prints the pods' shared shim(s) and pause processes.
 Prints medians per pod and the target (podctl's own per-pod processes <= 1.0 MB PSS).
@@ -107,11 +107,15 @@ def main():
             children.setdefault(ppid, []).append(pid)
         per_pod = {}
         for pid, (argv, _) in procs.items():
-            if "agent" in argv and "--pod-dir" in argv:
-                pod_dir = argv[argv.index("--pod-dir") + 1]
-                if pod_dir.startswith(state):
-                    role = argv[argv.index("agent") + 1]
-                    per_pod.setdefault(pod_dir, {})[role] = pid
+            if "--pod-dir" not in argv:
+                continue
+            pod_dir = argv[argv.index("--pod-dir") + 1]
+            if not pod_dir.startswith(state):
+                continue
+            if argv[0].endswith("podctl-agent-monitor"):
+                per_pod.setdefault(pod_dir, {})["monitor"] = pid
+            elif "agent" in argv:
+                per_pod.setdefault(pod_dir, {})[argv[argv.index("agent") + 1]] = pid
         rows = []
         for pod_dir, roles in per_pod.items():
             agent = roles.get("run")

@@ -345,10 +345,11 @@ class WasmBench(ps.Bench):
         self.podctl_src = self.podctl
         pinned = self.tmp / "podctl"
         shutil.copy2(self.podctl, pinned)
-        # The members' log driver, which podctl finds next to itself.
-        driver = Path(self.podctl).with_name("podctl-log-driver")
-        if driver.exists():
-            shutil.copy2(driver, self.tmp / driver.name)
+        # The members' log driver and the agents' monitor, which podctl finds next to itself.
+        for helper in ("podctl-log-driver", "podctl-agent-monitor"):
+            path = Path(self.podctl).with_name(helper)
+            if path.exists():
+                shutil.copy2(path, self.tmp / path.name)
         # The WASM plugin the agent starts per pod; --plugin-dir points at this copy.
         plugin = Path(self.podctl).with_name("podctl-runtime-wasmtime")
         if not plugin.exists():

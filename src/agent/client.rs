@@ -23,7 +23,7 @@ pub fn write_config(pod_dir: &Path, config: &AgentConfig) -> Result<(), AgentErr
     super::write_file(&path, json).map_err(io_err(&config.pod, &path))
 }
 
-/// Starts the agent's monitor (`podctl agent monitor --pod-dir DIR`, which runs the agent and
+/// Starts the agent's monitor (`podctl-agent-monitor`, see [`super::monitor`], which runs the agent and
 /// starts it again if it dies) in its own session so it outlives this command; their output goes
 /// to `agent.log` in the pod directory. Returns the monitor's PID.
 pub fn spawn(pod: &str, pod_dir: &Path) -> Result<u32, AgentError> {
@@ -35,13 +35,18 @@ pub fn spawn(pod: &str, pod_dir: &Path) -> Result<u32, AgentError> {
         .open(&log_path)
         .map_err(io_err(pod, &log_path))?;
     let err_log = log.try_clone().map_err(io_err(pod, &log_path))?;
-    let mut command = Command::new(exe);
-    command
-        .args(["agent", "monitor", "--pod-dir"])
-        .arg(pod_dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err_log);
+    // The small monitor binary next to podctl when it is there (one runs per pod).
+    let monitor = exe.with_file_name(MONITOR_BINARY);
+    let mut command = if monitor.is_file() {
+        let mut command = Command::new(&monitor);
+        command.arg("--podctl").arg(&exe).arg("--pod-dir");
+        command
+    } else {
+        let mut command = Command::new(&exe);
+        command.args(["agent", "monitor", "--pod-dir"]);
+        command
+    };
+    command.arg(pod_dir).stdin(Stdio::null()).stdout(log).stderr(err_log);
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {

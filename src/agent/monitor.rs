@@ -1,5 +1,6 @@
-//! The agent's monitor: `podctl agent monitor --pod-dir DIR` (hidden), which podctl starts in its
-//! own session. It runs the agent as its child and starts it again when it dies without being
+//! The agent's monitor: `podctl-agent-monitor --podctl PODCTL --pod-dir DIR` (a small binary of its
+//! own, as one runs per pod; `podctl agent monitor --pod-dir DIR` where it is missing), which podctl
+//! starts in its own session. It runs the agent as its child and starts it again when it dies without being
 //! asked to stop (a crash, a kill), after a short backoff; the new agent re-adopts the pod from
 //! containerd's records. It ends when the agent exits cleanly (a stop request), when it is told
 //! to stop itself (SIGTERM, passed on to the agent), or when the pod's state is gone.
@@ -37,13 +38,13 @@ fn io_err(pod_dir: &Path, path: &Path) -> impl FnOnce(std::io::Error) -> AgentEr
     move |cause| AgentError::Io { pod, path, cause }
 }
 
-/// Runs the monitor until the agent is stopped for good.
-pub fn run(pod_dir: &Path) -> Result<(), AgentError> {
+/// Runs the monitor until the agent is stopped for good; `podctl` runs the agent (`agent run`).
+pub fn run(pod_dir: &Path, podctl: &Path) -> Result<(), AgentError> {
     for signal in [libc::SIGTERM, libc::SIGINT] {
         // SAFETY: the handler only touches atomics and calls kill, both async-signal-safe.
         unsafe { libc::signal(signal, on_terminate as *const () as libc::sighandler_t) };
     }
-    let exe = crate::podctl_exe().map_err(io_err(pod_dir, Path::new("/proc/self/exe")))?;
+    let exe = podctl.to_path_buf();
     let monitor_pid = pod_dir.join(MONITOR_PID_FILE);
     super::write_file(&monitor_pid, std::process::id().to_string()).map_err(io_err(pod_dir, &monitor_pid))?;
     let mut delay = FIRST_DELAY;

@@ -36,8 +36,9 @@ pub fn run(pod_dir: &Path) -> Result<(), AgentError> {
         cause: format!("{}: {e}", config_path.display()),
     })?;
     enter_netns(&config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the agent only waits on sockets (containerd, probes, the plugin that runs the
+    // WASM members); each more thread would cost a stack and a malloc arena in every pod.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(io(pod_dir))?;

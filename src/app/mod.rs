@@ -27,7 +27,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Command::Agent(AgentCommand::Monitor { pod_dir }) = &cli.command {
-        crate::agent::monitor::run(pod_dir)?;
+        crate::agent::monitor::run(pod_dir, &crate::podctl_exe()?)?;
         return Ok(ExitCode::SUCCESS);
     }
     // The log driver is started for every task: it stays a plain two-thread program.
