@@ -346,7 +346,7 @@ class WasmBench(ps.Bench):
         pinned = self.tmp / "podctl"
         shutil.copy2(self.podctl, pinned)
         # The members' log driver and the agents' monitor, which podctl finds next to itself.
-        for helper in ("podctl-log-driver", "podctl-agent-monitor"):
+        for helper in ("podctl-log-driver", "podctl-agent-monitor", "podctl-agent"):
             path = Path(self.podctl).with_name(helper)
             if path.exists():
                 shutil.copy2(path, self.tmp / path.name)

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run-echo: run as root (podctl manages namespaces, CNI and containerd)" >&2; exit 1; }
 scripts/setup.sh
 cargo build --release --quiet     # podctl and its plugins (the workspace's default members)
-install -m 0755 target/release/podctl target/release/podctl-log-driver target/release/podctl-agent-monitor /usr/local/bin/
+install -m 0755 target/release/podctl target/release/podctl-log-driver target/release/podctl-agent-monitor target/release/podctl-agent /usr/local/bin/
 install -d /usr/libexec/podctl/runtimes
 install -m 0755 target/release/podctl-runtime-wasmtime target/release/podctl-runtime-exec /usr/libexec/podctl/runtimes/
 scripts/start-containerd.sh

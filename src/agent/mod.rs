@@ -51,8 +51,9 @@ pub(crate) fn write_file(path: &std::path::Path, contents: impl AsRef<[u8]>) -> 
     std::fs::rename(&temporary, path)
 }
 
-/// The monitor's own small binary, looked for next to podctl.
+/// The monitor's and the agent's own small binaries, looked for next to podctl.
 pub const MONITOR_BINARY: &str = "podctl-agent-monitor";
+pub const AGENT_BINARY: &str = "podctl-agent";
 
 /// Files of the agent inside the pod's state directory.
 pub const CONFIG_FILE: &str = "agent.json";

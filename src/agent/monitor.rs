@@ -44,7 +44,10 @@ pub fn run(pod_dir: &Path, podctl: &Path) -> Result<(), AgentError> {
         // SAFETY: the handler only touches atomics and calls kill, both async-signal-safe.
         unsafe { libc::signal(signal, on_terminate as *const () as libc::sighandler_t) };
     }
-    let exe = podctl.to_path_buf();
+    // The agent's own small binary next to podctl when it is there (one runs per pod); it takes
+    // podctl's `agent run` arguments.
+    let agent = podctl.with_file_name(AGENT_BINARY);
+    let exe = if agent.is_file() { agent } else { podctl.to_path_buf() };
     let monitor_pid = pod_dir.join(MONITOR_PID_FILE);
     super::write_file(&monitor_pid, std::process::id().to_string()).map_err(io_err(pod_dir, &monitor_pid))?;
     let mut delay = FIRST_DELAY;
