@@ -7,7 +7,7 @@ Run as root:
     bench/pod-footprint.py         # 100 pods of podctl's echo server
     bench/pod-footprint.py --pods 20
 
-It reuses bench/pod-start.py (imported): a private containerd (temporary root/state/socket, its own
+It reuses bench/pod-start.py (through wasm-members.py, both imported): a private containerd (temporary root/state/socket, its own
 namespace), the image import, and the cleanup with its leftovers sweep. It creates --pods pods of one
 OCI member each (podctl's echo server, no host port), waits --settle seconds, and reads PSS/RSS
 (/proc/PID/smaps_rollup) of every process podctl started for each pod: the agent's monitor
@@ -21,7 +21,6 @@ Exit codes as pod-start.py: 0 ok, 1 failed, 2 a prerequisite is missing, 3 somet
 import argparse
 import importlib.util
 import os
-import re
 import statistics
 import sys
 import time
@@ -31,24 +30,18 @@ BENCH_DIR = Path(__file__).resolve().parent
 TARGET_KB = 1024
 
 
-def _load_pod_start():
+def _load(name, file):
+    """A bench script as a module (its name has a dash; its main() only runs as a script)."""
     sys.dont_write_bytecode = True
-    spec = importlib.util.spec_from_file_location("pod_start", BENCH_DIR / "pod-start.py")
+    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / file)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-ps = _load_pod_start()
-
-
-def smaps(pid):
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return None
-    v = {k: int(n) for k, n in re.findall(r"^(\w+):\s+(\d+) kB", text, re.M)}
-    return {"pss": v.get("Pss", 0), "pss_anon": v.get("Pss_Anon", 0), "rss": v.get("Rss", 0)}
+# wasm-members.py loads pod-start.py (the private containerd, images, cleanup) and reads smaps.
+wm = _load("wasm_members", "wasm-members.py")
+ps, smaps = wm.ps, wm.smaps_rollup
 
 
 def processes():
@@ -125,16 +118,16 @@ def main():
             rows.append(mem)
         if len(rows) != a.pods:
             raise ps.BenchError(f"found podctl processes of {len(rows)} pods, expected {a.pods}")
-        own = [sum(m[r]["pss"] for r in ("monitor", "run") if m.get(r)) + sum(p["pss"] for p in m["plugins"] if p)
+        own = [sum(m[r]["pss_kb"] for r in ("monitor", "run") if m.get(r)) + sum(p["pss_kb"] for p in m["plugins"] if p)
                for m in rows]
         shims = [pid for pid, (argv, _) in procs.items() if argv and argv[0].endswith("containerd-shim-runc-v2")
                  and str(b.sock) in " ".join(argv)]
         pauses = [pid for pid, (argv, _) in procs.items() if argv and argv[0] == "/pause"]
-        shim_pss = sum((smaps(p) or {"pss": 0})["pss"] for p in shims)
+        shim_pss = sum((smaps(p) or {"pss_kb": 0})["pss_kb"] for p in shims)
         print(f"\n{a.pods} OCI-only pods (podctl's echo server), PSS per pod after {a.settle} s:")
-        print(median_line("agent monitor", [m["monitor"]["pss"] for m in rows if m.get("monitor")]))
-        print(median_line("agent", [m["run"]["pss"] for m in rows if m.get("run")]))
-        print(median_line("agent, anonymous (Pss_Anon)", [m["run"]["pss_anon"] for m in rows if m.get("run")]))
+        print(median_line("agent monitor", [m["monitor"]["pss_kb"] for m in rows if m.get("monitor")]))
+        print(median_line("agent", [m["run"]["pss_kb"] for m in rows if m.get("run")]))
+        print(median_line("agent, anonymous (Pss_Anon)", [m["run"]["pss_anon_kb"] for m in rows if m.get("run")]))
         print(median_line("plugin processes (count)", [len(m["plugins"]) for m in rows], unit="   "))
         print(median_line("podctl's own processes", own))
         verdict = "met" if statistics.median(own) <= TARGET_KB else "NOT met"

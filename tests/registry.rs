@@ -463,15 +463,7 @@ fn failed_pulls_say_why_and_create_nothing() {
     env.ok(&["image", "rm", &name]);
 
     let expect_failure = |args: &[&str], needles: &[&str]| {
-        let err = env.fails(args);
-        for needle in needles {
-            assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
-        }
-        assert!(
-            env.containerd_objects().is_empty(),
-            "{args:?} left {:?}",
-            env.containerd_objects()
-        );
+        env.fails_leaving_nothing(args, needles);
         assert!(!env.ok(&["image", "ls"]).contains("private/app"));
     };
     // No credentials, a wrong password, a missing tag: each its own message.
@@ -960,20 +952,9 @@ fn the_bearer_token_flow_gets_a_token_for_the_pull_and_push_scopes() {
     );
     env.ok(&["image", "rm", &name]);
 
-    let expect_failure = |args: &[&str], needles: &[&str]| {
-        let err = env.fails(args);
-        for needle in needles {
-            assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
-        }
-        assert!(
-            env.containerd_objects().is_empty(),
-            "{args:?} left {:?}",
-            env.containerd_objects()
-        );
-    };
     // Anonymous tokens grant nothing here; a wrong password gets no token at all.
-    expect_failure(&["image", "pull", &name], &["refused access anonymously"]);
-    expect_failure(
+    env.fails_leaving_nothing(&["image", "pull", &name], &["refused access anonymously"]);
+    env.fails_leaving_nothing(
         &["image", "pull", "--user", "bob:b0b", &name],
         &["refused access as bob"],
     );

@@ -134,19 +134,8 @@ fn unknown_classes_and_bad_configs_are_clear_errors_that_create_nothing() {
     env.import_busybox();
     let (config, _) = wrapped_runtime(&env);
     let config = config.to_str().unwrap();
-    let expect = |args: &[&str], needles: &[&str]| {
-        let err = env.fails(args);
-        for needle in needles {
-            assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
-        }
-        assert!(
-            env.containerd_objects().is_empty(),
-            "{args:?} left {:?}",
-            env.containerd_objects()
-        );
-    };
     let unknown = env.manifest("unknown.yaml", &sleeper("unknown", Some("gvisor"), None));
-    expect(
+    env.fails_leaving_nothing(
         &["--runtime-config", config, "create", "-f", &unknown],
         &[
             "spec.runtimeClassName",
@@ -157,12 +146,12 @@ fn unknown_classes_and_bad_configs_are_clear_errors_that_create_nothing() {
         ],
     );
     // Without a config (the default file is absent here) there are no handlers at all.
-    expect(
+    env.fails_leaving_nothing(
         &["create", "-f", &unknown],
         &["spec.runtimeClassName", "handlers there: none"],
     );
     let bad_annotation = env.manifest("bad.yaml", &sleeper("bad", None, Some("crun")));
-    expect(
+    env.fails_leaving_nothing(
         &["--runtime-config", config, "create", "-f", &bad_annotation],
         &["podctl.io/runtime.main", "`crun`", "oci", "wrapped"],
     );
@@ -173,17 +162,17 @@ fn unknown_classes_and_bad_configs_are_clear_errors_that_create_nothing() {
     )
     .unwrap();
     let fine = env.manifest("fine.yaml", &sleeper("fine", None, None));
-    expect(
+    env.fails_leaving_nothing(
         &["--runtime-config", broken.to_str().unwrap(), "create", "-f", &fine],
         &["runtimes.fast.options.Binary", "not a runc shim option"],
     );
     let plugin = env.dir.join("plugin.toml");
     std::fs::write(&plugin, "[runtimes.wasi]\nplugin = \"wasmer\"\n").unwrap();
-    expect(
+    env.fails_leaving_nothing(
         &["--runtime-config", plugin.to_str().unwrap(), "create", "-f", &fine],
         &["runtimes.wasi.plugin", "\"wasmer\"", "wasmtime"],
     );
-    expect(
+    env.fails_leaving_nothing(
         &["--runtime-config", "/nonexistent/runtimes.toml", "create", "-f", &fine],
         &["/nonexistent/runtimes.toml"],
     );

@@ -97,6 +97,7 @@ impl WasmRuntime {
         settings: &Settings,
         container: &Container,
         bytes: &[u8],
+        local_file: Option<&std::path::Path>,
     ) -> Result<Validated, MemberError> {
         let plugin = self
             .validator
@@ -111,11 +112,20 @@ impl WasmRuntime {
                 launched.map_err(|e| wasm_error(container, e.to_string()))
             })
             .await?;
-        // The plugin reads the module from a file: a private copy, gone after validation.
-        let copy = tempfile_in(&settings.state_dir.join("plugins"), bytes)?;
+        // The plugin reads the module from a file: the member's own, or for a module from an
+        // image a private copy, gone after validation.
+        let copy = match local_file {
+            Some(_) => None,
+            None => Some(tempfile_in(&settings.state_dir.join("plugins"), bytes)?),
+        };
+        let program = copy
+            .as_ref()
+            .map(|c| c.path.as_path())
+            .or(local_file)
+            .expect("one of the two");
         let member = podctl_plugin::Member {
             name: container.name.clone(),
-            program: copy.path.to_string_lossy().into_owned(),
+            program: program.to_string_lossy().into_owned(),
             ports: container.ports.iter().map(|p| u32::from(p.container_port)).collect(),
             ..Default::default()
         };
@@ -235,7 +245,9 @@ impl MemberRuntime for WasmRuntime {
                 }
                 (None, None) => return Err(wasm_error(container, "no module to run")),
             };
-            let validated = self.validate(settings, container, &bytes).await?;
+            let validated = self
+                .validate(settings, container, &bytes, probe.local_file.as_deref())
+                .await?;
             let how = if validated.cache_hit {
                 "loaded from the AOT cache"
             } else {

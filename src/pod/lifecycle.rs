@@ -52,17 +52,15 @@ pub async fn start_pod(client: &Client, settings: &Settings, name: &str) -> Resu
     let registry = Registry::builtin();
     // Init containers still on record are the agent's to finish; it starts the members then.
     let now = pod.init_ids.is_empty();
+    let mut in_agent = false;
     for (runtime, members) in registry.members_by_runtime(&pod) {
+        in_agent |= runtime.in_agent();
         runtime.resume(client, &pod, members, now).await?;
     }
     // The agent supervises again and starts the members it hosts.
     let dir = settings.pod_state_dir(client, &pod.sandbox_id);
     agent::spawn(&pod.name, &dir)?;
-    if registry
-        .members_by_runtime(&pod)
-        .iter()
-        .any(|(runtime, _)| runtime.in_agent())
-    {
+    if in_agent {
         agent::wait_ready(&pod.name, &dir, Duration::from_secs(30)).await?;
     }
     client

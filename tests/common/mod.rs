@@ -195,6 +195,21 @@ impl TestEnv {
     }
 
     /// Writes a manifest into the test dir and returns its path.
+    /// Runs podctl expecting a failure whose message holds every needle and after which the test's
+    /// containerd holds nothing; returns the message.
+    pub fn fails_leaving_nothing(&self, args: &[&str], needles: &[&str]) -> String {
+        let err = self.fails(args);
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
+        }
+        assert!(
+            self.containerd_objects().is_empty(),
+            "{args:?} left {:?}",
+            self.containerd_objects()
+        );
+        err
+    }
+
     pub fn manifest(&self, file: &str, yaml: &str) -> String {
         let path = self.dir.join(file);
         std::fs::write(&path, yaml).unwrap();
