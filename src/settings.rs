@@ -31,12 +31,41 @@ impl Settings {
     /// podctl, that has it; the places searched otherwise.
     pub fn find_plugin(&self, name: &str) -> Result<PathBuf, Vec<PathBuf>> {
         let file = format!("podctl-runtime-{name}");
-        let own_dir = crate::podctl_exe().ok().and_then(|exe| exe.parent().map(PathBuf::from));
-        let dirs: Vec<PathBuf> = self.plugin_dirs.iter().cloned().chain(own_dir).collect();
+        let dirs = self.plugin_search_path();
         dirs.iter()
             .map(|dir| dir.join(&file))
             .find(|path| path.is_file())
             .ok_or_else(|| dirs.iter().map(|dir| dir.join(&file)).collect())
+    }
+
+    fn plugin_search_path(&self) -> Vec<PathBuf> {
+        let own_dir = crate::podctl_exe().ok().and_then(|exe| exe.parent().map(PathBuf::from));
+        self.plugin_dirs.iter().cloned().chain(own_dir).collect()
+    }
+
+    /// NAMEs of the executables `podctl-runtime-NAME` in the plugin directories, sorted.
+    pub fn installed_plugins(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut names = Vec::new();
+        for dir in self.plugin_search_path() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let file = entry.file_name();
+                let Some(name) = file.to_str().and_then(|f| f.strip_prefix("podctl-runtime-")) else {
+                    continue;
+                };
+                // Build directories hold `podctl-runtime-x.d` and the like next to the binary.
+                let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                let executable =
+                    std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+                if plain && executable {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
     pub fn pod_state_dir(&self, client: &Client, sandbox_id: &str) -> PathBuf {

@@ -177,3 +177,135 @@ fn unknown_classes_and_bad_configs_are_clear_errors_that_create_nothing() {
         &["/nonexistent/runtimes.toml"],
     );
 }
+
+/// The exec plugin (`plugins/exec`, built next to podctl) as a third party's: `podctl-runtime-exec`
+/// runs host executables inside the pod's namespaces.
+fn exec_plugin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_podctl"))
+        .parent()
+        .unwrap()
+        .join("podctl-runtime-exec")
+}
+
+fn hosted(name: &str, class: Option<&str>, annotation: Option<&str>, containers: &str) -> String {
+    let class = class.map(|c| format!("  runtimeClassName: {c}\n")).unwrap_or_default();
+    let annotation = annotation
+        .map(|a| format!("  annotations: {{podctl.io/runtime.main: {a}}}\n"))
+        .unwrap_or_default();
+    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n{annotation}spec:\n{class}  terminationGracePeriodSeconds: 2\n  containers:\n{containers}")
+}
+
+#[test]
+fn a_third_party_plugin_runs_members_picked_by_class_annotation_or_its_claims() {
+    let env = require_env!("rt-plugin");
+    assert!(
+        exec_plugin().is_file(),
+        "{} is built with podctl",
+        exec_plugin().display()
+    );
+    let config = env.dir.join("runtimes.toml");
+    std::fs::write(&config, "[runtimes.host]\nplugin = \"exec\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let listed = env.ok(&["--runtime-config", config, "runtime", "ls"]);
+    for needle in ["exec", "plugin exec", "(podctl-runtime-exec)", "runtimeClassName"] {
+        assert!(listed.contains(needle), "{needle:?} not in\n{listed}");
+    }
+
+    // runtimeClassName: every container runs in the plugin, in the pod's network and UTS.
+    let containers = "  - name: web\n    image: /bin/busybox\n    command: [httpd, -f, -p, '8080', -h, /etc]\n    ports: [{containerPort: 8080, hostPort: 19380}]\n    readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}\n  - name: greet\n    image: /bin/busybox\n    command: [sh, -c, 'echo hello from $(hostname); exec sleep 3600']\n";
+    let manifest = env.manifest("hosted.yaml", &hosted("hosted", Some("host"), None, containers));
+    env.ok(&["--runtime-config", config, "create", "-f", &manifest]);
+    env.wait_running("hosted");
+    let table = env.ok(&["get", "pods", "hosted"]);
+    assert!(table.contains("2/2") && table.contains("Running"), "{table}");
+    assert!(env
+        .wait_for_log("hosted", "greet", "hello from hosted")
+        .contains("hello from hosted"));
+    let served = common::http(19380, "GET", "/hostname", "").unwrap();
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap();
+    assert!(served.starts_with("HTTP/1.") && served.ends_with(&hostname), "{served}");
+    let pids = env.pids("hosted");
+    for member in &pids[1..] {
+        for kind in ["net", "uts", "ipc"] {
+            assert_eq!(
+                ns_inode(pids[0], kind),
+                ns_inode(*member, kind),
+                "{kind} of pid {member}"
+            );
+        }
+    }
+    let described = env.ok(&["describe", "pod", "hosted"]);
+    assert!(
+        described.contains("plugin exec accepts it as executable"),
+        "{described}"
+    );
+    env.delete_leaving_nothing("hosted");
+    assert!(
+        !pids[1..].iter().any(|pid| Path::new(&format!("/proc/{pid}")).exists()),
+        "the members' processes are gone"
+    );
+
+    // The per-container annotation names the plugin (no runtime config needed).
+    let sleeper = "  - name: main\n    image: /bin/busybox\n    command: [sleep, '3600']\n";
+    let manifest = env.manifest("annotated.yaml", &hosted("annotated", None, Some("exec"), sleeper));
+    env.ok(&["create", "-f", &manifest]);
+    env.wait_running("annotated");
+    env.delete_leaving_nothing("annotated");
+
+    // A plugin in --plugin-dir claims by its handshake: this one (exec under another name) the
+    // local *.sh files, with no class or annotation in the pod.
+    let plugins = env.dir.join("more-plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let wrapper = plugins.join("podctl-runtime-scripts");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nPODCTL_EXEC_EXTENSIONS=sh exec {} \"$@\"\n",
+            exec_plugin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = env.dir.join("job.sh");
+    std::fs::write(&script, "#!/bin/sh\necho job ran with $1\nexec sleep 3600\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = plugins.to_str().unwrap();
+    let listed = env.ok(&["--plugin-dir", dir, "runtime", "ls"]);
+    assert!(
+        listed.contains("scripts") && listed.contains("local .sh files"),
+        "{listed}"
+    );
+    let job = format!("  - name: job\n    image: {}\n    args: [fast]\n", script.display());
+    let manifest = env.manifest("job.yaml", &hosted("job", None, None, &job));
+    env.ok(&["--plugin-dir", dir, "create", "-f", &manifest]);
+    env.wait_running("job");
+    assert!(env.wait_for_log("job", "job", "job ran with fast").contains("job ran"));
+    let events = env.ok(&["events", "job"]);
+    assert!(events.contains("Started member job in plugin scripts"), "{events}");
+    // get and delete find the plugin's members by their records alone, without --plugin-dir.
+    let table = env.ok(&["get", "pods", "job"]);
+    assert!(table.contains("1/1") && table.contains("Running"), "{table}");
+    env.delete_leaving_nothing("job");
+
+    // What the plugin refuses at validation creates nothing; an uninstalled plugin is named.
+    let data = env.dir.join("data.txt");
+    std::fs::write(&data, "not a program\n").unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let bad = format!("  - name: main\n    image: {}\n", data.display());
+    let manifest = env.manifest("bad.yaml", &hosted("bad", Some("host"), None, &bad));
+    env.fails_leaving_nothing(
+        &["--runtime-config", config, "create", "-f", &manifest],
+        &["container main", "not an executable file"],
+    );
+    let missing = env.dir.join("missing.toml");
+    std::fs::write(&missing, "[runtimes.vm]\nplugin = \"firecracker\"\n").unwrap();
+    env.fails_leaving_nothing(
+        &["--runtime-config", missing.to_str().unwrap(), "create", "-f", &manifest],
+        &[
+            "runtimes.vm.plugin",
+            "\"firecracker\"",
+            "not installed",
+            "podctl-runtime-firecracker",
+        ],
+    );
+}

@@ -285,7 +285,7 @@ fn preview1_hello_and_the_aot_cache() {
     });
     let describe = env.ok(&["describe", "pod", "hello-two"]);
     assert!(
-        describe.contains("loaded from the AOT cache") && describe.contains("Started WASM member hello"),
+        describe.contains("loaded from the AOT cache") && describe.contains("Started member hello in plugin wasmtime"),
         "{describe}"
     );
     let (a, b) = (env.sandbox_id("hello-one"), env.sandbox_id("hello-two"));
@@ -421,7 +421,7 @@ fn a_file_that_is_not_wasm_creates_nothing() {
     );
     let err = env.fails(&["create", "-f", &path]);
     assert!(
-        err.contains("podctl.io/runtime.web") && err.contains("wasmtime, oci"),
+        err.contains("podctl.io/runtime.web") && err.contains("wasmtime, exec, oci"),
         "{err}"
     );
     assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());

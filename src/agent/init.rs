@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Mutex};
 
 use super::keeper::Keeper;
-use super::protocol::{InitRef, SupervisorConfig, WasmMemberDef};
+use super::protocol::{InitRef, PluginMemberDef, SupervisorConfig};
 use super::server::{run_log, start_slot, Agent, Plugin, Slot};
 use super::supervisor::{backoff, should_restart};
 use super::SharedClient;
@@ -22,8 +22,9 @@ pub(super) struct InitRunner {
     pub init: Vec<InitRef>,
     pub config: SupervisorConfig,
     pub agent: Arc<Mutex<Agent>>,
-    pub plugin: Plugin,
-    pub defs: Vec<WasmMemberDef>,
+    /// The plugin of each of `defs`.
+    pub plugins: Vec<Plugin>,
+    pub defs: Vec<PluginMemberDef>,
     pub stopping: watch::Receiver<bool>,
     pub containerd: SharedClient,
 }
@@ -201,7 +202,7 @@ impl InitRunner {
             for (index, def) in self.defs.iter().enumerate() {
                 if matches!(agent.members[index].slot, Slot::Pending) {
                     let log = run_log(def, agent.state.restarts_of(&def.name));
-                    agent.members[index].slot = start_slot(&self.plugin, def, &log).await;
+                    agent.members[index].slot = start_slot(&self.plugins[index], def, &log).await;
                 }
             }
         }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Mutex};
 
-use super::protocol::{SupervisorConfig, WasmMemberDef};
+use super::protocol::{PluginMemberDef, SupervisorConfig};
 use super::server::{k8s_reason, log_dir, run_log, start_slot, Agent, MemberSlot, Plugin, Slot, PLUGIN_FAILED};
 use super::supervisor::{
     backoff, next_run_log, record_exit, record_restart, should_restart, RunEnd, BACKOFF_RESET_AFTER,
@@ -17,11 +17,11 @@ use super::SharedClient;
 use crate::record::events::record as record_event;
 use crate::record::PodEvent;
 
-/// Watches one WASM member for as long as the agent runs.
+/// Watches one member a plugin runs, for as long as the agent runs.
 pub(super) struct Keeper {
     pub agent: Arc<Mutex<Agent>>,
     pub plugin: Plugin,
-    pub def: WasmMemberDef,
+    pub def: PluginMemberDef,
     pub index: usize,
     pub config: SupervisorConfig,
     pub stopping: watch::Receiver<bool>,
@@ -162,7 +162,7 @@ impl Keeper {
             Ok(plugin) => format!("plugin {} pid {}", plugin.name(), plugin.pid().unwrap_or_default()),
             Err(_) => "no plugin".into(),
         };
-        let message = format!("Started WASM member {} in {plugin}", self.def.name);
+        let message = format!("Started member {} in {plugin}", self.def.name);
         let event = PodEvent::normal("Started", &self.def.name, message);
         let _ = record_event(&client, &self.config.sandbox_id, event).await;
     }

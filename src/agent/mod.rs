@@ -1,7 +1,7 @@
 //! The per-pod agent: a daemon podctl starts for every pod. It enters the pod's network namespace
 //! before it creates any thread (a netns is per thread; threads and children inherit it), supervises
-//! and probes the members, starts the WASM plugin (`podctl-runtime-wasmtime`, for a pod with WASM
-//! members) and runs those members through it, and answers podctl over a unix socket in the pod's
+//! and probes the members, starts the member-runtime plugins the pod needs (`podctl-runtime-NAME`,
+//! none for a pod with only OCI members) and runs those members through them, and answers podctl over a unix socket in the pod's
 //! root-only state directory.
 //!
 //! - [`protocol`]: the configuration file and the request/reply messages.
@@ -59,8 +59,6 @@ pub const AGENT_BINARY: &str = "podctl-agent";
 pub const CONFIG_FILE: &str = "agent.json";
 pub const SOCKET_FILE: &str = "agent.sock";
 pub const PID_FILE: &str = "agent.pid";
-/// The socket of the pod's WASM plugin process (started by the agent).
-pub const PLUGIN_SOCKET_FILE: &str = "wasmtime.sock";
 /// The agent's monitor, which starts it again when it dies (see [`monitor`]).
 pub const MONITOR_PID_FILE: &str = "agent-monitor.pid";
 pub const LOG_FILE: &str = "agent.log";

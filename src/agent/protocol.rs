@@ -10,12 +10,19 @@ pub struct AgentConfig {
     pub pod: String,
     pub sandbox_id: String,
     pub netns: PathBuf,
-    /// AOT cache shared by all pods: compiled once per module digest and engine.
-    pub cache_dir: PathBuf,
-    /// The plugin binary that runs the WASM members (podctl-runtime-wasmtime).
+    /// The pause process, whose UTS and IPC namespaces the agent (and so its plugins) joins too,
+    /// while it still holds the pod's netns.
     #[serde(default)]
-    pub plugin: Option<PathBuf>,
-    pub members: Vec<WasmMemberDef>,
+    pub pause_pid: Option<u32>,
+    /// The plugins that run the members below, one process each (started by the agent).
+    #[serde(default)]
+    pub plugins: Vec<PluginLaunch>,
+    /// What older podctl wrote instead of `plugins`: the wasmtime plugin and its AOT cache.
+    #[serde(default, rename = "plugin", skip_serializing)]
+    pub legacy_plugin: Option<PathBuf>,
+    #[serde(default, rename = "cache_dir", skip_serializing)]
+    pub legacy_cache_dir: Option<PathBuf>,
+    pub members: Vec<PluginMemberDef>,
     /// The pod's OCI members, which the agent restarts per the pod's restartPolicy.
     #[serde(default)]
     pub supervisor: Option<SupervisorConfig>,
@@ -23,6 +30,48 @@ pub struct AgentConfig {
     /// policy that retries it: the agent runs them to success, then starts the members.
     #[serde(default)]
     pub init: Vec<InitRef>,
+}
+
+/// How the agent starts a member-runtime plugin: `binary --socket <pod dir>/<name>.sock` with `env`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PluginLaunch {
+    pub name: String,
+    pub binary: PathBuf,
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+}
+
+impl AgentConfig {
+    /// The plugins to start, including the one an older podctl named in `plugin`.
+    pub fn launches(&self) -> Vec<PluginLaunch> {
+        let mut launches = self.plugins.clone();
+        if let Some(binary) = &self.legacy_plugin {
+            launches.push(PluginLaunch {
+                name: "wasmtime".into(),
+                binary: binary.clone(),
+                env: self
+                    .legacy_cache_dir
+                    .iter()
+                    .map(|dir| ("PODCTL_WASM_CACHE_DIR".into(), dir.to_string_lossy().into_owned()))
+                    .collect(),
+            });
+        }
+        launches
+    }
+}
+
+fn wasmtime() -> String {
+    "wasmtime".into()
+}
+
+impl PluginMemberDef {
+    /// The ports the plugin is told about (older records kept only the HTTP one).
+    pub fn ports(&self) -> Vec<u16> {
+        match (self.ports.is_empty(), self.http_port) {
+            (true, Some(port)) => vec![port],
+            _ => self.ports.clone(),
+        }
+    }
 }
 
 /// An init container whose container record and snapshot exist; the agent makes its tasks.
@@ -114,21 +163,32 @@ pub struct ProbeStatus {
     pub last: String,
 }
 
+/// A member the agent hosts: a plugin runs it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct WasmMemberDef {
+pub struct PluginMemberDef {
     pub name: String,
+    /// The plugin that runs it (NAME of podctl-runtime-NAME); pods made before plugins had names
+    /// ran their members on wasmtime.
+    #[serde(default = "wasmtime")]
+    pub plugin: String,
     /// Its containerd container record, where restarts and last states are kept.
     #[serde(default)]
     pub id: String,
-    /// The module or component, copied into the pod's state directory at create.
-    pub module: PathBuf,
+    /// What the plugin runs: a module, an executable (a local file, or copied from the image into
+    /// the pod's state directory at create).
+    #[serde(alias = "module")]
+    pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub preopens: Vec<PreopenDef>,
     pub log_path: PathBuf,
     pub memory_limit: Option<u64>,
     pub cpu_limit_millis: Option<u64>,
-    /// The containerPort a wasi:http member serves on.
+    /// The container's ports (a member that serves HTTP listens on the first).
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// What older podctl wrote instead of `ports`.
+    #[serde(default, skip_serializing)]
     pub http_port: Option<u16>,
     /// httpGet and tcpSocket probes, run by the agent as for OCI members.
     #[serde(default)]
@@ -156,7 +216,7 @@ pub enum Request {
 pub struct StatusReply {
     pub pid: u32,
     pub started_at: f64,
-    pub members: Vec<WasmMemberStatus>,
+    pub members: Vec<PluginMemberStatus>,
     /// Probe results of the OCI members that have probes.
     #[serde(default)]
     pub probes: Vec<ProbeStatus>,
@@ -164,7 +224,7 @@ pub struct StatusReply {
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-pub enum WasmState {
+pub enum PluginState {
     /// Not started yet: the pod's init containers are still running.
     Pending,
     Running,
@@ -174,9 +234,9 @@ pub enum WasmState {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct WasmMemberStatus {
+pub struct PluginMemberStatus {
     pub name: String,
-    pub state: WasmState,
+    pub state: PluginState,
     pub ready: bool,
     pub started_at: Option<f64>,
     pub exit_code: Option<i32>,
@@ -194,4 +254,7 @@ pub struct WasmMemberStatus {
     /// From reading the module to the member running: what one more WASM member costs to start.
     #[serde(default)]
     pub start_ms: f64,
+    /// Its own process, if the plugin runs it in one (else it lives in the plugin's).
+    #[serde(default)]
+    pub pid: Option<u32>,
 }

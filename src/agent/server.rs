@@ -1,6 +1,6 @@
 //! The agent process: `podctl agent run --pod-dir DIR`. Enters the pod's netns while it is still
-//! single-threaded, starts the WASM plugin there (only for a pod with WASM members), runs the pod's
-//! WASM members through it and serves status/stop requests.
+//! single-threaded, starts there the plugins its members need (none for a pod with only OCI
+//! members), runs those members through them and serves status/stop requests.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +15,7 @@ use tokio::net::UnixListener;
 use tokio::sync::Mutex;
 
 use super::probes::{Probed, Target};
-use super::protocol::{AgentConfig, ProbeKind, Request, StatusReply, WasmMemberDef, WasmMemberStatus, WasmState};
+use super::protocol::{AgentConfig, PluginMemberDef, PluginMemberStatus, PluginState, ProbeKind, Request, StatusReply};
 use super::*;
 
 /// Runs the agent until it is told to stop (request or SIGTERM). Must be called before the process
@@ -48,8 +48,9 @@ pub fn run(pod_dir: &Path) -> Result<(), AgentError> {
     result
 }
 
-/// `setns` changes only the calling thread; every thread created afterwards inherits it. So this
-/// must happen while the process has exactly one thread.
+/// Joins the pod's network namespace, and its UTS and IPC ones (the plugins' members see the pod's
+/// hostname). `setns` changes only the calling thread; every thread created afterwards inherits
+/// it. So this must happen while the process has exactly one thread.
 fn enter_netns(config: &AgentConfig) -> Result<(), AgentError> {
     let fail = |cause: String| AgentError::Netns {
         pod: config.pod.clone(),
@@ -69,7 +70,27 @@ fn enter_netns(config: &AgentConfig) -> Result<(), AgentError> {
         )));
     }
     let file = std::fs::File::open(&config.netns).map_err(|e| fail(e.to_string()))?;
+    // The pause process's other namespaces, opened before the netns changes, and only if that
+    // PID is still the pod's pause (its netns is the pod's): a PID can be reused.
+    let others = config.pause_pid.and_then(|pid| {
+        use std::os::unix::fs::MetadataExt;
+        let inode = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        let proc_ns = |kind: &str| PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
+        let same = inode(&proc_ns("net")).is_some() && inode(&proc_ns("net")) == inode(&config.netns);
+        same.then(|| {
+            [
+                (proc_ns("uts"), nix::sched::CloneFlags::CLONE_NEWUTS),
+                (proc_ns("ipc"), nix::sched::CloneFlags::CLONE_NEWIPC),
+            ]
+            .into_iter()
+            .filter_map(|(path, flag)| std::fs::File::open(path).ok().map(|f| (f, flag)))
+            .collect::<Vec<_>>()
+        })
+    });
     nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| fail(e.to_string()))?;
+    for (file, flag) in others.unwrap_or_default() {
+        nix::sched::setns(file, flag).map_err(|e| fail(e.to_string()))?;
+    }
     Ok(())
 }
 
@@ -86,7 +107,7 @@ impl PersistentState {
     }
 }
 
-/// The pod's plugin for WASM members, or why it could not be started.
+/// A plugin process of the pod, or why it could not be started.
 pub(super) type Plugin = Result<Arc<PluginClient>, String>;
 
 /// A member the pod's plugin runs, by its name there.
@@ -172,6 +193,7 @@ pub(super) enum Slot {
         cache_hit: bool,
         load_ms: f64,
         start_ms: f64,
+        pid: Option<u32>,
     },
     Failed {
         message: String,
@@ -208,7 +230,7 @@ impl Agent {
         for MemberSlot { name, slot, waiting } in &self.members {
             let status = {
                 let restarts = self.state.restarts_of(name);
-                let idle = |state| WasmMemberStatus {
+                let idle = |state| PluginMemberStatus {
                     name: name.clone(),
                     state,
                     ready: false,
@@ -221,6 +243,7 @@ impl Agent {
                     cache_hit: false,
                     load_ms: 0.0,
                     start_ms: 0.0,
+                    pid: None,
                 };
                 let status = match slot {
                     Slot::Running {
@@ -228,36 +251,38 @@ impl Agent {
                         cache_hit,
                         load_ms,
                         start_ms,
+                        pid,
                     } => {
-                        let base = WasmMemberStatus {
+                        let base = PluginMemberStatus {
                             cache_hit: *cache_hit,
                             load_ms: *load_ms,
                             start_ms: *start_ms,
-                            ..idle(WasmState::Running)
+                            pid: *pid,
+                            ..idle(PluginState::Running)
                         };
                         match member.status().await {
-                            Ok(status) if status.state() == State::Running => WasmMemberStatus {
+                            Ok(status) if status.state() == State::Running => PluginMemberStatus {
                                 ready: status.ready && self.probed_ready(name),
                                 started_at: Some(status.started_at),
                                 ..base
                             },
                             Ok(status) => exited(base, &status),
-                            Err(message) => WasmMemberStatus {
+                            Err(message) => PluginMemberStatus {
                                 reason: Some(PLUGIN_FAILED.into()),
                                 message: Some(message),
-                                ..idle(WasmState::Failed)
+                                ..idle(PluginState::Failed)
                             },
                         }
                     }
-                    Slot::Pending => idle(WasmState::Pending),
-                    Slot::Failed { message, at } => WasmMemberStatus {
+                    Slot::Pending => idle(PluginState::Pending),
+                    Slot::Failed { message, at } => PluginMemberStatus {
                         started_at: Some(*at),
                         reason: Some("LoadFailed".into()),
                         message: Some(message.clone()),
-                        ..idle(WasmState::Failed)
+                        ..idle(PluginState::Failed)
                     },
                 };
-                WasmMemberStatus {
+                PluginMemberStatus {
                     waiting: waiting.clone(),
                     ..status
                 }
@@ -313,7 +338,7 @@ impl Agent {
 
 /// Starts a run of one member through the plugin, logging to `log`; a member that cannot be
 /// loaded or started (or whose plugin is not there) is a `Failed` slot.
-pub(super) async fn start_slot(plugin: &Plugin, def: &WasmMemberDef, log: &Path) -> Slot {
+pub(super) async fn start_slot(plugin: &Plugin, def: &PluginMemberDef, log: &Path) -> Slot {
     let began = std::time::Instant::now();
     let failed = |message: String| Slot::Failed {
         message,
@@ -332,6 +357,7 @@ pub(super) async fn start_slot(plugin: &Plugin, def: &WasmMemberDef, log: &Path)
             cache_hit: started.cache_hit,
             load_ms: started.load_millis,
             start_ms: began.elapsed().as_secs_f64() * 1000.0,
+            pid: Some(started.pid).filter(|&pid| pid != 0),
         },
         Err(podctl_plugin::ClientError::Refused { message, .. }) => failed(message),
         Err(e) => failed(e.to_string()),
@@ -339,18 +365,18 @@ pub(super) async fn start_slot(plugin: &Plugin, def: &WasmMemberDef, log: &Path)
 }
 
 /// The log directory of a member's runs (numbered like an OCI member's, next to its first run's).
-pub(super) fn log_dir(def: &WasmMemberDef) -> &Path {
+pub(super) fn log_dir(def: &PluginMemberDef) -> &Path {
     def.log_path.parent().unwrap_or(Path::new("."))
 }
 
 /// The log file of a member's `restarts`-th run.
-pub(super) fn run_log(def: &WasmMemberDef, restarts: u32) -> PathBuf {
+pub(super) fn run_log(def: &PluginMemberDef, restarts: u32) -> PathBuf {
     crate::logs::run_file(log_dir(def), restarts)
 }
 
-fn exited(base: WasmMemberStatus, exit: &MemberStatus) -> WasmMemberStatus {
-    WasmMemberStatus {
-        state: WasmState::Exited,
+fn exited(base: PluginMemberStatus, exit: &MemberStatus) -> PluginMemberStatus {
+    PluginMemberStatus {
+        state: PluginState::Exited,
         ready: false,
         exit_code: Some(exit.exit_code),
         reason: Some(exit.reason.clone()),
@@ -360,10 +386,10 @@ fn exited(base: WasmMemberStatus, exit: &MemberStatus) -> WasmMemberStatus {
 }
 
 /// The member as the plugin protocol gives it.
-fn member_of(def: &WasmMemberDef, log: &Path) -> Member {
+fn member_of(def: &PluginMemberDef, log: &Path) -> Member {
     Member {
         name: def.name.clone(),
-        program: def.module.to_string_lossy().into_owned(),
+        program: def.program.to_string_lossy().into_owned(),
         args: def.args.clone(),
         env: def
             .env
@@ -387,8 +413,31 @@ fn member_of(def: &WasmMemberDef, log: &Path) -> Member {
             memory_bytes: def.memory_limit.unwrap_or(0),
             cpu_millis: def.cpu_limit_millis.map_or(0, |m| u32::try_from(m).unwrap_or(u32::MAX)),
         }),
-        ports: def.http_port.into_iter().map(u32::from).collect(),
+        ports: def.ports().into_iter().map(u32::from).collect(),
     }
+}
+
+/// Starts each plugin the pod's members need (one process per plugin, hosting all its members),
+/// by name; one that cannot be started is the reason its members fail.
+async fn launch_plugins(pod_dir: &Path, config: &AgentConfig) -> BTreeMap<String, Plugin> {
+    let mut plugins = BTreeMap::new();
+    for launch in config.launches() {
+        if !config.members.iter().any(|m| m.plugin == launch.name) {
+            continue;
+        }
+        let env: Vec<(&str, &std::ffi::OsStr)> = launch
+            .env
+            .iter()
+            .map(|(name, value)| (name.as_str(), std::ffi::OsStr::new(value)))
+            .collect();
+        let socket = pod_dir.join(format!("{}.sock", launch.name));
+        let plugin = PluginClient::launch_with_env(&launch.binary, &socket, &env)
+            .await
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+        plugins.insert(launch.name, plugin);
+    }
+    plugins
 }
 
 fn load_state(path: &Path) -> PersistentState {
@@ -416,18 +465,13 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
     let json = serde_json::to_vec(&state).expect("state serializes");
     super::write_file(&state_path, json).map_err(io(state_path.clone()))?;
 
-    // The plugin inherits the pod's netns from this process; a pod without WASM members has none.
-    let plugin: Plugin = match (&config.plugin, config.members.is_empty()) {
-        (_, true) => Err("the pod has no WASM members".into()),
-        (None, false) => Err("no WASM plugin was configured for this pod".into()),
-        (Some(binary), false) => PluginClient::launch_with_env(
-            binary,
-            &pod_dir.join(PLUGIN_SOCKET_FILE),
-            &[("PODCTL_WASM_CACHE_DIR", config.cache_dir.as_os_str())],
-        )
-        .await
-        .map(Arc::new)
-        .map_err(|e| e.to_string()),
+    // Each plugin inherits the pod's netns from this process; a pod with only OCI members has none.
+    let plugins = launch_plugins(&pod_dir, &config).await;
+    let plugin_of = |def: &PluginMemberDef| -> Plugin {
+        plugins
+            .get(&def.plugin)
+            .cloned()
+            .unwrap_or_else(|| Err(format!("no plugin {} was configured for this pod", def.plugin)))
     };
     // With init containers still to run, the members start once they have completed.
     let init_first = !config.init.is_empty();
@@ -436,7 +480,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
         let slot = if init_first {
             Slot::Pending
         } else {
-            start_slot(&plugin, def, &run_log(def, state.restarts_of(&def.name))).await
+            start_slot(&plugin_of(def), def, &run_log(def, state.restarts_of(&def.name))).await
         };
         members.push(MemberSlot {
             name: def.name.clone(),
@@ -489,7 +533,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
             .enumerate()
             .map(|(index, def)| super::keeper::Keeper {
                 agent: agent.clone(),
-                plugin: plugin.clone(),
+                plugin: plugin_of(def),
                 def: def.clone(),
                 index,
                 config: supervisor.clone(),
@@ -502,7 +546,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
                 init: config.init.clone(),
                 config: supervisor.clone(),
                 agent: agent.clone(),
-                plugin: plugin.clone(),
+                plugins: config.members.iter().map(plugin_of).collect(),
                 defs: config.members.clone(),
                 stopping: stopping.clone(),
                 containerd,

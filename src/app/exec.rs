@@ -13,6 +13,7 @@ use tokio::net::unix::pipe;
 
 use crate::cli::ExecArgs;
 use crate::containerd::{Client, ExecIo};
+use crate::member::Registry;
 use crate::pod::{self, Settings};
 
 /// Puts the local terminal in raw mode and restores it when dropped.
@@ -84,8 +85,8 @@ async fn pump(path: String, mut out: impl tokio::io::AsyncWrite + Unpin, mut don
     let _ = out.flush().await;
 }
 
-pub async fn exec(client: &Client, settings: &Settings, args: &ExecArgs) -> Result<ExitCode> {
-    let view = pod::find_pod(client, settings, &args.pod)
+pub async fn exec(client: &Client, settings: &Settings, registry: &Registry, args: &ExecArgs) -> Result<ExitCode> {
+    let view = pod::find_pod(client, settings, registry, &args.pod)
         .await?
         .ok_or_else(|| pod::PodError::NotFound {
             name: args.pod.clone(),

@@ -118,12 +118,18 @@ pub fn images(images: &[ImageInfo]) -> String {
 }
 
 /// `runtime ls`: podctl's member runtimes, then the runtime config's handlers.
-pub fn runtimes(registry: &crate::member::Registry) -> String {
+/// `infos` are the registry's runtimes' own, in its order.
+pub fn runtimes(registry: &crate::member::Registry, infos: &[crate::member::RuntimeInfo]) -> String {
     use crate::member::config::Handler;
     let mut rows = vec![vec!["NAME".into(), "KIND".into(), "RUNS".into(), "VERSION".into()]];
-    for (_, runtime) in registry.runtimes() {
-        let info = runtime.info();
-        rows.push(vec![runtime.name().into(), "builtin".into(), info.claims, info.version]);
+    for ((_, runtime), info) in registry.runtimes().zip(infos) {
+        let kind = if runtime.in_agent() { "plugin" } else { "builtin" };
+        rows.push(vec![
+            runtime.name().into(),
+            kind.into(),
+            info.claims.clone(),
+            info.version.clone(),
+        ]);
     }
     for (name, handler) in &registry.config().handlers {
         rows.push(match handler {
@@ -144,12 +150,16 @@ pub fn runtimes(registry: &crate::member::Registry) -> String {
                 vec![name.clone(), "containerd".into(), runs, version]
             }
             Handler::Plugin(plugin) => {
-                let info = registry.by_name(plugin).map(|r| r.info());
+                let info = registry
+                    .runtimes()
+                    .zip(infos)
+                    .find(|((_, runtime), _)| runtime.name() == plugin)
+                    .map(|(_, info)| info);
                 vec![
                     name.clone(),
                     format!("plugin {plugin}"),
-                    info.as_ref().map(|i| i.claims.clone()).unwrap_or_default(),
-                    info.map(|i| i.version).unwrap_or_default(),
+                    "every container of a pod with this runtimeClassName".into(),
+                    info.map(|i| i.version.clone()).unwrap_or_default(),
                 ]
             }
         });
@@ -299,7 +309,7 @@ pub fn describe(pod: &PodView) -> String {
         };
         let _ = writeln!(out, "    Runtime:        {runtime}");
         if let Some(pid) = member.pid {
-            let label = if member.in_agent {
+            let label = if member.in_agent && !member.own_process {
                 "Agent PID:      "
             } else {
                 "PID:            "

@@ -6,13 +6,14 @@ use super::format;
 use crate::cli::{EventsArgs, GetArgs, OutputFormat};
 use crate::containerd::Client;
 use crate::manifest::to_yaml;
+use crate::member::Registry;
 use crate::pod::{self, PodError, Settings};
 
-pub async fn get(client: &Client, settings: &Settings, args: &GetArgs) -> Result<()> {
+pub async fn get(client: &Client, settings: &Settings, registry: &Registry, args: &GetArgs) -> Result<()> {
     if args.watch {
-        return watch(client, settings, args).await;
+        return watch(client, settings, registry, args).await;
     }
-    let mut pods = pod::list_pods(client, settings).await?;
+    let mut pods = pod::list_pods(client, settings, registry).await?;
     if !args.names.is_empty() {
         for name in &args.names {
             if !pods.iter().any(|p| &p.name == name) {
@@ -79,14 +80,14 @@ pub async fn get(client: &Client, settings: &Settings, args: &GetArgs) -> Result
 
 /// `get pods -w`: the table once, then a row whenever a pod's READY, STATUS or RESTARTS change,
 /// and when it appears or goes away (as kubectl does). Runs until interrupted.
-async fn watch(client: &Client, settings: &Settings, args: &GetArgs) -> Result<()> {
+async fn watch(client: &Client, settings: &Settings, registry: &Registry, args: &GetArgs) -> Result<()> {
     use std::collections::BTreeMap;
     use std::io::Write;
     let wide = args.output == Some(OutputFormat::Wide);
     let mut last: BTreeMap<String, (usize, String, u32)> = BTreeMap::new();
     let mut first = true;
     loop {
-        let mut pods = pod::list_pods(client, settings).await?;
+        let mut pods = pod::list_pods(client, settings, registry).await?;
         if !args.names.is_empty() {
             pods.retain(|p| args.names.contains(&p.name));
         }
@@ -118,12 +119,12 @@ async fn watch(client: &Client, settings: &Settings, args: &GetArgs) -> Result<(
 }
 
 /// `podctl events [POD] [-f]`: the pods' events oldest first, like `kubectl get events`.
-pub async fn events(client: &Client, settings: &Settings, args: &EventsArgs) -> Result<()> {
+pub async fn events(client: &Client, settings: &Settings, registry: &Registry, args: &EventsArgs) -> Result<()> {
     use std::io::Write;
     let mut printed_until = f64::MIN;
     let mut first = true;
     loop {
-        let mut pods = pod::list_pods(client, settings).await?;
+        let mut pods = pod::list_pods(client, settings, registry).await?;
         if let Some(name) = &args.pod {
             if first && !pods.iter().any(|p| &p.name == name) {
                 return Err(PodError::NotFound {

@@ -18,6 +18,7 @@ use crate::cli::{
 use crate::containerd::Client;
 use crate::image::{archive, builtin};
 use crate::manifest::{parse_pod, Pod};
+use crate::member::Registry;
 use crate::pod::{self, DeleteOptions, Settings};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -47,10 +48,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     result
 }
 
-/// podctl's member runtimes with the handlers of the runtime config.
-fn registry(global: &GlobalArgs) -> Result<crate::member::Registry> {
+/// podctl's member runtimes on this host with the handlers of the runtime config, for a new pod.
+fn registry(global: &GlobalArgs) -> Result<Registry> {
     let config = crate::member::config::RuntimeConfig::load(global.runtime_config.as_deref())?;
-    Ok(crate::member::Registry::from_config(config)?)
+    Ok(Registry::discover(config, &settings(global))?)
+}
+
+/// The member runtimes for pods that exist: their members' labels name them, so neither the
+/// handlers nor a broken runtime config get in the way of `get` or `delete`.
+fn existing(settings: &Settings) -> Registry {
+    Registry::discover(Default::default(), settings).expect("no handlers to check")
 }
 
 fn settings(global: &GlobalArgs) -> Settings {
@@ -128,7 +135,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 bail!("podctl knows one resource type, pods; try `podctl get pods`");
             }
             let client = connect(global).await?;
-            get::get(&client, &settings(global), &args).await?;
+            let settings = settings(global);
+            get::get(&client, &settings, &existing(&settings), &args).await?;
         }
         Command::Describe(args) => {
             if !is_pod_resource(&args.resource) {
@@ -138,45 +146,62 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 );
             }
             let client = connect(global).await?;
-            let view = find(&client, &settings(global), &args.name).await?;
+            let settings = settings(global);
+            let view = find(&client, &settings, &existing(&settings), &args.name).await?;
             print!("{}", format::describe(&view));
         }
         Command::Logs(args) => {
             let client = connect(global).await?;
-            logs(&client, &settings(global), &args).await?;
+            let settings = settings(global);
+            logs(&client, &settings, &existing(&settings), &args).await?;
         }
         Command::Delete(args) => {
             let client = connect(global).await?;
-            return delete(&client, &settings(global), &args).await;
+            let settings = settings(global);
+            return delete(&client, &settings, &existing(&settings), &args).await;
         }
         Command::Events(args) => {
             let client = connect(global).await?;
-            get::events(&client, &settings(global), &args).await?;
+            let settings = settings(global);
+            get::events(&client, &settings, &existing(&settings), &args).await?;
         }
         Command::Exec(args) => {
             let client = connect(global).await?;
-            return exec::exec(&client, &settings(global), &args).await;
+            let settings = settings(global);
+            return exec::exec(&client, &settings, &existing(&settings), &args).await;
         }
-        Command::Runtime(RuntimeCommand::Ls) => print!("{}", format::runtimes(&registry(global)?)),
+        Command::Runtime(RuntimeCommand::Ls) => {
+            let registry = registry(global)?;
+            let settings = settings(global);
+            let mut infos = Vec::new();
+            for (_, runtime) in registry.runtimes() {
+                infos.push(runtime.info(&settings).await);
+            }
+            print!("{}", format::runtimes(&registry, &infos));
+        }
         Command::Stop(args) => {
             let client = connect(global).await?;
+            let settings = settings(global);
             for name in &args.names {
-                pod::stop_pod(&client, &settings(global), name, args.grace_period).await?;
+                pod::stop_pod(&client, &settings, &existing(&settings), name, args.grace_period).await?;
                 println!("pod/{name} stopped");
             }
         }
         Command::Start(args) => {
             let client = connect(global).await?;
+            let settings = settings(global);
             for name in &args.names {
-                pod::start_pod(&client, &settings(global), name).await?;
+                pod::start_pod(&client, &settings, &existing(&settings), name).await?;
                 println!("pod/{name} started");
             }
         }
         Command::Restart(args) => {
             let client = connect(global).await?;
+            let settings = settings(global);
+            let registry = existing(&settings);
             for name in &args.names {
-                pod::stop_pod(&client, &settings(global), name, args.grace_period).await?;
-                pod::start_pod(&client, &settings(global), name).await?;
+                pod::stop_pod(&client, &settings, &registry, name, args.grace_period).await?;
+                pod::start_pod(&client, &settings, &registry, name).await?;
                 println!("pod/{name} restarted");
             }
         }
@@ -187,12 +212,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let settings = settings(global);
             let (name, reply) = match command {
                 AgentCommand::Status { pod } => {
-                    let view = find(&client, &settings, &pod).await?;
+                    let view = find(&client, &settings, &existing(&settings), &pod).await?;
                     let dir = settings.pod_state_dir(&client, &view.sandbox_id);
                     (pod.clone(), crate::agent::client::status(&pod, &dir).await?)
                 }
                 AgentCommand::Restart { pod } => {
-                    let view = find(&client, &settings, &pod).await?;
+                    let view = find(&client, &settings, &existing(&settings), &pod).await?;
                     let dir = settings.pod_state_dir(&client, &view.sandbox_id);
                     (pod.clone(), crate::agent::client::restart(&pod, &dir).await?)
                 }
@@ -207,8 +232,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn find(client: &Client, settings: &Settings, name: &str) -> Result<pod::PodView> {
-    Ok(pod::find_pod(client, settings, name)
+async fn find(client: &Client, settings: &Settings, registry: &Registry, name: &str) -> Result<pod::PodView> {
+    Ok(pod::find_pod(client, settings, registry, name)
         .await?
         .ok_or_else(|| pod::PodError::NotFound {
             name: name.to_string(),
@@ -216,8 +241,8 @@ async fn find(client: &Client, settings: &Settings, name: &str) -> Result<pod::P
         })?)
 }
 
-async fn logs(client: &Client, settings: &Settings, args: &LogsArgs) -> Result<()> {
-    let view = find(client, settings, &args.pod).await?;
+async fn logs(client: &Client, settings: &Settings, registry: &Registry, args: &LogsArgs) -> Result<()> {
+    let view = find(client, settings, registry, &args.pod).await?;
     let init_log = args
         .container
         .as_deref()
@@ -301,7 +326,7 @@ async fn follow(mut path: std::path::PathBuf, mut offset: u64, mut renderer: cra
     }
 }
 
-async fn delete(client: &Client, settings: &Settings, args: &DeleteArgs) -> Result<ExitCode> {
+async fn delete(client: &Client, settings: &Settings, registry: &Registry, args: &DeleteArgs) -> Result<ExitCode> {
     let mut names: Vec<String> = args.names.clone();
     if names.len() > 1 && is_pod_resource(&names[0]) {
         names.remove(0);
@@ -317,7 +342,7 @@ async fn delete(client: &Client, settings: &Settings, args: &DeleteArgs) -> Resu
     };
     let mut failed = false;
     for name in &names {
-        match pod::delete_pod(client, settings, name, &options).await {
+        match pod::delete_pod(client, settings, registry, name, &options).await {
             Ok(()) => println!("pod \"{name}\" deleted"),
             Err(pod::PodError::NotFound { .. }) if args.ignore_not_found => {}
             Err(e) => {

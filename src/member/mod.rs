@@ -1,7 +1,7 @@
 //! Pod member runtimes: one small trait, [`MemberRuntime`], and a [`Registry`] that picks the runtime
-//! for each container. The OCI runtime (containerd shims, [`oci`]) and the WASM runtime (wasmtime in
-//! the per-pod agent, [`wasm`]) are its two implementations; create, get and delete never branch on
-//! image kinds themselves. The registry also holds the host's runtime handlers ([`config`],
+//! for each container. The OCI runtime (containerd shims, [`oci`]) and the plugins ([`plugin`]:
+//! `podctl-runtime-NAME` processes in the per-pod agent, of which [`wasm`] is one) are its
+//! implementations; create, get and delete never branch on image kinds themselves. The registry also holds the host's runtime handlers ([`config`],
 //! runtimes.toml): a pod's `spec.runtimeClassName` or a container's annotation names one, and a
 //! containerd handler's shim and options go on the member's record ([`NamedRuntime`]).
 //!
@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod oci;
+pub mod plugin;
 pub mod undo;
 pub mod wasm;
 
@@ -22,11 +23,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use oci_spec::runtime::Mount;
 
-use crate::agent::protocol::{InitRef, ProbeAction, ProbeDef, ProbeKind, WasmMemberDef};
+use crate::agent::protocol::{InitRef, PluginLaunch, PluginMemberDef, ProbeAction, ProbeDef, ProbeKind};
 use crate::agent::AgentError;
 use crate::containerd::{Client, ContainerdError, TaskInfo, TaskRuntime};
 use crate::image::ImageError;
@@ -98,7 +100,7 @@ pub enum MemberError {
         known: String,
     },
     #[error(
-        "runtime config {config}: {field}: plugin {plugin:?} is not a member runtime of this podctl (it has: {known})"
+        "runtime config {config}: {field}: plugin {plugin:?} is not installed (plugins here: {known}); put podctl-runtime-{plugin} in the plugin directory (--plugin-dir, default /usr/libexec/podctl/runtimes) or next to podctl"
     )]
     UnknownPlugin {
         config: String,
@@ -185,8 +187,9 @@ pub struct PodContext<'a> {
     pub etc_mounts: Vec<Mount>,
     pub state_dir: PathBuf,
     pub log_dir: PathBuf,
-    /// WASM members for the pod's agent, which `create` starts once every runtime has run.
-    pub agent_members: std::sync::Mutex<Vec<WasmMemberDef>>,
+    /// What the pod's agent is to host (plugins and their members); `create` starts the agent
+    /// once every runtime has run.
+    pub hosted: std::sync::Mutex<Hosted>,
     /// Becomes `Some(true)` once CNI has wired the pod's network (`Some(false)`: it failed).
     pub network_ready: tokio::sync::watch::Receiver<Option<bool>>,
     /// Becomes `Some(true)` once the pause process runs (`Some(false)`: it failed to start).
@@ -195,6 +198,13 @@ pub struct PodContext<'a> {
     pub init_handover: std::sync::Mutex<Vec<InitRef>>,
     /// The pod's runtime class (its containerd handler runs the init containers).
     pub runtime_class: RuntimeClass,
+}
+
+/// The plugins of a pod and the members they run, for the pod's agent.
+#[derive(Default)]
+pub struct Hosted {
+    pub plugins: Vec<PluginLaunch>,
+    pub members: Vec<PluginMemberDef>,
 }
 
 /// A volume as a member sees it.
@@ -209,6 +219,15 @@ impl PodContext<'_> {
     /// An init container was handed over to the agent: the members are created, not started.
     pub fn start_deferred(&self) -> bool {
         !self.init_handover.lock().expect("not poisoned").is_empty()
+    }
+
+    /// Hands members to the pod's agent, which runs them through `plugin`.
+    pub fn host_in_agent(&self, plugin: PluginLaunch, members: Vec<PluginMemberDef>) {
+        let mut hosted = self.hosted.lock().expect("not poisoned");
+        if !hosted.plugins.iter().any(|p| p.name == plugin.name) {
+            hosted.plugins.push(plugin);
+        }
+        hosted.members.extend(members);
     }
 
     pub fn hand_over_init(&self, init: InitRef) {
@@ -316,6 +335,8 @@ pub struct Observation {
     pub ready: bool,
     pub restarts: u32,
     pub pid: Option<u32>,
+    /// `pid` is the member's own process, not the agent's that hosts it.
+    pub own_process: bool,
     /// The last probe result worth showing (`readiness probe failed: ...`), from the agent.
     pub probe: Option<String>,
 }
@@ -336,15 +357,21 @@ pub struct RuntimeInfo {
 
 pub trait MemberRuntime: Send + Sync {
     /// The name in `podctl.io/runtime` labels and annotations.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     /// Whether its members are OCI containers whose tasks a containerd shim runs (so a
     /// RuntimeClass's containerd handler applies to them).
     fn runs_tasks(&self) -> bool {
         false
     }
-    fn info(&self) -> RuntimeInfo;
-    /// Whether this runtime runs the image; nothing may be created here.
-    fn claim(&self, probe: &ImageProbe) -> Claim;
+    /// What it runs and its version (a plugin is asked).
+    fn info<'a>(&'a self, settings: &'a Settings) -> BoxFuture<'a, RuntimeInfo>;
+    /// Whether this runtime runs the container's image; nothing may be created here.
+    fn claim<'a>(
+        &'a self,
+        settings: &'a Settings,
+        container: &'a Container,
+        probe: &'a ImageProbe,
+    ) -> BoxFuture<'a, Claim>;
     /// Resolves what the member needs (image, module) before anything of the pod exists, so a bad
     /// image fails the create with nothing to roll back.
     fn prepare<'a>(
@@ -412,23 +439,29 @@ pub trait MemberRuntime: Send + Sync {
 
 /// The runtimes podctl knows, in claim order, and the host's runtime handlers.
 pub struct Registry {
-    runtimes: Vec<Box<dyn MemberRuntime>>,
+    runtimes: Vec<Arc<dyn MemberRuntime>>,
     config: RuntimeConfig,
 }
 
 impl Registry {
     /// `runtimes` in claim order (the last should claim what nobody else does); `config`'s plugin
     /// handlers must name one of them.
-    pub fn new(runtimes: Vec<Box<dyn MemberRuntime>>, config: RuntimeConfig) -> Result<Registry, MemberError> {
+    pub fn new(runtimes: Vec<Arc<dyn MemberRuntime>>, config: RuntimeConfig) -> Result<Registry, MemberError> {
         let registry = Registry { runtimes, config };
         for (name, handler) in &registry.config.handlers {
             if let Handler::Plugin(plugin) = handler {
-                if registry.by_name(plugin).is_none() {
+                if registry.by_name(plugin).is_none_or(|r| !r.in_agent()) {
                     return Err(MemberError::UnknownPlugin {
                         config: registry.config.describe_path(),
                         field: format!("runtimes.{name}.plugin"),
                         plugin: plugin.clone(),
-                        known: registry.names().join(", "),
+                        known: registry
+                            .runtimes
+                            .iter()
+                            .filter(|r| r.in_agent())
+                            .map(|r| r.name())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     });
                 }
             }
@@ -436,16 +469,29 @@ impl Registry {
         Ok(registry)
     }
 
-    /// podctl's own runtimes (WASM, then OCI) with the handlers of `config`.
-    pub fn from_config(config: RuntimeConfig) -> Result<Registry, MemberError> {
-        Registry::new(
-            vec![Box::new(wasm::WasmRuntime::default()), Box::new(oci::OciRuntime)],
-            config,
-        )
+    /// podctl's runtimes on this host, in claim order: WASM, the plugins installed in the plugin
+    /// directories (by name), then OCI; with the handlers of `config`, whose plugins must be
+    /// among them.
+    pub fn discover(config: RuntimeConfig, settings: &Settings) -> Result<Registry, MemberError> {
+        let mut runtimes: Vec<Arc<dyn MemberRuntime>> = vec![Arc::new(wasm::runtime())];
+        for name in settings
+            .installed_plugins()
+            .iter()
+            .filter(|p| *p != wasm::PLUGIN && *p != oci::NAME)
+        {
+            runtimes.push(Arc::new(plugin::PluginRuntime::installed(name)));
+        }
+        runtimes.push(Arc::new(oci::OciRuntime));
+        Registry::new(runtimes, config)
     }
 
+    /// podctl's own runtimes (WASM, then OCI) and no handlers, whatever the host has installed.
     pub fn builtin() -> Registry {
-        Registry::from_config(RuntimeConfig::default()).expect("no handlers to check")
+        Registry::new(
+            vec![Arc::new(wasm::runtime()), Arc::new(oci::OciRuntime)],
+            RuntimeConfig::default(),
+        )
+        .expect("no handlers to check")
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -456,6 +502,16 @@ impl Registry {
         self.runtimes.iter().map(|r| r.as_ref()).enumerate()
     }
 
+    /// The runtime of a member's `podctl.io/runtime` label. A plugin this host no longer has or
+    /// config no longer names still gets one: its members live in the pod's agent, which is asked
+    /// about them and stops them like any plugin's.
+    pub fn for_label(&self, name: &str) -> Arc<dyn MemberRuntime> {
+        match self.runtimes.iter().find(|r| r.name() == name) {
+            Some(runtime) => runtime.clone(),
+            None => Arc::new(plugin::PluginRuntime::installed(name)),
+        }
+    }
+
     pub fn get(&self, index: usize) -> &dyn MemberRuntime {
         self.runtimes[index].as_ref()
     }
@@ -464,15 +520,17 @@ impl Registry {
         self.runtimes.iter().find(|r| r.name() == name).map(|r| r.as_ref())
     }
 
-    /// The pod's members grouped by the runtime that runs them (members of a runtime this podctl
-    /// lacks are left out).
-    pub fn members_by_runtime<'p>(&self, pod: &'p PodView) -> Vec<(&dyn MemberRuntime, Vec<&'p MemberView>)> {
-        self.runtimes()
-            .map(|(_, runtime)| {
-                let members = pod.members.iter().filter(|m| m.runtime == runtime.name()).collect();
-                (runtime, members)
+    /// The pod's members grouped by the runtime that runs them, in claim order.
+    pub fn members_by_runtime<'p>(&self, pod: &'p PodView) -> Vec<(Arc<dyn MemberRuntime>, Vec<&'p MemberView>)> {
+        let mut labels: Vec<&str> = pod.members.iter().map(|m| m.runtime.as_str()).collect();
+        labels.sort_by_key(|label| (self.index_of(label).unwrap_or(usize::MAX), *label));
+        labels.dedup();
+        labels
+            .into_iter()
+            .map(|label| {
+                let members = pod.members.iter().filter(|m| m.runtime == label).collect();
+                (self.for_label(label), members)
             })
-            .filter(|(_, members): &(_, Vec<_>)| !members.is_empty())
             .collect()
     }
 
@@ -521,8 +579,9 @@ impl Registry {
     /// The runtime for a container: the annotation override (a runtime or a handler), else the
     /// pod's plugin handler, else the first runtime that accepts. OCI members run with the pod's
     /// containerd handler unless the annotation names another.
-    pub fn select(
+    pub async fn select(
         &self,
+        settings: &Settings,
         container: &Container,
         probe: &ImageProbe,
         class: &RuntimeClass,
@@ -563,14 +622,15 @@ impl Registry {
                 None => Err(self.unknown(container, forced)),
             };
         }
-        let candidates: Vec<usize> = match class.runtime {
-            Some(index) => vec![index],
-            None => (0..self.runtimes.len()).collect(),
-        };
+        // The pod's plugin handler runs every member, as a RuntimeClass does on a node; its
+        // validation, not its claims, decides what it can run.
+        if let Some(index) = class.runtime {
+            return Ok(pod_handler(index));
+        }
         let mut reasons = Vec::new();
-        for index in candidates {
+        for index in 0..self.runtimes.len() {
             let runtime = self.get(index);
-            match runtime.claim(probe) {
+            match runtime.claim(settings, container, probe).await {
                 Claim::Accept => return Ok(pod_handler(index)),
                 Claim::Decline(why) => reasons.push(format!("{}: {why}", runtime.name())),
             }

@@ -118,7 +118,7 @@ async fn create_records(
         .unwrap_or_else(|| "SIGTERM".into());
     let mut labels = ctx.base_labels(&container.name, kind);
     labels.insert(LABEL_MEMBER_INDEX.into(), index.to_string());
-    labels.insert(LABEL_RUNTIME.into(), "oci".into());
+    labels.insert(LABEL_RUNTIME.into(), NAME.into());
     labels.insert(LABEL_STOP_SIGNAL.into(), stop_signal);
     labels.insert(LABEL_LOG_PATH.into(), log_path.to_string_lossy().into_owned());
     if let Some(handler) = handler {
@@ -271,31 +271,42 @@ fn has_memory_limit(spec_json: &[u8]) -> bool {
         .is_some()
 }
 
+/// The OCI runtime's name in labels and annotations.
+pub const NAME: &str = "oci";
+
 impl MemberRuntime for OciRuntime {
-    fn name(&self) -> &'static str {
-        "oci"
+    fn name(&self) -> &str {
+        NAME
     }
 
     fn runs_tasks(&self) -> bool {
         true
     }
 
-    fn info(&self) -> RuntimeInfo {
-        RuntimeInfo {
-            claims: "every image no other runtime claims".into(),
-            version: format!(
-                "{} via {}",
-                binary_version("runc"),
-                crate::containerd::DEFAULT_RUNTIME_TYPE
-            ),
-        }
+    fn info<'a>(&'a self, _settings: &'a Settings) -> BoxFuture<'a, RuntimeInfo> {
+        Box::pin(async {
+            RuntimeInfo {
+                claims: "every image no other runtime claims".into(),
+                version: format!(
+                    "{} via {}",
+                    binary_version("runc"),
+                    crate::containerd::DEFAULT_RUNTIME_TYPE
+                ),
+            }
+        })
     }
 
-    fn claim(&self, probe: &ImageProbe) -> Claim {
-        match &probe.local_file {
+    fn claim<'a>(
+        &'a self,
+        _settings: &'a Settings,
+        _container: &'a Container,
+        probe: &'a ImageProbe,
+    ) -> BoxFuture<'a, Claim> {
+        let claim = match &probe.local_file {
             Some(path) => Claim::Decline(format!("{} is a local file, not an OCI image", path.display())),
             None => Claim::Accept,
-        }
+        };
+        Box::pin(async move { claim })
     }
 
     fn prepare<'a>(
@@ -392,6 +403,7 @@ impl MemberRuntime for OciRuntime {
                         state,
                         restarts: label(LABEL_RESTART_COUNT).and_then(|n| n.parse().ok()).unwrap_or(0),
                         pid: task.map(|t| t.pid).filter(|p| *p > 0),
+                        own_process: true,
                         probe: last_probe(&probes, &m.name),
                     };
                     (m.id.clone(), observation)

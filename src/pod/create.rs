@@ -12,7 +12,7 @@ use oci_spec::runtime::Mount;
 use super::view::list_sandboxes;
 use super::*;
 use crate::agent::client as agent;
-use crate::agent::protocol::{AgentConfig, OciMemberRef, SupervisorConfig, WasmState};
+use crate::agent::protocol::{AgentConfig, OciMemberRef, PluginState, SupervisorConfig};
 use crate::containerd::{NewContainer, OCI_SPEC_TYPE_URL};
 use crate::image::{reference::normalize, Obtained, ResolvedImage};
 use crate::manifest::{Pod, Protocol, PullPolicy};
@@ -46,7 +46,7 @@ pub async fn create_pod(
     let mut prepared = Vec::new();
     for container in &pod.spec.containers {
         let probe = member::probe(client, &pod, container).await?;
-        let selected = registry.select(container, &probe, &runtime_class)?;
+        let selected = registry.select(settings, container, &probe, &runtime_class).await?;
         let payload = registry
             .get(selected.runtime)
             .prepare(client, settings, container, &probe, &mut events)
@@ -57,7 +57,7 @@ pub async fn create_pod(
     let mut init_images = Vec::new();
     for container in &pod.spec.init_containers {
         let probe = member::probe(client, &pod, container).await?;
-        let selected = registry.select(container, &probe, &runtime_class)?;
+        let selected = registry.select(settings, container, &probe, &runtime_class).await?;
         if !registry.get(selected.runtime).runs_tasks() {
             return Err(PodError::Wasm {
                 container: container.name.clone(),
@@ -307,7 +307,7 @@ impl CreatePlan<'_> {
                 etc_mounts,
                 state_dir: state_dir.clone(),
                 log_dir,
-                agent_members: Default::default(),
+                hosted: Default::default(),
                 network_ready: ready_rx,
                 sandbox_started: sandbox_rx,
                 init_handover: Default::default(),
@@ -412,19 +412,17 @@ impl CreatePlan<'_> {
         undo: &mut Undo,
     ) -> Result<(), PodError> {
         let pod = self.pod.metadata.name.clone();
-        let members = std::mem::take(&mut *ctx.agent_members.lock().expect("not poisoned"));
-        let has_wasm = !members.is_empty();
-        let plugin = match members.first() {
-            Some(first) => Some(member::wasm::plugin_binary(self.settings, &first.name)?),
-            None => None,
-        };
+        let hosted = std::mem::take(&mut *ctx.hosted.lock().expect("not poisoned"));
+        let hosts_members = !hosted.members.is_empty();
         let config = AgentConfig {
             pod: pod.clone(),
             sandbox_id: self.sandbox_id.to_string(),
             netns: ctx.namespaces.netns.clone(),
-            cache_dir: self.settings.wasm_cache_dir.clone(),
-            plugin,
-            members,
+            pause_pid: Some(ctx.namespaces.pause_pid),
+            plugins: hosted.plugins,
+            legacy_plugin: None,
+            legacy_cache_dir: None,
+            members: hosted.members,
             supervisor: Some(SupervisorConfig {
                 sandbox_id: self.sandbox_id.to_string(),
                 address: self.client.address().to_path_buf(),
@@ -442,12 +440,12 @@ impl CreatePlan<'_> {
             pod: pod.clone(),
             dir: ctx.state_dir.clone(),
         });
-        if !has_wasm {
+        if !hosts_members {
             return Ok(());
         }
         let status = agent::wait_ready(&pod, &ctx.state_dir, std::time::Duration::from_secs(30)).await?;
         for member in &status.members {
-            if member.state == WasmState::Failed {
+            if member.state == PluginState::Failed {
                 return Err(PodError::Wasm {
                     container: member.name.clone(),
                     message: member.message.clone().unwrap_or_else(|| "it failed to start".into()),

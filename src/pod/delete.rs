@@ -16,10 +16,11 @@ pub struct DeleteOptions {
 pub async fn delete_pod(
     client: &Client,
     settings: &Settings,
+    registry: &Registry,
     name: &str,
     options: &DeleteOptions,
 ) -> Result<(), PodError> {
-    let pod = find_pod(client, settings, name)
+    let pod = find_pod(client, settings, registry, name)
         .await?
         .ok_or_else(|| PodError::NotFound {
             name: name.to_string(),
@@ -39,12 +40,11 @@ pub async fn delete_pod(
     let pod_dir = settings.pod_state_dir(client, &pod.sandbox_id);
     let agent_stop = crate::agent::client::stop(&pod.name, &pod_dir, Duration::from_secs(grace)).await;
     // Each runtime stops its members; together they get one grace period.
-    let registry = Registry::builtin();
     let mut first_error: Option<PodError> = agent_stop.err().map(PodError::from);
-    let stops: Vec<_> = registry
-        .members_by_runtime(&pod)
-        .into_iter()
-        .map(|(runtime, members)| runtime.stop(client, settings, &pod, members, Duration::from_secs(grace)))
+    let groups = registry.members_by_runtime(&pod);
+    let stops: Vec<_> = groups
+        .iter()
+        .map(|(runtime, members)| runtime.stop(client, settings, &pod, members.clone(), Duration::from_secs(grace)))
         .collect();
     let members = async {
         let mut results: Vec<Result<(), PodError>> = futures_util::future::join_all(stops)

@@ -8,8 +8,13 @@ use super::*;
 use crate::agent::client as agent;
 use crate::member::Registry;
 
-async fn find_existing(client: &Client, settings: &Settings, name: &str) -> Result<PodView, PodError> {
-    find_pod(client, settings, name)
+async fn find_existing(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    name: &str,
+) -> Result<PodView, PodError> {
+    find_pod(client, settings, registry, name)
         .await?
         .ok_or_else(|| PodError::NotFound {
             name: name.to_string(),
@@ -17,8 +22,14 @@ async fn find_existing(client: &Client, settings: &Settings, name: &str) -> Resu
         })
 }
 
-pub async fn stop_pod(client: &Client, settings: &Settings, name: &str, grace: Option<u64>) -> Result<(), PodError> {
-    let pod = find_existing(client, settings, name).await?;
+pub async fn stop_pod(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    name: &str,
+    grace: Option<u64>,
+) -> Result<(), PodError> {
+    let pod = find_existing(client, settings, registry, name).await?;
     let grace = Duration::from_secs(
         grace
             .or_else(|| pod.pod.as_ref().map(|p| p.spec.termination_grace_period_seconds))
@@ -30,26 +41,24 @@ pub async fn stop_pod(client: &Client, settings: &Settings, name: &str, grace: O
         .await?;
     let dir = settings.pod_state_dir(client, &pod.sandbox_id);
     agent::stop(&pod.name, &dir, grace).await?;
-    let registry = Registry::builtin();
-    let halts = registry
-        .members_by_runtime(&pod)
-        .into_iter()
-        .map(|(runtime, members)| runtime.halt(client, members, grace));
+    let groups = registry.members_by_runtime(&pod);
+    let halts = groups
+        .iter()
+        .map(|(runtime, members)| runtime.halt(client, members.clone(), grace));
     for result in futures_util::future::join_all(halts).await {
         result?;
     }
     Ok(())
 }
 
-pub async fn start_pod(client: &Client, settings: &Settings, name: &str) -> Result<(), PodError> {
-    let pod = find_existing(client, settings, name).await?;
+pub async fn start_pod(client: &Client, settings: &Settings, registry: &Registry, name: &str) -> Result<(), PodError> {
+    let pod = find_existing(client, settings, registry, name).await?;
     if pod.sandbox.labels.get(LABEL_STOPPED).is_none_or(|v| v != "true") {
         return Err(PodError::Damaged {
             pod: name.to_string(),
             message: "it is not stopped; `podctl restart` stops and starts it".into(),
         });
     }
-    let registry = Registry::builtin();
     // Init containers still on record are the agent's to finish; it starts the members then.
     let now = pod.init_ids.is_empty();
     let mut in_agent = false;

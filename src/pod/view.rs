@@ -14,18 +14,23 @@ pub(crate) async fn list_sandboxes(client: &Client) -> Result<Vec<ContainerRecor
 }
 
 /// All pods of the containerd namespace, sorted by name.
-pub async fn list_pods(client: &Client, settings: &Settings) -> Result<Vec<PodView>, PodError> {
+pub async fn list_pods(client: &Client, settings: &Settings, registry: &Registry) -> Result<Vec<PodView>, PodError> {
     let containers = client.list_containers(&[managed_filter()]).await?;
     let tasks = client.list_tasks().await?;
     let mut pods = assemble(containers, &tasks);
-    observe(client, settings, &mut pods, &tasks).await;
+    observe(client, settings, registry, &mut pods, &tasks).await;
     pods.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(pods)
 }
 
 /// Asks each member runtime for the state of its members (one round trip per runtime and pod).
-async fn observe(client: &Client, settings: &Settings, pods: &mut [PodView], tasks: &HashMap<String, TaskInfo>) {
-    let registry = Registry::builtin();
+async fn observe(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    pods: &mut [PodView],
+    tasks: &HashMap<String, TaskInfo>,
+) {
     let ctx = ObserveContext {
         client,
         settings,
@@ -33,13 +38,15 @@ async fn observe(client: &Client, settings: &Settings, pods: &mut [PodView], tas
     };
     for pod in pods.iter_mut() {
         let mut observed = HashMap::new();
-        for (_, runtime) in registry.runtimes() {
-            if pod.members.iter().any(|m| m.runtime == runtime.name()) {
-                observed.extend(runtime.observe(&ctx, pod).await);
+        let mut in_agent = Vec::new();
+        for (runtime, members) in registry.members_by_runtime(pod) {
+            observed.extend(runtime.observe(&ctx, pod).await);
+            if runtime.in_agent() {
+                in_agent.extend(members.iter().map(|m| m.id.clone()));
             }
-            for member in pod.members.iter_mut().filter(|m| m.runtime == runtime.name()) {
-                member.in_agent = runtime.in_agent();
-            }
+        }
+        for member in pod.members.iter_mut() {
+            member.in_agent = in_agent.contains(&member.id);
         }
         for member in &mut pod.members {
             if let Some(o) = observed.remove(&member.id) {
@@ -48,12 +55,18 @@ async fn observe(client: &Client, settings: &Settings, pods: &mut [PodView], tas
                 member.restarts = o.restarts;
                 member.pid = o.pid;
                 member.probe = o.probe;
+                member.own_process = o.own_process;
             }
         }
     }
 }
 
-pub async fn find_pod(client: &Client, settings: &Settings, name: &str) -> Result<Option<PodView>, PodError> {
+pub async fn find_pod(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    name: &str,
+) -> Result<Option<PodView>, PodError> {
     // Quoted: pod names may hold '.' and '-', which containerd's filter syntax would otherwise split on.
     let filter = format!("{},labels.\"{LABEL_POD_NAME}\"=={name:?}", managed_filter());
     let containers = client.list_containers(&[filter]).await?;
@@ -63,6 +76,6 @@ pub async fn find_pod(client: &Client, settings: &Settings, name: &str) -> Resul
     let tasks = client.list_tasks().await?;
     let mut pods = assemble(containers, &tasks);
     pods.truncate(1);
-    observe(client, settings, &mut pods, &tasks).await;
+    observe(client, settings, registry, &mut pods, &tasks).await;
     Ok(pods.into_iter().next())
 }

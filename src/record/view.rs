@@ -85,8 +85,11 @@ pub struct MemberView {
     pub pid: Option<u32>,
     /// The last probe result worth showing, from the agent.
     pub probe: Option<String>,
-    /// It runs inside the pod's agent (its `pid` is the agent's; it has no process to exec in).
+    /// A plugin in the pod's agent runs it: it has no container to exec in, and its `pid` is the
+    /// agent's unless `own_process`.
     pub in_agent: bool,
+    /// `pid` is the member's own process (a plugin that runs members as processes says so).
+    pub own_process: bool,
 }
 
 impl MemberView {
@@ -323,6 +326,7 @@ pub fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskIn
                 probe: None,
                 pid: None,
                 in_agent: false,
+                own_process: false,
             })
             .collect();
         members.sort_by_key(|m| {

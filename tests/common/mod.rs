@@ -162,6 +162,8 @@ impl TestEnv {
             // Registry configuration and credentials of this test only, never the host's.
             .env("PODCTL_HOSTS_DIR", self.dir.join("certs.d"))
             .env("DOCKER_CONFIG", self.dir.join("docker"))
+            // The plugins built with these tests (next to podctl), never ones installed on the host.
+            .env("PODCTL_PLUGIN_DIR", self.dir.join("plugins"))
             .stdin(Stdio::null());
         command
     }

@@ -2,7 +2,9 @@
 //! executable on the host, run with the member's args and env (nothing else inherited) in the
 //! plugin's namespaces — the pod's network, IPC and UTS, since the agent starts the plugin there.
 //! stdout and stderr become CRI records in the member's log; `stop` sends SIGTERM and SIGKILL
-//! after the grace period; `limits.memory_bytes` caps the address space (RLIMIT_AS).
+//! after the grace period; `limits.memory_bytes` caps the address space (RLIMIT_AS). It claims
+//! the file extensions and layer media types listed in `PODCTL_EXEC_EXTENSIONS` and
+//! `PODCTL_EXEC_MEDIA_TYPES` (comma-separated; none by default).
 //!
 //! Written against `podctl-plugin` alone, as a third party would (see plugins/README.md).
 
@@ -60,7 +62,23 @@ async fn pump(mut from: impl tokio::io::AsyncRead + Unpin, stream: Stream, sink:
 
 impl MemberRuntime for Exec {
     fn info(&self) -> PluginInfo {
-        PluginInfo::new("exec", env!("CARGO_PKG_VERSION"))
+        // It claims nothing by itself (any file could be an executable): a member runs here when
+        // runtimeClassName or the annotation says so, or when its file extension or layer media
+        // type is one the host owner lists in these variables (set by a wrapper script).
+        let list = |var: &str| -> Vec<String> {
+            std::env::var(var)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        PluginInfo {
+            media_types: list("PODCTL_EXEC_MEDIA_TYPES"),
+            file_extensions: list("PODCTL_EXEC_EXTENSIONS"),
+            ..PluginInfo::new("exec", env!("CARGO_PKG_VERSION"))
+        }
     }
 
     async fn validate(&self, member: &Member) -> Result<Validated, Error> {
