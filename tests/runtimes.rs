@@ -309,3 +309,82 @@ fn a_third_party_plugin_runs_members_picked_by_class_annotation_or_its_claims() 
         ],
     );
 }
+
+#[test]
+fn runtime_class_objects_name_handlers_and_outlive_containerd_restarts() {
+    let mut env = require_env!("rt-objects");
+    env.import_busybox();
+    let (config, log) = wrapped_runtime(&env);
+    let config = config.to_str().unwrap().to_string();
+    let class = env.manifest(
+        "class.yaml",
+        "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: sandboxed\nhandler: wrapped\n",
+    );
+    let created = env.ok(&["--runtime-config", &config, "create", "-f", &class]);
+    assert!(
+        created.contains("runtimeclass.node.k8s.io/sandboxed created"),
+        "{created}"
+    );
+    let again = env.fails(&["create", "-f", &class]);
+    assert!(again.contains("runtimeclass sandboxed already exists"), "{again}");
+    let table = env.ok(&["get", "runtimeclasses"]);
+    assert!(
+        table.contains("NAME") && table.contains("sandboxed") && table.contains("wrapped"),
+        "{table}"
+    );
+    let yaml = env.ok(&["get", "runtimeclass", "sandboxed", "-o", "yaml"]);
+    assert!(
+        yaml.contains("apiVersion: node.k8s.io/v1") && yaml.contains("handler: wrapped"),
+        "{yaml}"
+    );
+
+    // Kept in containerd: a restart (and the GC that a deleted pod triggers) keeps it.
+    env.restart_containerd();
+    let manifest = env.manifest("classed.yaml", &sleeper("classed", Some("sandboxed"), None));
+    env.ok(&["--runtime-config", &config, "create", "-f", &manifest]);
+    env.wait_running("classed");
+    let sandbox = env.sandbox_id("classed");
+    assert!(
+        created_through_wrapper(&log, &sandbox),
+        "the class's handler ran the sandbox"
+    );
+    let described = env.ok(&["describe", "pod", "classed"]);
+    assert!(described.contains("handler wrapped"), "{described}");
+    env.delete_leaving_nothing("classed");
+    assert!(env.ok(&["get", "runtimeclasses"]).contains("sandboxed"));
+
+    // A class whose handler the config lacks is a create error naming both.
+    let stray = env.manifest(
+        "stray.yaml",
+        "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: stray}\nhandler: kata\n",
+    );
+    let warned = env
+        .command(&["--runtime-config", &config, "create", "-f", &stray])
+        .output()
+        .unwrap();
+    assert!(warned.status.success());
+    assert!(String::from_utf8_lossy(&warned.stderr).contains("handler \"kata\" is not in"));
+    let manifest = env.manifest("strayed.yaml", &sleeper("strayed", Some("stray"), None));
+    env.fails_leaving_nothing(
+        &["--runtime-config", &config, "create", "-f", &manifest],
+        &[
+            "spec.runtimeClassName",
+            "\"stray\" (a RuntimeClass with handler \"kata\")",
+            "[runtimes.kata]",
+        ],
+    );
+    let deleted = env.ok(&["delete", "runtimeclass", "stray", "sandboxed"]);
+    assert!(
+        deleted.contains("runtimeclass.node.k8s.io \"sandboxed\" deleted"),
+        "{deleted}"
+    );
+    let none = env.command(&["get", "runtimeclasses"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&none.stderr).contains("No runtimeclasses found"));
+    let bad = env.manifest(
+        "bad-class.yaml",
+        "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: x}\n",
+    );
+    let err = env.fails(&["create", "-f", &bad]);
+    assert!(err.contains("handler is required"), "{err}");
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+}

@@ -61,18 +61,11 @@ pub async fn get(client: &Client, settings: &Settings, registry: &Registry, args
             }
         }
         Some(kind @ (OutputFormat::Yaml | OutputFormat::Json)) => {
-            let objects: Vec<serde_json::Value> = pods.iter().map(format::pod_object).collect();
-            // One named pod prints as the object itself, several as a v1 List, like kubectl.
-            let value = if args.names.len() == 1 {
-                objects.into_iter().next().unwrap_or_default()
-            } else {
-                serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects})
-            };
-            if kind == OutputFormat::Json {
-                println!("{}", serde_json::to_string_pretty(&value)?);
-            } else {
-                print!("{}", to_yaml(&value));
-            }
+            print_objects(
+                pods.iter().map(format::pod_object).collect(),
+                args.names.len() == 1,
+                kind,
+            )?;
         }
     }
     Ok(())
@@ -116,6 +109,65 @@ async fn watch(client: &Client, settings: &Settings, registry: &Registry, args: 
         last = seen;
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
+}
+
+/// One named object prints as the object itself, several as a v1 List, like kubectl.
+fn print_objects(objects: Vec<serde_json::Value>, one_named: bool, kind: OutputFormat) -> Result<()> {
+    let value = if one_named {
+        objects.into_iter().next().unwrap_or_default()
+    } else {
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects})
+    };
+    if kind == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", to_yaml(&value));
+    }
+    Ok(())
+}
+
+/// `podctl get runtimeclasses [NAME...]`: NAME and HANDLER, or the objects.
+pub async fn runtime_classes(client: &Client, args: &GetArgs) -> Result<()> {
+    let mut classes = pod::list_runtime_classes(client).await?;
+    for name in &args.names {
+        if !classes.iter().any(|c| &c.metadata.name == name) {
+            return Err(PodError::ObjectNotFound {
+                kind: "runtimeclass".into(),
+                name: name.clone(),
+            }
+            .into());
+        }
+    }
+    if !args.names.is_empty() {
+        classes.retain(|c| args.names.contains(&c.metadata.name));
+    }
+    match args.output {
+        None | Some(OutputFormat::Wide) => {
+            if classes.is_empty() {
+                eprintln!(
+                    "No runtimeclasses found in containerd namespace {}.",
+                    client.namespace()
+                );
+                return Ok(());
+            }
+            let mut rows = vec![vec!["NAME".to_string(), "HANDLER".to_string()]];
+            rows.extend(classes.iter().map(|c| vec![c.metadata.name.clone(), c.handler.clone()]));
+            print!("{}", format::tabulate(rows));
+        }
+        Some(OutputFormat::Name) => {
+            for c in &classes {
+                println!("runtimeclass.node.k8s.io/{}", c.metadata.name);
+            }
+        }
+        Some(kind @ (OutputFormat::Yaml | OutputFormat::Json)) => {
+            let objects = classes
+                .iter()
+                .map(|c| serde_json::to_value(c).expect("runtime classes serialize"))
+                .collect();
+            print_objects(objects, args.names.len() == 1, kind)?;
+        }
+    }
+    Ok(())
 }
 
 /// `podctl events [POD] [-f]`: the pods' events oldest first, like `kubectl get events`.

@@ -17,7 +17,7 @@ use crate::cli::{
 };
 use crate::containerd::Client;
 use crate::image::{archive, builtin};
-use crate::manifest::{parse_pod, Pod};
+use crate::manifest::{parse_document, Document};
 use crate::member::Registry;
 use crate::pod::{self, DeleteOptions, Settings};
 
@@ -94,13 +94,22 @@ fn read_input(path: &Path) -> Result<String> {
 }
 
 /// Parses and validates a manifest, printing its warnings; errors name the file, line and field.
-fn load_manifest(path: &Path) -> Result<Pod> {
+fn load_document(path: &Path) -> Result<Document> {
     let text = read_input(path)?;
-    let parsed = parse_pod(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    for warning in &parsed.warnings {
-        eprintln!("warning: {}: {warning}", path.display());
+    let document = parse_document(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let Document::Pod(parsed) = &document {
+        for warning in &parsed.warnings {
+            eprintln!("warning: {}: {warning}", path.display());
+        }
     }
-    Ok(parsed.pod)
+    Ok(document)
+}
+
+fn is_runtime_class_resource(resource: &str) -> bool {
+    matches!(
+        resource,
+        "runtimeclass" | "runtimeclasses" | "runtimeclass.node.k8s.io" | "runtimeclasses.node.k8s.io"
+    )
 }
 
 /// A `.wasm` file, by name or by its `\0asm` magic.
@@ -123,16 +132,37 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Create(args) => {
             // Validate before touching containerd: bad input must create nothing.
-            let pod = load_manifest(&args.filename)?;
+            let pod = match load_document(&args.filename)? {
+                Document::Pod(parsed) => parsed.pod,
+                Document::RuntimeClass(class) => {
+                    let registry = registry(global)?;
+                    if !registry.config().handlers.contains_key(&class.handler) {
+                        eprintln!(
+                            "warning: runtimeclass {}: handler {:?} is not in {}; pods of this class fail until it is",
+                            class.metadata.name,
+                            class.handler,
+                            registry.config().describe_path()
+                        );
+                    }
+                    let client = connect(global).await?;
+                    pod::create_runtime_class(&client, &class).await?;
+                    println!("runtimeclass.node.k8s.io/{} created", class.metadata.name);
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
             let registry = registry(global)?;
             let client = connect(global).await?;
             let name = pod.metadata.name.clone();
             pod::create_pod(&client, &settings(global), &registry, pod).await?;
             println!("pod/{name} created");
         }
+        Command::Get(args) if is_runtime_class_resource(&args.resource) => {
+            let client = connect(global).await?;
+            get::runtime_classes(&client, &args).await?;
+        }
         Command::Get(args) => {
             if !is_pod_resource(&args.resource) {
-                bail!("podctl knows one resource type, pods; try `podctl get pods`");
+                bail!("podctl knows pods and runtimeclasses; try `podctl get pods`");
             }
             let client = connect(global).await?;
             let settings = settings(global);
@@ -328,11 +358,33 @@ async fn follow(mut path: std::path::PathBuf, mut offset: u64, mut renderer: cra
 
 async fn delete(client: &Client, settings: &Settings, registry: &Registry, args: &DeleteArgs) -> Result<ExitCode> {
     let mut names: Vec<String> = args.names.clone();
+    let mut classes = Vec::new();
+    if names.len() > 1 && is_runtime_class_resource(&names[0]) {
+        classes = names.split_off(1);
+        names.clear();
+    }
     if names.len() > 1 && is_pod_resource(&names[0]) {
         names.remove(0);
     }
     if let Some(file) = &args.filename {
-        names.push(load_manifest(file)?.metadata.name);
+        match load_document(file)? {
+            Document::Pod(parsed) => names.push(parsed.pod.metadata.name),
+            Document::RuntimeClass(class) => classes.push(class.metadata.name),
+        }
+    }
+    let mut failed = false;
+    for name in &classes {
+        match pod::delete_runtime_class(client, name).await {
+            Ok(()) => println!("runtimeclass.node.k8s.io \"{name}\" deleted"),
+            Err(pod::PodError::ObjectNotFound { .. }) if args.ignore_not_found => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if !classes.is_empty() && names.is_empty() {
+        return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
     }
     if names.is_empty() {
         bail!("name the pod(s) to delete: `podctl delete NAME` or `podctl delete -f pod.yaml`");
@@ -340,7 +392,6 @@ async fn delete(client: &Client, settings: &Settings, registry: &Registry, args:
     let options = DeleteOptions {
         grace_period: args.grace_period,
     };
-    let mut failed = false;
     for name in &names {
         match pod::delete_pod(client, settings, registry, name, &options).await {
             Ok(()) => println!("pod \"{name}\" deleted"),

@@ -172,9 +172,9 @@ pub enum OutputFormat {
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// Resource type: pods (pod, po)
+    /// Resource type: pods (pod, po) or runtimeclasses (runtimeclass)
     pub resource: String,
-    /// Pod names (all pods when none)
+    /// Names (all when none)
     pub names: Vec<String>,
     /// Output format
     #[arg(long, short = 'o', value_enum)]
@@ -215,7 +215,8 @@ pub struct LogsArgs {
 
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
-    /// Pod names; a leading `pod`/`pods`/`po` is accepted as in kubectl
+    /// Pod names; a leading `pod`/`pods`/`po` is accepted as in kubectl, and `runtimeclass NAME...`
+    /// deletes RuntimeClasses
     pub names: Vec<String>,
     /// Delete the pod(s) named in a manifest file
     #[arg(long, short = 'f', conflicts_with = "names")]

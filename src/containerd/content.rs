@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use containerd_client::services::v1::content_client::ContentClient;
 use containerd_client::services::v1::{
-    AbortRequest, InfoRequest, ReadContentRequest, WriteAction, WriteContentRequest, WriteContentResponse,
+    AbortRequest, DeleteContentRequest, Info, InfoRequest, ListContentRequest, ReadContentRequest, UpdateRequest,
+    WriteAction, WriteContentRequest, WriteContentResponse,
 };
 use containerd_client::tonic::Streaming;
 use tokio_stream::StreamExt;
@@ -14,8 +15,19 @@ use super::{Client, ContainerdError, Result};
 
 /// What the content store knows of a committed blob.
 pub struct BlobInfo {
+    pub digest: String,
     pub size: i64,
     pub labels: HashMap<String, String>,
+}
+
+impl From<Info> for BlobInfo {
+    fn from(info: Info) -> BlobInfo {
+        BlobInfo {
+            digest: info.digest,
+            size: info.size,
+            labels: info.labels,
+        }
+    }
 }
 
 /// gRPC messages stay well below containerd's 16 MiB receive limit.
@@ -41,12 +53,63 @@ impl Client {
             .await
             .map_err(self.status_error("info", format!("blob {digest}")))
         {
-            Ok(response) => Ok(response.into_inner().info.map(|info| BlobInfo {
-                size: info.size,
-                labels: info.labels,
-            })),
+            Ok(response) => Ok(response.into_inner().info.map(BlobInfo::from)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The blobs that match containerd filters (`labels."k"==v`), with their labels.
+    pub async fn list_blobs(&self, filters: &[String]) -> Result<Vec<BlobInfo>> {
+        let mut content = ContentClient::new(self.channel());
+        let request = ListContentRequest {
+            filters: filters.to_vec(),
+        };
+        let mut stream = content
+            .list(self.request(request, None))
+            .await
+            .map_err(self.status_error("list", "blobs"))?
+            .into_inner();
+        let mut blobs = Vec::new();
+        while let Some(reply) = stream.next().await {
+            let reply = reply.map_err(self.status_error("list", "blobs"))?;
+            blobs.extend(reply.info.into_iter().map(BlobInfo::from));
+        }
+        Ok(blobs)
+    }
+
+    /// Replaces a blob's labels (containerd's GC follows them: `containerd.io/gc.root` keeps it).
+    pub async fn set_blob_labels(&self, digest: &str, labels: HashMap<String, String>) -> Result<()> {
+        let mut content = ContentClient::new(self.channel());
+        let request = UpdateRequest {
+            info: Some(Info {
+                digest: digest.to_string(),
+                labels,
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["labels".into()],
+            }),
+        };
+        content
+            .update(self.request(request, None))
+            .await
+            .map_err(self.status_error("update", format!("blob {digest}")))?;
+        Ok(())
+    }
+
+    pub async fn delete_blob(&self, digest: &str) -> Result<()> {
+        let mut content = ContentClient::new(self.channel());
+        let request = DeleteContentRequest {
+            digest: digest.to_string(),
+        };
+        match content
+            .delete(self.request(request, None))
+            .await
+            .map_err(self.status_error("delete", format!("blob {digest}")))
+        {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other.map(|_| ()),
         }
     }
 

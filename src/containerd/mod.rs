@@ -134,7 +134,7 @@ impl Client {
         if let Ok(value) = self.namespace.parse() {
             metadata.insert("containerd-namespace", value);
         }
-        if let Some(value) = lease.and_then(|l| l.parse().ok()) {
+        if let Some(value) = lease.filter(|l| !l.is_empty()).and_then(|l| l.parse().ok()) {
             metadata.insert("containerd-lease", value);
         }
         request

@@ -12,6 +12,7 @@
 mod model;
 mod path;
 mod quantity;
+pub mod runtime_class;
 mod validate;
 mod yaml;
 
@@ -60,6 +61,23 @@ pub struct ParsedPod {
     pub pod: Pod,
     /// At most one entry today: the list of fields podctl ignored.
     pub warnings: Vec<String>,
+}
+
+/// A manifest of one of the kinds podctl keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document {
+    Pod(Box<ParsedPod>),
+    RuntimeClass(runtime_class::RuntimeClass),
+}
+
+/// Parses and validates one manifest: a Pod, or a RuntimeClass.
+pub fn parse_document(text: &str) -> Result<Document, ManifestError> {
+    let (mut doc, lines) = yaml::load(text)?;
+    strip_nulls(&mut doc);
+    if doc.get("kind").and_then(Value::as_str) == Some("RuntimeClass") {
+        return runtime_class::parse(&doc, &lines).map(Document::RuntimeClass);
+    }
+    parse_pod(text).map(|parsed| Document::Pod(Box::new(parsed)))
 }
 
 /// Parses and validates one `kind: Pod` manifest.

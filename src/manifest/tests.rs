@@ -311,7 +311,7 @@ fn display_has_line_path_problem_and_fix() {
 #[test]
 fn kind_and_api_version() {
     let e = err(&["apiVersion: apps/v1", "kind: Deployment", "metadata: {name: x}"]);
-    assert_err(&e, "kind", 2, "podctl runs kind: Pod only");
+    assert_err(&e, "kind", 2, "podctl runs kind: Pod (and keeps kind: RuntimeClass)");
     let e = err(&["apiVersion: v1", "kind: pod"]);
     assert_err(&e, "kind", 2, "case-sensitive");
     let e = err(&["apiVersion: v1", "metadata: {name: x}"]);
@@ -1022,4 +1022,51 @@ fn probes_parse_with_kubernetes_defaults_and_are_checked() {
     assert!(e.path.ends_with("livenessProbe.tcpSocket.port"), "{e}");
     let e = err_owned(pod_with_container_lines(&["    livenessProbe: {periodSeconds: 1}"]));
     assert!(e.message.contains("exactly one of httpGet, tcpSocket or exec"), "{e}");
+}
+
+#[test]
+fn runtime_classes_name_a_handler() {
+    let doc = |lines: &[&str]| parse_document(&lines.join("\n"));
+    let Ok(Document::RuntimeClass(class)) = doc(&[
+        "apiVersion: node.k8s.io/v1",
+        "kind: RuntimeClass",
+        "metadata: {name: sandboxed}",
+        "handler: wrapped",
+    ]) else {
+        panic!("a RuntimeClass")
+    };
+    assert_eq!(
+        (class.metadata.name.as_str(), class.handler.as_str()),
+        ("sandboxed", "wrapped")
+    );
+    let e = doc(&[
+        "apiVersion: node.k8s.io/v1",
+        "kind: RuntimeClass",
+        "metadata: {name: x}",
+    ])
+    .unwrap_err();
+    assert_err(&e, "handler", 1, "handler is required");
+    let e = doc(&[
+        "apiVersion: v1",
+        "kind: RuntimeClass",
+        "metadata: {name: x}",
+        "handler: h",
+    ])
+    .unwrap_err();
+    assert_err(&e, "apiVersion", 1, "node.k8s.io/v1");
+    let e = doc(&[
+        "apiVersion: node.k8s.io/v1",
+        "kind: RuntimeClass",
+        "metadata: {name: x}",
+        "handler: Not_A_Label",
+    ])
+    .unwrap_err();
+    assert_err(&e, "handler", 4, "DNS label");
+    assert!(matches!(
+        doc(&pod_with_container_lines(&[])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()),
+        Ok(Document::Pod(_))
+    ));
 }

@@ -114,8 +114,8 @@ pub(crate) fn check_document(doc: &Value, lines: &LineMap) -> Result<(), Manifes
         Some(other) => c.fail(
             &kind,
             format!(
-                "podctl runs kind: Pod only, got {}; take the pod template of a {} out into a \
-                 `kind: Pod` manifest",
+                "podctl runs kind: Pod (and keeps kind: RuntimeClass), got {}; take the pod template of a {} \
+                 out into a `kind: Pod` manifest",
                 show(other),
                 show(other)
             ),

@@ -93,9 +93,10 @@ pub enum MemberError {
         known: String,
         config: String,
     },
-    #[error("spec.runtimeClassName: runtime class {class:?} has no handler in {config} (handlers there: {known}); add [runtimes.{class}] with runtime_type or plugin, or point --runtime-config at the file that has it")]
+    #[error("spec.runtimeClassName: runtime class {class} has no handler in {config} (handlers there: {known}); add [runtimes.{handler}] with runtime_type or plugin, or point --runtime-config at the file that has it")]
     UnknownRuntimeClass {
         class: String,
+        handler: String,
         config: String,
         known: String,
     },
@@ -547,16 +548,18 @@ impl Registry {
         self.runtimes.iter().position(|r| r.runs_tasks())
     }
 
-    /// What the pod's `spec.runtimeClassName` names here; an unknown class fails before anything
+    /// What the pod's `spec.runtimeClassName` means here, given the handler it names (its
+    /// RuntimeClass object's, or the class name itself); an unknown handler fails before anything
     /// is created.
-    pub fn runtime_class(&self, pod: &Pod) -> Result<RuntimeClass, MemberError> {
+    pub fn runtime_class(&self, pod: &Pod, handler: Option<&str>) -> Result<RuntimeClass, MemberError> {
         let Some(class) = &pod.spec.runtime_class_name else {
             return Ok(RuntimeClass::default());
         };
-        match self.config.handlers.get(class) {
+        let handler = handler.unwrap_or(class);
+        match self.config.handlers.get(handler) {
             Some(Handler::Containerd(runtime)) => Ok(RuntimeClass {
                 containerd: Some(NamedRuntime {
-                    handler: class.clone(),
+                    handler: handler.to_string(),
                     runtime: runtime.clone(),
                 }),
                 runtime: None,
@@ -566,7 +569,11 @@ impl Registry {
                 runtime: self.index_of(plugin),
             }),
             None => Err(MemberError::UnknownRuntimeClass {
-                class: class.clone(),
+                class: match handler == class {
+                    true => format!("{class:?}"),
+                    false => format!("{class:?} (a RuntimeClass with handler {handler:?})"),
+                },
+                handler: handler.to_string(),
                 config: self.config.describe_path(),
                 known: match self.config.handlers.keys().map(String::as_str).collect::<Vec<_>>() {
                     names if names.is_empty() => "none".into(),

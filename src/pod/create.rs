@@ -38,7 +38,11 @@ pub async fn create_pod(
             namespace: client.namespace().to_string(),
         });
     }
-    let runtime_class = registry.runtime_class(&pod)?;
+    let handler = match &pod.spec.runtime_class_name {
+        Some(class) => Some(super::runtime_class::handler_of(client, class).await?),
+        None => None,
+    };
+    let runtime_class = registry.runtime_class(&pod, handler.as_deref())?;
     let mut events = Vec::new();
     // Images first (pulled per imagePullPolicy): a runtime is chosen by what the image holds.
     obtain_images(client, settings, &pod, &mut events).await?;

@@ -4,6 +4,7 @@
 pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod lifecycle;
+mod runtime_class;
 mod view;
 
 pub use crate::member::undo::Undo;
@@ -18,6 +19,7 @@ pub use crate::settings::Settings;
 pub use create::create_pod;
 pub use delete::{delete_pod, DeleteOptions};
 pub use lifecycle::{start_pod, stop_pod};
+pub use runtime_class::{create_runtime_class, delete_runtime_class, list_runtime_classes};
 pub use view::{find_pod, list_pods};
 
 use std::path::PathBuf;
@@ -50,6 +52,18 @@ pub enum PodError {
     Image { container: String, error: Box<ImageError> },
     #[error("container {container}: {message}")]
     Wasm { container: String, message: String },
+    #[error("{kind} {name} already exists; delete it first with `podctl delete {kind} {name}` or pick another metadata.name")]
+    ObjectExists { kind: String, name: String },
+    #[error("{kind} {name} not found; `podctl get {kind}es` lists them")]
+    ObjectNotFound { kind: String, name: String },
+    #[error(
+        "{kind} {name}: its record in containerd is damaged ({message}); remove it with `podctl delete {kind} {name}`"
+    )]
+    ObjectDamaged {
+        kind: String,
+        name: String,
+        message: String,
+    },
     #[error("pod {name} already exists in containerd namespace `{namespace}`; delete it first with `podctl delete {name}` or pick another metadata.name")]
     Exists { name: String, namespace: String },
     #[error("pod {name} not found in containerd namespace `{namespace}`; `podctl get pods` lists the pods there")]

@@ -3,6 +3,7 @@
 //! members rebuilt from those records.
 
 pub mod events;
+pub mod objects;
 pub mod view;
 
 pub use events::PodEvent;
