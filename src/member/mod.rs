@@ -1,12 +1,15 @@
 //! Pod member runtimes: one small trait, [`MemberRuntime`], and a [`Registry`] that picks the runtime
 //! for each container. The OCI runtime (containerd shims, [`oci`]) and the plugins ([`plugin`]:
 //! `podctl-runtime-NAME` processes in the per-pod agent, of which [`wasm`] is one) are its
-//! implementations; create, get and delete never branch on image kinds themselves. The registry also holds the host's runtime handlers ([`config`],
-//! runtimes.toml): a pod's `spec.runtimeClassName` or a container's annotation names one, and a
-//! containerd handler's shim and options go on the member's record ([`NamedRuntime`]).
+//! implementations; create, get and delete never branch on image kinds themselves. The registry
+//! also holds the host's runtime handlers ([`config`], runtimes.toml): a pod's
+//! `spec.runtimeClassName` or a container's annotation names one, and a containerd handler's shim
+//! and options go on the member's record ([`NamedRuntime`]).
 //!
 //! # Adding a runtime
-//! Implement [`MemberRuntime`] (claim what it runs, prepare before anything is created, start a pod's
+//! Most runtimes are plugins: a `podctl-runtime-NAME` binary in the plugin directory becomes a
+//! [`plugin::PluginRuntime`] by itself (plugins/README.md). Inside podctl, implement
+//! [`MemberRuntime`] (claim what it runs, prepare before anything is created, start a pod's
 //! members of its kind recording undo steps, observe their state, stop them gracefully), then hand
 //! it to [`Registry::new`] ahead of the OCI runtime, which claims every image nobody else does. Its
 //! members are containerd container records like the others (labels name the pod, member and
@@ -484,15 +487,6 @@ impl Registry {
         }
         runtimes.push(Arc::new(oci::OciRuntime));
         Registry::new(runtimes, config)
-    }
-
-    /// podctl's own runtimes (WASM, then OCI) and no handlers, whatever the host has installed.
-    pub fn builtin() -> Registry {
-        Registry::new(
-            vec![Arc::new(wasm::runtime()), Arc::new(oci::OciRuntime)],
-            RuntimeConfig::default(),
-        )
-        .expect("no handlers to check")
     }
 
     pub fn config(&self) -> &RuntimeConfig {

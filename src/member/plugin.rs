@@ -21,7 +21,8 @@ use crate::agent::client as agent;
 use crate::agent::protocol::{PluginLaunch, PluginMemberDef, PluginState, PreopenDef};
 use crate::containerd::NewContainer;
 
-/// The container record of a plugin's member carries its definition, not an OCI spec.
+/// The container record of a plugin's member carries its definition, not an OCI spec (the name is
+/// from when wasmtime was the only plugin; records keep it).
 const PLUGIN_MEMBER_TYPE_URL: &str = "podctl.io/wasm-member";
 
 /// What a plugin runs.

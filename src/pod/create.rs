@@ -63,7 +63,7 @@ pub async fn create_pod(
         let probe = member::probe(client, &pod, container).await?;
         let selected = registry.select(settings, container, &probe, &runtime_class).await?;
         if !registry.get(selected.runtime).runs_tasks() {
-            return Err(PodError::Wasm {
+            return Err(PodError::Container {
                 container: container.name.clone(),
                 message: "init containers run as OCI containers; give it an OCI image".into(),
             });
@@ -450,7 +450,7 @@ impl CreatePlan<'_> {
         let status = agent::wait_ready(&pod, &ctx.state_dir, std::time::Duration::from_secs(30)).await?;
         for member in &status.members {
             if member.state == PluginState::Failed {
-                return Err(PodError::Wasm {
+                return Err(PodError::Container {
                     container: member.name.clone(),
                     message: member.message.clone().unwrap_or_else(|| "it failed to start".into()),
                 });

@@ -51,7 +51,7 @@ pub enum PodError {
     #[error("container {container}: {error}")]
     Image { container: String, error: Box<ImageError> },
     #[error("container {container}: {message}")]
-    Wasm { container: String, message: String },
+    Container { container: String, message: String },
     #[error("{kind} {name} already exists; delete it first with `podctl delete {kind} {name}` or pick another metadata.name")]
     ObjectExists { kind: String, name: String },
     #[error("{kind} {name} not found; `podctl get {kind}es` lists them")]
