@@ -260,7 +260,7 @@ fn failed_creates_leave_nothing() {
     env.create("first.yaml", &echo_pod("first", 19181));
     let path = env.manifest("second.yaml", &echo_pod("second", 19181));
     let err = env.fails(&["create", "-f", &path]);
-    assert!(err.contains("another podctl pod"), "{err}");
+    assert!(err.contains("podctl pod first maps it"), "{err}");
     // A pod name that exists.
     let path = env.manifest("again.yaml", &echo_pod("first", 19182));
     let err = env.fails(&["create", "-f", &path]);

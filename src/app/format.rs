@@ -283,6 +283,13 @@ pub fn describe(pod: &PodView) -> String {
     let _ = writeln!(out, "Labels:       {}", key_values(&labels));
     let _ = writeln!(out, "Annotations:  {}", key_values(&annotations));
     let _ = writeln!(out, "Status:       {}", pod.phase());
+    if let Some(why) = &pod.interrupted {
+        let _ = writeln!(
+            out,
+            "Reason:       {why}; `podctl delete {}` removes what it left",
+            pod.name
+        );
+    }
     let _ = writeln!(out, "IP:           {}", pod.ip().unwrap_or_else(|| "<none>".into()));
     let _ = writeln!(out, "Sandbox:      {} (pause pid {pause_pid})", pod.sandbox_id);
     let _ = writeln!(out, "Namespaces:");

@@ -34,6 +34,13 @@ pub async fn get(client: &Client, settings: &Settings, registry: &Registry, args
             }
             print!("{}", format::pod_table(&pods, args.output == Some(OutputFormat::Wide)));
             for pod in &pods {
+                if let Some(why) = &pod.interrupted {
+                    eprintln!(
+                        "warning: pod {0}: {why}; `podctl delete {0}` removes what it left",
+                        pod.name
+                    );
+                    continue;
+                }
                 let status = pod.status();
                 if ["Stopped", "Terminating", "Pending", "ContainerCreating"].contains(&status.as_str()) {
                     continue;

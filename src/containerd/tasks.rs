@@ -376,6 +376,47 @@ pub fn signal_number(name: &str) -> u32 {
     }
 }
 
+impl Client {
+    /// Ends the runc shim of a task group (a pod's shim carries its sandbox's ID) that outlives its
+    /// tasks: a client killed while containerd created the group's first task can leave the shim
+    /// running with no task containerd knows, and nothing would ever stop it. Waits up to a
+    /// second for it to exit by itself, then kills it. Only a shim of this containerd (its
+    /// `-address`) with exactly this `-id` is touched. Returns whether one had to be killed.
+    pub async fn end_orphaned_shim(&self, group_id: &str) -> bool {
+        for _ in 0..10 {
+            if self.shim_of(group_id).is_none() {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        match self.shim_of(group_id) {
+            Some(pid) => {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).is_ok()
+            }
+            None => false,
+        }
+    }
+
+    fn shim_of(&self, group_id: &str) -> Option<i32> {
+        let address = self.address().to_string_lossy().into_owned();
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_shim = args.first().is_some_and(|a| a.ends_with(b"containerd-shim-runc-v2"));
+            let value = |flag: &[u8]| args.windows(2).find(|w| w[0] == flag).map(|w| w[1]);
+            if is_shim && value(b"-id") == Some(group_id.as_bytes()) && value(b"-address") == Some(address.as_bytes()) {
+                return Some(pid);
+            }
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use oci_spec::runtime::Mount;
 
+use super::intent::{self, Intent, IntentFile, Op};
 use super::view::list_sandboxes;
 use super::*;
 use crate::agent::client as agent;
@@ -30,8 +31,10 @@ pub async fn create_pod(
     registry: &Registry,
     pod: Pod,
 ) -> Result<String, PodError> {
-    let sandboxes = list_sandboxes(client).await?;
     let name = &pod.metadata.name;
+    // What an interrupted create or delete of this name left is named, not just "exists".
+    intent::check_free(settings, client, name)?;
+    let sandboxes = list_sandboxes(client).await?;
     if sandboxes.iter().any(|s| s.labels.get(LABEL_POD_NAME) == Some(name)) {
         return Err(PodError::Exists {
             name: name.clone(),
@@ -70,12 +73,29 @@ pub async fn create_pod(
         }
         init_images.push(resolve_present(client, &container.image).await?);
     }
-    check_host_ports(&pod, &sandboxes)?;
     let network = CniNetwork::load(settings.cni_conf_dir.as_deref())?;
 
     let uid = new_uid();
     let sandbox_id = sandbox_id(name, &uid);
     let mut undo = Undo::new(client.clone());
+    let intent = Intent::new(
+        Op::Create,
+        name,
+        &pod.metadata.namespace,
+        &uid,
+        &sandbox_id,
+        Some(format!("podctl-create-{sandbox_id}")),
+        NetworkRecord {
+            netns: Path::new(netns::NETNS_RUN_DIR).join(netns_name(&sandbox_id)),
+            network: network.raw.clone(),
+            bin_dirs: settings.cni_bin_dirs.clone(),
+            result: None,
+            port_mappings: port_mappings(&pod),
+        },
+        settings.pod_state_dir(client, &sandbox_id),
+        settings.pod_log_dir(&pod, &uid),
+    );
+    let claimed = claim_name_and_ports(client, settings, registry, &pod, &intent).await?;
     let plan = CreatePlan {
         client,
         settings,
@@ -88,17 +108,106 @@ pub async fn create_pod(
         registry,
         runtime_class,
     };
-    let result = plan.run(&mut undo, prepared, &mut events).await;
+    let result = plan
+        .run(
+            &mut undo,
+            intent.lease.as_deref().unwrap_or_default(),
+            prepared,
+            &mut events,
+        )
+        .await;
     match result {
         Ok(()) => {
             undo.forget().await;
+            claimed.done();
             Ok(sandbox_id)
         }
         Err(error) => {
             undo.rollback().await;
+            claimed.done();
             Err(error)
         }
     }
+}
+
+/// Under the host-wide port lock: the name is still free, no other pod (made or being made) maps
+/// the pod's host ports, and the intent is on disk. The leftovers of interrupted operations that
+/// map one of those ports are removed first (their stale DNAT rules would shadow ours).
+async fn claim_name_and_ports(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    pod: &Pod,
+    intent: &Intent,
+) -> Result<IntentFile, PodError> {
+    let wanted = port_mappings(pod);
+    let _lock = intent::lock_ports()?;
+    let clashes = |other: &Intent| {
+        other.pod != pod.metadata.name
+            && other
+                .network
+                .port_mappings
+                .iter()
+                .any(|theirs| wanted.iter().any(|ours| ports_clash(ours, theirs)))
+    };
+    for stale in intent::read_all(settings, client)
+        .into_iter()
+        .filter(|i| !i.owner.alive() && clashes(i))
+    {
+        eprintln!(
+            "pod {}: {}; removing what it left, since it maps a host port of pod {}",
+            stale.pod,
+            stale.interruption(),
+            pod.metadata.name
+        );
+        super::delete::finish_interrupted(client, settings, registry, &stale.pod).await?;
+    }
+    let sandboxes = list_sandboxes(client).await?;
+    if sandboxes
+        .iter()
+        .any(|s| s.labels.get(LABEL_POD_NAME) == Some(&pod.metadata.name))
+    {
+        return Err(PodError::Exists {
+            name: pod.metadata.name.clone(),
+            namespace: client.namespace().to_string(),
+        });
+    }
+    let mut taken: Vec<(String, PortMapping)> = sandboxes
+        .iter()
+        .filter_map(|s| Some((s.labels.get(LABEL_POD_NAME)?.clone(), NetworkRecord::of(s)?)))
+        .flat_map(|(name, n)| n.port_mappings.into_iter().map(move |m| (name.clone(), m)))
+        .collect();
+    for other in intent::read_all(settings, client)
+        .into_iter()
+        .filter(|i| i.pod != pod.metadata.name)
+    {
+        taken.extend(other.network.port_mappings.into_iter().map(|m| (other.pod.clone(), m)));
+    }
+    check_host_ports(pod, &taken)?;
+    intent::claim(settings, client, intent)
+}
+
+fn ports_clash(a: &PortMapping, b: &PortMapping) -> bool {
+    a.host_port == b.host_port
+        && a.protocol == b.protocol
+        && (a.host_ip.is_empty() || b.host_ip.is_empty() || a.host_ip == b.host_ip)
+}
+
+/// The pod's hostPort mappings, as CNI's portmap takes them.
+fn port_mappings(pod: &Pod) -> Vec<PortMapping> {
+    pod.spec
+        .containers
+        .iter()
+        .flat_map(|c| &c.ports)
+        .filter_map(|p| {
+            Some(PortMapping {
+                host_port: p.host_port?,
+                container_port: p.container_port,
+                protocol: p.protocol.as_str().to_lowercase(),
+                host_ip: p.host_ip.clone().unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 /// Pulls or imports what the pod's sandbox, init containers and members need, once per image, and
@@ -177,25 +286,22 @@ pub(crate) async fn resolve_present(client: &Client, image: &str) -> Result<Reso
     Ok(crate::image::resolve_image(client, &normalize(image)).await?)
 }
 
-/// portmap does not bind host ports, so a port held by a process or by another pod would be
-/// silently shadowed: refuse both before anything is made.
-fn check_host_ports(pod: &Pod, sandboxes: &[crate::containerd::ContainerRecord]) -> Result<(), PodError> {
-    let taken: Vec<PortMapping> = sandboxes
-        .iter()
-        .filter_map(NetworkRecord::of)
-        .flat_map(|n| n.port_mappings)
-        .collect();
+/// portmap does not bind host ports, so a port held by a process or by another pod (`taken`, by
+/// pod name) would be silently shadowed: refuse both before anything is made.
+fn check_host_ports(pod: &Pod, taken: &[(String, PortMapping)]) -> Result<(), PodError> {
     for (ci, container) in pod.spec.containers.iter().enumerate() {
         for (pi, port) in container.ports.iter().enumerate() {
             let Some(host_port) = port.host_port else { continue };
             let field = format!("spec.containers[{ci}].ports[{pi}].hostPort");
             let protocol = port.protocol.as_str().to_lowercase();
             let ip_text = port.host_ip.clone().unwrap_or_default();
-            let taken_by_pod = taken.iter().any(|t| {
-                t.host_port == host_port
-                    && t.protocol == protocol
-                    && (t.host_ip.is_empty() || ip_text.is_empty() || t.host_ip == ip_text)
-            });
+            let ours = PortMapping {
+                host_port,
+                container_port: port.container_port,
+                protocol: protocol.clone(),
+                host_ip: ip_text.clone(),
+            };
+            let taken_by = taken.iter().find(|(_, theirs)| ports_clash(&ours, theirs));
             let refuse = |cause: String| PodError::PortTaken {
                 field: field.clone(),
                 port: host_port,
@@ -207,8 +313,8 @@ fn check_host_ports(pod: &Pod, sandboxes: &[crate::containerd::ContainerRecord])
                 },
                 cause,
             };
-            if taken_by_pod {
-                return Err(refuse("another podctl pod maps it".into()));
+            if let Some((other, _)) = taken_by {
+                return Err(refuse(format!("podctl pod {other} maps it")));
             }
             let ip: IpAddr = ip_text.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
             let bound = match port.protocol {
@@ -246,11 +352,14 @@ impl CreatePlan<'_> {
     async fn run(
         &self,
         undo: &mut Undo,
+        lease: &str,
         prepared: Vec<(Selected, Payload)>,
         events: &mut Vec<PodEvent>,
     ) -> Result<(), PodError> {
         let client = self.client;
-        let lease = client.create_lease("create").await?;
+        // Named by the intent, so an interrupted create's lease is found and removed.
+        client.ensure_lease(lease, 24 * 3600).await?;
+        let lease = lease.to_string();
         undo.lease = Some(lease.clone());
 
         // The network namespace first, pinned, so CNI teardown never depends on a live task.
@@ -269,7 +378,7 @@ impl CreatePlan<'_> {
         // started) before the network exists: CNI (~30 iptables processes) runs meanwhile, and
         // members start once it is done, as kubelet starts them in a ready sandbox.
         let etc_mounts = self.write_etc_files(&state_dir, None)?;
-        let port_mappings = self.port_mappings();
+        let port_mappings = port_mappings(self.pod);
         let attachment = Attachment {
             container_id: self.sandbox_id,
             netns: &netns.path,
@@ -457,23 +566,6 @@ impl CreatePlan<'_> {
             }
         }
         Ok(())
-    }
-
-    fn port_mappings(&self) -> Vec<PortMapping> {
-        self.pod
-            .spec
-            .containers
-            .iter()
-            .flat_map(|c| &c.ports)
-            .filter_map(|p| {
-                Some(PortMapping {
-                    host_port: p.host_port?,
-                    container_port: p.container_port,
-                    protocol: p.protocol.as_str().to_lowercase(),
-                    host_ip: p.host_ip.clone().unwrap_or_default(),
-                })
-            })
-            .collect()
     }
 
     /// /etc/hosts, /etc/hostname and /etc/resolv.conf shared by the pod's members, as kubelet does.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::intent::{self, Intent, Op};
 use super::*;
 use crate::containerd::SIGKILL;
 use crate::member::Registry;
@@ -26,6 +27,81 @@ pub async fn delete_pod(
             name: name.to_string(),
             namespace: client.namespace().to_string(),
         })?;
+    // On disk before anything goes: a delete killed midway is finished by the next one (or gc),
+    // even once every record is gone.
+    let network = pod
+        .network
+        .clone()
+        .unwrap_or_else(|| default_network_record(settings, &pod.sandbox_id));
+    let intent = Intent::new(
+        Op::Delete,
+        &pod.name,
+        &pod.namespace,
+        &pod.uid,
+        &pod.sandbox_id,
+        None,
+        network,
+        settings.pod_state_dir(client, &pod.sandbox_id),
+        pod_log_dir(settings, &pod),
+    );
+    let claimed = intent::claim(settings, client, &intent)?;
+    delete_claimed(client, settings, registry, pod, options).await?;
+    // The lease of an interrupted create held what it wrote before the records did.
+    if let Some(lease) = &claimed.intent.lease {
+        client.delete_lease(lease).await?;
+    }
+    claimed.done();
+    Ok(())
+}
+
+/// Removes what an interrupted create or delete of `pod` left (for `gc`, and for a create whose
+/// host port it still maps): a delete with no grace period.
+pub async fn finish_interrupted(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    pod: &str,
+) -> Result<(), PodError> {
+    match delete_pod(
+        client,
+        settings,
+        registry,
+        pod,
+        &DeleteOptions { grace_period: Some(0) },
+    )
+    .await
+    {
+        Err(PodError::NotFound { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+fn pod_log_dir(settings: &Settings, pod: &PodView) -> std::path::PathBuf {
+    settings
+        .log_dir
+        .join(format!("{}_{}_{}", pod.namespace, pod.name, pod.uid))
+}
+
+/// What the network of a pod whose create died before recording one was: the default network,
+/// with the netns named by its sandbox ID; CNI DEL without prevResult then releases whatever
+/// that network reserved.
+fn default_network_record(settings: &Settings, sandbox_id: &str) -> NetworkRecord {
+    NetworkRecord {
+        netns: std::path::Path::new(crate::sandbox::netns::NETNS_RUN_DIR).join(netns_name(sandbox_id)),
+        network: crate::sandbox::cni::CniNetwork::default_network().raw,
+        bin_dirs: settings.cni_bin_dirs.clone(),
+        result: None,
+        port_mappings: Vec::new(),
+    }
+}
+
+async fn delete_claimed(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    pod: PodView,
+    options: &DeleteOptions,
+) -> Result<(), PodError> {
     // `get pods` shows Terminating while the members get their grace period.
     let _ = client
         .set_labels(&pod.sandbox_id, &[(LABEL_TERMINATING, "true".into())])
@@ -69,6 +145,12 @@ pub async fn delete_pod(
         remove_host_side(client, settings, &pod).await
     };
     let (members, network) = tokio::join!(members, network);
+    if pod.interrupted.is_some() && client.end_orphaned_shim(&pod.sandbox_id).await {
+        eprintln!(
+            "pod {}: ended its shim, which an interrupted create left without tasks",
+            pod.name
+        );
+    }
     for error in [members, network.err()].into_iter().flatten() {
         first_error.get_or_insert(error);
     }
@@ -87,20 +169,13 @@ async fn stop_and_remove(client: &Client, id: &str, signal: u32, grace: Duration
 }
 
 async fn remove_host_side(client: &Client, settings: &Settings, pod: &PodView) -> Result<(), PodError> {
-    // A pod whose create died before its network was recorded still has a netns by its ID; CNI
-    // DEL without prevResult then releases whatever the default network reserved.
-    let network = pod.network.clone().unwrap_or_else(|| NetworkRecord {
-        netns: std::path::Path::new(crate::sandbox::netns::NETNS_RUN_DIR).join(netns_name(&pod.sandbox_id)),
-        network: crate::sandbox::cni::CniNetwork::default_network().raw,
-        bin_dirs: settings.cni_bin_dirs.clone(),
-        result: None,
-        port_mappings: Vec::new(),
-    });
+    let network = pod
+        .network
+        .clone()
+        .unwrap_or_else(|| default_network_record(settings, &pod.sandbox_id));
     let mut result = network.teardown(&pod.sandbox_id).await.map_err(PodError::from);
     let state_dir = settings.pod_state_dir(client, &pod.sandbox_id);
-    let log_dir = settings
-        .log_dir
-        .join(format!("{}_{}_{}", pod.namespace, pod.name, pod.uid));
+    let log_dir = pod_log_dir(settings, pod);
     for dir in [state_dir, log_dir] {
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound && result.is_ok() => result = Err(io_error(&dir)(e)),

@@ -3,6 +3,7 @@
 
 pub(crate) mod create;
 pub(crate) mod delete;
+pub(crate) mod intent;
 pub(crate) mod lifecycle;
 mod runtime_class;
 mod view;
@@ -82,6 +83,12 @@ pub enum PodError {
     Io { path: PathBuf, cause: std::io::Error },
     #[error("pod {pod}: its record is damaged: {message}; remove it with `podctl delete {pod}`")]
     Damaged { pod: String, message: String },
+    #[error("pod {pod}: a {op} of it is under way (podctl pid {pid}); wait for it, or stop that process")]
+    Busy { pod: String, op: String, pid: u32 },
+    #[error(
+        "pod {pod}: {what}; it may have left {left}; `podctl delete {pod}` removes what it left, then create it again"
+    )]
+    Interrupted { pod: String, what: String, left: String },
     #[error("pod {pod}: timed out after {seconds}s waiting for {what}")]
     Timeout { pod: String, what: String, seconds: u64 },
 }

@@ -18,6 +18,7 @@ pub async fn list_pods(client: &Client, settings: &Settings, registry: &Registry
     let containers = client.list_containers(&[managed_filter()]).await?;
     let tasks = client.list_tasks().await?;
     let mut pods = assemble(containers, &tasks);
+    merge_intents(client, settings, &mut pods, None);
     observe(client, settings, registry, &mut pods, &tasks).await;
     pods.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(pods)
@@ -61,6 +62,65 @@ async fn observe(
     }
 }
 
+/// Interrupted creates and deletes (their intents outlived their podctl) mark their pods, and
+/// stand for the pod where no record exists any more (or yet); the intent's network record
+/// stands for one the sandbox lacks, so teardown uses the CNI config the create used.
+fn merge_intents(client: &Client, settings: &Settings, pods: &mut Vec<PodView>, only: Option<&str>) {
+    for intent in super::intent::read_all(settings, client) {
+        if only.is_some_and(|name| name != intent.pod) {
+            continue;
+        }
+        let interrupted = !intent.owner.alive();
+        match pods.iter_mut().find(|p| p.sandbox_id == intent.sandbox_id) {
+            Some(pod) => {
+                if pod.network.is_none() {
+                    pod.network = Some(intent.network.clone());
+                }
+                if interrupted {
+                    pod.interrupted = Some(intent.interruption());
+                }
+            }
+            None if interrupted => pods.push(view_of_intent(&intent)),
+            // Being made right now: it shows once its sandbox record exists.
+            None => {}
+        }
+    }
+}
+
+fn view_of_intent(intent: &super::intent::Intent) -> PodView {
+    let labels = HashMap::from([
+        (LABEL_POD_NAME.to_string(), intent.pod.clone()),
+        (LABEL_POD_NAMESPACE.to_string(), intent.namespace.clone()),
+        (LABEL_POD_UID.to_string(), intent.uid.clone()),
+        (LABEL_SANDBOX_ID.to_string(), intent.sandbox_id.clone()),
+        (LABEL_MANAGED_BY.to_string(), "podctl".to_string()),
+        (LABEL_KIND.to_string(), "sandbox".to_string()),
+    ]);
+    PodView {
+        name: intent.pod.clone(),
+        namespace: intent.namespace.clone(),
+        uid: intent.uid.clone(),
+        sandbox_id: intent.sandbox_id.clone(),
+        pod: None,
+        created: Some(intent.started_at),
+        sandbox: ContainerRecord {
+            id: intent.sandbox_id.clone(),
+            image: String::new(),
+            labels,
+            snapshot_key: String::new(),
+            created: Some(intent.started_at),
+            extensions: HashMap::new(),
+            spec_json: Vec::new(),
+        },
+        sandbox_task: None,
+        network: Some(intent.network.clone()),
+        members: Vec::new(),
+        init_ids: Vec::new(),
+        events: Vec::new(),
+        interrupted: Some(intent.interruption()),
+    }
+}
+
 pub async fn find_pod(
     client: &Client,
     settings: &Settings,
@@ -70,11 +130,13 @@ pub async fn find_pod(
     // Quoted: pod names may hold '.' and '-', which containerd's filter syntax would otherwise split on.
     let filter = format!("{},labels.\"{LABEL_POD_NAME}\"=={name:?}", managed_filter());
     let containers = client.list_containers(&[filter]).await?;
-    if containers.is_empty() {
+    let interrupted = super::intent::find(settings, client, name).is_some_and(|i| !i.owner.alive());
+    if containers.is_empty() && !interrupted {
         return Ok(None);
     }
     let tasks = client.list_tasks().await?;
     let mut pods = assemble(containers, &tasks);
+    merge_intents(client, settings, &mut pods, Some(name));
     pods.truncate(1);
     observe(client, settings, registry, &mut pods, &tasks).await;
     Ok(pods.into_iter().next())

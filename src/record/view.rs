@@ -122,6 +122,9 @@ pub struct PodView {
     /// Init containers still on record (only while `create` runs them, or after a crash).
     pub init_ids: Vec<String>,
     pub events: Vec<PodEvent>,
+    /// Why its create or delete did not finish (podctl was killed): the pod is `Unknown` and
+    /// `podctl delete` removes what is left.
+    pub interrupted: Option<String>,
 }
 
 impl PodView {
@@ -147,6 +150,9 @@ impl PodView {
 
     /// kubectl's STATUS column: the pod's phase, or the reason of the first member not running.
     pub fn status(&self) -> String {
+        if self.interrupted.is_some() {
+            return "Unknown".into();
+        }
         if self.sandbox.labels.get(LABEL_TERMINATING).is_some_and(|v| v == "true") {
             return "Terminating".into();
         }
@@ -194,6 +200,9 @@ impl PodView {
 
     /// The Kubernetes phase.
     pub fn phase(&self) -> &'static str {
+        if self.interrupted.is_some() {
+            return "Unknown";
+        }
         let states: Vec<MemberState> = self.members.iter().map(MemberView::state).collect();
         let expected = self.pod.as_ref().map_or(0, |p| p.spec.containers.len());
         if states.len() < expected.max(1) || states.iter().any(|s| matches!(s, MemberState::Waiting { .. })) {
@@ -352,6 +361,7 @@ pub fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskIn
             sandbox_id,
             sandbox,
             members,
+            interrupted: None,
         });
     }
     pods

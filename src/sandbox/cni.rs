@@ -412,9 +412,9 @@ async fn run_plugin(
     cni_version: &str,
     conf: &Value,
 ) -> Result<Option<Value>, SandboxError> {
-    // For DEL of a pod whose netns is already gone, the spec says CNI_NETNS may be empty;
-    // plugins then clean up only host-side state (IPAM, iptables).
-    let netns = if command == "DEL" && !att.netns.exists() {
+    // For DEL of a pod whose netns is already gone (or was never mounted), the spec says
+    // CNI_NETNS may be empty; plugins then clean up only host-side state (IPAM, iptables).
+    let netns = if command == "DEL" && !super::netns::is_namespace(att.netns) {
         String::new()
     } else {
         att.netns.display().to_string()

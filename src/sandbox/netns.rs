@@ -88,6 +88,12 @@ pub fn create_netns(name: &str) -> Result<NetNs, SandboxError> {
     })
 }
 
+/// Whether `path` is a pinned network namespace (an nsfs mount): a create killed between making
+/// the file and mounting the namespace over it leaves a plain file, which CNI must not enter.
+pub fn is_namespace(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path).is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+}
+
 /// Unpins and deletes a namespace created by [`create_netns`]. Already gone is success, so
 /// teardown can be retried after a crash at any point.
 pub fn remove_netns(path: &Path) -> Result<(), SandboxError> {

@@ -1,0 +1,181 @@
+//! Crash safety on a real containerd: `podctl create` killed with SIGKILL at any moment leaves
+//! nothing that the next `podctl delete` does not find and remove (containerd objects, netns,
+//! IPAM reservations, hostPort rules, processes, files), and the host port works for the next pod.
+//! Iterations: `PODCTL_CHAOS_ITERATIONS` (default 20; `scripts/chaos.sh` runs 50).
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{http_eventually, iptables_rules, walk, TestEnv, ECHO_IMAGE};
+
+const PORT: u16 = 19480;
+
+fn pod(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: {ECHO_IMAGE}\n    ports:\n    - containerPort: 8080\n      hostPort: {PORT}\n  - name: side\n    image: {ECHO_IMAGE}\n    command: [/echoserver, --port, '8081']\n"
+    )
+}
+
+/// Everything that names a sandbox of pod `name` (its IDs start with `name-`) on this host.
+fn traces(env: &TestEnv, name: &str) -> Vec<String> {
+    let id = format!("{name}-");
+    let mut left: Vec<String> = env.containerd_objects();
+    left.extend(
+        std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with(&format!("podctl-{id}")))
+            .map(|f| format!("netns {f}")),
+    );
+    for file in walk(Path::new("/var/lib/cni/networks/podctl")) {
+        if std::fs::read_to_string(&file).unwrap_or_default().contains(&id) {
+            left.push(format!("IPAM reservation {}", file.display()));
+        }
+    }
+    left.extend(
+        iptables_rules()
+            .lines()
+            .filter(|l| l.contains(&id))
+            .map(|l| format!("iptables {l}")),
+    );
+    left.extend(
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&id) && !c.contains("iptables"))
+            .map(|c| format!("process {c}")),
+    );
+    for dir in [env.state_dir(), env.log_dir()] {
+        left.extend(
+            walk(&dir)
+                .into_iter()
+                .filter(|p| p.is_file() || p.to_string_lossy().contains(&id))
+                .map(|p| format!("file {}", p.display())),
+        );
+    }
+    left
+}
+
+fn wait_for_no_traces(env: &TestEnv, name: &str, context: &str) {
+    // Shims and log drivers exit a moment after their last task is deleted.
+    let start = Instant::now();
+    loop {
+        let left = traces(env, name);
+        if left.is_empty() {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(15) {
+            panic!("{context}: left behind: {left:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_create_killed_at_any_moment_leaves_nothing_that_delete_does_not_remove() {
+    let env = require_env!("crash-create");
+    let iterations: u64 = std::env::var("PODCTL_CHAOS_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let manifest = env.manifest("chaos.yaml", &pod("chaos"));
+    // The first create imports the built-in image: outside the measured kills.
+    env.ok(&["create", "-f", &manifest]);
+    env.ok(&["delete", "chaos"]);
+    let (mut shown_unknown, mut finished) = (0, 0);
+    for i in 0..iterations {
+        // Spread over a create's run (~150-250 ms here), differently each time.
+        let delay = Duration::from_millis((i * 7919 + 13) % 250);
+        let mut create = env
+            .command(&["create", "-f", &manifest])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = create.kill();
+        let status = create.wait().unwrap();
+        if status.success() {
+            finished += 1;
+        }
+        let context = format!("iteration {i} (killed after {delay:?})");
+        let listed = env.podctl(&["get", "pods"]);
+        assert!(listed.status.code().is_some(), "{context}: get crashed");
+        let table = String::from_utf8_lossy(&listed.stdout);
+        if table.contains("Unknown") {
+            shown_unknown += 1;
+            let again = env.fails(&["create", "-f", &manifest]);
+            assert!(
+                again.contains("was interrupted") && again.contains("podctl delete chaos"),
+                "{context}: {again}"
+            );
+        }
+        let deleted = env.podctl(&["delete", "chaos"]);
+        let stderr = String::from_utf8_lossy(&deleted.stderr);
+        assert!(
+            deleted.status.success() || stderr.contains("not found"),
+            "{context}: delete failed: {stderr}"
+        );
+        wait_for_no_traces(&env, "chaos", &context);
+    }
+    eprintln!("{iterations} kills: {shown_unknown} showed Unknown, {finished} finished before the kill");
+    // The host port is not dead: a new pod on it answers.
+    env.ok(&["create", "-f", &manifest]);
+    let answer = http_eventually(PORT, "after the kills");
+    assert!(answer.contains("after the kills"), "{answer}");
+    env.ok(&["delete", "chaos"]);
+    wait_for_no_traces(&env, "chaos", "the last pod");
+}
+
+#[test]
+fn a_killed_delete_is_finished_by_the_next_and_two_creates_of_one_name_make_one_pod() {
+    let env = require_env!("crash-delete");
+    let manifest = env.manifest("half.yaml", &pod("half").replace(&PORT.to_string(), "19481"));
+    for delay in [30u64, 120, 250] {
+        env.ok(&["create", "-f", &manifest]);
+        let mut delete = env
+            .command(&["delete", "half"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = delete.kill();
+        let _ = delete.wait();
+        let deleted = env.podctl(&["delete", "half"]);
+        let stderr = String::from_utf8_lossy(&deleted.stderr);
+        assert!(
+            deleted.status.success() || stderr.contains("not found"),
+            "after {delay} ms: {stderr}"
+        );
+        wait_for_no_traces(&env, "half", &format!("delete killed after {delay} ms"));
+    }
+    // Two creates of one name at once: one pod, and the loser says why and leaves nothing.
+    let spawn = || {
+        env.command(&["create", "-f", &manifest])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(
+        a.status.success() != b.status.success(),
+        "exactly one wins: {a:?} {b:?}"
+    );
+    let loser = if a.status.success() { &b } else { &a };
+    let why = String::from_utf8_lossy(&loser.stderr);
+    assert!(why.contains("already exists") || why.contains("under way"), "{why}");
+    let table = env.ok(&["get", "pods"]);
+    assert_eq!(table.matches("half").count(), 1, "{table}");
+    env.ok(&["delete", "half"]);
+    wait_for_no_traces(&env, "half", "the winner's pod");
+}
