@@ -209,6 +209,18 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             print!("{}", format::runtimes(&registry, &infos));
         }
+        Command::Gc(args) => {
+            let client = connect(global).await?;
+            let settings = settings(global);
+            let found = pod::gc(&client, &settings, &existing(&settings), args.dry_run).await?;
+            if found.is_empty() {
+                println!("nothing to clean up");
+            }
+            let verb = if args.dry_run { "would remove" } else { "removed" };
+            for item in found {
+                println!("{verb}: {}", item.what);
+            }
+        }
         Command::Stop(args) => {
             let client = connect(global).await?;
             let settings = settings(global);

@@ -115,6 +115,9 @@ pub enum Command {
     /// Member runtimes and runtime handlers (`runtime ls`)
     #[command(subcommand)]
     Runtime(RuntimeCommand),
+    /// Remove what pods that no longer exist left: interrupted creates and deletes, netns pins,
+    /// CNI address reservations, nat rules, create leases, state and log directories
+    Gc(GcArgs),
     /// Stop a pod's members (stop signal, grace period, SIGKILL); the sandbox and its IP stay
     Stop(StopArgs),
     /// Start a stopped pod's members again
@@ -211,6 +214,13 @@ pub struct LogsArgs {
     /// Prefix each line with the time it was logged (RFC 3339, nanoseconds, UTC)
     #[arg(long)]
     pub timestamps: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Only list what would be removed
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]

@@ -118,6 +118,26 @@ impl Client {
         &self.namespace
     }
 
+    /// The same connection, working in another namespace.
+    pub fn in_namespace(&self, namespace: &str) -> Client {
+        Client {
+            namespace: namespace.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// The daemon's namespaces.
+    pub async fn list_namespaces(&self) -> Result<Vec<String>> {
+        use containerd_client::services::v1::namespaces_client::NamespacesClient;
+        use containerd_client::services::v1::ListNamespacesRequest;
+        let mut namespaces = NamespacesClient::new(self.channel());
+        let reply = namespaces
+            .list(Request::new(ListNamespacesRequest { filter: String::new() }))
+            .await
+            .map_err(self.status_error("list", "namespaces"))?;
+        Ok(reply.into_inner().namespaces.into_iter().map(|n| n.name).collect())
+    }
+
     pub fn address(&self) -> &Path {
         &self.address
     }

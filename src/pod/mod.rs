@@ -3,6 +3,7 @@
 
 pub(crate) mod create;
 pub(crate) mod delete;
+mod gc;
 pub(crate) mod intent;
 pub(crate) mod lifecycle;
 mod runtime_class;
@@ -19,6 +20,7 @@ pub use crate::record::{
 pub use crate::settings::Settings;
 pub use create::create_pod;
 pub use delete::{delete_pod, DeleteOptions};
+pub use gc::{gc, Found};
 pub use lifecycle::{start_pod, stop_pod};
 pub use runtime_class::{create_runtime_class, delete_runtime_class, list_runtime_classes};
 pub use view::{find_pod, list_pods};

@@ -7,10 +7,12 @@
 //!
 //! - [`netns`] owns creating and removing pinned network namespaces.
 //! - [`cni`] owns network configuration and running the CNI plugin binaries (ADD/DEL).
+//! - [`leftovers`] finds and removes host-side traces of pods that have no record any more.
 //! - [`SandboxError`] is the one error type for both; every message names the object, the cause
 //!   and what to do about it.
 
 pub mod cni;
+pub mod leftovers;
 pub mod netns;
 
 #[cfg(test)]
@@ -154,4 +156,7 @@ pub enum SandboxError {
         cni_version: String,
         reason: String,
     },
+
+    #[error("{tool} failed: {message}; podctl needs iptables (apt-get install iptables) and root")]
+    Tool { tool: String, message: String },
 }

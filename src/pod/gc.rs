@@ -1,0 +1,193 @@
+//! `podctl gc`: removes what pods that no longer exist left behind. First the interrupted
+//! creates and deletes of the namespace (their intents name everything; finishing them is a
+//! delete), then traces that nothing names any more — an IPAM reservation or nat rules of the
+//! configured CNI network, a state directory, with the netns pin of the same sandbox; a create
+//! lease; a log directory — of sandboxes that no record and no intent in any containerd
+//! namespace knows. Host objects are listed before the
+//! records and intents are read: whatever a create makes exists only after its intent, so a
+//! create running meanwhile is never taken for a leftover.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use super::intent;
+use super::*;
+use crate::member::Registry;
+use crate::record::view::managed_filter;
+use crate::sandbox::cni::CniNetwork;
+use crate::sandbox::{leftovers, netns};
+
+/// One thing found, and whether it was removed.
+pub struct Found {
+    pub what: String,
+}
+
+pub async fn gc(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    dry_run: bool,
+) -> Result<Vec<Found>, PodError> {
+    let mut found = Vec::new();
+    for stale in intent::read_all(settings, client)
+        .into_iter()
+        .filter(|i| !i.owner.alive())
+    {
+        found.push(Found {
+            what: format!("pod {}: {} ({})", stale.pod, stale.interruption(), stale.leftovers()),
+        });
+        if !dry_run {
+            super::delete::finish_interrupted(client, settings, registry, &stale.pod).await?;
+        }
+    }
+
+    // The host first, then what is known (see the module docs). Only this configuration's
+    // network is looked at, and a netns pin only for a sandbox that something else of it names:
+    // another podctl setup on the host (its own network, state directory) is never touched.
+    let network = CniNetwork::load(settings.cni_conf_dir.as_deref())?;
+    let netns_ids = leftovers::netns_ids();
+    let reservations = leftovers::ipam_reservations(&network.name);
+    let rules = leftovers::nat_rules(&network.name).await?;
+    let leases = client.list_leases().await?;
+    let state_dirs = list_dirs(&settings.state_dir.join(client.namespace()));
+    let log_dirs = list_dirs(&settings.log_dir);
+    let known = Known::gather(client, settings).await?;
+
+    let state_ids = state_dirs
+        .iter()
+        .filter_map(|d| d.file_name()?.to_str().map(String::from))
+        .filter(|name| name != "intents");
+    let mut orphans: Vec<String> = reservations
+        .iter()
+        .map(|(id, _)| id.clone())
+        .chain(rules.iter().map(|r| r.container_id.clone()))
+        .chain(state_ids)
+        .filter(|id| !known.sandboxes.contains(id))
+        .collect();
+    orphans.sort();
+    orphans.dedup();
+    for id in &orphans {
+        let mut parts = Vec::new();
+        let state = settings.state_dir.join(client.namespace()).join(id);
+        if state.is_dir() {
+            parts.push(format!("state directory {}", state.display()));
+        }
+        if netns_ids.contains(id) {
+            parts.push(format!("netns podctl-{id}"));
+        }
+        parts.extend(
+            reservations
+                .iter()
+                .filter(|(owner, _)| owner == id)
+                .map(|(_, file)| format!("IPAM reservation {}", file.display())),
+        );
+        let theirs: Vec<_> = rules.iter().filter(|r| &r.container_id == id).cloned().collect();
+        if !theirs.is_empty() {
+            parts.push(format!("{} nat rules", theirs.len()));
+        }
+        found.push(Found {
+            what: format!("sandbox {id} (no pod): {}", parts.join(", ")),
+        });
+        if dry_run {
+            continue;
+        }
+        // CNI DEL frees the reservation and portmap's rules; the bridge's masquerade rule needs
+        // the pod's interface, which is gone, so what is left of the rules goes by hand.
+        let netns_path = std::path::Path::new(netns::NETNS_RUN_DIR).join(netns_name(id));
+        let record = NetworkRecord {
+            netns: netns_path,
+            network: network.raw.clone(),
+            bin_dirs: settings.cni_bin_dirs.clone(),
+            result: None,
+            port_mappings: Vec::new(),
+        };
+        if let Err(e) = record.teardown(id).await {
+            eprintln!("warning: sandbox {id}: {e}");
+        }
+        for (_, file) in reservations.iter().filter(|(owner, _)| owner == id) {
+            let _ = std::fs::remove_file(file);
+        }
+        leftovers::remove_nat_rules(&theirs).await?;
+        if state.is_dir() {
+            // Its agent, if one still runs there, goes first.
+            let _ = crate::agent::client::stop(id, &state, std::time::Duration::ZERO).await;
+            std::fs::remove_dir_all(&state).map_err(io_error(&state))?;
+        }
+    }
+
+    for lease in leases {
+        let Some(id) = lease.strip_prefix("podctl-create-") else {
+            continue;
+        };
+        if known.sandboxes.contains(id) {
+            continue;
+        }
+        found.push(Found {
+            what: format!("lease {lease} (no pod)"),
+        });
+        if !dry_run {
+            client.delete_lease(&lease).await?;
+        }
+    }
+    for dir in log_dirs {
+        // `<namespace>_<name>_<uid>`
+        let uid = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.rsplit('_').next())
+            .unwrap_or_default()
+            .to_string();
+        if uid.is_empty() || known.uids.contains(&uid) {
+            continue;
+        }
+        found.push(Found {
+            what: format!("log directory {} (no pod)", dir.display()),
+        });
+        if !dry_run {
+            std::fs::remove_dir_all(&dir).map_err(io_error(&dir))?;
+        }
+    }
+    Ok(found)
+}
+
+/// Sandbox IDs and pod UIDs that some record or intent names, in every containerd namespace.
+struct Known {
+    sandboxes: HashSet<String>,
+    uids: HashSet<String>,
+}
+
+impl Known {
+    async fn gather(client: &Client, settings: &Settings) -> Result<Known, PodError> {
+        let mut known = Known {
+            sandboxes: HashSet::new(),
+            uids: HashSet::new(),
+        };
+        for namespace in client.list_namespaces().await? {
+            let client = client.in_namespace(&namespace);
+            for record in client.list_containers(&[managed_filter()]).await? {
+                known.sandboxes.extend(record.labels.get(LABEL_SANDBOX_ID).cloned());
+                known.uids.extend(record.labels.get(LABEL_POD_UID).cloned());
+            }
+            for intent in intent::read_all(settings, &client) {
+                known.sandboxes.insert(intent.sandbox_id);
+                known.uids.insert(intent.uid);
+            }
+        }
+        // Intents of namespaces containerd does not list (yet) count too.
+        for dir in list_dirs(&settings.state_dir) {
+            let namespace = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            for intent in intent::read_all(settings, &client.in_namespace(&namespace)) {
+                known.sandboxes.insert(intent.sandbox_id);
+                known.uids.insert(intent.uid);
+            }
+        }
+        Ok(known)
+    }
+}
+
+fn list_dirs(dir: &std::path::Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()
+}
