@@ -60,7 +60,7 @@ pub struct GlobalArgs {
     )]
     pub sandbox_image: String,
     /// First delay (seconds) before restarting a crashed member; doubles per crash up to 5 minutes
-    #[arg(long, global = true, env = "PODCTL_BACKOFF_BASE", default_value_t = 10.0)]
+    #[arg(long, global = true, env = "PODCTL_BACKOFF_BASE", default_value_t = 10.0, value_parser = seconds)]
     pub backoff_base: f64,
     /// Registry host configuration: directories of `<registry>/hosts.toml`, as containerd and
     /// nerdctl read them (mirrors, server, CA, skip_verify)
@@ -349,4 +349,28 @@ pub enum ImageCommand {
         #[arg(long, short = 'o')]
         output: PathBuf,
     },
+}
+
+/// A number of seconds a flag takes: finite, not negative, at most a day (`inf`, `NaN` and `-1`
+/// are refused here rather than panicking later in a Duration).
+fn seconds(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !value.is_finite() || !(0.0..=86_400.0).contains(&value) {
+        return Err(format!("{text:?}: give seconds from 0 to 86400"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn seconds_flags_refuse_what_no_duration_can_hold() {
+        assert_eq!(super::seconds("2.5"), Ok(2.5));
+        for bad in ["inf", "NaN", "-1", "1e300", "ten"] {
+            assert!(super::seconds(bad).is_err(), "{bad}");
+        }
+    }
 }

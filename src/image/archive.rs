@@ -66,7 +66,8 @@ pub fn read_archive(reader: impl Read, name: Option<&str>) -> Result<Vec<Archive
             continue;
         }
         let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
-        let mut data = Vec::with_capacity(entry.size() as usize);
+        // The header's size is the archive's word, not a fact: a forged one must not allocate.
+        let mut data = Vec::with_capacity(entry.size().min(1 << 20) as usize);
         entry.read_to_end(&mut data)?;
         files.insert(path, data);
     }
@@ -320,6 +321,18 @@ mod tests {
             read_archive(&data[..], None),
             Err(ArchiveError::UnknownFormat)
         ));
+    }
+
+    #[test]
+    fn a_forged_entry_size_is_an_error_not_an_allocation() {
+        // A header claiming a terabyte, followed by a few bytes.
+        let mut header = tar::Header::new_gnu();
+        header.set_path("index.json").unwrap();
+        header.set_size(1 << 40);
+        header.set_cksum();
+        let mut data = header.as_bytes().to_vec();
+        data.extend_from_slice(&[b'{'; 600]);
+        assert!(read_archive(&data[..], None).is_err());
     }
 }
 

@@ -16,6 +16,11 @@ pub enum WasmError {
     #[error("wasm AOT cache {path}: {source}; make the directory creatable and writable by podctl, or run without a cache directory")]
     CacheDir { path: PathBuf, source: io::Error },
 
+    /// Compiled code is loaded from the cache without re-checking it, so only its owner may
+    /// write there.
+    #[error("wasm AOT cache {path}: {problem}; cached code runs unchecked, so the directory must be owned by the user podctl runs as (uid {uid}) with mode 700: `chown {uid} {path} && chmod 700 {path}`, or remove it")]
+    CacheDirUnsafe { path: PathBuf, problem: String, uid: u32 },
+
     /// Neither a binary module/component nor WAT text.
     #[error(
         "{name}: file is not WebAssembly (no \\0asm header, not WAT); give a .wasm module/component or a .wat file"

@@ -80,6 +80,7 @@ impl WasmHost {
                 path: dir.clone(),
                 source,
             })?;
+            check_private_dir(dir)?;
         }
 
         let mut core_linker = wasmtime::Linker::<CoreData>::new(&engine);
@@ -130,6 +131,35 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+/// The cache is deserialized without validation (`Module::deserialize` is `unsafe` for that
+/// reason): refuse a directory another user could have written code into.
+fn check_private_dir(dir: &std::path::Path) -> Result<(), WasmError> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let meta = std::fs::symlink_metadata(dir).map_err(|source| WasmError::CacheDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let problem = if !meta.is_dir() {
+        Some("it is not a directory (a symlink?)".to_string())
+    } else if meta.uid() != uid {
+        Some(format!("it is owned by uid {}", meta.uid()))
+    } else if meta.mode() & 0o077 != 0 {
+        Some(format!("its mode is {:o}, not 700", meta.mode() & 0o777))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(WasmError::CacheDirUnsafe {
+            path: dir.to_path_buf(),
+            problem,
+            uid,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A stable (sha256-based) digest of the engine's compatibility hash, so that cache files written
 /// by an incompatible wasmtime build or configuration are simply never looked up.
 fn compat_hash(engine: &Engine) -> String {
@@ -147,4 +177,20 @@ fn compat_hash(engine: &Engine) -> String {
     let mut h = ShaHasher(sha2::Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut h);
     hex::encode(&h.0.finalize()[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_cache_others_can_write_to_is_refused() {
+        let dir = std::env::temp_dir().join(format!("podctl-cache-check-{}", std::process::id()));
+        super::create_private_dir(&dir).unwrap();
+        assert!(super::check_private_dir(&dir).is_ok());
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = super::check_private_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("mode is 777") && err.contains("chmod 700"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
