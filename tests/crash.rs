@@ -179,3 +179,45 @@ fn a_killed_delete_is_finished_by_the_next_and_two_creates_of_one_name_make_one_
     env.ok(&["delete", "half"]);
     wait_for_no_traces(&env, "half", "the winner's pod");
 }
+
+#[test]
+fn the_agent_answers_during_a_delete_and_past_a_silent_client() {
+    let env = require_env!("crash-agent");
+    env.import_busybox();
+    // PID 1 of a container ignores SIGTERM: the delete waits out the grace period.
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: slow\nspec:\n  terminationGracePeriodSeconds: 4\n  containers:\n  - name: main\n    image: {}\n    command: [sleep, '3600']\n    readinessProbe: {{exec: {{command: ['true']}}, periodSeconds: 1}}\n",
+        common::BUSYBOX_IMAGE
+    );
+    env.create("slow.yaml", &manifest);
+    env.wait_running("slow");
+    // A client that connects to the agent and says nothing.
+    let sandbox = env.sandbox_id("slow");
+    let socket = env.state_dir().join("default").join(&sandbox).join("agent.sock");
+    let _silent = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    let asked = Instant::now();
+    env.ok(&["agent", "status", "slow"]);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "status took {:?}",
+        asked.elapsed()
+    );
+
+    let mut delete = env
+        .command(&["delete", "slow"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let asked = Instant::now();
+    let table = env.ok(&["get", "pods"]);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "get took {:?}",
+        asked.elapsed()
+    );
+    assert!(table.contains("Terminating"), "{table}");
+    assert!(delete.wait().unwrap().success());
+    env.assert_nothing_left(&sandbox);
+}

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{watch, RwLock};
 
 use super::keeper::Keeper;
 use super::protocol::{InitRef, PluginMemberDef, SupervisorConfig};
@@ -21,7 +21,7 @@ use crate::record::{PodEvent, LABEL_INIT_STATUS};
 pub(super) struct InitRunner {
     pub init: Vec<InitRef>,
     pub config: SupervisorConfig,
-    pub agent: Arc<Mutex<Agent>>,
+    pub agent: Arc<RwLock<Agent>>,
     /// The plugin of each of `defs`.
     pub plugins: Vec<Plugin>,
     pub defs: Vec<PluginMemberDef>,
@@ -195,7 +195,7 @@ impl InitRunner {
             }
         }
         {
-            let mut agent = self.agent.lock().await;
+            let mut agent = self.agent.write().await;
             if *self.stopping.borrow() {
                 return;
             }

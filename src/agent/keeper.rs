@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{watch, RwLock};
 
 use super::protocol::{PluginMemberDef, SupervisorConfig};
 use super::server::{k8s_reason, log_dir, run_log, start_slot, Agent, MemberSlot, Plugin, Slot, PLUGIN_FAILED};
@@ -19,7 +19,7 @@ use crate::record::PodEvent;
 
 /// Watches one member a plugin runs, for as long as the agent runs.
 pub(super) struct Keeper {
-    pub agent: Arc<Mutex<Agent>>,
+    pub agent: Arc<RwLock<Agent>>,
     pub plugin: Plugin,
     pub def: PluginMemberDef,
     pub index: usize,
@@ -74,12 +74,12 @@ impl Keeper {
     }
 
     async fn restarts(&self) -> u32 {
-        self.agent.lock().await.state.restarts_of(&self.def.name)
+        self.agent.read().await.state.restarts_of(&self.def.name)
     }
 
     /// Waits for the current run to end; `None` once the agent stops its members.
     async fn wait_for_end(&mut self) -> Option<Ended> {
-        let running = match &self.agent.lock().await.members[self.index].slot {
+        let running = match &self.agent.read().await.members[self.index].slot {
             Slot::Running { member, .. } => Some(member.clone()),
             // Keepers start once the members do.
             Slot::Pending => None,
@@ -110,7 +110,7 @@ impl Keeper {
 
     /// Starts the next run unless the agent is stopping; returns its restart count.
     async fn restart(&self) -> Option<u32> {
-        let mut agent = self.agent.lock().await;
+        let mut agent = self.agent.write().await;
         // Checked under the lock that a stop takes before it stops the members.
         if *self.stopping.borrow() {
             return None;
@@ -130,7 +130,7 @@ impl Keeper {
 
     async fn record_end(&self, ended: &Ended, restart_in: Option<Duration>) {
         if restart_in.is_some() {
-            self.agent.lock().await.members[self.index].waiting = Some("CrashLoopBackOff".into());
+            self.agent.write().await.members[self.index].waiting = Some("CrashLoopBackOff".into());
         }
         let Some(client) = self.containerd.get().await else {
             return;

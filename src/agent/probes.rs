@@ -34,7 +34,7 @@ pub(super) enum Target {
         id: String,
     },
     Wasm {
-        agent: Arc<tokio::sync::Mutex<Agent>>,
+        agent: Arc<tokio::sync::RwLock<Agent>>,
         index: usize,
     },
 }
@@ -49,7 +49,7 @@ impl Target {
                 _ => None,
             },
             Target::Wasm { agent, index } => {
-                let agent = agent.lock().await;
+                let agent = agent.read().await;
                 let member = &agent.members[*index];
                 match &member.slot {
                     Slot::Running { member: running, .. } if running.running().await => {
@@ -67,7 +67,7 @@ impl Target {
                 let _ = client.kill_task(id, 9, true).await;
             }
             Target::Wasm { agent, index } => {
-                let running = match &agent.lock().await.members[*index].slot {
+                let running = match &agent.read().await.members[*index].slot {
                     Slot::Running { member, .. } => Some(member.clone()),
                     _ => None,
                 };

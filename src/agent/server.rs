@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use podctl_plugin::{Client as PluginClient, EnvVar, Limits, Member, MemberStatus, State, Volume};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
-use tokio::sync::Mutex;
+use tokio::sync::RwLock;
 
 use super::probes::{Probed, Target};
 use super::protocol::{AgentConfig, PluginMemberDef, PluginMemberStatus, PluginState, ProbeKind, Request, StatusReply};
@@ -497,7 +497,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
         .filter(|m| m.probes.iter().any(|p| p.kind != ProbeKind::Liveness))
         .map(|m| m.name.clone())
         .collect();
-    let agent = Arc::new(Mutex::new(Agent {
+    let agent = Arc::new(RwLock::new(Agent {
         probes: probe_board.clone(),
         gated,
         started_at: secs(SystemTime::now()),
@@ -569,17 +569,25 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
 
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io(pod_dir.clone()))?;
+    // Each connection is served on its own task: a `get` is answered while a delete's graceful
+    // stop runs, and a client that connects and says nothing holds up no one.
+    let stop_supervising = Arc::new(stop_supervising);
+    let (exit_tx, mut exit_rx) = tokio::sync::mpsc::channel::<()>(1);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                if handle(stream, &agent, &stop_supervising).await {
-                    break;
-                }
+                let (agent, stop_supervising, exit_tx) = (agent.clone(), stop_supervising.clone(), exit_tx.clone());
+                tokio::spawn(async move {
+                    if handle(stream, &agent, &stop_supervising).await {
+                        let _ = exit_tx.send(()).await;
+                    }
+                });
             }
+            _ = exit_rx.recv() => break,
             _ = terminate.recv() => {
                 let _ = stop_supervising.send(true);
-                agent.lock().await.stop_all(Duration::from_secs(10)).await;
+                agent.read().await.stop_all(Duration::from_secs(10)).await;
                 break;
             }
         }
@@ -591,22 +599,24 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
 /// Answers one request; returns true when the agent should exit.
 async fn handle(
     stream: tokio::net::UnixStream,
-    agent: &Arc<Mutex<Agent>>,
+    agent: &Arc<RwLock<Agent>>,
     stop_supervising: &tokio::sync::watch::Sender<bool>,
 ) -> bool {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read);
+    // One short JSON line: a longer one is not a request.
+    let mut reader = (&mut reader).take(64 * 1024);
     let read = tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line)).await;
     let request: Option<Request> = match read {
         Ok(Ok(_)) => serde_json::from_str(line.trim()).ok(),
         _ => None,
     };
     let (reply, exit) = match request {
-        Some(Request::Status) => (agent.lock().await.status().await, false),
+        Some(Request::Status) => (agent.read().await.status().await, false),
         Some(Request::Stop { grace_secs }) => {
             let _ = stop_supervising.send(true);
-            let agent = agent.lock().await;
+            let agent = agent.read().await;
             agent.stop_all(Duration::from_secs(grace_secs)).await;
             (agent.status().await, true)
         }
