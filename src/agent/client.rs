@@ -23,6 +23,17 @@ pub fn write_config(pod_dir: &Path, config: &AgentConfig) -> Result<(), AgentErr
     super::write_file(&path, json).map_err(io_err(&config.pod, &path))
 }
 
+/// Reads the agent's configuration back (`podctl system restore` updates it after a reboot).
+pub fn read_config(pod_dir: &Path) -> Result<AgentConfig, AgentError> {
+    let path = pod_dir.join(CONFIG_FILE);
+    let pod = pod_dir.display().to_string();
+    let raw = std::fs::read(&path).map_err(io_err(&pod, &path))?;
+    serde_json::from_slice(&raw).map_err(|e| AgentError::Protocol {
+        pod,
+        cause: format!("{}: {e}", path.display()),
+    })
+}
+
 /// Starts the agent's monitor (`podctl-agent-monitor`, see [`super::monitor`], which runs the agent and
 /// starts it again if it dies) in its own session so it outlives this command; their output goes
 /// to `agent.log` in the pod directory. Returns the monitor's PID.

@@ -290,6 +290,9 @@ pub fn describe(pod: &PodView) -> String {
             pod.name
         );
     }
+    if pod.lost_to_restart {
+        let _ = writeln!(out, "Reason:       {}", super::get::LOST_TO_RESTART);
+    }
     let _ = writeln!(out, "IP:           {}", pod.ip().unwrap_or_else(|| "<none>".into()));
     let _ = writeln!(out, "Sandbox:      {} (pause pid {pause_pid})", pod.sandbox_id);
     let _ = writeln!(out, "Namespaces:");

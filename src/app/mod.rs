@@ -5,6 +5,7 @@ mod exec;
 mod format;
 mod get;
 mod progress;
+mod system;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -209,6 +210,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             print!("{}", format::runtimes(&registry, &infos));
         }
+        Command::System(command) => system::system(global, command).await?,
         Command::Gc(args) => {
             let client = connect(global).await?;
             let settings = settings(global);

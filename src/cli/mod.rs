@@ -45,8 +45,9 @@ pub struct GlobalArgs {
         default_value = "/opt/cni/bin:/usr/lib/cni"
     )]
     pub cni_bin_dir: Vec<PathBuf>,
-    /// Per-pod runtime files (/etc/hosts, emptyDir volumes)
-    #[arg(long, global = true, env = "PODCTL_STATE_DIR", default_value = "/run/podctl")]
+    /// Per-pod files (/etc/hosts, emptyDir volumes, the agent's config): kept across reboots, so
+    /// `podctl system restore` finds them
+    #[arg(long, global = true, env = "PODCTL_STATE_DIR", default_value = "/var/lib/podctl")]
     pub state_dir: PathBuf,
     /// Member logs, laid out like kubelet's /var/log/pods
     #[arg(long, global = true, env = "PODCTL_LOG_DIR", default_value = "/var/log/podctl")]
@@ -115,6 +116,10 @@ pub enum Command {
     /// Member runtimes and runtime handlers (`runtime ls`)
     #[command(subcommand)]
     Runtime(RuntimeCommand),
+    /// Host integration: `system restore` (pods back after a reboot), `system install` (its
+    /// systemd unit)
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Remove what pods that no longer exist left: interrupted creates and deletes, netns pins,
     /// CNI address reservations, nat rules, create leases, state and log directories
     Gc(GcArgs),
@@ -214,6 +219,24 @@ pub struct LogsArgs {
     /// Prefix each line with the time it was logged (RFC 3339, nanoseconds, UTC)
     #[arg(long)]
     pub timestamps: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Bring back pods whose sandbox a host restart took: new netns and pause, CNI ADD (with their
+    /// host ports), members per restartPolicy, the agent
+    Restore {
+        /// Every containerd namespace, not only --namespace
+        #[arg(long, short = 'A')]
+        all_namespaces: bool,
+    },
+    /// Install (and, with systemd, enable) podctl-restore.service, which runs
+    /// `podctl system restore -A` at boot after containerd
+    Install {
+        /// Install under this root instead of / (for images and tests); nothing is enabled then
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -154,6 +154,30 @@ impl Client {
         Ok(())
     }
 
+    /// Replaces a container record's OCI spec (its type stays).
+    pub async fn set_spec(&self, id: &str, spec_json: Vec<u8>) -> Result<()> {
+        let mut containers = ContainersClient::new(self.channel());
+        let container = Container {
+            id: id.to_string(),
+            spec: Some(Any {
+                type_url: OCI_SPEC_TYPE_URL.into(),
+                value: spec_json,
+            }),
+            ..Default::default()
+        };
+        let request = UpdateContainerRequest {
+            container: Some(container),
+            update_mask: Some(FieldMask {
+                paths: vec!["spec".into()],
+            }),
+        };
+        containers
+            .update(self.request(request, None))
+            .await
+            .map_err(self.status_error("update", format!("container {id}")))?;
+        Ok(())
+    }
+
     /// Sets (or, with an empty value, removes) labels on a container record.
     pub async fn set_labels(&self, id: &str, labels: &[(&str, String)]) -> Result<()> {
         let mut containers = ContainersClient::new(self.channel());

@@ -375,6 +375,14 @@ impl MemberRuntime for OciRuntime {
                     let oom = label(LABEL_OOM_KILLED).is_some_and(|v| v == "true")
                         || (task.is_some_and(|t| t.exit_status == 137) && has_memory_limit(&m.record.spec_json));
                     let mut state = observe_task(task, oom, m.record.created);
+                    // After a host restart, a restartPolicy Never pod does not run again.
+                    if task.is_none() && label(LABEL_HOST_RESTARTED).is_some() {
+                        state = MemberState::Terminated {
+                            exit_code: 255,
+                            reason: "Unknown".into(),
+                            finished: label(LABEL_HOST_RESTARTED).and_then(|at| at.parse().ok()),
+                        };
+                    }
                     if task.is_none() && pod.sandbox.labels.get(LABEL_STOPPED).is_some_and(|v| v == "true") {
                         state = MemberState::Waiting {
                             reason: "Stopped".into(),

@@ -385,6 +385,7 @@ impl CreatePlan<'_> {
             ifname: "eth0",
             bin_dirs: &self.settings.cni_bin_dirs,
             port_mappings: &port_mappings,
+            requested_ip: None,
         };
         let (ready_tx, ready_rx) = tokio::sync::watch::channel(None);
         let (sandbox_tx, sandbox_rx) = tokio::sync::watch::channel(None);
@@ -572,23 +573,7 @@ impl CreatePlan<'_> {
     /// Written before CNI with no pod line in /etc/hosts, and again, in place (the members bind
     /// mount these very files), once the pod has its IP.
     fn write_etc_files(&self, state_dir: &Path, result: Option<&CniResult>) -> Result<Vec<Mount>, PodError> {
-        let hostname = self.hostname();
-        let mut hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
-        if let Some(ip) = result.and_then(CniResult::primary_ip) {
-            hosts.push_str(&format!("{ip}\t{hostname}\n"));
-        }
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let mut mounts = Vec::new();
-        for (file, content) in [
-            ("hosts", hosts),
-            ("hostname", format!("{hostname}\n")),
-            ("resolv.conf", resolv),
-        ] {
-            let path = state_dir.join(file);
-            std::fs::write(&path, content).map_err(io_error(&path))?;
-            mounts.push(spec::bind_mount(&path, &format!("/etc/{file}"), false)?);
-        }
-        Ok(mounts)
+        write_etc_files(state_dir, &self.hostname(), result)
     }
 
     async fn create_sandbox(
@@ -661,4 +646,29 @@ fn sandbox_labels(pod: &Pod, uid: &str, sandbox_id: &str) -> HashMap<String, Str
         (LABEL_MANAGED_BY.into(), "podctl".into()),
         (LABEL_SANDBOX_ID.into(), sandbox_id.to_string()),
     ])
+}
+
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf of a pod (rewritten in place: the members bind
+/// mount these very files).
+pub(crate) fn write_etc_files(
+    state_dir: &Path,
+    hostname: &str,
+    result: Option<&CniResult>,
+) -> Result<Vec<Mount>, PodError> {
+    let mut hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
+    if let Some(ip) = result.and_then(CniResult::primary_ip) {
+        hosts.push_str(&format!("{ip}\t{hostname}\n"));
+    }
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut mounts = Vec::new();
+    for (file, content) in [
+        ("hosts", hosts),
+        ("hostname", format!("{hostname}\n")),
+        ("resolv.conf", resolv),
+    ] {
+        let path = state_dir.join(file);
+        std::fs::write(&path, content).map_err(io_error(&path))?;
+        mounts.push(spec::bind_mount(&path, &format!("/etc/{file}"), false)?);
+    }
+    Ok(mounts)
 }

@@ -19,6 +19,7 @@ pub async fn list_pods(client: &Client, settings: &Settings, registry: &Registry
     let tasks = client.list_tasks().await?;
     let mut pods = assemble(containers, &tasks);
     merge_intents(client, settings, &mut pods, None);
+    mark_lost(&mut pods);
     observe(client, settings, registry, &mut pods, &tasks).await;
     pods.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(pods)
@@ -87,6 +88,12 @@ fn merge_intents(client: &Client, settings: &Settings, pods: &mut Vec<PodView>, 
     }
 }
 
+fn mark_lost(pods: &mut [PodView]) {
+    for pod in pods {
+        pod.lost_to_restart = super::restore::lost_to_restart(pod);
+    }
+}
+
 fn view_of_intent(intent: &super::intent::Intent) -> PodView {
     let labels = HashMap::from([
         (LABEL_POD_NAME.to_string(), intent.pod.clone()),
@@ -118,6 +125,7 @@ fn view_of_intent(intent: &super::intent::Intent) -> PodView {
         init_ids: Vec::new(),
         events: Vec::new(),
         interrupted: Some(intent.interruption()),
+        lost_to_restart: false,
     }
 }
 
@@ -137,6 +145,7 @@ pub async fn find_pod(
     let tasks = client.list_tasks().await?;
     let mut pods = assemble(containers, &tasks);
     merge_intents(client, settings, &mut pods, Some(name));
+    mark_lost(&mut pods);
     pods.truncate(1);
     observe(client, settings, registry, &mut pods, &tasks).await;
     Ok(pods.into_iter().next())

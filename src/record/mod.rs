@@ -45,6 +45,9 @@ pub const EXT_NETWORK: &str = "podctl.io/network";
 pub const EXT_EVENTS: &str = "podctl.io/events";
 /// On the sandbox record while the pod is stopped on purpose.
 pub const LABEL_STOPPED: &str = "podctl.io/stopped";
+/// Set by `podctl system restore` on a pod (and its members) that does not run again after a host
+/// restart (restartPolicy Never): they show as terminated with reason Unknown.
+pub const LABEL_HOST_RESTARTED: &str = "podctl.io/host-restarted";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {

@@ -44,6 +44,7 @@ impl NetworkRecord {
             ifname: "eth0",
             bin_dirs: &self.bin_dirs,
             port_mappings: &self.port_mappings,
+            requested_ip: None,
         };
         let deleted = cni::del(&network, &attachment, self.result.as_ref()).await;
         let removed = netns::remove_netns(&self.netns);
@@ -125,6 +126,8 @@ pub struct PodView {
     /// Why its create or delete did not finish (podctl was killed): the pod is `Unknown` and
     /// `podctl delete` removes what is left.
     pub interrupted: Option<String>,
+    /// The host restarted under it: sandbox task and netns gone (`podctl system restore`).
+    pub lost_to_restart: bool,
 }
 
 impl PodView {
@@ -150,7 +153,7 @@ impl PodView {
 
     /// kubectl's STATUS column: the pod's phase, or the reason of the first member not running.
     pub fn status(&self) -> String {
-        if self.interrupted.is_some() {
+        if self.interrupted.is_some() || self.lost_to_restart {
             return "Unknown".into();
         }
         if self.sandbox.labels.get(LABEL_TERMINATING).is_some_and(|v| v == "true") {
@@ -200,7 +203,7 @@ impl PodView {
 
     /// The Kubernetes phase.
     pub fn phase(&self) -> &'static str {
-        if self.interrupted.is_some() {
+        if self.interrupted.is_some() || self.lost_to_restart {
             return "Unknown";
         }
         let states: Vec<MemberState> = self.members.iter().map(MemberView::state).collect();
@@ -362,6 +365,7 @@ pub fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskIn
             sandbox,
             members,
             interrupted: None,
+            lost_to_restart: false,
         });
     }
     pods

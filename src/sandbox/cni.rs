@@ -194,6 +194,9 @@ pub struct Attachment<'a> {
     /// Plugin search path; empty means [`DEFAULT_BIN_DIRS`].
     pub bin_dirs: &'a [PathBuf],
     pub port_mappings: &'a [PortMapping],
+    /// The address to ask IPAM for (host-local's `IP` CNI arg): a pod restored after a reboot
+    /// gets the one it had when it is still free.
+    pub requested_ip: Option<&'a str>,
 }
 
 /// What ADD produced: the pod's addresses, plus the raw final result that DEL must get back as
@@ -431,6 +434,10 @@ async fn run_plugin(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    if let (Some(ip), "ADD") = (att.requested_ip, command) {
+        // IgnoreUnknown: plugins other than host-local must not refuse an argument not theirs.
+        cmd.env("CNI_ARGS", format!("IgnoreUnknown=1;IP={ip}"));
+    }
     let input = serde_json::to_vec(conf).expect("a JSON value serializes");
 
     let run = async {
@@ -778,6 +785,7 @@ mod unit_tests {
             ifname: "eth0",
             bin_dirs: &dirs,
             port_mappings: &[],
+            requested_ip: None,
         };
         let err = add(&net, &att).await.unwrap_err();
         assert_eq!(

@@ -110,6 +110,7 @@ impl Drop for Cleanup {
                     ifname: "eth0",
                     bin_dirs: &[],
                     port_mappings: &ports,
+                    requested_ip: None,
                 };
                 let net = CniNetwork::default_network();
                 let _ = rt.block_on(cni::del(&net, &att, prev.as_ref()));
@@ -311,6 +312,7 @@ async fn cni_add_del_with_host_port() {
         ifname: "eth0",
         bin_dirs: &[],
         port_mappings: &ports,
+        requested_ip: None,
     };
 
     cni::setup_loopback(&att).await.expect("loopback");
@@ -400,6 +402,7 @@ async fn cni_del_after_netns_is_gone() {
         ifname: "eth0",
         bin_dirs: &[],
         port_mappings: &[],
+        requested_ip: None,
     };
     let res = cni::add(&net, &att).await.expect("CNI ADD");
     cleanup.prev = Some(res.clone());
@@ -447,6 +450,7 @@ async fn failed_add_rolls_back() {
         ifname: "eth0",
         bin_dirs: &[],
         port_mappings: &[],
+        requested_ip: None,
     };
     let err = cni::add(&net, &att).await.unwrap_err();
     let text = err.to_string();

@@ -138,6 +138,76 @@ impl TestEnv {
         });
     }
 
+    /// What a host restart does to this test's pods (their sandbox IDs): containerd, the shims,
+    /// agents, monitors and every pod process die (SIGKILL), task rootfs mounts and containerd's
+    /// state directory go, the runc state of the pods' containers and their pinned netns go, and
+    /// their iptables rules are flushed; then containerd starts again on the same root. What
+    /// survives is what a reboot keeps: containerd's root, podctl's state and log directories,
+    /// CNI's IPAM reservations. Only this test's processes and objects are touched.
+    pub fn simulate_reboot(&mut self, sandboxes: &[String], pod_pids: &[u64]) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        let _ = kill(Pid::from_raw(self.containerd.id() as i32), Signal::SIGKILL);
+        let _ = self.containerd.wait();
+        let dir = self.dir.to_string_lossy().into_owned();
+        let ours: Vec<i32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                (cmdline.contains(&dir) && pid != std::process::id() as i32).then_some(pid)
+            })
+            .chain(pod_pids.iter().map(|p| *p as i32))
+            .collect();
+        for pid in ours {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let state = self.dir.join("state");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| p.starts_with(&*state.to_string_lossy()))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for point in points {
+            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&state);
+        for sandbox in sandboxes {
+            for entry in std::fs::read_dir("/run/containerd/runc/default")
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if entry.file_name().to_string_lossy().starts_with(sandbox.as_str()) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+            let netns = Path::new("/run/netns").join(format!("podctl-{sandbox}"));
+            let _ = nix::mount::umount2(&netns, nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_file(&netns);
+        }
+        let saved = iptables_rules();
+        let kept: String = saved
+            .lines()
+            .filter(|l| !sandboxes.iter().any(|s| l.contains(s.as_str())))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let mut restore = Command::new("iptables-restore").stdin(Stdio::piped()).spawn().unwrap();
+        std::io::Write::write_all(restore.stdin.as_mut().unwrap(), kept.as_bytes()).unwrap();
+        assert!(restore.wait().unwrap().success(), "iptables-restore");
+        self.containerd = spawn_containerd(&self.dir);
+        self.wait_until(
+            Duration::from_secs(20),
+            "containerd to answer after the restart",
+            || self.podctl(&["image", "ls"]).status.success(),
+        );
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.join("run")
     }

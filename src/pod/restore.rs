@@ -1,0 +1,220 @@
+//! `podctl system restore`: brings pods back after the host restarted. containerd keeps the
+//! records and snapshots, and podctl's state directory (`/var/lib/podctl`) its files; a reboot
+//! takes the tasks, the pinned netns and the iptables rules. For each pod whose sandbox task and
+//! netns are gone: the stale CNI reservation is released, a new netns is pinned and the pause task
+//! started, CNI ADD gives it its network again (with its host ports), the members join the new
+//! pause and run again as their restartPolicy says — `Always` and `OnFailure` restart them
+//! (RESTARTS counts it), `Never` leaves them terminated with reason `Unknown`, as kubelet does
+//! after a node restart — and the agent starts, hosting the plugin members.
+
+use std::time::Duration;
+
+use super::*;
+use crate::agent::client as agent;
+use crate::manifest::RestartPolicy;
+use crate::member::Registry;
+use crate::sandbox::cni::{self, Attachment, CniNetwork, CniResult};
+use crate::sandbox::netns;
+
+/// What restore did with one pod.
+pub struct Restored {
+    pub pod: String,
+    pub outcome: String,
+}
+
+/// Whether the pod lost its sandbox to a host restart: no sandbox task, no netns, not stopped
+/// and not already settled by a restore.
+pub fn lost_to_restart(pod: &PodView) -> bool {
+    let label = |key: &str| pod.sandbox.labels.get(key).is_some_and(|v| !v.is_empty());
+    pod.sandbox_task.is_none()
+        && pod.interrupted.is_none()
+        && !label(LABEL_STOPPED)
+        && !label(LABEL_HOST_RESTARTED)
+        && pod.pod.is_some()
+        && pod.network.as_ref().is_some_and(|n| !netns::is_namespace(&n.netns))
+}
+
+pub async fn restore(client: &Client, settings: &Settings, registry: &Registry) -> Result<Vec<Restored>, PodError> {
+    let mut restored = Vec::new();
+    for pod in super::list_pods(client, settings, registry).await? {
+        if !pod.lost_to_restart {
+            continue;
+        }
+        let name = pod.name.clone();
+        let outcome = match restore_pod(client, settings, registry, pod).await {
+            Ok(outcome) => outcome,
+            Err(e) => format!("not restored: {e}"),
+        };
+        restored.push(Restored { pod: name, outcome });
+    }
+    Ok(restored)
+}
+
+async fn restore_pod(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    pod: PodView,
+) -> Result<String, PodError> {
+    let spec = pod.pod.clone().expect("lost_to_restart checked it");
+    let id = pod.sandbox_id.clone();
+    let record = pod.network.clone().expect("lost_to_restart checked it");
+    let oci: Vec<&MemberView> = pod
+        .members
+        .iter()
+        .filter(|m| registry.for_label(&m.runtime).runs_tasks())
+        .collect();
+    if spec.spec.restart_policy == RestartPolicy::Never {
+        // As kubelet after a node restart: the pod does not run again.
+        for member in &oci {
+            client
+                .set_labels(&member.id, &[(LABEL_HOST_RESTARTED, now_secs().to_string())])
+                .await?;
+        }
+        client
+            .set_labels(&id, &[(LABEL_HOST_RESTARTED, now_secs().to_string())])
+            .await?;
+        // Its reservation and files of a network that is gone.
+        record.teardown(&id).await?;
+        return Ok("restartPolicy Never: not restarted; its members show reason Unknown".into());
+    }
+
+    // The reservation of the address it had: released, so ADD can hand it out again (asked for).
+    let old_ip = record.result.as_ref().and_then(CniResult::primary_ip);
+    record.teardown(&id).await?;
+    let pinned = netns::create_netns(&netns_name(&id))?;
+    let state_dir = settings.pod_state_dir(client, &id);
+    let rootfs = client.snapshot_mounts(&id).await?;
+    let log = state_dir.join("sandbox.log");
+    let pause_pid = client
+        .create_task(&id, rootfs, &format!("file://{}", log.display()))
+        .await?;
+    client.start_task(&id).await?;
+
+    let network = CniNetwork {
+        name: record.network["name"].as_str().unwrap_or("podctl").to_string(),
+        cni_version: record.network["cniVersion"].as_str().unwrap_or("1.0.0").to_string(),
+        raw: record.network.clone(),
+    };
+    let attachment = Attachment {
+        container_id: &id,
+        netns: &pinned.path,
+        ifname: "eth0",
+        bin_dirs: &record.bin_dirs,
+        port_mappings: &record.port_mappings,
+        requested_ip: old_ip.as_deref(),
+    };
+    cni::setup_loopback(&attachment).await?;
+    let result = match cni::add(&network, &attachment).await {
+        Ok(result) => result,
+        // Taken meanwhile (or an IPAM without the `IP` argument): any address will do.
+        Err(_) if old_ip.is_some() => {
+            cni::del(&network, &attachment, None).await.ok();
+            cni::add(
+                &network,
+                &Attachment {
+                    requested_ip: None,
+                    ..attachment
+                },
+            )
+            .await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let hostname = spec.spec.hostname.clone().unwrap_or_else(|| spec.metadata.name.clone());
+    super::create::write_etc_files(&state_dir, &hostname, Some(&result))?;
+    let ip = result.primary_ip();
+    let record = NetworkRecord {
+        netns: pinned.path.clone(),
+        result: Some(result),
+        ..record
+    };
+    client
+        .set_extensions(
+            &id,
+            &[(EXT_NETWORK, serde_json::to_vec(&record).expect("records serialize"))],
+        )
+        .await?;
+
+    // The members join the new pause process: their specs name its namespaces by PID.
+    for member in &oci {
+        let spec_json = String::from_utf8_lossy(&member.record.spec_json).into_owned();
+        if let Some(old) = pause_pid_in(&spec_json) {
+            let moved = spec_json.replace(&format!("/proc/{old}/ns/"), &format!("/proc/{pause_pid}/ns/"));
+            client.set_spec(&member.id, moved.into_bytes()).await?;
+        }
+        let restarts = member
+            .record
+            .labels
+            .get(LABEL_RESTART_COUNT)
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0)
+            + 1;
+        let log_dir = member
+            .log_path
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| settings.pod_log_dir(&spec, &pod.uid).join(&member.name));
+        let log = crate::logs::run_file(&log_dir, restarts);
+        let rootfs = client.snapshot_mounts(&member.id).await?;
+        client
+            .create_task(&member.id, rootfs, &crate::logs::driver::output_uri(&log))
+            .await?;
+        client.start_task(&member.id).await?;
+        client
+            .set_labels(
+                &member.id,
+                &[
+                    (LABEL_RESTART_COUNT, restarts.to_string()),
+                    (LABEL_LAST_RESTART, now_secs().to_string()),
+                    (LABEL_LOG_PATH, log.to_string_lossy().into_owned()),
+                ],
+            )
+            .await?;
+    }
+
+    // The agent: the same config, with the new pause process and address.
+    let mut config = agent::read_config(&state_dir)?;
+    config.pause_pid = Some(pause_pid);
+    if let Some(supervisor) = config.supervisor.as_mut() {
+        supervisor.pod_ip = ip.clone();
+    }
+    agent::write_config(&state_dir, &config)?;
+    agent::spawn(&pod.name, &state_dir)?;
+    if !config.members.is_empty() {
+        agent::wait_ready(&pod.name, &state_dir, Duration::from_secs(30)).await?;
+    }
+    let event = PodEvent::normal(
+        "Restored",
+        "",
+        format!(
+            "the host restarted: new sandbox (pause pid {pause_pid}), IP {}, {} members restarted",
+            ip.as_deref().unwrap_or("none"),
+            pod.members.len()
+        ),
+    );
+    let _ = crate::record::events::record(client, &id, event).await;
+    Ok(format!(
+        "restored: IP {}, {} members restarted",
+        ip.as_deref().unwrap_or("none"),
+        pod.members.len()
+    ))
+}
+
+/// The pause PID a member's spec names in its namespace paths (`/proc/<pid>/ns/...`).
+fn pause_pid_in(spec_json: &str) -> Option<u32> {
+    let start = spec_json.find("/proc/")? + "/proc/".len();
+    let digits: String = spec_json[start..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_pause_pid_is_read_from_a_members_namespace_paths() {
+        let spec = r#"{"linux":{"namespaces":[{"type":"network","path":"/run/netns/podctl-x"},{"type":"ipc","path":"/proc/4242/ns/ipc"}]}}"#;
+        assert_eq!(super::pause_pid_in(spec), Some(4242));
+        assert_eq!(super::pause_pid_in("{}"), None);
+    }
+}
