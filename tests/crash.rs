@@ -221,3 +221,62 @@ fn the_agent_answers_during_a_delete_and_past_a_silent_client() {
     assert!(delete.wait().unwrap().success());
     env.assert_nothing_left(&sandbox);
 }
+
+#[test]
+fn twenty_creates_at_once_get_distinct_addresses_and_one_host_port_goes_to_one_pod() {
+    let env = require_env!("crash-many");
+    let names: Vec<String> = (0..20).map(|i| format!("many{i}")).collect();
+    for name in &names {
+        env.manifest(
+            &format!("{name}.yaml"),
+            &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: web\n    image: {ECHO_IMAGE}\n"),
+        );
+    }
+    let spawn = |args: Vec<String>| {
+        env.command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let began = Instant::now();
+    let children: Vec<_> = names
+        .iter()
+        .map(|n| spawn(vec!["create".into(), "-f".into(), env.dir.join(format!("{n}.yaml")).to_string_lossy().into_owned()]))
+        .collect();
+    for (name, child) in names.iter().zip(children) {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    eprintln!("20 concurrent creates took {:?}", began.elapsed());
+    let pods = env.pod_json_list();
+    let mut ips: Vec<String> = pods.iter().map(|p| p["status"]["podIP"].as_str().unwrap_or("").to_string()).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 20, "distinct addresses: {ips:?}");
+    assert!(ips.iter().all(|ip| !ip.is_empty()));
+
+    // Two pods claiming one host port at once: one gets it, the other is refused and leaves nothing.
+    for name in ["porta", "portb"] {
+        env.manifest(
+            &format!("{name}.yaml"),
+            &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: web\n    image: {ECHO_IMAGE}\n    ports: [{{containerPort: 8080, hostPort: 19482}}]\n"),
+        );
+    }
+    let (a, b) = (
+        spawn(vec!["create".into(), "-f".into(), env.dir.join("porta.yaml").to_string_lossy().into_owned()]),
+        spawn(vec!["create".into(), "-f".into(), env.dir.join("portb.yaml").to_string_lossy().into_owned()]),
+    );
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() != b.status.success(), "exactly one: {a:?} {b:?}");
+    let loser = if a.status.success() { &b } else { &a };
+    assert!(String::from_utf8_lossy(&loser.stderr).contains("19482"), "{loser:?}");
+    let winner = if a.status.success() { "porta" } else { "portb" };
+    assert!(http_eventually(19482, "one").contains("one"));
+    let mut all: Vec<&str> = names.iter().map(String::as_str).collect();
+    all.push(winner);
+    let mut args = vec!["delete"];
+    args.extend(all);
+    env.ok(&args);
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+}

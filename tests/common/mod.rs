@@ -344,6 +344,12 @@ impl TestEnv {
         serde_json::from_str(&self.ok(&["get", "pod", pod, "-o", "json"])).unwrap()
     }
 
+    /// Every pod, as `get pods -o json` lists them.
+    pub fn pod_json_list(&self) -> Vec<serde_json::Value> {
+        let list: serde_json::Value = serde_json::from_str(&self.ok(&["get", "pods", "-o", "json"])).unwrap();
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
     /// One member's entry of `status.containerStatuses`.
     pub fn container_status(&self, pod: &str, name: &str) -> serde_json::Value {
         let json = self.pod_json(pod);
