@@ -242,7 +242,13 @@ fn twenty_creates_at_once_get_distinct_addresses_and_one_host_port_goes_to_one_p
     let began = Instant::now();
     let children: Vec<_> = names
         .iter()
-        .map(|n| spawn(vec!["create".into(), "-f".into(), env.dir.join(format!("{n}.yaml")).to_string_lossy().into_owned()]))
+        .map(|n| {
+            spawn(vec![
+                "create".into(),
+                "-f".into(),
+                env.dir.join(format!("{n}.yaml")).to_string_lossy().into_owned(),
+            ])
+        })
         .collect();
     for (name, child) in names.iter().zip(children) {
         let out = child.wait_with_output().unwrap();
@@ -250,7 +256,10 @@ fn twenty_creates_at_once_get_distinct_addresses_and_one_host_port_goes_to_one_p
     }
     eprintln!("20 concurrent creates took {:?}", began.elapsed());
     let pods = env.pod_json_list();
-    let mut ips: Vec<String> = pods.iter().map(|p| p["status"]["podIP"].as_str().unwrap_or("").to_string()).collect();
+    let mut ips: Vec<String> = pods
+        .iter()
+        .map(|p| p["status"]["podIP"].as_str().unwrap_or("").to_string())
+        .collect();
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 20, "distinct addresses: {ips:?}");
@@ -264,8 +273,16 @@ fn twenty_creates_at_once_get_distinct_addresses_and_one_host_port_goes_to_one_p
         );
     }
     let (a, b) = (
-        spawn(vec!["create".into(), "-f".into(), env.dir.join("porta.yaml").to_string_lossy().into_owned()]),
-        spawn(vec!["create".into(), "-f".into(), env.dir.join("portb.yaml").to_string_lossy().into_owned()]),
+        spawn(vec![
+            "create".into(),
+            "-f".into(),
+            env.dir.join("porta.yaml").to_string_lossy().into_owned(),
+        ]),
+        spawn(vec![
+            "create".into(),
+            "-f".into(),
+            env.dir.join("portb.yaml").to_string_lossy().into_owned(),
+        ]),
     );
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success() != b.status.success(), "exactly one: {a:?} {b:?}");

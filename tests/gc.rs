@@ -142,3 +142,52 @@ fn gc_lists_and_removes_what_pods_that_no_longer_exist_left() {
     // The bridge is this test's alone.
     let _ = Command::new("ip").args(["link", "del", "podctlgc0"]).status();
 }
+
+/// A nat rule this test inserts, removed again whatever happens.
+struct ForeignRule(Vec<&'static str>);
+
+impl Drop for ForeignRule {
+    fn drop(&mut self) {
+        let mut args = vec!["-t", "nat", "-D"];
+        args.extend(&self.0[3..]);
+        let _ = Command::new("iptables").args(&args).status();
+    }
+}
+
+#[test]
+fn a_host_port_another_rule_shadows_is_a_create_error_not_a_dead_pod() {
+    let env = require_env!("shadowed");
+    // portmap's chain exists once some pod has a host port.
+    env.create("first.yaml", &pod("first", 19582));
+    let spec: Vec<&'static str> = vec![
+        "-t",
+        "nat",
+        "-I",
+        "CNI-HOSTPORT-DNAT",
+        "-p",
+        "tcp",
+        "-m",
+        "comment",
+        "--comment",
+        "dnat name: \"othertool\" id: \"ghost\"",
+        "-m",
+        "multiport",
+        "--dports",
+        "19583",
+        "-j",
+        "RETURN",
+    ];
+    assert!(Command::new("iptables").args(&spec).status().unwrap().success());
+    let rule = ForeignRule(spec);
+    let manifest = env.manifest("second.yaml", &pod("second", 19583));
+    let err = env.fails(&["create", "-f", &manifest]);
+    assert!(
+        err.contains("hostPort 19583") && err.contains("\"othertool\"") && err.contains("ghost"),
+        "{err}"
+    );
+    assert_eq!(env.ok(&["get", "pods"]).matches("second").count(), 0);
+    drop(rule);
+    env.ok(&["create", "-f", &manifest]);
+    common::http_eventually(19583, "reached");
+    env.ok(&["delete", "first", "second"]);
+}

@@ -21,7 +21,7 @@ use crate::member::undo::{Step, Undo};
 use crate::member::{self, Payload, PodContext, PreparedMember, Registry, RuntimeClass, Selected};
 use crate::record::{NetworkRecord, PodEvent};
 use crate::sandbox::cni::{self, Attachment, CniNetwork, CniResult, PortMapping};
-use crate::sandbox::netns;
+use crate::sandbox::{leftovers, netns};
 use crate::spec;
 
 /// Creates the pod and returns its sandbox ID. On error nothing it made is left.
@@ -490,6 +490,14 @@ impl CreatePlan<'_> {
             });
         }
         let (result, (ctx, oci_members, pause_pid)) = (network?, members?);
+        // portmap appends its rules: one that another network left for the same port would win.
+        if let Some((network, owner)) = leftovers::shadowed_host_port(&port_mappings, self.sandbox_id).await? {
+            return Err(PodError::HostPortShadowed {
+                port: network.0,
+                network: network.1,
+                owner,
+            });
+        }
         let network_json =
             serde_json::to_vec(&record.expect("the network is up once `network?` passed")).expect("records serialize");
         events.insert(

@@ -84,6 +84,8 @@ pub enum PodError {
         ip: String,
         cause: String,
     },
+    #[error("hostPort {port}: an earlier nat rule of CNI network {network:?} (container {owner}) takes its traffic, so this pod would never see it; remove what left it (`podctl gc` for podctl's own network, the other tool's cleanup otherwise), then create the pod again")]
+    HostPortShadowed { port: u16, network: String, owner: String },
     #[error("{path}: {cause}")]
     Io { path: PathBuf, cause: std::io::Error },
     #[error("pod {pod}: its record is damaged: {message}; remove it with `podctl delete {pod}`")]

@@ -107,6 +107,46 @@ pub async fn remove_nat_rules(rules: &[NatRule]) -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// The first of portmap's DNAT rules for each of `mappings`' host ports must be the pod's own;
+/// returns ((port, network), container) of a rule of another container that comes first.
+pub async fn shadowed_host_port(
+    mappings: &[super::cni::PortMapping],
+    container_id: &str,
+) -> Result<Option<((u16, String), String)>, SandboxError> {
+    if mappings.is_empty() {
+        return Ok(None);
+    }
+    let save = run("iptables-save", &["-t", "nat"]).await?;
+    for mapping in mappings {
+        if let Some((network, owner)) = first_dnat(&save, mapping.host_port, &mapping.protocol) {
+            if owner != container_id {
+                return Ok(Some(((mapping.host_port, network), owner)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// (network, container) of the first rule of portmap's CNI-HOSTPORT-DNAT chain for the port.
+fn first_dnat(save: &str, port: u16, protocol: &str) -> Option<(String, String)> {
+    save.lines()
+        .filter(|l| l.starts_with("-A CNI-HOSTPORT-DNAT "))
+        .filter_map(|l| shell_words::split(l).ok())
+        .find(|args| {
+            let value = |flag: &str| args.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone());
+            let ports = value("--dports").or_else(|| value("--dport")).unwrap_or_default();
+            value("-p").is_none_or(|p| p == protocol) && ports.split(',').any(|p| p == port.to_string())
+        })
+        .and_then(|args| {
+            let comment = args.windows(2).find(|w| w[0] == "--comment").map(|w| w[1].clone())?;
+            let field = |key: &str| {
+                let start = comment.find(&format!("{key}: \""))? + key.len() + 3;
+                Some(comment[start..start + comment[start..].find('"')?].to_string())
+            };
+            Some((field("name")?, field("id")?))
+        })
+}
+
 async fn run(program: &str, args: &[&str]) -> Result<String, SandboxError> {
     let output = tokio::process::Command::new(program)
         .args(args)
@@ -128,6 +168,16 @@ async fn run(program: &str, args: &[&str]) -> Result<String, SandboxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_dnat_rule_of_a_port_names_its_container() {
+        let save = r#"-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"other\" id: \"ghost\"" -m multiport --dports 19483,80 -j CNI-DN-1
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"podctl\" id: \"web-1\"" -m multiport --dports 19483 -j CNI-DN-2
+"#;
+        assert_eq!(first_dnat(save, 19483, "tcp"), Some(("other".into(), "ghost".into())));
+        assert_eq!(first_dnat(save, 19483, "udp"), None);
+        assert_eq!(first_dnat(save, 8080, "tcp"), None);
+    }
 
     #[test]
     fn rules_are_found_by_the_network_and_container_in_their_comment() {
