@@ -152,7 +152,7 @@ impl InitRunner {
                     let runs = std::fs::read_dir(&init.log_dir).map(|d| d.count()).unwrap_or(0);
                     let log = crate::logs::run_file(&init.log_dir, runs as u32);
                     let rootfs = client.snapshot_mounts(&init.id).await?;
-                    let output = crate::logs::driver::output_uri(&log);
+                    let output = crate::logs::driver::output_uri(&log, self.config.log_rotation);
                     match client.create_task(&init.id, rootfs.clone(), &output).await {
                         // A task whose delete was cut short (its agent was stopped meanwhile) is
                         // invisible to Get but still blocks Create: delete it, then create again.

@@ -102,6 +102,9 @@ pub struct SupervisorConfig {
     /// Where HTTP and TCP probes connect by default, as kubelet uses the pod IP.
     #[serde(default)]
     pub pod_ip: Option<String>,
+    /// When the members' logs are rotated (the log driver of each restart gets it).
+    #[serde(default)]
+    pub log_rotation: podctl_plugin::cri_log::Rotation,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -187,6 +190,9 @@ pub struct PluginMemberDef {
     /// The container's ports (a member that serves HTTP listens on the first).
     #[serde(default)]
     pub ports: Vec<u16>,
+    /// When the plugin rotates its log.
+    #[serde(default)]
+    pub log_rotation: podctl_plugin::cri_log::Rotation,
     /// What older podctl wrote instead of `ports`.
     #[serde(default, skip_serializing)]
     pub http_port: Option<u16>,

@@ -414,6 +414,8 @@ fn member_of(def: &PluginMemberDef, log: &Path) -> Member {
             cpu_millis: def.cpu_limit_millis.map_or(0, |m| u32::try_from(m).unwrap_or(u32::MAX)),
         }),
         ports: def.ports().into_iter().map(u32::from).collect(),
+        log_max_bytes: def.log_rotation.max_bytes,
+        log_max_files: def.log_rotation.max_files,
     }
 }
 

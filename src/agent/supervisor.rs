@@ -49,7 +49,9 @@ pub fn backoff(base: Duration, exponent: u32) -> Duration {
 /// log and the previous one (`logs --previous`) are kept, as kubelet does.
 pub(super) fn next_run_log(dir: &Path, restart: u32) -> std::path::PathBuf {
     if restart >= 2 {
-        let _ = std::fs::remove_file(run_file(dir, restart - 2));
+        for file in crate::logs::rotated_files(&run_file(dir, restart - 2)) {
+            let _ = std::fs::remove_file(file);
+        }
     }
     run_file(dir, restart)
 }
@@ -350,7 +352,11 @@ impl Supervisor {
         let log = next_run_log(&member.log_dir, restarts);
         let rootfs = client.snapshot_mounts(&member.id).await?;
         client
-            .create_task(&member.id, rootfs, &crate::logs::driver::output_uri(&log))
+            .create_task(
+                &member.id,
+                rootfs,
+                &crate::logs::driver::output_uri(&log, self.config.log_rotation),
+            )
             .await?;
         client.start_task(&member.id).await?;
         self.tracks

@@ -32,11 +32,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         crate::agent::monitor::run(pod_dir, &crate::podctl_exe()?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    // The log driver is started for every task: it stays a plain two-thread program.
-    if let Command::LogDriver { path } = &cli.command {
-        crate::logs::driver::run(path)?;
-        return Ok(ExitCode::SUCCESS);
-    }
     // One thread is plenty for a CLI and starts fastest; network namespaces are made on their own
     // short-lived std threads anyway.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -70,6 +65,10 @@ fn settings(global: &GlobalArgs) -> Settings {
         sandbox_image: global.sandbox_image.clone(),
         wasm_cache_dir: global.wasm_cache_dir.clone(),
         backoff_base: std::time::Duration::from_secs_f64(global.backoff_base.max(0.0)),
+        log_rotation: crate::logs::Rotation {
+            max_bytes: global.log_max_size,
+            max_files: global.log_max_files,
+        },
         pull: crate::image::PullSettings {
             hosts_dirs: global.hosts_dir.clone(),
             lock_dir: global.state_dir.clone(),
@@ -250,7 +249,6 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Image(command) => return image(global, command).await,
-        Command::LogDriver { .. } => unreachable!("handled before the runtime starts"),
         Command::Agent(command) => {
             let client = connect(global).await?;
             let settings = settings(global);
@@ -311,11 +309,19 @@ async fn logs(client: &Client, settings: &Settings, registry: &Registry, args: &
             )
         })?;
     }
-    let data = match std::fs::read(&path) {
-        Ok(data) => data,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading log {}", path.display())),
-    };
+    // The run's rotated files first, oldest first, then the current one.
+    let mut data = Vec::new();
+    let mut current_len = 0;
+    for file in crate::logs::rotated_files(&path) {
+        match std::fs::read(&file) {
+            Ok(bytes) => {
+                current_len = bytes.len();
+                data.extend(bytes);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => current_len = 0,
+            Err(e) => return Err(e).with_context(|| format!("reading log {}", file.display())),
+        }
+    }
     let following = args.follow && !args.previous;
     let mut renderer = crate::logs::Renderer::new(args.timestamps);
     let mut rendered = Vec::with_capacity(data.len());
@@ -334,37 +340,61 @@ async fn logs(client: &Client, settings: &Settings, registry: &Registry, args: &
     out.flush()?;
     drop(out);
     if following {
-        follow(path, used as u64, renderer).await?;
+        // Where in the current file the rendering stopped (it keeps an unfinished last line).
+        let offset = (used + current_len).saturating_sub(data.len());
+        follow(path, offset as u64, renderer).await?;
     }
     Ok(())
 }
 
-/// `logs -f`: prints what the run's log gains, and moves on to the next run's file after a
-/// restart (`<n>.log` -> `<n+1>.log`), until the log goes away with the pod.
+/// `logs -f`: prints what the run's log gains, across its rotations (the rest of the file that
+/// became `<n>.log.1` first), and moves on to the next run's file after a restart
+/// (`<n>.log` -> `<n+1>.log`), until the log goes away with the pod.
 async fn follow(mut path: std::path::PathBuf, mut offset: u64, mut renderer: crate::logs::Renderer) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
     let mut pending: Vec<u8> = Vec::new();
+    let mut inode = std::fs::metadata(&path).map(|m| m.ino()).ok();
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let Ok(mut file) = std::fs::File::open(&path) else {
             return Ok(());
         };
-        let len = file.metadata()?.len();
-        if len > offset {
+        let meta = file.metadata()?;
+        if inode.is_some_and(|i| i != meta.ino()) {
+            // Rotated: what the old file got after our last read is in `<path>.1` now.
+            let rotated = std::path::PathBuf::from(format!("{}.1", path.display()));
+            if let Ok(mut old) = std::fs::File::open(&rotated) {
+                if old.metadata().is_ok_and(|m| Some(m.ino()) == inode) {
+                    old.seek(SeekFrom::Start(offset))?;
+                    old.read_to_end(&mut pending)?;
+                }
+            }
+            offset = 0;
+        }
+        inode = Some(meta.ino());
+        let len = meta.len();
+        let grew = len > offset;
+        if grew {
             file.seek(SeekFrom::Start(offset))?;
             file.take(len - offset).read_to_end(&mut pending)?;
             offset = len;
+        }
+        if !pending.is_empty() {
             let mut rendered = Vec::new();
             let used = renderer.lines(&pending, &mut rendered);
             pending.drain(..used);
             let mut out = std::io::stdout().lock();
             out.write_all(&rendered)?;
             out.flush()?;
+        }
+        if grew {
             continue;
         }
         if let Some(next) = crate::logs::other_run(&path, 1).filter(|p| p.exists()) {
             path = next;
             offset = 0;
+            inode = None;
             pending.clear();
         }
     }

@@ -6,16 +6,13 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let path = match args.as_slice() {
-        [flag, path] if flag == "log-driver" => std::path::PathBuf::from(path),
-        _ => {
-            eprintln!(
-                "usage: podctl-log-driver log-driver PATH (containerd's shim starts it for a `binary://` log URI)"
-            );
-            return ExitCode::from(2);
-        }
+    let Some((path, rotation)) = podctl::logs::driver::parse_args(&args) else {
+        eprintln!(
+            "usage: podctl-log-driver log-driver PATH [max-size BYTES] [max-files N] (containerd's shim starts it for a `binary://` log URI)"
+        );
+        return ExitCode::from(2);
     };
-    match podctl::logs::driver::run(&path) {
+    match podctl::logs::driver::run(&path, rotation) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");

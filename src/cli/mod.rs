@@ -60,6 +60,12 @@ pub struct GlobalArgs {
         default_value = "podctl.local/pause:0.1"
     )]
     pub sandbox_image: String,
+    /// Rotate a member's log past this size (kubelet's containerLogMaxSize), e.g. 10Mi
+    #[arg(long, global = true, env = "PODCTL_LOG_MAX_SIZE", default_value = "10Mi", value_parser = bytes)]
+    pub log_max_size: u64,
+    /// Log files kept per member run, the current one included (kubelet's containerLogMaxFiles)
+    #[arg(long, global = true, env = "PODCTL_LOG_MAX_FILES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub log_max_files: u32,
     /// First delay (seconds) before restarting a crashed member; doubles per crash up to 5 minutes
     #[arg(long, global = true, env = "PODCTL_BACKOFF_BASE", default_value_t = 10.0, value_parser = seconds)]
     pub backoff_base: f64,
@@ -135,12 +141,6 @@ pub enum Command {
     /// The per-pod agent: supervision, probes, and the WASM plugin of a pod with WASM members
     #[command(subcommand)]
     Agent(AgentCommand),
-    /// containerd's log driver for member output (the shim starts it; not for interactive use)
-    #[command(hide = true)]
-    LogDriver {
-        /// The log file of the run
-        path: PathBuf,
-    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -372,6 +372,15 @@ pub enum ImageCommand {
         #[arg(long, short = 'o')]
         output: PathBuf,
     },
+}
+
+/// A size a flag takes, as Kubernetes writes quantities (`10Mi`, `512Ki`, `1048576`).
+fn bytes(text: &str) -> Result<u64, String> {
+    match crate::manifest::parse_quantity_bytes(text) {
+        Some(n) if n >= 1024 => Ok(n),
+        Some(_) => Err(format!("{text:?}: at least 1Ki")),
+        None => Err(format!("{text:?} is not a size; write e.g. 10Mi")),
+    }
 }
 
 /// A number of seconds a flag takes: finite, not negative, at most a day (`inf`, `NaN` and `-1`

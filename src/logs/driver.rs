@@ -10,7 +10,7 @@ use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use super::{open_sink, LineSplitter, Stream};
+use super::{open_rotating_sink, LineSplitter, Rotation, Stream};
 
 const STDOUT_FD: i32 = 3;
 const STDERR_FD: i32 = 4;
@@ -32,17 +32,37 @@ pub const DRIVER_BINARY: &str = "podctl-log-driver";
 /// The task output URI that has the shim start this driver for `log_path` (the query becomes the
 /// driver's arguments: `log-driver PATH`). Falls back to the shim's own file copy (no
 /// timestamps) if podctl cannot name its own executable.
-pub fn output_uri(log_path: &Path) -> String {
+pub fn output_uri(log_path: &Path, rotation: Rotation) -> String {
     let Ok(podctl) = crate::podctl_exe() else {
         return format!("file://{}", log_path.display());
     };
     let small = podctl.with_file_name(DRIVER_BINARY);
     let driver = if small.is_file() { small } else { podctl };
+    // containerd passes the query's pairs as arguments in no set order: `run_from_args` takes them so.
     format!(
-        "binary://{}?log-driver={}",
+        "binary://{}?log-driver={}&max-size={}&max-files={}",
         percent_encode(&driver.to_string_lossy()),
-        percent_encode(&log_path.to_string_lossy())
+        percent_encode(&log_path.to_string_lossy()),
+        rotation.max_bytes,
+        rotation.max_files
     )
+}
+
+/// The driver's arguments, as containerd makes them of the URI's query: `KEY VALUE` pairs in any
+/// order (`log-driver PATH`, `max-size N`, `max-files N`).
+pub fn parse_args(args: &[std::ffi::OsString]) -> Option<(PathBuf, Rotation)> {
+    let mut path = None;
+    let mut rotation = Rotation::default();
+    for pair in args.chunks(2) {
+        let [key, value] = pair else { return None };
+        match key.to_str()? {
+            "log-driver" => path = Some(PathBuf::from(value)),
+            "max-size" => rotation.max_bytes = value.to_str()?.parse().ok()?,
+            "max-files" => rotation.max_files = value.to_str()?.parse().ok()?,
+            _ => return None,
+        }
+    }
+    Some((path?, rotation))
 }
 
 /// Encodes what a URL path or query value must not carry literally (`?`, `&`, `=`, `%`, `#`,
@@ -68,8 +88,25 @@ fn inherited(fd: i32) -> Result<OwnedFd, LogDriverError> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Runs the driver if this process was started as one (`log-driver PATH ...` pairs), with its exit
+/// code; None otherwise.
+pub fn run_if_invoked() -> Option<std::process::ExitCode> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if !args.iter().step_by(2).any(|a| a == "log-driver") {
+        return None;
+    }
+    let (path, rotation) = parse_args(&args)?;
+    Some(match run(&path, rotation) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    })
+}
+
 /// Runs the driver until the container's output ends: one thread polling both pipes.
-pub fn run(log_path: &Path) -> Result<(), LogDriverError> {
+pub fn run(log_path: &Path, rotation: Rotation) -> Result<(), LogDriverError> {
     // The shim sends SIGTERM when the task is deleted, after closing its ends of the pipes: keep
     // draining to the end instead of dying with records still in the pipe.
     // SAFETY: setting a signal to be ignored has no handler to be unsafe about.
@@ -92,7 +129,7 @@ pub fn run(log_path: &Path) -> Result<(), LogDriverError> {
     if let Some(dir) = log_path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let sink = open_sink(log_path).map_err(|source| LogDriverError::Open {
+    let sink = open_rotating_sink(log_path, rotation).map_err(|source| LogDriverError::Open {
         path: log_path.to_path_buf(),
         source,
     })?;
@@ -144,11 +181,31 @@ mod tests {
 
     #[test]
     fn the_uri_names_this_executable_and_encodes_the_path() {
-        let uri = output_uri(Path::new("/var/log/pods/a b/c&d=1/0.log"));
+        let uri = output_uri(Path::new("/var/log/pods/a b/c&d=1/0.log"), Rotation::default());
         assert!(uri.starts_with("binary:///"), "{uri}");
         assert!(
-            uri.ends_with("?log-driver=/var/log/pods/a%20b/c%26d%3D1/0.log"),
+            uri.ends_with("?log-driver=/var/log/pods/a%20b/c%26d%3D1/0.log&max-size=10485760&max-files=5"),
             "{uri}"
         );
+    }
+
+    #[test]
+    fn the_drivers_arguments_come_in_any_order() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let (path, rotation) =
+            parse_args(&args(&["max-files", "3", "log-driver", "/x/0.log", "max-size", "100"])).unwrap();
+        assert_eq!(path, PathBuf::from("/x/0.log"));
+        assert_eq!(
+            rotation,
+            Rotation {
+                max_bytes: 100,
+                max_files: 3
+            }
+        );
+        assert_eq!(
+            parse_args(&args(&["log-driver", "/x/0.log"])).unwrap().1,
+            Rotation::default()
+        );
+        assert!(parse_args(&args(&["log-driver"])).is_none());
     }
 }

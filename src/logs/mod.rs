@@ -9,7 +9,10 @@ pub mod driver;
 use std::path::{Path, PathBuf};
 
 // The writer is the plugin crate's, so plugins write the records podctl reads.
-pub use podctl_plugin::cri_log::{open_sink, write_record, LineSplitter, RecordWriter, Sink, Stream, MAX_RECORD};
+pub use podctl_plugin::cri_log::{
+    open_rotating_sink, open_sink, rotated_files, write_record, LineSplitter, RecordWriter, Rotation, Sink, Stream,
+    MAX_RECORD,
+};
 
 /// A member's runs each log to a file of their own in its log directory: `<run>.log`, the run
 /// counting its restarts (`logs --previous` reads the one before).

@@ -420,6 +420,7 @@ pub trait MemberRuntime: Send + Sync {
     fn resume<'a>(
         &'a self,
         _client: &'a Client,
+        _settings: &'a Settings,
         _pod: &'a PodView,
         _members: Vec<&'a MemberView>,
         _now: bool,

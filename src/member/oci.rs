@@ -154,7 +154,11 @@ async fn create_task(
     undo: &mut Undo,
 ) -> Result<(), MemberError> {
     ctx.client
-        .create_task(id, rootfs, &crate::logs::driver::output_uri(&log_path))
+        .create_task(
+            id,
+            rootfs,
+            &crate::logs::driver::output_uri(&log_path, ctx.settings.log_rotation),
+        )
         .await?;
     undo.push(Step::DeleteTask(id.to_string()));
     Ok(())
@@ -440,6 +444,7 @@ impl MemberRuntime for OciRuntime {
     fn resume<'a>(
         &'a self,
         client: &'a Client,
+        settings: &'a Settings,
         pod: &'a PodView,
         members: Vec<&'a MemberView>,
         now: bool,
@@ -455,7 +460,11 @@ impl MemberRuntime for OciRuntime {
                 })?;
                 let rootfs = client.snapshot_mounts(&member.id).await?;
                 client
-                    .create_task(&member.id, rootfs, &crate::logs::driver::output_uri(&log))
+                    .create_task(
+                        &member.id,
+                        rootfs,
+                        &crate::logs::driver::output_uri(&log, settings.log_rotation),
+                    )
                     .await?;
                 if now {
                     client.start_task(&member.id).await?;

@@ -217,6 +217,7 @@ impl PluginRuntime {
             cpu_limit_millis: container.resources.cpu_limit_millis(),
             ports: container.ports.iter().map(|p| p.container_port).collect(),
             http_port: None,
+            log_rotation: ctx.settings.log_rotation,
             probes: probe_defs(container),
         })
     }

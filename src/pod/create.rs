@@ -553,6 +553,7 @@ impl CreatePlan<'_> {
                 backoff_base_ms: (self.settings.backoff_base.as_secs_f64() * 1000.0) as u64,
                 members: oci_members.to_vec(),
                 pod_ip,
+                log_rotation: self.settings.log_rotation,
             }),
             init: std::mem::take(&mut *ctx.init_handover.lock().expect("not poisoned")),
         };

@@ -64,7 +64,7 @@ pub async fn start_pod(client: &Client, settings: &Settings, registry: &Registry
     let mut in_agent = false;
     for (runtime, members) in registry.members_by_runtime(&pod) {
         in_agent |= runtime.in_agent();
-        runtime.resume(client, &pod, members, now).await?;
+        runtime.resume(client, settings, &pod, members, now).await?;
     }
     // The agent supervises again and starts the members it hosts.
     let dir = settings.pod_state_dir(client, &pod.sandbox_id);

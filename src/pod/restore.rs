@@ -159,7 +159,11 @@ async fn restore_pod(
         let log = crate::logs::run_file(&log_dir, restarts);
         let rootfs = client.snapshot_mounts(&member.id).await?;
         client
-            .create_task(&member.id, rootfs, &crate::logs::driver::output_uri(&log))
+            .create_task(
+                &member.id,
+                rootfs,
+                &crate::logs::driver::output_uri(&log, settings.log_rotation),
+            )
             .await?;
         client.start_task(&member.id).await?;
         client

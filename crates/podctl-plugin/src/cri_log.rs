@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -27,18 +27,93 @@ impl Stream {
     }
 }
 
-/// The log file of one run, shared by the pumps of its two streams (records are written whole).
-pub type Sink = Arc<Mutex<File>>;
+/// When a run's log file is rotated, as kubelet's `containerLogMaxSize` and
+/// `containerLogMaxFiles` say: past `max_bytes` the file becomes `PATH.1` (`.1` becomes `.2`,
+/// and so on), keeping `max_files` files in all. `max_bytes` 0: never.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rotation {
+    pub max_bytes: u64,
+    pub max_files: u32,
+}
 
-/// Opens (creating) a run's log file for appending records.
-pub fn open_sink(path: &Path) -> io::Result<Sink> {
+impl Default for Rotation {
+    /// kubelet's defaults: 10 MiB, 5 files.
+    fn default() -> Self {
+        Rotation {
+            max_bytes: 10 * 1024 * 1024,
+            max_files: 5,
+        }
+    }
+}
+
+impl Rotation {
+    /// What a member's protocol fields ask for (none given: the defaults).
+    pub fn of(member: &crate::Member) -> Rotation {
+        match member.log_max_bytes {
+            0 => Rotation::default(),
+            max_bytes => Rotation {
+                max_bytes,
+                max_files: member.log_max_files.max(1),
+            },
+        }
+    }
+}
+
+/// A run's log file, rotated as its [`Rotation`] says.
+pub struct LogFile {
+    file: File,
+    path: PathBuf,
+    written: u64,
+    rotation: Rotation,
+}
+
+impl LogFile {
+    fn rotate(&mut self) -> io::Result<()> {
+        let rotated = |k: u32| PathBuf::from(format!("{}.{k}", self.path.display()));
+        let keep = self.rotation.max_files.saturating_sub(1);
+        if keep == 0 {
+            self.file.set_len(0)?;
+            self.written = 0;
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(rotated(keep));
+        for k in (1..keep).rev() {
+            let _ = std::fs::rename(rotated(k), rotated(k + 1));
+        }
+        std::fs::rename(&self.path, rotated(1))?;
+        self.file = open_append(&self.path)?;
+        self.written = 0;
+        Ok(())
+    }
+}
+
+/// The log file of one run, shared by the pumps of its two streams (records are written whole).
+pub type Sink = Arc<Mutex<LogFile>>;
+
+fn open_append(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o640)
-        .open(path)?;
-    Ok(Arc::new(Mutex::new(file)))
+        .open(path)
+}
+
+/// Opens (creating) a run's log file for appending records, rotated with kubelet's defaults.
+pub fn open_sink(path: &Path) -> io::Result<Sink> {
+    open_rotating_sink(path, Rotation::default())
+}
+
+/// Opens (creating) a run's log file, rotated as `rotation` says (a member's: [`Rotation::of`]).
+pub fn open_rotating_sink(path: &Path, rotation: Rotation) -> io::Result<Sink> {
+    let file = open_append(path)?;
+    let written = file.metadata()?.len();
+    Ok(Arc::new(Mutex::new(LogFile {
+        file,
+        path: path.to_path_buf(),
+        written,
+        rotation,
+    })))
 }
 
 /// Writes one record stamped now.
@@ -49,9 +124,32 @@ pub fn write_record(sink: &Sink, stream: Stream, partial: bool, text: &[u8]) -> 
     write!(record, "{time} {} {tag} ", stream.as_str())?;
     record.extend_from_slice(text);
     record.push(b'\n');
+    let mut log = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let limit = log.rotation.max_bytes;
+    if limit > 0 && log.written > 0 && log.written + record.len() as u64 > limit {
+        log.rotate()?;
+    }
     // One write per record on an O_APPEND file: records of the two streams never interleave.
-    let file = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    (&*file).write_all(&record)
+    log.file.write_all(&record)?;
+    log.written += record.len() as u64;
+    Ok(())
+}
+
+/// The files of a run's log in the order they were written: `PATH.N` ... `PATH.1`, then `PATH`.
+pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut k = 1;
+    loop {
+        let rotated = PathBuf::from(format!("{}.{k}", path.display()));
+        if !rotated.exists() {
+            break;
+        }
+        files.push(rotated);
+        k += 1;
+    }
+    files.reverse();
+    files.push(path.to_path_buf());
+    files
 }
 
 /// Cuts one stream's bytes into records: one `F` record per line, `P` records for pieces of lines
@@ -125,5 +223,42 @@ impl Write for RecordWriter {
 impl Drop for RecordWriter {
     fn drop(&mut self) {
         let _ = self.splitter.finish(self.stream, &self.sink);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_past_its_size_is_rotated_keeping_max_files() {
+        let dir = std::env::temp_dir().join(format!("cri-log-rotation-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("0.log");
+        let sink = open_rotating_sink(
+            &path,
+            Rotation {
+                max_bytes: 1000,
+                max_files: 3,
+            },
+        )
+        .unwrap();
+        for i in 0..100 {
+            write_record(&sink, Stream::Stdout, false, format!("line {i:03}").as_bytes()).unwrap();
+        }
+        let files = rotated_files(&path);
+        assert_eq!(files.len(), 3, "{files:?}");
+        assert_eq!(files[0], dir.join("0.log.2"));
+        let sizes: Vec<u64> = files.iter().map(|f| std::fs::metadata(f).unwrap().len()).collect();
+        assert!(sizes.iter().all(|s| *s <= 1000), "{sizes:?}");
+        let all: String = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+        assert!(
+            all.ends_with("line 099\n") && !all.contains("line 000"),
+            "oldest records dropped"
+        );
+        let numbers: Vec<u32> = all.lines().map(|l| l[l.len() - 3..].parse().unwrap()).collect();
+        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "in order across files");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use podctl_plugin::cri_log::{open_sink, LineSplitter, Sink, Stream};
+use podctl_plugin::cri_log::{open_rotating_sink, LineSplitter, Rotation, Sink, Stream};
 use podctl_plugin::{now_secs, Error, Member, MemberRuntime, MemberStatus, PluginInfo, Started, Validated};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
@@ -109,7 +109,7 @@ impl MemberRuntime for Exec {
                 return Err(Error::AlreadyExists(member.name));
             }
         }
-        let sink = open_sink(Path::new(&member.log_path))
+        let sink = open_rotating_sink(Path::new(&member.log_path), Rotation::of(&member))
             .map_err(|e| Error::Failed(format!("cannot open its log {}: {e}", member.log_path)))?;
         let mut command = tokio::process::Command::new(&member.program);
         command

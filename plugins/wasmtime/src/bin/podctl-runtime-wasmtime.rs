@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use podctl_plugin::cri_log::{open_sink, RecordWriter, Stream};
+use podctl_plugin::cri_log::{open_rotating_sink, RecordWriter, Rotation, Stream};
 use podctl_plugin::{Error, Member, MemberRuntime, MemberStatus, PluginInfo, Started, Validated};
 use podctl_wasmtime::{
     ExitInfo, ExitReason, HostConfig, MemberSpec, Output, Preopen, Program, ProgramKind, RunningMember, WasmHost,
@@ -70,7 +70,7 @@ impl Wasmtime {
     }
 
     fn spec(member: Member, kind: ProgramKind) -> Result<MemberSpec, Error> {
-        let sink = open_sink(std::path::Path::new(&member.log_path))
+        let sink = open_rotating_sink(std::path::Path::new(&member.log_path), Rotation::of(&member))
             .map_err(|e| Error::Failed(format!("cannot open its log {}: {e}", member.log_path)))?;
         let limits = member.limits.unwrap_or_default();
         Ok(MemberSpec {
