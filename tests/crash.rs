@@ -212,6 +212,7 @@ fn the_agent_answers_during_a_delete_and_past_a_silent_client() {
     std::thread::sleep(Duration::from_millis(800));
     let asked = Instant::now();
     let table = env.ok(&["get", "pods"]);
+    eprintln!("get pods during a delete's grace period took {:?}", asked.elapsed());
     assert!(
         asked.elapsed() < Duration::from_secs(2),
         "get took {:?}",
@@ -296,4 +297,48 @@ fn twenty_creates_at_once_get_distinct_addresses_and_one_host_port_goes_to_one_p
     args.extend(all);
     env.ok(&args);
     assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+}
+
+#[test]
+fn records_edited_by_hand_in_containerd_never_crash_podctl() {
+    let env = require_env!("crash-edited");
+    env.create(
+        "edited.yaml",
+        &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: edited\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: web\n    image: {ECHO_IMAGE}\n"),
+    );
+    env.wait_running("edited");
+    let sandbox = env.sandbox_id("edited");
+    let member = format!("{sandbox}-web");
+    // Labels no podctl wrote: numbers that are not, a runtime podctl lacks, states that are junk.
+    for (id, label) in [
+        (&member, "podctl.io/restart-count=many"),
+        (&member, "podctl.io/member-index=-1"),
+        (&member, "podctl.io/last-restart=yesterday"),
+        (&member, "podctl.io/runtime=nonesuch"),
+        (&sandbox, "podctl.io/init-status=\u{1F4A5}"),
+        (&sandbox, "podctl.io/host-restarted=soon"),
+    ] {
+        let status = std::process::Command::new("ctr")
+            .arg("--address")
+            .arg(&env.socket)
+            .args(["containers", "label", id, label])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "ctr label {label}");
+    }
+    for args in [
+        vec!["get", "pods"],
+        vec!["get", "pods", "-o", "json"],
+        vec!["describe", "pod", "edited"],
+        vec!["events", "edited"],
+        vec!["gc", "--dry-run"],
+    ] {
+        let out = env.podctl(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.code().is_some(), "{args:?} was killed");
+    }
+    env.ok(&["delete", "edited"]);
+    env.assert_nothing_left(&sandbox);
 }

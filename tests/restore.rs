@@ -49,13 +49,28 @@ fn pods_come_back_after_a_host_restart() {
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: once\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    command: [sleep, '3600']\n"
         ),
     );
+    // More pods for the restore figure: PODCTL_RESTORE_PODS=20 (default none).
+    let extra: usize = std::env::var("PODCTL_RESTORE_PODS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    for i in 0..extra {
+        env.create(
+            &format!("extra{i}.yaml"),
+            &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: extra{i}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: web\n    image: {ECHO_IMAGE}\n"),
+        );
+    }
     env.wait_running("survivor");
     env.wait_running("once");
     http_eventually(PORT, "before");
     greeted();
-    let sandboxes = vec![env.sandbox_id("survivor"), env.sandbox_id("once")];
+    let names: Vec<String> = ["survivor".to_string(), "once".to_string()]
+        .into_iter()
+        .chain((0..extra).map(|i| format!("extra{i}")))
+        .collect();
+    let sandboxes: Vec<String> = names.iter().map(|n| env.sandbox_id(n)).collect();
     let ip_before = env.pod_json("survivor")["status"]["podIP"].clone();
-    let pids: Vec<u64> = ["survivor", "once"].iter().flat_map(|p| env.pids(p)).collect();
+    let pids: Vec<u64> = names.iter().flat_map(|p| env.pids(p)).collect();
 
     env.simulate_reboot(&sandboxes, &pids);
 
@@ -64,7 +79,10 @@ fn pods_come_back_after_a_host_restart() {
         String::from_utf8_lossy(&listed.stdout).into_owned(),
         String::from_utf8_lossy(&listed.stderr).into_owned(),
     );
-    assert!(table.lines().filter(|l| l.contains("Unknown")).count() == 2, "{table}");
+    assert!(
+        table.lines().filter(|l| l.contains("Unknown")).count() == names.len(),
+        "{table}"
+    );
     assert!(
         warnings.contains("the host restarted") && warnings.contains("podctl system restore"),
         "{warnings}"
@@ -72,7 +90,7 @@ fn pods_come_back_after_a_host_restart() {
 
     let began = std::time::Instant::now();
     let restored = env.ok(&["system", "restore"]);
-    eprintln!("restore of 2 pods took {:?}", began.elapsed());
+    eprintln!("restore of {} pods took {:?}", names.len(), began.elapsed());
     assert!(restored.contains("pod/survivor (default): restored"), "{restored}");
     assert!(
         restored.contains("pod/once (default): restartPolicy Never"),
@@ -114,7 +132,9 @@ fn pods_come_back_after_a_host_restart() {
         assert!(unit.contains(needle), "{needle:?} not in\n{unit}");
     }
 
-    env.ok(&["delete", "survivor", "once"]);
+    let mut delete = vec!["delete"];
+    delete.extend(names.iter().map(String::as_str));
+    env.ok(&delete);
     for sandbox in &sandboxes {
         env.assert_nothing_left(sandbox);
     }

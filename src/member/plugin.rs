@@ -508,6 +508,10 @@ impl MemberRuntime for PluginRuntime {
             let dir = settings.pod_state_dir(client, &pod.sandbox_id);
             agent::stop(&pod.name, &dir, grace).await?;
             for member in members {
+                // A record relabelled by hand may name a task of its own: it goes too.
+                client
+                    .stop_task(&member.id, crate::containerd::SIGKILL, Duration::ZERO)
+                    .await?;
                 client.delete_container(&member.id).await?;
             }
             Ok(())
