@@ -3,6 +3,9 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+/// Why a pod is `Unknown` after a host restart, and the fix.
+pub const LOST_TO_RESTART: &str = "the host restarted: its sandbox, network and members are gone; `podctl system restore` brings it back (the systemd unit of `podctl system install` runs it at boot)";
+
 use serde_json::{json, Value};
 
 use crate::image::ImageInfo;
@@ -291,7 +294,7 @@ pub fn describe(pod: &PodView) -> String {
         );
     }
     if pod.lost_to_restart {
-        let _ = writeln!(out, "Reason:       {}", super::get::LOST_TO_RESTART);
+        let _ = writeln!(out, "Reason:       {}", LOST_TO_RESTART);
     }
     let _ = writeln!(out, "IP:           {}", pod.ip().unwrap_or_else(|| "<none>".into()));
     let _ = writeln!(out, "Sandbox:      {} (pause pid {pause_pid})", pod.sandbox_id);

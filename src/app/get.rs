@@ -42,7 +42,7 @@ pub async fn get(client: &Client, settings: &Settings, registry: &Registry, args
                     continue;
                 }
                 if pod.lost_to_restart {
-                    eprintln!("warning: pod {}: {LOST_TO_RESTART}", pod.name);
+                    eprintln!("warning: pod {}: {}", pod.name, format::LOST_TO_RESTART);
                     continue;
                 }
                 let status = pod.status();
@@ -121,9 +121,6 @@ async fn watch(client: &Client, settings: &Settings, registry: &Registry, args: 
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
-
-/// Why a pod is `Unknown` after a host restart, and the fix.
-pub const LOST_TO_RESTART: &str = "the host restarted: its sandbox, network and members are gone; `podctl system restore` brings it back (the systemd unit of `podctl system install` runs it at boot)";
 
 /// One named object prints as the object itself, several as a v1 List, like kubectl.
 fn print_objects(objects: Vec<serde_json::Value>, one_named: bool, kind: OutputFormat) -> Result<()> {

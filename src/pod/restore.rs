@@ -22,18 +22,6 @@ pub struct Restored {
     pub outcome: String,
 }
 
-/// Whether the pod lost its sandbox to a host restart: no sandbox task, no netns, not stopped
-/// and not already settled by a restore.
-pub fn lost_to_restart(pod: &PodView) -> bool {
-    let label = |key: &str| pod.sandbox.labels.get(key).is_some_and(|v| !v.is_empty());
-    pod.sandbox_task.is_none()
-        && pod.interrupted.is_none()
-        && !label(LABEL_STOPPED)
-        && !label(LABEL_HOST_RESTARTED)
-        && pod.pod.is_some()
-        && pod.network.as_ref().is_some_and(|n| !netns::is_namespace(&n.netns))
-}
-
 pub async fn restore(client: &Client, settings: &Settings, registry: &Registry) -> Result<Vec<Restored>, PodError> {
     let mut restored = Vec::new();
     for pod in super::list_pods(client, settings, registry).await? {

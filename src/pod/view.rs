@@ -90,8 +90,23 @@ fn merge_intents(client: &Client, settings: &Settings, pods: &mut Vec<PodView>, 
 
 fn mark_lost(pods: &mut [PodView]) {
     for pod in pods {
-        pod.lost_to_restart = super::restore::lost_to_restart(pod);
+        pod.lost_to_restart = lost_to_restart(pod);
     }
+}
+
+/// Whether the pod lost its sandbox to a host restart: no sandbox task, no netns, not stopped
+/// and not already settled by a restore.
+fn lost_to_restart(pod: &PodView) -> bool {
+    let label = |key: &str| pod.sandbox.labels.get(key).is_some_and(|v| !v.is_empty());
+    pod.sandbox_task.is_none()
+        && pod.interrupted.is_none()
+        && !label(LABEL_STOPPED)
+        && !label(LABEL_HOST_RESTARTED)
+        && pod.pod.is_some()
+        && pod
+            .network
+            .as_ref()
+            .is_some_and(|n| !crate::sandbox::netns::is_namespace(&n.netns))
 }
 
 fn view_of_intent(intent: &super::intent::Intent) -> PodView {
