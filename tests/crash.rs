@@ -342,3 +342,90 @@ fn records_edited_by_hand_in_containerd_never_crash_podctl() {
     env.ok(&["delete", "edited"]);
     env.assert_nothing_left(&sandbox);
 }
+
+/// A docker-archive whose only layer tries to write outside the root filesystem: a `../` path
+/// and a file through a symlink pointing out of it.
+fn escaping_archive(escape: &Path, outside: &Path) -> Vec<u8> {
+    use sha2::Digest;
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    dir.set_cksum();
+    layer.append_data(&mut dir, "etc/", &[][..]).unwrap();
+    // The tar crate refuses `..` in names: write the name bytes by hand.
+    let mut raw = tar::Header::new_old();
+    let name = format!("../../../../../..{}", escape.display());
+    raw.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    raw.set_mode(0o644);
+    raw.set_size(4);
+    raw.set_entry_type(tar::EntryType::Regular);
+    raw.set_cksum();
+    layer.append(&raw, &b"evil"[..]).unwrap();
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    link.set_mode(0o777);
+    link.set_link_name(outside).unwrap();
+    link.set_cksum();
+    layer.append_data(&mut link, "etc/out", &[][..]).unwrap();
+    let mut planted = tar::Header::new_gnu();
+    planted.set_size(4);
+    planted.set_mode(0o644);
+    planted.set_cksum();
+    layer
+        .append_data(&mut planted, "etc/out/planted", &b"evil"[..])
+        .unwrap();
+    let layer = layer.into_inner().unwrap();
+    let diff_id = format!("sha256:{:x}", sha2::Sha256::digest(&layer));
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/x"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]}
+    })
+    .to_string();
+    let manifest = serde_json::json!([{
+        "Config": "config.json", "RepoTags": ["podctl.test/escape:1"], "Layers": ["layer.tar"]
+    }])
+    .to_string();
+    let mut archive = tar::Builder::new(Vec::new());
+    for (path, data) in [
+        ("manifest.json", manifest.as_bytes()),
+        ("config.json", config.as_bytes()),
+        ("layer.tar", &layer[..]),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive.append_data(&mut header, path, data).unwrap();
+    }
+    archive.into_inner().unwrap()
+}
+
+#[test]
+fn an_archive_layer_never_writes_outside_its_root_filesystem() {
+    let env = require_env!("crash-escape");
+    let escape = std::env::temp_dir().join(format!("podctl-escape-{}", std::process::id()));
+    let outside = std::env::temp_dir().join(format!("podctl-outside-{}", std::process::id()));
+    std::fs::create_dir_all(&outside).unwrap();
+    let archive = env.dir.join("escape.tar");
+    std::fs::write(&archive, escaping_archive(&escape, &outside)).unwrap();
+    let imported = env.podctl(&["image", "import", archive.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&imported.stderr).into_owned();
+    eprintln!("import of the escaping archive: {} {stderr}", imported.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let planted = outside.join("planted");
+    let (escaped, planted_there) = (escape.exists(), planted.exists());
+    let _ = std::fs::remove_file(&escape);
+    let _ = std::fs::remove_dir_all(&outside);
+    assert!(!escaped, "a `..` path wrote {}", escape.display());
+    assert!(!planted_there, "a symlink let the layer write {}", planted.display());
+    if imported.status.success() {
+        env.ok(&["image", "rm", "podctl.test/escape:1"]);
+    } else {
+        // Refused: with a message, and nothing kept.
+        assert!(!stderr.trim().is_empty());
+    }
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+}
