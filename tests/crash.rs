@@ -429,3 +429,38 @@ fn an_archive_layer_never_writes_outside_its_root_filesystem() {
     }
     assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
 }
+
+#[test]
+fn the_next_create_removes_what_an_interrupted_create_of_another_pod_left() {
+    let env = require_env!("crash-next");
+    let manifest = env.manifest("auto.yaml", &pod("auto").replace(&PORT.to_string(), "19484"));
+    let intent = env.state_dir().join("default/intents/auto.json");
+    // Killed once its intent is on disk (and, a moment later, part of the pod is made).
+    let mut create = env
+        .command(&["create", "-f", &manifest])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    env.wait_until(Duration::from_secs(10), "the intent of the create", || intent.exists());
+    std::thread::sleep(Duration::from_millis(40));
+    let _ = create.kill();
+    let _ = create.wait();
+    if !env.ok(&["get", "pods"]).contains("Unknown") {
+        eprintln!("the create finished before the kill: nothing interrupted this time");
+        env.ok(&["delete", "auto"]);
+        return;
+    }
+    let other = env.manifest("other.yaml", &pod("other").replace(&PORT.to_string(), "19485"));
+    let out = env.command(&["create", "-f", &other]).output().unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("pod auto: its create was interrupted") && said.contains("removing what it left"),
+        "{said}"
+    );
+    assert!(!env.ok(&["get", "pods"]).contains("auto"));
+    env.ok(&["delete", "other"]);
+    wait_for_no_traces(&env, "auto", "after the next create");
+    wait_for_no_traces(&env, "other", "after its delete");
+}

@@ -9,12 +9,27 @@ use crate::containerd::SIGKILL;
 use crate::member::Registry;
 use crate::record::{NetworkRecord, PodView};
 
+/// How long after an interrupted operation began its late calls may still land in containerd.
+const SETTLE_SECS: f64 = 2.0;
+
 pub struct DeleteOptions {
     /// Overrides the pod's terminationGracePeriodSeconds.
     pub grace_period: Option<u64>,
 }
 
 pub async fn delete_pod(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    name: &str,
+    options: &DeleteOptions,
+) -> Result<(), PodError> {
+    super::gc::finish_others_interrupted(client, settings, registry, name).await;
+    delete_one(client, settings, registry, name, options).await
+}
+
+/// `delete_pod` without the automatic cleanup of other pods (which uses this).
+async fn delete_one(
     client: &Client,
     settings: &Settings,
     registry: &Registry,
@@ -45,6 +60,15 @@ pub async fn delete_pod(
         pod_log_dir(settings, &pod),
     );
     let claimed = intent::claim(settings, client, &intent)?;
+    // Taking over an operation whose podctl died a moment ago: calls it had sent may still land
+    // in containerd (a record created after its death). Let them, then look again.
+    let age = now_secs() - claimed.intent.started_at;
+    let pod = if claimed.intent.started_at != intent.started_at && age < SETTLE_SECS {
+        tokio::time::sleep(Duration::from_secs_f64(SETTLE_SECS - age)).await;
+        find_pod(client, settings, registry, name).await?.unwrap_or(pod)
+    } else {
+        pod
+    };
     delete_claimed(client, settings, registry, pod, options).await?;
     // The lease of an interrupted create held what it wrote before the records did.
     if let Some(lease) = &claimed.intent.lease {
@@ -62,7 +86,7 @@ pub async fn finish_interrupted(
     registry: &Registry,
     pod: &str,
 ) -> Result<(), PodError> {
-    match delete_pod(
+    match delete_one(
         client,
         settings,
         registry,
