@@ -464,3 +464,40 @@ fn the_next_create_removes_what_an_interrupted_create_of_another_pod_left() {
     wait_for_no_traces(&env, "auto", "after the next create");
     wait_for_no_traces(&env, "other", "after its delete");
 }
+
+#[test]
+fn a_killed_stop_or_start_is_finished_by_the_next_start() {
+    let env = require_env!("crash-stop");
+    env.import_busybox();
+    env.create(
+        "halted.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: halted\nspec:\n  terminationGracePeriodSeconds: 3\n  containers:\n  - name: main\n    image: {}\n    command: [sleep, '3600']\n  - name: web\n    image: {ECHO_IMAGE}\n",
+            common::BUSYBOX_IMAGE
+        ),
+    );
+    env.wait_running("halted");
+    let sandbox = env.sandbox_id("halted");
+    for (command, delay) in [("stop", 500u64), ("start", 30)] {
+        if command == "start" {
+            env.ok(&["stop", "halted", "--grace-period", "0"]);
+        }
+        let mut child = env
+            .command(&[command, "halted"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        let listed = env.podctl(&["get", "pods"]);
+        assert!(listed.status.success(), "get after a killed {command}");
+        // Whatever the kill left, a stop and a start bring the pod back.
+        let _ = env.podctl(&["stop", "halted", "--grace-period", "0"]);
+        env.ok(&["start", "halted"]);
+        env.wait_running("halted");
+    }
+    env.ok(&["delete", "halted", "--grace-period", "0"]);
+    env.assert_nothing_left(&sandbox);
+}
