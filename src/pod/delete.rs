@@ -65,7 +65,11 @@ async fn delete_one(
     let age = now_secs() - claimed.intent.started_at;
     let pod = if claimed.intent.started_at != intent.started_at && age < SETTLE_SECS {
         tokio::time::sleep(Duration::from_secs_f64(SETTLE_SECS - age)).await;
-        find_pod(client, settings, registry, name).await?.unwrap_or(pod)
+        // The intent is ours now: the view no longer says the operation was interrupted.
+        let interrupted = pod.interrupted.clone();
+        let mut again = find_pod(client, settings, registry, name).await?.unwrap_or(pod);
+        again.interrupted = again.interrupted.or(interrupted);
+        again
     } else {
         pod
     };
