@@ -46,7 +46,10 @@ fn seed_scenario_through_the_host_port() {
         .filter(|c| c.contains(&log))
         .collect();
     assert!(
-        drivers.len() == 1 && drivers[0].contains("podctl-log-driver log-driver"),
+        // containerd passes the URI's query pairs in no set order.
+        drivers.len() == 1
+            && drivers[0].contains("podctl-log-driver ")
+            && drivers[0].contains(&format!(" log-driver {log}")),
         "{drivers:?}"
     );
 
