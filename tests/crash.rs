@@ -19,6 +19,15 @@ fn pod(name: &str) -> String {
     )
 }
 
+/// Starts a podctl command whose output does not matter (it is about to be killed).
+fn spawn_quiet(env: &TestEnv, args: &[&str]) -> std::process::Child {
+    env.command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Everything that names a sandbox of pod `name` (its IDs start with `name-`) on this host.
 fn traces(env: &TestEnv, name: &str) -> Vec<String> {
     let id = format!("{name}-");
@@ -93,12 +102,7 @@ fn a_create_killed_at_any_moment_leaves_nothing_that_delete_does_not_remove() {
     for i in 0..iterations {
         // Spread over a create's run (~150-250 ms here), differently each time.
         let delay = Duration::from_millis((i * 7919 + 13) % 250);
-        let mut create = env
-            .command(&["create", "-f", &manifest])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut create = spawn_quiet(&env, &["create", "-f", &manifest]);
         std::thread::sleep(delay);
         let _ = create.kill();
         let status = create.wait().unwrap();
@@ -140,12 +144,7 @@ fn a_killed_delete_is_finished_by_the_next_and_two_creates_of_one_name_make_one_
     let manifest = env.manifest("half.yaml", &pod("half").replace(&PORT.to_string(), "19481"));
     for delay in [30u64, 120, 250] {
         env.ok(&["create", "-f", &manifest]);
-        let mut delete = env
-            .command(&["delete", "half"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut delete = spawn_quiet(&env, &["delete", "half"]);
         std::thread::sleep(Duration::from_millis(delay));
         let _ = delete.kill();
         let _ = delete.wait();
@@ -203,12 +202,7 @@ fn the_agent_answers_during_a_delete_and_past_a_silent_client() {
         asked.elapsed()
     );
 
-    let mut delete = env
-        .command(&["delete", "slow"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut delete = spawn_quiet(&env, &["delete", "slow"]);
     std::thread::sleep(Duration::from_millis(800));
     let asked = Instant::now();
     let table = env.ok(&["get", "pods"]);
@@ -436,12 +430,7 @@ fn the_next_create_removes_what_an_interrupted_create_of_another_pod_left() {
     let manifest = env.manifest("auto.yaml", &pod("auto").replace(&PORT.to_string(), "19484"));
     let intent = env.state_dir().join("default/intents/auto.json");
     // Killed once its intent is on disk (and, a moment later, part of the pod is made).
-    let mut create = env
-        .command(&["create", "-f", &manifest])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut create = spawn_quiet(&env, &["create", "-f", &manifest]);
     env.wait_until(Duration::from_secs(10), "the intent of the create", || intent.exists());
     std::thread::sleep(Duration::from_millis(40));
     let _ = create.kill();
@@ -480,12 +469,7 @@ fn a_stop_killed_in_its_grace_period_is_finished_by_the_next_stop_and_start() {
     let sandbox = env.sandbox_id("halted");
     // (A start killed while containerd creates a task can leave containerd's bundle directory,
     // which blocks that task until containerd restarts: not covered yet.)
-    let mut stop = env
-        .command(&["stop", "halted"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut stop = spawn_quiet(&env, &["stop", "halted"]);
     std::thread::sleep(Duration::from_millis(500));
     let _ = stop.kill();
     let _ = stop.wait();

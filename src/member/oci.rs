@@ -268,6 +268,20 @@ fn observe_task(task: Option<&TaskInfo>, oom_killed: bool, created: Option<f64>)
     }
 }
 
+/// A new task of an existing member record on its snapshot, its output logged to `log`
+/// (`podctl start`, `podctl system restore`).
+pub(crate) async fn create_task_logging_to(
+    client: &Client,
+    id: &str,
+    log: &std::path::Path,
+    rotation: crate::logs::Rotation,
+) -> Result<u32, MemberError> {
+    let rootfs = client.snapshot_mounts(id).await?;
+    Ok(client
+        .create_task(id, rootfs, &crate::logs::driver::output_uri(log, rotation))
+        .await?)
+}
+
 fn has_memory_limit(spec_json: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(spec_json)
         .ok()
@@ -458,14 +472,7 @@ impl MemberRuntime for OciRuntime {
                     pod: pod.name.clone(),
                     message: format!("member {} records no log path", member.name),
                 })?;
-                let rootfs = client.snapshot_mounts(&member.id).await?;
-                client
-                    .create_task(
-                        &member.id,
-                        rootfs,
-                        &crate::logs::driver::output_uri(&log, settings.log_rotation),
-                    )
-                    .await?;
+                create_task_logging_to(client, &member.id, &log, settings.log_rotation).await?;
                 if now {
                     client.start_task(&member.id).await?;
                 }

@@ -34,7 +34,7 @@ pub async fn create_pod(
     let name = &pod.metadata.name;
     // What an interrupted create or delete of this name left is named, not just "exists".
     intent::check_free(settings, client, name)?;
-    super::gc::finish_others_interrupted(client, settings, registry, name).await;
+    super::delete::finish_others_interrupted(client, settings, registry, name).await;
     let sandboxes = list_sandboxes(client).await?;
     if sandboxes.iter().any(|s| s.labels.get(LABEL_POD_NAME) == Some(name)) {
         return Err(PodError::Exists {

@@ -24,7 +24,7 @@ pub async fn delete_pod(
     name: &str,
     options: &DeleteOptions,
 ) -> Result<(), PodError> {
-    super::gc::finish_others_interrupted(client, settings, registry, name).await;
+    finish_others_interrupted(client, settings, registry, name).await;
     delete_one(client, settings, registry, name, options).await
 }
 
@@ -101,6 +101,21 @@ pub async fn finish_interrupted(
     {
         Err(PodError::NotFound { .. }) => Ok(()),
         other => other,
+    }
+}
+
+/// The automatic part of gc, at the start of every create and delete: what interrupted creates and
+/// deletes of other pods left is removed (reading the intents directory is all it costs when there
+/// are none). The pod being worked on is left to its own command, which reports on it.
+pub(crate) async fn finish_others_interrupted(client: &Client, settings: &Settings, registry: &Registry, pod: &str) {
+    for stale in intent::read_all(settings, client)
+        .into_iter()
+        .filter(|i| i.pod != pod && !i.owner.alive())
+    {
+        eprintln!("pod {}: {}; removing what it left", stale.pod, stale.interruption());
+        if let Err(e) = finish_interrupted(client, settings, registry, &stale.pod).await {
+            eprintln!("warning: pod {}: {e}; `podctl gc` tries again", stale.pod);
+        }
     }
 }
 

@@ -17,21 +17,6 @@ use crate::record::view::managed_filter;
 use crate::sandbox::cni::CniNetwork;
 use crate::sandbox::{leftovers, netns};
 
-/// The automatic part of gc, at the start of every create and delete: what interrupted creates and
-/// deletes of other pods left is removed (reading the intents directory is all it costs when there
-/// are none). The pod being worked on is left to its own command, which reports on it.
-pub(crate) async fn finish_others_interrupted(client: &Client, settings: &Settings, registry: &Registry, pod: &str) {
-    for stale in intent::read_all(settings, client)
-        .into_iter()
-        .filter(|i| i.pod != pod && !i.owner.alive())
-    {
-        eprintln!("pod {}: {}; removing what it left", stale.pod, stale.interruption());
-        if let Err(e) = super::delete::finish_interrupted(client, settings, registry, &stale.pod).await {
-            eprintln!("warning: pod {}: {e}; `podctl gc` tries again", stale.pod);
-        }
-    }
-}
-
 /// One thing found, and whether it was removed.
 pub struct Found {
     pub what: String,
@@ -183,12 +168,9 @@ impl Known {
                 known.sandboxes.extend(record.labels.get(LABEL_SANDBOX_ID).cloned());
                 known.uids.extend(record.labels.get(LABEL_POD_UID).cloned());
             }
-            for intent in intent::read_all(settings, &client) {
-                known.sandboxes.insert(intent.sandbox_id);
-                known.uids.insert(intent.uid);
-            }
         }
-        // Intents of namespaces containerd does not list (yet) count too.
+        // The intents of every namespace podctl has a state directory for (one containerd does
+        // not list yet included).
         for dir in list_dirs(&settings.state_dir) {
             let namespace = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
             for intent in intent::read_all(settings, &client.in_namespace(&namespace)) {

@@ -13,7 +13,7 @@ use super::*;
 use crate::agent::client as agent;
 use crate::manifest::RestartPolicy;
 use crate::member::Registry;
-use crate::sandbox::cni::{self, Attachment, CniNetwork, CniResult};
+use crate::sandbox::cni::{self, Attachment, CniResult};
 use crate::sandbox::netns;
 
 /// What restore did with one pod.
@@ -79,11 +79,7 @@ async fn restore_pod(
         .await?;
     client.start_task(&id).await?;
 
-    let network = CniNetwork {
-        name: record.network["name"].as_str().unwrap_or("podctl").to_string(),
-        cni_version: record.network["cniVersion"].as_str().unwrap_or("1.0.0").to_string(),
-        raw: record.network.clone(),
-    };
+    let network = record.cni_network();
     let attachment = Attachment {
         container_id: &id,
         netns: &pinned.path,
@@ -145,14 +141,7 @@ async fn restore_pod(
             .map(std::path::Path::to_path_buf)
             .unwrap_or_else(|| settings.pod_log_dir(&spec, &pod.uid).join(&member.name));
         let log = crate::logs::run_file(&log_dir, restarts);
-        let rootfs = client.snapshot_mounts(&member.id).await?;
-        client
-            .create_task(
-                &member.id,
-                rootfs,
-                &crate::logs::driver::output_uri(&log, settings.log_rotation),
-            )
-            .await?;
+        crate::member::oci::create_task_logging_to(client, &member.id, &log, settings.log_rotation).await?;
         client.start_task(&member.id).await?;
         client
             .set_labels(

@@ -18,7 +18,7 @@ pub async fn list_pods(client: &Client, settings: &Settings, registry: &Registry
     let containers = client.list_containers(&[managed_filter()]).await?;
     let tasks = client.list_tasks().await?;
     let mut pods = assemble(containers, &tasks);
-    merge_intents(client, settings, &mut pods, None);
+    merge_intents(&mut pods, super::intent::read_all(settings, client));
     mark_lost(&mut pods);
     observe(client, settings, registry, &mut pods, &tasks).await;
     pods.sort_by(|a, b| a.name.cmp(&b.name));
@@ -66,11 +66,8 @@ async fn observe(
 /// Interrupted creates and deletes (their intents outlived their podctl) mark their pods, and
 /// stand for the pod where no record exists any more (or yet); the intent's network record
 /// stands for one the sandbox lacks, so teardown uses the CNI config the create used.
-fn merge_intents(client: &Client, settings: &Settings, pods: &mut Vec<PodView>, only: Option<&str>) {
-    for intent in super::intent::read_all(settings, client) {
-        if only.is_some_and(|name| name != intent.pod) {
-            continue;
-        }
+fn merge_intents(pods: &mut Vec<PodView>, intents: Vec<super::intent::Intent>) {
+    for intent in intents {
         let interrupted = !intent.owner.alive();
         match pods.iter_mut().find(|p| p.sandbox_id == intent.sandbox_id) {
             Some(pod) => {
@@ -153,13 +150,14 @@ pub async fn find_pod(
     // Quoted: pod names may hold '.' and '-', which containerd's filter syntax would otherwise split on.
     let filter = format!("{},labels.\"{LABEL_POD_NAME}\"=={name:?}", managed_filter());
     let containers = client.list_containers(&[filter]).await?;
-    let interrupted = super::intent::find(settings, client, name).is_some_and(|i| !i.owner.alive());
+    let intent = super::intent::find(settings, client, name);
+    let interrupted = intent.as_ref().is_some_and(|i| !i.owner.alive());
     if containers.is_empty() && !interrupted {
         return Ok(None);
     }
     let tasks = client.list_tasks().await?;
     let mut pods = assemble(containers, &tasks);
-    merge_intents(client, settings, &mut pods, Some(name));
+    merge_intents(&mut pods, intent.into_iter().collect());
     mark_lost(&mut pods);
     pods.truncate(1);
     observe(client, settings, registry, &mut pods, &tasks).await;

@@ -31,13 +31,18 @@ impl NetworkRecord {
         serde_json::from_slice(sandbox.extensions.get(EXT_NETWORK)?).ok()
     }
 
-    /// CNI DEL (with the ADD result as prevResult), then the pinned netns goes.
-    pub async fn teardown(&self, sandbox_id: &str) -> Result<(), SandboxError> {
-        let network = CniNetwork {
+    /// The CNI network the pod was attached to, as recorded.
+    pub fn cni_network(&self) -> CniNetwork {
+        CniNetwork {
             name: self.network["name"].as_str().unwrap_or("podctl").to_string(),
             cni_version: self.network["cniVersion"].as_str().unwrap_or("1.0.0").to_string(),
             raw: self.network.clone(),
-        };
+        }
+    }
+
+    /// CNI DEL (with the ADD result as prevResult), then the pinned netns goes.
+    pub async fn teardown(&self, sandbox_id: &str) -> Result<(), SandboxError> {
+        let network = self.cni_network();
         let attachment = Attachment {
             container_id: sandbox_id,
             netns: &self.netns,
