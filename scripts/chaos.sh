@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The crash-safety test with more kills than CI runs: `podctl create` SIGKILLed at 50 moments
-# (and deletes killed midway), each followed by `podctl delete`, checking that nothing is left.
+# (and deletes killed midway, and half as many starts), each followed by `podctl delete`, checking that nothing is left.
 # Usage: sudo scripts/chaos.sh [ITERATIONS]   (default 50)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,9 @@
 //! Crash safety on a real containerd: `podctl create` killed with SIGKILL at any moment leaves
 //! nothing that the next `podctl delete` does not find and remove (containerd objects, netns,
-//! IPAM reservations, hostPort rules, processes, files), and the host port works for the next pod.
-//! Iterations: `PODCTL_CHAOS_ITERATIONS` (default 20; `scripts/chaos.sh` runs 50).
+//! IPAM reservations, hostPort rules, processes, files), and the host port works for the next pod;
+//! `podctl start` killed at any moment is finished by the next stop and start.
+//! Iterations: `PODCTL_CHAOS_ITERATIONS` creates (default 20; `scripts/chaos.sh` runs 50), half as
+//! many starts.
 
 mod common;
 
@@ -455,7 +457,7 @@ fn the_next_create_removes_what_an_interrupted_create_of_another_pod_left() {
 }
 
 #[test]
-fn a_stop_killed_in_its_grace_period_is_finished_by_the_next_stop_and_start() {
+fn stops_and_starts_killed_at_any_moment_are_finished_by_the_next_stop_and_start() {
     let env = require_env!("crash-stop");
     env.import_busybox();
     env.create(
@@ -467,8 +469,6 @@ fn a_stop_killed_in_its_grace_period_is_finished_by_the_next_stop_and_start() {
     );
     env.wait_running("halted");
     let sandbox = env.sandbox_id("halted");
-    // (A start killed while containerd creates a task can leave containerd's bundle directory,
-    // which blocks that task until containerd restarts: not covered yet.)
     let mut stop = spawn_quiet(&env, &["stop", "halted"]);
     std::thread::sleep(Duration::from_millis(500));
     let _ = stop.kill();
@@ -478,6 +478,29 @@ fn a_stop_killed_in_its_grace_period_is_finished_by_the_next_stop_and_start() {
     let _ = env.podctl(&["stop", "halted", "--grace-period", "0"]);
     env.ok(&["start", "halted"]);
     env.wait_running("halted");
+    // Starts killed at moments spread over a start's run (containerd's task create among them).
+    let iterations: u64 = std::env::var("PODCTL_CHAOS_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .map_or(8, |n: u64| n / 2);
+    for i in 0..iterations {
+        let delay = Duration::from_millis((i * 7919 + 13) % 300);
+        let context = format!("start {i} (killed after {delay:?})");
+        env.ok(&["stop", "halted", "--grace-period", "0"]);
+        let mut start = spawn_quiet(&env, &["start", "halted"]);
+        std::thread::sleep(delay);
+        let _ = start.kill();
+        let _ = start.wait();
+        assert!(env.podctl(&["get", "pods"]).status.success(), "{context}: get");
+        let _ = env.podctl(&["stop", "halted", "--grace-period", "0"]);
+        let started = env.podctl(&["start", "halted"]);
+        assert!(
+            started.status.success(),
+            "{context}: the next start failed: {}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        env.wait_running("halted");
+    }
     env.ok(&["delete", "halted", "--grace-period", "0"]);
     env.assert_nothing_left(&sandbox);
 }

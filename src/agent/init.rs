@@ -153,18 +153,7 @@ impl InitRunner {
                     let log = crate::logs::run_file(&init.log_dir, runs as u32);
                     let rootfs = client.snapshot_mounts(&init.id).await?;
                     let output = crate::logs::driver::output_uri(&log, self.config.log_rotation);
-                    match client.create_task(&init.id, rootfs.clone(), &output).await {
-                        // A task whose delete was cut short (its agent was stopped meanwhile) is
-                        // invisible to Get but still blocks Create: delete it, then create again.
-                        Err(e) if e.is_already_exists() => {
-                            let _ = client.kill_task(&init.id, crate::containerd::SIGKILL, true).await;
-                            client.delete_task(&init.id).await?;
-                            client.create_task(&init.id, rootfs, &output).await?;
-                        }
-                        other => {
-                            other?;
-                        }
-                    }
+                    client.create_task(&init.id, rootfs, &output).await?;
                     client.start_task(&init.id).await?;
                     client.wait_task(&init.id).await?.code
                 }

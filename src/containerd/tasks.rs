@@ -16,6 +16,14 @@ use super::{Client, ContainerdError, Result};
 
 pub const SIGKILL: u32 = 9;
 
+/// Whether containerd refused a task Create because another Create of the same ID still owns the
+/// bundle directory (see `Client::create_task_once`).
+fn bundle_in_use(message: &str) -> bool {
+    message.starts_with("failed to start shim")
+        && ((message.contains("mkdir") && message.contains("file exists"))
+            || message.contains("no such file or directory"))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskState {
     Unknown,
@@ -94,21 +102,60 @@ impl Client {
     }
 
     /// Creates the task with stdout and stderr sent where `output_uri` says (`file://PATH` for the
-    /// shim's own copy, `binary://DRIVER?ARGS` for a log driver process).
+    /// shim's own copy, `binary://DRIVER?ARGS` for a log driver process). The task is always a new
+    /// one: a task of this ID that is still on record (one whose delete was cut short is invisible to
+    /// Get but blocks Create) is killed and deleted first.
     pub async fn create_task(&self, id: &str, rootfs: Vec<Mount>, output_uri: &str) -> Result<u32> {
-        let mut tasks = TasksClient::new(self.channel());
-        let request = CreateTaskRequest {
-            container_id: id.to_string(),
-            rootfs,
-            stdout: output_uri.to_string(),
-            stderr: output_uri.to_string(),
-            ..Default::default()
-        };
-        let response = tasks
-            .create(self.request(request, None))
-            .await
-            .map_err(self.status_error("create", format!("task {id}")))?;
-        Ok(response.into_inner().pid)
+        match self.create_task_once(id, rootfs.clone(), output_uri).await {
+            Err(e) if e.is_already_exists() => {
+                // (A task whose process has ended refuses the kill; the delete is what counts.)
+                let _ = self.kill_task(id, SIGKILL, true).await;
+                self.delete_task(id).await?;
+                self.create_task_once(id, rootfs, output_uri).await
+            }
+            other => other,
+        }
+    }
+
+    /// containerd 1.6 carries a Create on after its client is gone, and takes no lock per task ID:
+    /// while the Create of a killed podctl is still making or undoing the task's bundle directory,
+    /// the next Create of that ID fails (`mkdir …: file exists`, or the shim's `getwd: no such file
+    /// or directory`, or `fork/exec …: no such file or directory` when the shim's working directory
+    /// went). Such a Create is tried again until the earlier one has ended.
+    async fn create_task_once(&self, id: &str, rootfs: Vec<Mount>, output_uri: &str) -> Result<u32> {
+        const EARLIER_CREATE_ENDS: Duration = Duration::from_secs(15);
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let mut tasks = TasksClient::new(self.channel());
+            let request = CreateTaskRequest {
+                container_id: id.to_string(),
+                rootfs: rootfs.clone(),
+                stdout: output_uri.to_string(),
+                stderr: output_uri.to_string(),
+                ..Default::default()
+            };
+            match tasks.create(self.request(request, None)).await {
+                Ok(response) => return Ok(response.into_inner().pid),
+                Err(status) if bundle_in_use(status.message()) && started.elapsed() < EARLIER_CREATE_ENDS => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(status) if bundle_in_use(status.message()) => {
+                    return Err(ContainerdError::Invalid {
+                        object: format!("task {id}"),
+                        message: format!(
+                            "{}; containerd still holds this task's bundle directory after {}s, from a \
+                             create that did not finish; restart containerd (it removes stale bundles at \
+                             start), then try again",
+                            status.message(),
+                            EARLIER_CREATE_ENDS.as_secs()
+                        ),
+                    })
+                }
+                Err(status) => return Err(self.status_error("create", format!("task {id}"))(status)),
+            }
+        }
     }
 
     pub async fn start_task(&self, id: &str) -> Result<u32> {
@@ -425,5 +472,22 @@ mod tests {
         assert_eq!(super::signal_number("QUIT"), 3);
         assert_eq!(super::signal_number("SIGRTMIN+3"), 15);
         assert_eq!(super::signal_number("9"), 9);
+    }
+
+    #[test]
+    fn a_bundle_held_by_an_earlier_create_is_told_from_other_failures() {
+        // What containerd 1.6 answered in tests/crash.rs.
+        assert!(super::bundle_in_use(
+            "failed to start shim: mkdir /run/containerd/io.containerd.runtime.v2.task/default/p-1-web: file exists"
+        ));
+        assert!(super::bundle_in_use(
+            "failed to start shim: start failed: io.containerd.runc.v2: getwd: no such file or directory: exit status 1"
+        ));
+        assert!(super::bundle_in_use(
+            "failed to start shim: start failed: : fork/exec /usr/bin/containerd-shim-runc-v2: no such file or directory"
+        ));
+        assert!(!super::bundle_in_use(
+            "failed to create shim task: OCI runtime create failed: no such file or directory"
+        ));
     }
 }

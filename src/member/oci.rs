@@ -465,8 +465,17 @@ impl MemberRuntime for OciRuntime {
     ) -> BoxFuture<'a, Result<(), MemberError>> {
         Box::pin(async move {
             for member in members {
-                if client.get_task(&member.id).await?.is_some() {
-                    continue;
+                // A start killed midway can leave a task created but not started, or one whose
+                // process already ended: those are made again; a running one is kept.
+                match client.get_task(&member.id).await? {
+                    Some(task) if matches!(task.state, TaskState::Running | TaskState::Paused | TaskState::Pausing) => {
+                        continue
+                    }
+                    Some(_) => {
+                        let _ = client.kill_task(&member.id, crate::containerd::SIGKILL, true).await;
+                        client.delete_task(&member.id).await?;
+                    }
+                    None => {}
                 }
                 let log = member.log_path.clone().ok_or_else(|| MemberError::Damaged {
                     pod: pod.name.clone(),

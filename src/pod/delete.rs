@@ -9,9 +9,6 @@ use crate::containerd::SIGKILL;
 use crate::member::Registry;
 use crate::record::{NetworkRecord, PodView};
 
-/// How long after an interrupted operation began its late calls may still land in containerd.
-const SETTLE_SECS: f64 = 2.0;
-
 pub struct DeleteOptions {
     /// Overrides the pod's terminationGracePeriodSeconds.
     pub grace_period: Option<u64>,
@@ -44,27 +41,9 @@ async fn delete_one(
         })?;
     // On disk before anything goes: a delete killed midway is finished by the next one (or gc),
     // even once every record is gone.
-    let network = pod
-        .network
-        .clone()
-        .unwrap_or_else(|| default_network_record(settings, &pod.sandbox_id));
-    let intent = Intent::new(
-        Op::Delete,
-        &pod.name,
-        &pod.namespace,
-        &pod.uid,
-        &pod.sandbox_id,
-        None,
-        network,
-        settings.pod_state_dir(client, &pod.sandbox_id),
-        pod_log_dir(settings, &pod),
-    );
+    let intent = intent_on(Op::Delete, client, settings, &pod);
     let claimed = intent::claim(settings, client, &intent)?;
-    // Taking over an operation whose podctl died a moment ago: calls it had sent may still land
-    // in containerd (a record created after its death). Let them, then look again.
-    let age = now_secs() - claimed.intent.started_at;
-    let pod = if claimed.intent.started_at != intent.started_at && age < SETTLE_SECS {
-        tokio::time::sleep(Duration::from_secs_f64(SETTLE_SECS - age)).await;
+    let pod = if claimed.settle(&intent).await {
         // The intent is ours now: the view no longer says the operation was interrupted.
         let interrupted = pod.interrupted.clone();
         let mut again = find_pod(client, settings, registry, name).await?.unwrap_or(pod);
@@ -110,13 +89,32 @@ pub async fn finish_interrupted(
 pub(crate) async fn finish_others_interrupted(client: &Client, settings: &Settings, registry: &Registry, pod: &str) {
     for stale in intent::read_all(settings, client)
         .into_iter()
-        .filter(|i| i.pod != pod && !i.owner.alive())
+        .filter(|i| i.pod != pod && i.op.leaves_a_teardown() && !i.owner.alive())
     {
         eprintln!("pod {}: {}; removing what it left", stale.pod, stale.interruption());
         if let Err(e) = finish_interrupted(client, settings, registry, &stale.pod).await {
             eprintln!("warning: pod {}: {e}; `podctl gc` tries again", stale.pod);
         }
     }
+}
+
+/// The intent of operation `op` on an existing pod, naming what its teardown would need.
+pub(super) fn intent_on(op: Op, client: &Client, settings: &Settings, pod: &PodView) -> Intent {
+    let network = pod
+        .network
+        .clone()
+        .unwrap_or_else(|| default_network_record(settings, &pod.sandbox_id));
+    Intent::new(
+        op,
+        &pod.name,
+        &pod.namespace,
+        &pod.uid,
+        &pod.sandbox_id,
+        None,
+        network,
+        settings.pod_state_dir(client, &pod.sandbox_id),
+        pod_log_dir(settings, pod),
+    )
 }
 
 fn pod_log_dir(settings: &Settings, pod: &PodView) -> std::path::PathBuf {

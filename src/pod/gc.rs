@@ -31,7 +31,7 @@ pub async fn gc(
     let mut found = Vec::new();
     for stale in intent::read_all(settings, client)
         .into_iter()
-        .filter(|i| !i.owner.alive())
+        .filter(|i| i.op.leaves_a_teardown() && !i.owner.alive())
     {
         found.push(Found {
             what: format!("pod {}: {} ({})", stale.pod, stale.interruption(), stale.leftovers()),

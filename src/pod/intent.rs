@@ -7,6 +7,8 @@
 //!
 //! Creating the file with `O_EXCL` is also the claim on the pod's name: of two creates of one
 //! name, one gets it. Host ports are checked against the intents too, under a host-wide lock.
+//! Stops and starts claim the name as well (one operation per pod at a time); an interrupted one
+//! leaves the pod's records whole, so the next stop, start or delete simply takes it over.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -22,6 +24,8 @@ use crate::containerd::Client;
 pub enum Op {
     Create,
     Delete,
+    Stop,
+    Start,
 }
 
 impl Op {
@@ -29,9 +33,21 @@ impl Op {
         match self {
             Op::Create => "create",
             Op::Delete => "delete",
+            Op::Stop => "stop",
+            Op::Start => "start",
         }
     }
+
+    /// Whether an interruption of this operation leaves a pod that only a delete can finish (a
+    /// stop or start leaves the pod's records whole: the next stop or start goes on from them).
+    pub fn leaves_a_teardown(self) -> bool {
+        matches!(self, Op::Create | Op::Delete)
+    }
 }
+
+/// How long calls of a podctl that was just killed may still land in containerd: containerd
+/// carries an RPC on after its client is gone (a task create, a record written after the death).
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The podctl process doing it: a PID and its start time, since PIDs are reused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +176,22 @@ pub struct IntentFile {
 }
 
 impl IntentFile {
+    /// Whether this claim took over an interrupted operation whose podctl may have died so lately
+    /// that its calls still land; if so, waits until they have (then look at the pod again).
+    pub async fn settle(&self, ours: &Intent) -> bool {
+        if self.intent.started_at == ours.started_at {
+            return false;
+        }
+        let age = std::time::Duration::from_secs_f64((now_secs() - self.intent.started_at).max(0.0));
+        match SETTLE.checked_sub(age) {
+            Some(left) => {
+                tokio::time::sleep(left).await;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn done(self) {
         let _ = std::fs::remove_file(&self.path);
         sync_dir(self.path.parent());
@@ -180,8 +212,8 @@ fn write_synced(file: &mut std::fs::File, intent: &Intent) -> std::io::Result<()
 }
 
 /// Claims the pod's name for `intent` and writes it durably. Another live operation on the name
-/// is `Busy`; an interrupted create is `Interrupted` for a create, and is taken over by a delete
-/// (which then finishes its teardown).
+/// is `Busy`; an interrupted create or delete is `Interrupted` for all but a delete, which takes
+/// it over (and finishes its teardown); an interrupted stop or start is taken over by the next.
 pub fn claim(settings: &Settings, client: &Client, intent: &Intent) -> Result<IntentFile, PodError> {
     let dir = dir(settings, client);
     std::fs::DirBuilder::new()
@@ -217,9 +249,9 @@ pub fn claim(settings: &Settings, client: &Client, intent: &Intent) -> Result<In
     if let Some(conflict) = conflict(&existing, intent.op) {
         return Err(conflict);
     }
-    // A delete takes the interrupted operation over: the file becomes its own, atomically.
+    // The interrupted operation is taken over: the file becomes this one's, atomically.
     let taken = Intent {
-        op: Op::Delete,
+        op: intent.op,
         owner: Owner::current(),
         lease: existing.lease.clone().or_else(|| intent.lease.clone()),
         ..existing
@@ -269,7 +301,7 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-/// Why an operation `op` cannot start while `existing` is on record (None: a delete takes an
+/// Why an operation `op` cannot start while `existing` is on record (None: `op` takes the
 /// interrupted operation over).
 fn conflict(existing: &Intent, op: Op) -> Option<PodError> {
     if existing.owner.alive() {
@@ -279,11 +311,19 @@ fn conflict(existing: &Intent, op: Op) -> Option<PodError> {
             pid: existing.owner.pid,
         });
     }
-    (op == Op::Create).then(|| PodError::Interrupted {
-        pod: existing.pod.clone(),
-        what: existing.interruption(),
-        left: existing.leftovers(),
-    })
+    match (existing.op.leaves_a_teardown(), op) {
+        (_, Op::Delete) | (false, Op::Stop | Op::Start) => None,
+        (true, _) => Some(PodError::Interrupted {
+            pod: existing.pod.clone(),
+            what: existing.interruption(),
+            left: existing.leftovers(),
+        }),
+        // A stop or start was interrupted: the pod is whole, so it simply exists.
+        (false, _) => Some(PodError::Exists {
+            name: existing.pod.clone(),
+            namespace: existing.namespace.clone(),
+        }),
+    }
 }
 
 /// Whether a create of `pod` may start: no other operation on it is running or was interrupted.
@@ -364,5 +404,48 @@ mod tests {
             start_ticks: 1
         }
         .alive());
+    }
+
+    fn interrupted(op: Op) -> Intent {
+        let network = NetworkRecord {
+            netns: "/run/netns/podctl-p-1".into(),
+            network: serde_json::Value::Null,
+            bin_dirs: Vec::new(),
+            result: None,
+            port_mappings: Vec::new(),
+        };
+        let mut intent = Intent::new(op, "p", "default", "u", "p-1", None, network, "/s".into(), "/l".into());
+        intent.owner = Owner {
+            pid: u32::MAX,
+            start_ticks: 1,
+        };
+        intent
+    }
+
+    #[test]
+    fn an_interrupted_stop_or_start_is_taken_over_and_a_create_or_delete_needs_a_delete() {
+        for op in [Op::Stop, Op::Start] {
+            assert!(conflict(&interrupted(op), Op::Start).is_none());
+            assert!(conflict(&interrupted(op), Op::Stop).is_none());
+            assert!(conflict(&interrupted(op), Op::Delete).is_none());
+            assert!(matches!(
+                conflict(&interrupted(op), Op::Create),
+                Some(PodError::Exists { .. })
+            ));
+        }
+        for op in [Op::Create, Op::Delete] {
+            assert!(conflict(&interrupted(op), Op::Delete).is_none());
+            for next in [Op::Create, Op::Stop, Op::Start] {
+                let refused = conflict(&interrupted(op), next)
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                assert!(refused.contains("`podctl delete p`"), "{op:?} then {next:?}: {refused}");
+            }
+        }
+        let live = Intent {
+            owner: Owner::current(),
+            ..interrupted(Op::Stop)
+        };
+        assert!(matches!(conflict(&live, Op::Delete), Some(PodError::Busy { .. })));
     }
 }

@@ -1,9 +1,13 @@
 //! `podctl stop`, `start` and `restart`: members stop with the grace period and start again in the
 //! same sandbox. The pause task and the network stay (they hold the pod's namespaces and IP), so a
 //! stopped pod keeps its identity; the sandbox record says it is stopped, so nothing restarts it.
+//! Each claims the pod's intent (one operation per pod at a time): a stop or start killed midway
+//! is taken over by the next, which first lets the killed one's late calls land in containerd
+//! (a task create it had sent, which would collide with the next one's).
 
 use std::time::Duration;
 
+use super::intent::{self, IntentFile, Op};
 use super::*;
 use crate::agent::client as agent;
 use crate::member::Registry;
@@ -22,6 +26,30 @@ async fn find_existing(
         })
 }
 
+/// Claims the pod for a stop or start; returns the claim and the pod as it is once the late calls
+/// of an interrupted operation it took over have landed.
+async fn claim(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    name: &str,
+    op: Op,
+) -> Result<(IntentFile, PodView), PodError> {
+    let pod = find_existing(client, settings, registry, name).await?;
+    let ours = super::delete::intent_on(op, client, settings, &pod);
+    let claimed = intent::claim(settings, client, &ours)?;
+    if claimed.settle(&ours).await {
+        match find_existing(client, settings, registry, name).await {
+            Ok(pod) => return Ok((claimed, pod)),
+            Err(e) => {
+                claimed.done();
+                return Err(e);
+            }
+        }
+    }
+    Ok((claimed, pod))
+}
+
 pub async fn stop_pod(
     client: &Client,
     settings: &Settings,
@@ -29,7 +57,20 @@ pub async fn stop_pod(
     name: &str,
     grace: Option<u64>,
 ) -> Result<(), PodError> {
-    let pod = find_existing(client, settings, registry, name).await?;
+    let (claimed, pod) = claim(client, settings, registry, name, Op::Stop).await?;
+    // A stop that fails has ended all the same: the next one needs no takeover.
+    let stopped = stop_claimed(client, settings, registry, &pod, grace).await;
+    claimed.done();
+    stopped
+}
+
+async fn stop_claimed(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    pod: &PodView,
+    grace: Option<u64>,
+) -> Result<(), PodError> {
     let grace = Duration::from_secs(
         grace
             .or_else(|| pod.pod.as_ref().map(|p| p.spec.termination_grace_period_seconds))
@@ -41,7 +82,7 @@ pub async fn stop_pod(
         .await?;
     let dir = settings.pod_state_dir(client, &pod.sandbox_id);
     agent::stop(&pod.name, &dir, grace).await?;
-    let groups = registry.members_by_runtime(&pod);
+    let groups = registry.members_by_runtime(pod);
     let halts = groups
         .iter()
         .map(|(runtime, members)| runtime.halt(client, members.clone(), grace));
@@ -52,19 +93,30 @@ pub async fn stop_pod(
 }
 
 pub async fn start_pod(client: &Client, settings: &Settings, registry: &Registry, name: &str) -> Result<(), PodError> {
-    let pod = find_existing(client, settings, registry, name).await?;
+    let (claimed, pod) = claim(client, settings, registry, name, Op::Start).await?;
+    let started = start_claimed(client, settings, registry, &pod).await;
+    claimed.done();
+    started
+}
+
+async fn start_claimed(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    pod: &PodView,
+) -> Result<(), PodError> {
     if pod.sandbox.labels.get(LABEL_STOPPED).is_none_or(|v| v != "true") {
         return Err(PodError::Damaged {
-            pod: name.to_string(),
+            pod: pod.name.clone(),
             message: "it is not stopped; `podctl restart` stops and starts it".into(),
         });
     }
     // Init containers still on record are the agent's to finish; it starts the members then.
     let now = pod.init_ids.is_empty();
     let mut in_agent = false;
-    for (runtime, members) in registry.members_by_runtime(&pod) {
+    for (runtime, members) in registry.members_by_runtime(pod) {
         in_agent |= runtime.in_agent();
-        runtime.resume(client, settings, &pod, members, now).await?;
+        runtime.resume(client, settings, pod, members, now).await?;
     }
     // The agent supervises again and starts the members it hosts.
     let dir = settings.pod_state_dir(client, &pod.sandbox_id);

@@ -68,7 +68,8 @@ async fn observe(
 /// stands for one the sandbox lacks, so teardown uses the CNI config the create used.
 fn merge_intents(pods: &mut Vec<PodView>, intents: Vec<super::intent::Intent>) {
     for intent in intents {
-        let interrupted = !intent.owner.alive();
+        // (An interrupted stop or start left the records whole: they tell the pod's state.)
+        let interrupted = !intent.owner.alive() && intent.op.leaves_a_teardown();
         match pods.iter_mut().find(|p| p.sandbox_id == intent.sandbox_id) {
             Some(pod) => {
                 if pod.network.is_none() {
@@ -151,7 +152,9 @@ pub async fn find_pod(
     let filter = format!("{},labels.\"{LABEL_POD_NAME}\"=={name:?}", managed_filter());
     let containers = client.list_containers(&[filter]).await?;
     let intent = super::intent::find(settings, client, name);
-    let interrupted = intent.as_ref().is_some_and(|i| !i.owner.alive());
+    let interrupted = intent
+        .as_ref()
+        .is_some_and(|i| !i.owner.alive() && i.op.leaves_a_teardown());
     if containers.is_empty() && !interrupted {
         return Ok(None);
     }
