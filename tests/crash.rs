@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::io::Read;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -375,20 +376,26 @@ fn escaping_archive(escape: &Path, outside: &Path) -> Vec<u8> {
         .unwrap();
     let layer = layer.into_inner().unwrap();
     let diff_id = format!("sha256:{:x}", sha2::Sha256::digest(&layer));
+    docker_archive("podctl.test/escape:1", &layer, &diff_id)
+}
+
+/// A docker-archive of one image whose one layer is `layer` (a tar, gzipped or not) and whose
+/// config says its uncompressed digest is `diff_id`.
+fn docker_archive(tag: &str, layer: &[u8], diff_id: &str) -> Vec<u8> {
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/x"]},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]}
     })
     .to_string();
     let manifest = serde_json::json!([{
-        "Config": "config.json", "RepoTags": ["podctl.test/escape:1"], "Layers": ["layer.tar"]
+        "Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]
     }])
     .to_string();
     let mut archive = tar::Builder::new(Vec::new());
     for (path, data) in [
         ("manifest.json", manifest.as_bytes()),
         ("config.json", config.as_bytes()),
-        ("layer.tar", &layer[..]),
+        ("layer.tar", layer),
     ] {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
@@ -397,6 +404,125 @@ fn escaping_archive(escape: &Path, outside: &Path) -> Vec<u8> {
         archive.append_data(&mut header, path, data).unwrap();
     }
     archive.into_inner().unwrap()
+}
+
+/// A layer holding one file of `size` zero bytes, and its diff_id (its sha256 as a tar).
+fn zeros_layer(size: u64) -> (Vec<u8>, String) {
+    zeros_layer_into(size, Vec::new())
+}
+
+/// The same layer gzipped (~1/1000 of `size`), made as a stream: this process never holds it
+/// unpacked (its peak memory would count as its children's).
+fn zeros_layer_gzipped(size: u64) -> (Vec<u8>, String) {
+    let (encoder, diff_id) = zeros_layer_into(
+        size,
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()),
+    );
+    (encoder.finish().unwrap(), diff_id)
+}
+
+fn zeros_layer_into<W: std::io::Write>(size: u64, out: W) -> (W, String) {
+    use sha2::Digest;
+    /// Hashes what passes through to `out`.
+    struct Hashing<W> {
+        out: W,
+        hash: sha2::Sha256,
+    }
+    impl<W: std::io::Write> std::io::Write for Hashing<W> {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            let n = self.out.write(data)?;
+            self.hash.update(&data[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.out.flush()
+        }
+    }
+    let mut layer = tar::Builder::new(Hashing {
+        out,
+        hash: sha2::Sha256::new(),
+    });
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_cksum();
+    layer
+        .append_data(&mut header, "zeros", std::io::repeat(0).take(size))
+        .unwrap();
+    let hashing = layer.into_inner().unwrap();
+    (hashing.out, format!("sha256:{:x}", hashing.hash.finalize()))
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The largest resident set of any child this test process has waited for, in KiB.
+fn children_max_rss_kib() -> i64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct it is given.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) }, 0);
+    usage.ru_maxrss
+}
+
+#[test]
+fn broken_forged_and_bomb_layers_never_panic_and_leave_nothing() {
+    let env = require_env!("crash-layers");
+    let import = |name: &str, archive: Vec<u8>| {
+        let path = env.dir.join(name);
+        std::fs::write(&path, archive).unwrap();
+        env.podctl(&["image", "import", path.to_str().unwrap()])
+    };
+    let (small, small_diff_id) = zeros_layer(4096);
+    let truncated = gzip(&small);
+    let cases = [
+        (
+            "truncated.tar",
+            docker_archive(
+                "podctl.test/truncated:1",
+                &truncated[..truncated.len() / 2],
+                &small_diff_id,
+            ),
+            "unexpected EOF",
+        ),
+        (
+            "forged.tar",
+            docker_archive("podctl.test/forged:1", &small, &format!("sha256:{}", "0".repeat(64))),
+            "diff_id says",
+        ),
+    ];
+    for (file, archive, reason) in cases {
+        let out = import(file, archive);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{file} was imported");
+        assert!(
+            stderr.contains("could not be unpacked") && stderr.contains(reason) && !stderr.contains("panicked"),
+            "{file}: {stderr}"
+        );
+        assert!(
+            env.containerd_objects().is_empty(),
+            "{file}: {:?}",
+            env.containerd_objects()
+        );
+    }
+    assert!(
+        !env.ok(&["image", "ls"]).contains("podctl.test/"),
+        "a refused image is listed"
+    );
+    // A gzip bomb (256 MiB from ~256 KiB): podctl streams it to containerd, which unpacks it;
+    // podctl's memory stays small whatever the layer expands to, and `image rm` takes it all.
+    let (bomb, bomb_diff_id) = zeros_layer_gzipped(256 << 20);
+    eprintln!("bomb layer: {} KiB gzipped, 256 MiB unpacked", bomb.len() >> 10);
+    let out = import("bomb.tar", docker_archive("podctl.test/bomb:1", &bomb, &bomb_diff_id));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rss_mib = children_max_rss_kib() >> 10;
+    eprintln!("largest podctl resident set so far: {rss_mib} MiB");
+    assert!(rss_mib < 64, "podctl grew to {rss_mib} MiB importing a gzip bomb");
+    env.ok(&["image", "rm", "podctl.test/bomb:1"]);
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
 }
 
 #[test]

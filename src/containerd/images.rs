@@ -74,7 +74,9 @@ impl Client {
     }
 
     /// Applies a layer blob (from the content store) onto the given snapshot mounts.
-    pub async fn apply_layer(&self, lease: &str, layer: &Descriptor, mounts: Vec<RootfsMount>) -> Result<()> {
+    /// Unpacks `layer` onto `mounts`; returns the digest of the uncompressed layer that containerd
+    /// computed while applying it (what the image config's `diff_ids` must name).
+    pub async fn apply_layer(&self, lease: &str, layer: &Descriptor, mounts: Vec<RootfsMount>) -> Result<String> {
         let mut diff = DiffClient::new(self.channel());
         let apply = ApplyRequest {
             diff: Some(layer.clone()),
@@ -82,10 +84,11 @@ impl Client {
             payloads: HashMap::new(),
             sync_fs: false,
         };
-        diff.apply(self.request(apply, Some(lease)))
+        let applied = diff
+            .apply(self.request(apply, Some(lease)))
             .await
             .map_err(self.status_error("apply", format!("layer {}", layer.digest)))?;
-        Ok(())
+        Ok(applied.into_inner().applied.map(|d| d.digest).unwrap_or_default())
     }
 
     pub async fn get_image(&self, name: &str) -> Result<Option<ImageRecord>> {

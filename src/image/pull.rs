@@ -488,6 +488,7 @@ impl Session<'_> {
                         &self.lease,
                         &self.name.name,
                         &layer.descriptor(),
+                        &diff_ids[next],
                         parent,
                         &chains[next],
                     )

@@ -206,20 +206,23 @@ pub(crate) async fn unpack_layers(
 ) -> Result<(), ImageError> {
     let chains = chain_ids(diff_ids);
     let mut parent = String::new();
-    for (layer, chain) in layers.iter().zip(&chains) {
-        unpack_layer(client, lease, image, layer, &parent, chain).await?;
+    for ((layer, chain), diff_id) in layers.iter().zip(&chains).zip(diff_ids) {
+        unpack_layer(client, lease, image, layer, diff_id, &parent, chain).await?;
         parent = chain.clone();
     }
     Ok(())
 }
 
 /// Applies one layer onto `parent` (a chain ID; empty for the first layer) and commits it as
-/// `chain`. A layer already unpacked (shared with another image) is skipped.
+/// `chain`. A layer already unpacked (shared with another image) is skipped. A layer whose
+/// content is not what the config's `diff_id` names is refused: its snapshot would be filed under
+/// a chain ID that lies about it (and shared with images whose layer is the real one).
 pub(crate) async fn unpack_layer(
     client: &Client,
     lease: &str,
     image: &str,
     layer: &Descriptor,
+    diff_id: &str,
     parent: &str,
     chain: &str,
 ) -> Result<(), ImageError> {
@@ -228,18 +231,30 @@ pub(crate) async fn unpack_layer(
     }
     let key = format!("podctl-extract-{}-{chain}", random_hex(6));
     let mounts = client.prepare_snapshot(lease, &key, parent).await?;
-    let committed = match client.apply_layer(lease, layer, mounts).await {
+    let failed = |message: String| ImageError::Invalid {
+        image: image.to_string(),
+        message: format!("layer {} could not be unpacked: {message}", layer.digest),
+    };
+    let applied = match client.apply_layer(lease, layer, mounts).await {
+        Ok(applied) if applied != diff_id => Err(failed(format!(
+            "its content is {applied}, but the image config's diff_id says {diff_id}; the image is \
+             damaged or forged: build or pull it again"
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) => Err(failed(e.to_string())),
+    };
+    let committed = match applied {
         Ok(()) => client.commit_snapshot(lease, chain, &key).await,
-        Err(e) => Err(e),
+        Err(e) => {
+            client.remove_snapshot(&key).await.ok();
+            return Err(e);
+        }
     };
     if let Err(e) = committed {
         client.remove_snapshot(&key).await.ok();
         // Another unpack of the same layer won the race: its snapshot serves.
         if !(e.is_already_exists() && client.snapshot_exists(chain).await.unwrap_or(false)) {
-            return Err(ImageError::Invalid {
-                image: image.to_string(),
-                message: format!("layer {} could not be unpacked: {e}", layer.digest),
-            });
+            return Err(failed(e.to_string()));
         }
     }
     Ok(())
