@@ -136,11 +136,27 @@ fn parse<'a, T: Deserialize<'a>>(what: &str, data: &'a [u8]) -> Result<T, Archiv
     serde_json::from_slice(data).map_err(|e| ArchiveError::Invalid(format!("{what} is not valid: {e}")))
 }
 
+/// The blob that `digest` names, checked against it: a blob edited in the archive (or named after
+/// another) would otherwise be stored under the digest of what it holds, and the image that points
+/// to it by its old digest be imported broken.
 fn blob_of<'a>(files: &'a HashMap<String, Vec<u8>>, digest: &str) -> Result<&'a Vec<u8>, ArchiveError> {
     let path = format!("blobs/{}", digest.replacen(':', "/", 1));
-    files
+    let data = files
         .get(&path)
-        .ok_or_else(|| ArchiveError::Invalid(format!("blob {digest} is missing ({path})")))
+        .ok_or_else(|| ArchiveError::Invalid(format!("blob {digest} is missing ({path})")))?;
+    if !digest.starts_with("sha256:") {
+        return Err(ArchiveError::Invalid(format!(
+            "blob {digest}: only sha256 digests are supported"
+        )));
+    }
+    let actual = sha256_digest(data);
+    if actual != digest {
+        return Err(ArchiveError::Invalid(format!(
+            "blob {path} holds content of digest {actual}, not {digest}: the archive is damaged or was \
+             edited; export or save the image again"
+        )));
+    }
+    Ok(data)
 }
 
 fn read_oci_layout(files: &HashMap<String, Vec<u8>>, name: Option<&str>) -> Result<Vec<ArchiveImage>, ArchiveError> {
@@ -333,6 +349,64 @@ mod tests {
         let mut data = header.as_bytes().to_vec();
         data.extend_from_slice(&[b'{'; 600]);
         assert!(read_archive(&data[..], None).is_err());
+    }
+
+    /// An OCI layout of one image (an empty layer), with its config blob's content replaced by
+    /// `config_content` when given (the file keeps the real config's digest as its name).
+    fn oci_layout(config_content: Option<&[u8]>) -> Vec<u8> {
+        let layer = tar::Builder::new(Vec::new()).into_inner().unwrap();
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&layer)]}
+        })
+        .to_string()
+        .into_bytes();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": sha256_digest(&config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": sha256_digest(&layer), "size": layer.len()}]
+        })
+        .to_string()
+        .into_bytes();
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": OCI_MANIFEST, "digest": sha256_digest(&manifest), "size": manifest.len(),
+                           "annotations": {"io.containerd.image.name": "podctl.test/layout:1"}}]
+        })
+        .to_string()
+        .into_bytes();
+        let blob_path = |data: &[u8]| format!("blobs/sha256/{}", &sha256_digest(data)[7..]);
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, data: &[u8]| {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, path, data).unwrap();
+        };
+        add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+        add("index.json", &index);
+        add(&blob_path(&manifest), &manifest);
+        add(&blob_path(&config), config_content.unwrap_or(&config));
+        add(&blob_path(&layer), &layer);
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_blob_whose_content_is_not_its_digest_is_refused() {
+        let images = read_archive(&oci_layout(None)[..], None).unwrap();
+        assert_eq!(images[0].name, "podctl.test/layout:1");
+        let tampered = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let message = match read_archive(&oci_layout(Some(tampered))[..], None) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a tampered config was accepted"),
+        };
+        assert!(
+            message.contains("holds content of digest") && message.contains("edited"),
+            "{message}"
+        );
     }
 }
 
