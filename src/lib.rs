@@ -16,6 +16,7 @@ pub mod record;
 pub mod sandbox;
 pub mod settings;
 pub mod spec;
+pub mod volume;
 
 /// podctl's own executable, for the processes it has started on its behalf (the pod agent and
 /// its monitor, containerd's log driver). Named by its path even after the file was replaced (an

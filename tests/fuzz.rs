@@ -1,5 +1,5 @@
 //! Fuzzing without a nightly toolchain: a mutation fuzzer over the two parsers that take hostile
-//! input — the manifest parser and validator (`parse_document`) and archive import
+//! input — the manifest parser and validator (`parse_documents`: pods, ConfigMaps, Secrets, Lists) and archive import
 //! (`read_archive`). Seeds are the project's manifests and a built OCI archive; each round
 //! mutates one (bit flips, byte and token insertions, deletions, splices, YAML-ish fragments) and
 //! feeds it in. A panic, or an input that takes more than two seconds, fails the test with the
@@ -181,7 +181,7 @@ fn the_manifest_parser_never_panics() {
     seeds.push(b"apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: x}\nhandler: runc\n".to_vec());
     seeds.push(b"apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    image: i\n    ports: [{containerPort: 80, hostPort: 8080}]\n    env: [{name: X, value: '1'}]\n    resources: {limits: {memory: 64Mi, cpu: 500m}}\n    livenessProbe: {httpGet: {path: /, port: 80}}\n  volumes: [{name: v, emptyDir: {}}]\n".to_vec());
     let runs = fuzz("manifest", seeds, |input| {
-        let _ = podctl::manifest::parse_document(&String::from_utf8_lossy(input));
+        let _ = podctl::manifest::parse_documents(&String::from_utf8_lossy(input));
     });
     assert!(runs > 100, "the fuzzer ran");
 }

@@ -36,10 +36,18 @@ fn greeted() -> String {
 fn pods_come_back_after_a_host_restart() {
     let mut env = require_env!("restore");
     env.import_busybox();
+    // Its Secret volume is a tmpfs, which the reboot takes: restore writes it again.
+    env.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "side-token",
+        "--from-literal=token=T0K3N",
+    ]);
     env.create(
         "survivor.yaml",
         &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: survivor\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: {ECHO_IMAGE}\n    ports:\n    - containerPort: 8080\n      hostPort: {PORT}\n  - name: side\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'echo side up; exec sleep 3600']\n  - name: greeter\n    image: {greeter}\n    ports: [{{containerPort: 8081, hostPort: {GREETER_PORT}}}]\n",
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: survivor\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: {ECHO_IMAGE}\n    ports:\n    - containerPort: 8080\n      hostPort: {PORT}\n  - name: side\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'echo side up; exec sleep 3600']\n    volumeMounts: [{{name: token, mountPath: /etc/token}}]\n  - name: greeter\n    image: {greeter}\n    ports: [{{containerPort: 8081, hostPort: {GREETER_PORT}}}]\n  volumes:\n  - name: token\n    secret: {{secretName: side-token}}\n",
             greeter = greeter()
         ),
     );
@@ -111,6 +119,17 @@ fn pods_come_back_after_a_host_restart() {
         assert_eq!(status["restartCount"], 1, "{status}");
     }
     assert!(env.wait_for_log("survivor", "side", "side up").contains("side up"));
+    let token = env.ok(&[
+        "exec",
+        "survivor",
+        "-c",
+        "side",
+        "--",
+        "sh",
+        "-c",
+        "cat /etc/token/token; stat -f -c ' %T' /etc/token",
+    ]);
+    assert_eq!(token.trim(), "T0K3N tmpfs", "the Secret volume after the restart");
     let once = env.pod_json("once");
     assert_eq!(once["status"]["phase"], "Failed", "{once:#}");
     let main = env.container_status("once", "main");

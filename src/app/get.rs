@@ -5,8 +5,10 @@ use anyhow::Result;
 use super::format;
 use crate::cli::{EventsArgs, GetArgs, OutputFormat};
 use crate::containerd::Client;
+use crate::manifest::config::{ConfigMap, ConfigMeta, Secret};
 use crate::manifest::to_yaml;
 use crate::member::Registry;
+use crate::pod::config::ConfigObject;
 use crate::pod::{self, PodError, Settings};
 
 pub async fn get(client: &Client, settings: &Settings, registry: &Registry, args: &GetArgs) -> Result<()> {
@@ -133,6 +135,108 @@ fn print_objects(objects: Vec<serde_json::Value>, one_named: bool, kind: OutputF
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!("{}", to_yaml(&value));
+    }
+    Ok(())
+}
+
+/// The named objects (all when no names), or ObjectNotFound for the first missing one.
+async fn named<T: ConfigObject>(client: &Client, names: &[String]) -> Result<Vec<T>> {
+    let mut found = pod::config::list_objects::<T>(client).await?;
+    for name in names {
+        if !found.iter().any(|o| &o.meta().name == name) {
+            return Err(PodError::ObjectNotFound {
+                kind: T::RESOURCE.into(),
+                name: name.clone(),
+            }
+            .into());
+        }
+    }
+    if !names.is_empty() {
+        found.retain(|o| names.contains(&o.meta().name));
+    }
+    Ok(found)
+}
+
+fn object_age(meta: &ConfigMeta) -> String {
+    meta.creation_timestamp
+        .as_deref()
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|t| format::human_duration(pod::now_secs() - t.as_secs_f64()))
+        .unwrap_or_else(|| "<unknown>".into())
+}
+
+/// `podctl get configmaps [NAME...]`: NAME, DATA (keys) and AGE, or the objects.
+pub async fn config_maps(client: &Client, args: &GetArgs) -> Result<()> {
+    let maps: Vec<ConfigMap> = named(client, &args.names).await?;
+    let rows = maps
+        .iter()
+        .map(|m| {
+            vec![
+                m.metadata.name.clone(),
+                (m.data.len() + m.binary_data.len()).to_string(),
+                object_age(&m.metadata),
+            ]
+        })
+        .collect();
+    let objects = maps
+        .iter()
+        .map(|m| serde_json::to_value(m).expect("objects serialize"))
+        .collect();
+    print_config_objects::<ConfigMap>(client, args, &["NAME", "DATA", "AGE"], rows, objects)
+}
+
+/// `podctl get secrets [NAME...]`: NAME, TYPE, DATA and AGE, or the objects with every value
+/// replaced by its size (values are never printed).
+pub async fn secrets(client: &Client, args: &GetArgs) -> Result<()> {
+    let secrets: Vec<Secret> = named(client, &args.names).await?;
+    let rows = secrets
+        .iter()
+        .map(|s| {
+            vec![
+                s.metadata.name.clone(),
+                s.type_.clone(),
+                s.data.len().to_string(),
+                object_age(&s.metadata),
+            ]
+        })
+        .collect();
+    let objects = secrets
+        .iter()
+        .map(|s| serde_json::to_value(s.redacted()).expect("objects serialize"))
+        .collect();
+    print_config_objects::<Secret>(client, args, &["NAME", "TYPE", "DATA", "AGE"], rows, objects)
+}
+
+fn print_config_objects<T: ConfigObject>(
+    client: &Client,
+    args: &GetArgs,
+    header: &[&str],
+    rows: Vec<Vec<String>>,
+    objects: Vec<serde_json::Value>,
+) -> Result<()> {
+    match args.output {
+        None | Some(OutputFormat::Wide) => {
+            if rows.is_empty() {
+                eprintln!(
+                    "No {}s found in containerd namespace {}.",
+                    T::RESOURCE,
+                    client.namespace()
+                );
+                return Ok(());
+            }
+            let mut table = vec![header.iter().map(|h| h.to_string()).collect()];
+            table.extend(rows);
+            print!("{}", format::tabulate(table));
+        }
+        Some(OutputFormat::Name) => {
+            for row in &rows {
+                println!("{}/{}", T::RESOURCE, row[0]);
+            }
+        }
+        Some(kind @ (OutputFormat::Yaml | OutputFormat::Json)) => {
+            print_objects(objects, args.names.len() == 1, kind)?;
+        }
     }
     Ok(())
 }

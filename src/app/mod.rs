@@ -4,6 +4,7 @@
 mod exec;
 mod format;
 mod get;
+mod manifests;
 mod progress;
 mod system;
 
@@ -18,7 +19,6 @@ use crate::cli::{
 };
 use crate::containerd::Client;
 use crate::image::{archive, builtin};
-use crate::manifest::{parse_document, Document};
 use crate::member::Registry;
 use crate::pod::{self, DeleteOptions, Settings};
 
@@ -93,16 +93,12 @@ fn read_input(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read manifest {}", path.display()))
 }
 
-/// Parses and validates a manifest, printing its warnings; errors name the file, line and field.
-fn load_document(path: &Path) -> Result<Document> {
-    let text = read_input(path)?;
-    let document = parse_document(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if let Document::Pod(parsed) = &document {
-        for warning in &parsed.warnings {
-            eprintln!("warning: {}: {warning}", path.display());
-        }
-    }
-    Ok(document)
+fn is_config_map_resource(resource: &str) -> bool {
+    matches!(resource, "configmap" | "configmaps" | "cm")
+}
+
+fn is_secret_resource(resource: &str) -> bool {
+    matches!(resource, "secret" | "secrets")
 }
 
 fn is_runtime_class_resource(resource: &str) -> bool {
@@ -131,30 +127,20 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let global = &cli.global;
     match cli.command {
         Command::Create(args) => {
-            // Validate before touching containerd: bad input must create nothing.
-            let pod = match load_document(&args.filename)? {
-                Document::Pod(parsed) => parsed.pod,
-                Document::RuntimeClass(class) => {
-                    let registry = registry(global)?;
-                    if !registry.config().handlers.contains_key(&class.handler) {
-                        eprintln!(
-                            "warning: runtimeclass {}: handler {:?} is not in {}; pods of this class fail until it is",
-                            class.metadata.name,
-                            class.handler,
-                            registry.config().describe_path()
-                        );
-                    }
-                    let client = connect(global).await?;
-                    pod::create_runtime_class(&client, &class).await?;
-                    println!("runtimeclass.node.k8s.io/{} created", class.metadata.name);
-                    return Ok(ExitCode::SUCCESS);
-                }
-            };
-            let registry = registry(global)?;
+            if let Some(object) = args.object {
+                return manifests::create_from_args(global, object).await;
+            }
+            // Validate every document before touching containerd: bad input must create nothing.
+            let documents = manifests::load(&args.filename, args.recursive)?;
+            return manifests::create(global, documents).await;
+        }
+        Command::Get(args) if is_config_map_resource(&args.resource) => {
             let client = connect(global).await?;
-            let name = pod.metadata.name.clone();
-            pod::create_pod(&client, &settings(global), &registry, pod).await?;
-            println!("pod/{name} created");
+            get::config_maps(&client, &args).await?;
+        }
+        Command::Get(args) if is_secret_resource(&args.resource) => {
+            let client = connect(global).await?;
+            get::secrets(&client, &args).await?;
         }
         Command::Get(args) if is_runtime_class_resource(&args.resource) => {
             let client = connect(global).await?;
@@ -162,7 +148,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Get(args) => {
             if !is_pod_resource(&args.resource) {
-                bail!("podctl knows pods and runtimeclasses; try `podctl get pods`");
+                bail!("podctl knows pods, configmaps, secrets and runtimeclasses; try `podctl get pods`");
             }
             let client = connect(global).await?;
             let settings = settings(global);
@@ -402,44 +388,50 @@ async fn follow(mut path: std::path::PathBuf, mut offset: u64, mut renderer: cra
 
 async fn delete(client: &Client, settings: &Settings, registry: &Registry, args: &DeleteArgs) -> Result<ExitCode> {
     let mut names: Vec<String> = args.names.clone();
-    let mut classes = Vec::new();
+    let mut plan = manifests::to_delete(Vec::new());
     if names.len() > 1 && is_runtime_class_resource(&names[0]) {
-        classes = names.split_off(1);
+        plan.runtime_classes = names.split_off(1);
         names.clear();
-    }
-    if names.len() > 1 && is_pod_resource(&names[0]) {
+    } else if names.len() > 1 && is_config_map_resource(&names[0]) {
+        plan.config_maps = names.split_off(1);
+        names.clear();
+    } else if names.len() > 1 && is_secret_resource(&names[0]) {
+        plan.secrets = names.split_off(1);
+        names.clear();
+    } else if names.len() > 1 && is_pod_resource(&names[0]) {
         names.remove(0);
     }
-    if let Some(file) = &args.filename {
-        match load_document(file)? {
-            Document::Pod(parsed) => names.push(parsed.pod.metadata.name),
-            Document::RuntimeClass(class) => classes.push(class.metadata.name),
-        }
+    if !args.filename.is_empty() {
+        plan = manifests::to_delete(manifests::load(&args.filename, args.recursive)?);
     }
+    names.append(&mut plan.pods);
+    let objects_only = names.is_empty()
+        && (!plan.runtime_classes.is_empty() || !plan.config_maps.is_empty() || !plan.secrets.is_empty());
+    if names.is_empty() && !objects_only {
+        bail!("name the pod(s) to delete: `podctl delete NAME` or `podctl delete -f pod.yaml`");
+    }
+    let options = DeleteOptions {
+        grace_period: args.grace_period,
+    };
     let mut failed = false;
-    for name in &classes {
-        match pod::delete_runtime_class(client, name).await {
-            Ok(()) => println!("runtimeclass.node.k8s.io \"{name}\" deleted"),
-            Err(pod::PodError::ObjectNotFound { .. }) if args.ignore_not_found => {}
+    // Pods first: they read the objects.
+    for name in &names {
+        match pod::delete_pod(client, settings, registry, name, &options).await {
+            Ok(()) => println!("pod \"{name}\" deleted"),
+            Err(pod::PodError::NotFound { .. }) if args.ignore_not_found => {}
             Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;
             }
         }
     }
-    if !classes.is_empty() && names.is_empty() {
-        return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
-    }
-    if names.is_empty() {
-        bail!("name the pod(s) to delete: `podctl delete NAME` or `podctl delete -f pod.yaml`");
-    }
-    let options = DeleteOptions {
-        grace_period: args.grace_period,
-    };
-    for name in &names {
-        match pod::delete_pod(client, settings, registry, name, &options).await {
-            Ok(()) => println!("pod \"{name}\" deleted"),
-            Err(pod::PodError::NotFound { .. }) if args.ignore_not_found => {}
+    use crate::manifest::config::{ConfigMap, Secret};
+    failed |= !manifests::delete_objects::<ConfigMap>(client, &plan.config_maps, args.ignore_not_found).await;
+    failed |= !manifests::delete_objects::<Secret>(client, &plan.secrets, args.ignore_not_found).await;
+    for name in &plan.runtime_classes {
+        match pod::delete_runtime_class(client, name).await {
+            Ok(()) => println!("runtimeclass.node.k8s.io \"{name}\" deleted"),
+            Err(pod::PodError::ObjectNotFound { .. }) if args.ignore_not_found => {}
             Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;

@@ -105,7 +105,8 @@ pub struct GlobalArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create a pod from a kind: Pod manifest
+    /// Create pods and their ConfigMaps and Secrets from manifests, or a ConfigMap or Secret from
+    /// literals and files
     Create(CreateArgs),
     /// List pods (`get pods`, `get pod NAME`)
     Get(GetArgs),
@@ -164,10 +165,65 @@ pub enum AgentCommand {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct CreateArgs {
-    /// Manifest file (`-` for standard input)
+    /// Manifest files or directories of them (`-` for standard input; repeat for several). A file
+    /// may hold several documents (`---`) or a `kind: List`
     #[arg(long, short = 'f')]
-    pub filename: PathBuf,
+    pub filename: Vec<PathBuf>,
+    /// Read the directories given with -f and their subdirectories
+    #[arg(long, short = 'R')]
+    pub recursive: bool,
+    #[command(subcommand)]
+    pub object: Option<CreateObject>,
+}
+
+/// `podctl create configmap|secret`, as kubectl's.
+#[derive(Subcommand, Debug)]
+pub enum CreateObject {
+    /// A ConfigMap from literals and files
+    #[command(visible_alias = "cm")]
+    Configmap(ConfigDataArgs),
+    /// A Secret: `generic` from literals and files, or `docker-registry` credentials
+    Secret {
+        #[command(subcommand)]
+        kind: SecretKind,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretKind {
+    /// An Opaque Secret (or --type) from literals and files
+    Generic {
+        #[command(flatten)]
+        data: ConfigDataArgs,
+        /// The Secret's type
+        #[arg(long = "type", default_value = "Opaque")]
+        type_: String,
+    },
+    /// A kubernetes.io/dockerconfigjson Secret, for a pod's imagePullSecrets
+    DockerRegistry {
+        name: String,
+        #[arg(long)]
+        docker_server: String,
+        #[arg(long)]
+        docker_username: String,
+        #[arg(long)]
+        docker_password: String,
+        #[arg(long)]
+        docker_email: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigDataArgs {
+    pub name: String,
+    /// KEY=VALUE (repeat for several)
+    #[arg(long)]
+    pub from_literal: Vec<String>,
+    /// [KEY=]PATH: a file (its name is the key) or a directory (each regular file in it)
+    #[arg(long)]
+    pub from_file: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -180,7 +236,7 @@ pub enum OutputFormat {
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// Resource type: pods (pod, po) or runtimeclasses (runtimeclass)
+    /// Resource type: pods (pod, po), configmaps (cm), secrets or runtimeclasses
     pub resource: String,
     /// Names (all when none)
     pub names: Vec<String>,
@@ -248,12 +304,15 @@ pub struct GcArgs {
 
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
-    /// Pod names; a leading `pod`/`pods`/`po` is accepted as in kubectl, and `runtimeclass NAME...`
-    /// deletes RuntimeClasses
+    /// Pod names; a leading `pod`/`pods`/`po` is accepted as in kubectl, and `configmap NAME...`,
+    /// `secret NAME...` and `runtimeclass NAME...` delete those objects
     pub names: Vec<String>,
-    /// Delete the pod(s) named in a manifest file
+    /// Delete what manifest files (or directories of them) name: pods first, then their objects
     #[arg(long, short = 'f', conflicts_with = "names")]
-    pub filename: Option<PathBuf>,
+    pub filename: Vec<PathBuf>,
+    /// Read the directories given with -f and their subdirectories
+    #[arg(long, short = 'R')]
+    pub recursive: bool,
     /// Seconds members get after their stop signal before SIGKILL (default: the pod's
     /// terminationGracePeriodSeconds, else 30)
     #[arg(long)]

@@ -9,6 +9,7 @@
 //! without a location sends users hunting. Fields podctl does not implement yet are not errors:
 //! they are listed in a single warning, so Kubernetes manifests run unchanged where possible.
 
+pub mod config;
 mod model;
 mod path;
 mod quantity;
@@ -22,8 +23,9 @@ mod tests;
 use serde_json::Value;
 
 pub use model::{
-    Container, ContainerPort, EnvVar, ObjectMeta, Pod, PodSpec, PortRef, Probe, Protocol, PullPolicy, Resources,
-    RestartPolicy, TcpSocketAction, Volume, VolumeMount, VolumeSource,
+    Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, KeySelector, KeyToPath, ObjectFiles, ObjectKind,
+    ObjectMeta, ObjectRef, ObjectsForm, Pod, PodSpec, PortRef, Probe, Protocol, PullPolicy, Resources, RestartPolicy,
+    TcpSocketAction, Volume, VolumeMount, VolumeSource, DEFAULT_OBJECT_FILE_MODE,
 };
 pub use quantity::{parse_quantity_bytes, parse_quantity_millicpu};
 pub use yaml::to_yaml;
@@ -68,30 +70,130 @@ pub struct ParsedPod {
 pub enum Document {
     Pod(Box<ParsedPod>),
     RuntimeClass(runtime_class::RuntimeClass),
+    ConfigMap(config::ConfigMap),
+    Secret(config::Secret),
+}
+
+impl Document {
+    /// `pod/web`, `configmap/app-config`: how kubectl names objects in its output.
+    pub fn label(&self) -> String {
+        match self {
+            Document::Pod(p) => format!("pod/{}", p.pod.metadata.name),
+            Document::RuntimeClass(c) => format!("runtimeclass.node.k8s.io/{}", c.metadata.name),
+            Document::ConfigMap(c) => format!("configmap/{}", c.metadata.name),
+            Document::Secret(s) => format!("secret/{}", s.metadata.name),
+        }
+    }
+}
+
+/// A problem in one document of a file of several: which one (1-based, and what it is when that
+/// could be read), and the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{error}", self.prefix())]
+pub struct DocumentError {
+    /// None when the file holds one document only.
+    pub index: Option<usize>,
+    /// `pod/web`, when kind and name could be read.
+    pub label: Option<String>,
+    pub error: ManifestError,
+}
+
+impl DocumentError {
+    fn prefix(&self) -> String {
+        match (self.index, &self.label) {
+            (Some(i), Some(label)) => format!("document {i} ({label}): "),
+            (Some(i), None) => format!("document {i}: "),
+            (None, _) => String::new(),
+        }
+    }
 }
 
 /// Parses and validates one manifest: a Pod, or a RuntimeClass.
 pub fn parse_document(text: &str) -> Result<Document, ManifestError> {
-    let (mut doc, lines) = yaml::load(text)?;
-    strip_nulls(&mut doc);
-    if doc.get("kind").and_then(Value::as_str) == Some("RuntimeClass") {
-        return runtime_class::parse(&doc, &lines).map(Document::RuntimeClass);
+    let (doc, lines) = yaml::load(text)?;
+    parse_value(doc, &lines)
+}
+
+/// Parses and validates every document of a file: `---`-separated documents, and the items of a
+/// `kind: List` (what `kubectl get -o yaml` prints for several objects), in file order.
+pub fn parse_documents(text: &str) -> Result<Vec<Document>, DocumentError> {
+    let whole = |error| DocumentError {
+        index: None,
+        label: None,
+        error,
+    };
+    let mut values = Vec::new();
+    for (doc, lines, _) in yaml::load_all(text).map_err(whole)? {
+        if doc.get("kind").and_then(Value::as_str) == Some("List") {
+            let items = match doc.get("items") {
+                Some(Value::Array(items)) => items.clone(),
+                _ => {
+                    return Err(whole(ManifestError {
+                        path: "items".into(),
+                        line: lines.line(&FieldPath::root().key("items")),
+                        message: "a List holds its objects under `items:`, a list".into(),
+                    }))
+                }
+            };
+            for (i, item) in items.into_iter().enumerate() {
+                values.push((item, lines.under(&FieldPath::root().key("items").idx(i))));
+            }
+        } else {
+            values.push((doc, lines));
+        }
     }
-    parse_pod(text).map(|parsed| Document::Pod(Box::new(parsed)))
+    let several = values.len() > 1;
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, (doc, lines))| {
+            let label = match (
+                doc.get("kind").and_then(Value::as_str),
+                doc.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str),
+            ) {
+                (Some(kind), Some(name)) => Some(format!("{}/{name}", kind.to_ascii_lowercase())),
+                _ => None,
+            };
+            parse_value(doc, &lines).map_err(|error| DocumentError {
+                index: several.then_some(i + 1),
+                label,
+                error,
+            })
+        })
+        .collect()
+}
+
+/// Validates an object made by podctl itself (`create configmap`), as if it had been read.
+pub fn document_from_json(doc: Value) -> Result<Document, ManifestError> {
+    parse_value(doc, &LineMap::default())
+}
+
+fn parse_value(mut doc: Value, lines: &LineMap) -> Result<Document, ManifestError> {
+    // Kubernetes decodes `field: null` as "not set"; dropping nulls gives `value:` (empty env
+    // value) and `labels:` the same meaning here.
+    strip_nulls(&mut doc);
+    match doc.get("kind").and_then(Value::as_str) {
+        Some("RuntimeClass") => runtime_class::parse(&doc, lines).map(Document::RuntimeClass),
+        Some("ConfigMap") => config::parse_config_map(&doc, lines).map(Document::ConfigMap),
+        Some("Secret") => config::parse_secret(&doc, lines).map(Document::Secret),
+        _ => parse_pod_value(doc, lines).map(|parsed| Document::Pod(Box::new(parsed))),
+    }
 }
 
 /// Parses and validates one `kind: Pod` manifest.
 pub fn parse_pod(text: &str) -> Result<ParsedPod, ManifestError> {
     let (mut doc, lines) = yaml::load(text)?;
-    // Kubernetes decodes `field: null` as "not set"; dropping nulls gives `value:` (empty env
-    // value) and `labels:` the same meaning here.
     strip_nulls(&mut doc);
-    validate::check_document(&doc, &lines)?;
+    parse_pod_value(doc, &lines)
+}
+
+fn parse_pod_value(doc: Value, lines: &LineMap) -> Result<ParsedPod, ManifestError> {
+    validate::check_document(&doc, lines)?;
 
     let mut ignored: Vec<FieldPath> = Vec::new();
-    let pod = deserialize(doc, &lines, &mut ignored)?;
+    let pod = deserialize(doc, lines, &mut ignored)?;
 
-    let mut checker = validate::Checker::new(&lines);
+    let mut checker = validate::Checker::new(lines);
     validate::validate(&pod, &mut checker);
     if let Some(err) = checker.first_error() {
         return Err(err);
@@ -100,7 +202,7 @@ pub fn parse_pod(text: &str) -> Result<ParsedPod, ManifestError> {
     // `status` is what `kubectl get -o yaml` adds; it describes a pod, it is not a wish.
     ignored.retain(|p| !matches!(p.0.first(), Some(Seg::Key(k)) if k == "status"));
     ignored.append(&mut checker.unsupported);
-    let warnings = unsupported_warning(ignored, &lines).into_iter().collect();
+    let warnings = unsupported_warning(ignored, lines).into_iter().collect();
     Ok(ParsedPod { pod, warnings })
 }
 

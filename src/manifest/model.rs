@@ -110,6 +110,8 @@ pub struct Container {
     pub args: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -219,6 +221,74 @@ pub struct ExecAction {
 pub struct EnvVar {
     pub name: String,
     pub value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<EnvVarSource>,
+}
+
+/// Where an env value comes from (the references podctl resolves at create).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvVarSource {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_map_key_ref: Option<KeySelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<KeySelector>,
+}
+
+/// One key of a ConfigMap or Secret.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KeySelector {
+    pub name: String,
+    pub key: String,
+    #[serde(skip_serializing_if = "is_false")]
+    pub optional: bool,
+}
+
+/// `envFrom`: every key of a ConfigMap or Secret as a variable, with an optional prefix.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvFromSource {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<ObjectRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<ObjectRef>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectRef {
+    pub name: String,
+    #[serde(skip_serializing_if = "is_false")]
+    pub optional: bool,
+}
+
+/// `items` of a configMap/secret volume: which key becomes which file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KeyToPath {
+    pub key: String,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+/// The files of one ConfigMap or Secret, as a volume or as one source of a projected volume.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectFiles {
+    pub name: String,
+    /// Empty: every key, as a file of its name.
+    pub items: Vec<KeyToPath>,
+    pub optional: bool,
+}
+
+/// Which kind of object an [`ObjectFiles`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    ConfigMap,
+    Secret,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -331,7 +401,25 @@ pub enum VolumeSource {
         medium: Option<String>,
         size_limit: Option<String>,
     },
+    /// Files of ConfigMaps and Secrets: `configMap`, `secret` (one source) or `projected`
+    /// (several). Any Secret among them puts the volume on tmpfs.
+    Objects {
+        sources: Vec<(ObjectKind, ObjectFiles)>,
+        default_mode: Option<u32>,
+        /// Which key it was written under, so the pod's manifest prints back as it came.
+        form: ObjectsForm,
+    },
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectsForm {
+    ConfigMap,
+    Secret,
+    Projected,
+}
+
+/// kubelet's default file mode for configMap, secret and projected volumes.
+pub const DEFAULT_OBJECT_FILE_MODE: u32 = 0o644;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -341,6 +429,75 @@ pub(crate) struct RawVolume {
     pub(crate) host_path: Option<RawHostPath>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) empty_dir: Option<RawEmptyDir>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) config_map: Option<RawObjectVolume>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) secret: Option<RawObjectVolume>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) projected: Option<RawProjected>,
+}
+
+/// `configMap: {name, items, defaultMode, optional}`, and a Secret's with `secretName`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct RawObjectVolume {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) secret_name: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) items: Vec<KeyToPath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) default_mode: Option<u32>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub(crate) optional: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct RawProjected {
+    pub(crate) sources: Vec<RawProjection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) default_mode: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct RawProjection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) config_map: Option<RawObjectVolume>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) secret: Option<RawObjectVolume>,
+}
+
+impl RawObjectVolume {
+    fn files(self, name_key: &str) -> Result<ObjectFiles, String> {
+        let name = match name_key {
+            "secretName" => self.secret_name,
+            _ => self.name,
+        };
+        Ok(ObjectFiles {
+            name: name.filter(|n| !n.is_empty()).ok_or_else(|| {
+                format!("the volume's {name_key} is required; name the object whose keys become its files")
+            })?,
+            items: self.items,
+            optional: self.optional,
+        })
+    }
+
+    fn of(files: ObjectFiles, kind: ObjectKind, default_mode: Option<u32>) -> RawObjectVolume {
+        let (name, secret_name) = match kind {
+            ObjectKind::ConfigMap => (Some(files.name), None),
+            ObjectKind::Secret => (None, Some(files.name)),
+        };
+        RawObjectVolume {
+            name,
+            secret_name,
+            items: files.items,
+            default_mode,
+            optional: files.optional,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -364,20 +521,71 @@ impl TryFrom<RawVolume> for Volume {
     type Error = String;
 
     fn try_from(raw: RawVolume) -> Result<Self, String> {
-        let source = match (raw.host_path, raw.empty_dir) {
-            (Some(h), None) => VolumeSource::HostPath {
+        let given = [
+            raw.host_path.is_some(),
+            raw.empty_dir.is_some(),
+            raw.config_map.is_some(),
+            raw.secret.is_some(),
+            raw.projected.is_some(),
+        ];
+        match given.iter().filter(|g| **g).count() {
+            1 => {}
+            0 => {
+                return Err(
+                    "a volume needs a source; add `hostPath: {path: /dir}`, `emptyDir: {}`, \
+                            `configMap: {name: NAME}`, `secret: {secretName: NAME}` or `projected: {sources: [...]}`"
+                        .into(),
+                )
+            }
+            _ => {
+                return Err(
+                    "a volume has exactly one source; keep one of hostPath, emptyDir, configMap, secret or projected"
+                        .into(),
+                )
+            }
+        }
+        let source = if let Some(h) = raw.host_path {
+            VolumeSource::HostPath {
                 path: h.path,
                 type_: h.type_,
-            },
-            (None, Some(e)) => VolumeSource::EmptyDir {
+            }
+        } else if let Some(e) = raw.empty_dir {
+            VolumeSource::EmptyDir {
                 medium: e.medium,
                 size_limit: e.size_limit,
-            },
-            (Some(_), Some(_)) => {
-                return Err("a volume has exactly one source; keep either hostPath or emptyDir".into())
             }
-            (None, None) => {
-                return Err("a volume needs a source; add `hostPath: {path: /dir}` or `emptyDir: {}`".into())
+        } else if let Some(c) = raw.config_map {
+            let default_mode = c.default_mode;
+            VolumeSource::Objects {
+                sources: vec![(ObjectKind::ConfigMap, c.files("name")?)],
+                default_mode,
+                form: ObjectsForm::ConfigMap,
+            }
+        } else if let Some(c) = raw.secret {
+            let default_mode = c.default_mode;
+            VolumeSource::Objects {
+                sources: vec![(ObjectKind::Secret, c.files("secretName")?)],
+                default_mode,
+                form: ObjectsForm::Secret,
+            }
+        } else {
+            let projected = raw.projected.expect("one source is given");
+            let mut sources = Vec::new();
+            for source in projected.sources {
+                match (source.config_map, source.secret) {
+                    (Some(c), None) => sources.push((ObjectKind::ConfigMap, c.files("name")?)),
+                    (None, Some(c)) => sources.push((ObjectKind::Secret, c.files("name")?)),
+                    _ => {
+                        return Err("each projected source is one of configMap or secret (podctl projects \
+                                    no downwardAPI or serviceAccountToken yet)"
+                            .into())
+                    }
+                }
+            }
+            VolumeSource::Objects {
+                sources,
+                default_mode: projected.default_mode,
+                form: ObjectsForm::Projected,
             }
         };
         Ok(Volume { name: raw.name, source })
@@ -386,15 +594,54 @@ impl TryFrom<RawVolume> for Volume {
 
 impl From<Volume> for RawVolume {
     fn from(v: Volume) -> Self {
-        let (host_path, empty_dir) = match v.source {
-            VolumeSource::HostPath { path, type_ } => (Some(RawHostPath { path, type_ }), None),
-            VolumeSource::EmptyDir { medium, size_limit } => (None, Some(RawEmptyDir { medium, size_limit })),
-        };
-        RawVolume {
+        let mut raw = RawVolume {
             name: v.name,
-            host_path,
-            empty_dir,
+            ..Default::default()
+        };
+        match v.source {
+            VolumeSource::HostPath { path, type_ } => raw.host_path = Some(RawHostPath { path, type_ }),
+            VolumeSource::EmptyDir { medium, size_limit } => raw.empty_dir = Some(RawEmptyDir { medium, size_limit }),
+            VolumeSource::Objects {
+                sources,
+                default_mode,
+                form: ObjectsForm::Projected,
+            } => {
+                let sources = sources
+                    .into_iter()
+                    .map(|(kind, files)| {
+                        let mut one = RawObjectVolume::of(files, ObjectKind::ConfigMap, None);
+                        match kind {
+                            ObjectKind::ConfigMap => RawProjection {
+                                config_map: Some(one),
+                                secret: None,
+                            },
+                            ObjectKind::Secret => {
+                                // (A projected secret is named by `name`, not `secretName`.)
+                                one.secret_name = None;
+                                RawProjection {
+                                    config_map: None,
+                                    secret: Some(one),
+                                }
+                            }
+                        }
+                    })
+                    .collect();
+                raw.projected = Some(RawProjected { sources, default_mode });
+            }
+            VolumeSource::Objects {
+                mut sources,
+                default_mode,
+                form,
+            } => {
+                let (kind, files) = sources.remove(0);
+                let one = RawObjectVolume::of(files, kind, default_mode);
+                match form {
+                    ObjectsForm::Secret => raw.secret = Some(one),
+                    _ => raw.config_map = Some(one),
+                }
+            }
         }
+        raw
     }
 }
 

@@ -120,4 +120,18 @@ impl LineMap {
     pub(crate) fn raw(&self, path: &FieldPath) -> Option<&str> {
         self.raw.get(path).map(String::as_str)
     }
+
+    /// The lines of the node at `prefix` (an item of a `kind: List`), as if it were the document.
+    pub(crate) fn under(&self, prefix: &FieldPath) -> LineMap {
+        fn strip<V: Clone>(map: &HashMap<FieldPath, V>, prefix: &FieldPath) -> HashMap<FieldPath, V> {
+            map.iter()
+                .filter(|(path, _)| path.0.starts_with(&prefix.0))
+                .map(|(path, v)| (FieldPath(path.0[prefix.0.len()..].to_vec()), v.clone()))
+                .collect()
+        }
+        LineMap {
+            lines: strip(&self.lines, prefix),
+            raw: strip(&self.raw, prefix),
+        }
+    }
 }

@@ -171,15 +171,18 @@ fn full_pod_parses_every_field() {
         [
             EnvVar {
                 name: "MODE".into(),
-                value: "8080".into()
+                value: "8080".into(),
+                value_from: None,
             },
             EnvVar {
                 name: "EMPTY".into(),
-                value: String::new()
+                value: String::new(),
+                value_from: None,
             },
             EnvVar {
                 name: "NULLED".into(),
-                value: String::new()
+                value: String::new(),
+                value_from: None,
             },
         ]
     );
@@ -578,16 +581,23 @@ fn volume_rules() {
     let e = run(&[
         "  containers: [{name: a, image: i}]",
         "  volumes:",
-        "  - name: cfg",
-        "    configMap:",
-        "      name: app-config",
+        "  - name: claim",
+        "    persistentVolumeClaim:",
+        "      claimName: data",
     ]);
     assert_err(
         &e,
-        "spec.volumes[0].configMap",
+        "spec.volumes[0].persistentVolumeClaim",
         8,
-        "podctl supports hostPath and emptyDir volumes",
+        "podctl supports hostPath, emptyDir, configMap, secret and projected volumes",
     );
+    let e = run(&[
+        "  containers: [{name: a, image: i}]",
+        "  volumes:",
+        "  - name: cfg",
+        "    configMap: {name: c, items: [{key: k, path: ../out}]}",
+    ]);
+    assert_err(&e, "spec.volumes[0].configMap.items[0].path", 8, "not a relative path");
     let e = run(&["  containers: [{name: a, image: i}]", "  volumes:", "  - name: v"]);
     assert_err(&e, "spec.volumes[0]", 7, "no source");
     let e = run(&[
@@ -1069,4 +1079,155 @@ fn runtime_classes_name_a_handler() {
             .collect::<Vec<_>>()),
         Ok(Document::Pod(_))
     ));
+}
+
+#[test]
+fn a_stack_file_holds_config_maps_secrets_and_pods_and_lists_expand() {
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata:\n  a: one\nbinaryData:\n  b: AAE=\n---\n\
+                apiVersion: v1\nkind: Secret\nmetadata: {name: sec}\nstringData: {p: plain}\ndata: {q: cXVldQ==}\n---\n\
+                apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: p}\n  spec: {containers: [{name: c, image: i}]}\n";
+    let documents = parse_documents(text).expect("three documents");
+    let labels: Vec<String> = documents.iter().map(Document::label).collect();
+    assert_eq!(labels, ["configmap/cfg", "secret/sec", "pod/p"]);
+    let Document::ConfigMap(map) = &documents[0] else {
+        panic!()
+    };
+    assert_eq!(map.entries()["b"], [0, 1]);
+    let Document::Secret(secret) = &documents[1] else {
+        panic!()
+    };
+    assert_eq!(secret.type_, "Opaque");
+    assert_eq!(secret.entries()["p"], b"plain");
+    assert_eq!(secret.entries()["q"], b"queu");
+    assert!(!format!("{:?}", secret.redacted()).contains("cGxhaW4"));
+    // An error names its document; a List item's lines are its own file lines.
+    let broken = text.replace("image: i", "image: ''");
+    let e = parse_documents(&broken).expect_err("no image");
+    assert_eq!(e.index, Some(3));
+    assert_eq!(e.label.as_deref(), Some("pod/p"));
+    assert_eq!(e.error.path, "spec.containers[0].image");
+    assert_eq!(e.error.line, Some(21), "{e}");
+    assert!(e.to_string().starts_with("document 3 (pod/p): line 21: "), "{e}");
+    // One document: no document number.
+    let one = parse_documents("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad}\n").expect_err("name");
+    assert_eq!(one.index, None);
+    assert!(one.to_string().starts_with("line 3: metadata.name: "), "{one}");
+}
+
+#[test]
+fn config_maps_and_secrets_are_checked_as_the_api_server_does_without_showing_values() {
+    let bad = |text: &str| parse_documents(text).expect_err(text).to_string();
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n";
+    assert!(bad(&format!("{cm}data: {{'a b': x}}\n")).contains("not a valid key"));
+    assert!(bad(&format!("{cm}data: {{port: 8080}}\n")).contains("quote it: \"8080\""));
+    assert!(bad(&format!("{cm}data: {{a: x}}\nbinaryData: {{a: AA==}}\n")).contains("both data and binaryData"));
+    assert!(bad(&format!("{cm}spec: {{}}\n")).contains("unknown ConfigMap field \"spec\""));
+    let big = format!("{cm}data: {{a: {}}}\n", "x".repeat(1024 * 1024 + 1));
+    assert!(bad(&big).contains("over the 1 MiB"));
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n";
+    let e = bad(&format!("{secret}data: {{k: 'hunter2!!'}}\n"));
+    assert!(
+        e.contains("data.k") && e.contains("base64") && !e.contains("hunter2"),
+        "{e}"
+    );
+    let e = bad(&format!("{secret}stringData: {{k: 12345}}\n"));
+    assert!(
+        e.contains("quote it") && !e.contains("12345"),
+        "a Secret's value stays out of errors: {e}"
+    );
+    let e = bad(&format!(
+        "{secret}type: kubernetes.io/tls\nstringData: {{tls.crt: x}}\n"
+    ));
+    assert!(e.contains("\"tls.key\""), "{e}");
+    let e = bad(&format!(
+        "{secret}type: kubernetes.io/dockerconfigjson\nstringData: {{.dockerconfigjson: '{{}}'}}\n"
+    ));
+    assert!(e.contains("auths"), "{e}");
+}
+
+#[test]
+fn pods_read_config_maps_and_secrets_by_env_and_volumes() {
+    let parsed = parse_pod(&doc(&[
+        "apiVersion: v1",
+        "kind: Pod",
+        "metadata: {name: p}",
+        "spec:",
+        "  containers:",
+        "  - name: c",
+        "    image: i",
+        "    env:",
+        "    - {name: A, valueFrom: {configMapKeyRef: {name: cfg, key: a}}}",
+        "    - {name: B, valueFrom: {secretKeyRef: {name: sec, key: b, optional: true}}}",
+        "    envFrom: [{prefix: X_, configMapRef: {name: cfg}}]",
+        "    volumeMounts: [{name: s, mountPath: /s}]",
+        "  volumes:",
+        "  - name: s",
+        "    secret: {secretName: sec, defaultMode: 0400, items: [{key: b, path: dir/b, mode: 0600}]}",
+        "  - name: p",
+        "    projected: {sources: [{configMap: {name: cfg}}, {secret: {name: sec}}]}",
+    ]))
+    .expect("valid");
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    let pod = parsed.pod;
+    let env = &pod.spec.containers[0].env;
+    assert_eq!(
+        env[0]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .config_map_key_ref
+            .as_ref()
+            .unwrap()
+            .key,
+        "a"
+    );
+    assert!(
+        env[1]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap()
+            .optional
+    );
+    assert_eq!(pod.spec.containers[0].env_from[0].prefix, "X_");
+    // `0400` is octal, as Kubernetes reads YAML.
+    let VolumeSource::Objects {
+        sources, default_mode, ..
+    } = &pod.spec.volumes[0].source
+    else {
+        panic!()
+    };
+    assert_eq!(*default_mode, Some(0o400));
+    assert_eq!(sources[0].1.items[0].mode, Some(0o600));
+    let VolumeSource::Objects { sources, form, .. } = &pod.spec.volumes[1].source else {
+        panic!()
+    };
+    assert_eq!(*form, ObjectsForm::Projected);
+    assert_eq!(sources.len(), 2);
+    // The pod prints back as it was written.
+    let json = serde_json::to_value(&pod).unwrap();
+    assert_eq!(json["spec"]["volumes"][0]["secret"]["secretName"], "sec");
+    assert_eq!(
+        json["spec"]["volumes"][1]["projected"]["sources"][1]["secret"]["name"],
+        "sec"
+    );
+    assert_eq!(
+        json["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"],
+        "cfg"
+    );
+
+    let bad = |extra: &[&str]| {
+        err(&pod_with_container_lines(extra)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>())
+    };
+    let e = bad(&["    env: [{name: A, value: x, valueFrom: {configMapKeyRef: {name: c, key: k}}}]"]);
+    assert!(e.message.contains("value and valueFrom exclude each other"), "{e}");
+    let e = bad(&["    env: [{name: A, valueFrom: {configMapKeyRef: {name: c, key: 'no/slash'}}}]"]);
+    assert_eq!(e.path, "spec.containers[0].env[0].valueFrom.configMapKeyRef.key", "{e}");
+    let e = bad(&["    envFrom: [{prefix: X}]"]);
+    assert!(e.message.contains("configMapRef"), "{e}");
 }

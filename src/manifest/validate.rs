@@ -17,10 +17,7 @@ use super::ManifestError;
 
 /// Kubernetes volume types podctl cannot run, named so the error can say which one was seen.
 const OTHER_VOLUME_TYPES: &[&str] = &[
-    "configMap",
-    "secret",
     "persistentVolumeClaim",
-    "projected",
     "downwardAPI",
     "nfs",
     "csi",
@@ -146,21 +143,21 @@ pub(crate) fn check_document(doc: &Value, lines: &LineMap) -> Result<(), Manifes
             for key in fields.keys() {
                 match key.as_str() {
                     "name" => {}
-                    "hostPath" | "emptyDir" => sources.push(key.as_str()),
+                    "hostPath" | "emptyDir" | "configMap" | "secret" | "projected" => sources.push(key.as_str()),
                     other if OTHER_VOLUME_TYPES.contains(&other) => c.fail(
                         &vp.key(other),
                         format!(
-                            "{other} volumes are not supported: podctl supports hostPath and \
-                             emptyDir volumes; put the files in a host directory and mount it \
-                             with hostPath"
+                            "{other} volumes are not supported: podctl supports hostPath, emptyDir, \
+                             configMap, secret and projected volumes; put the files in a host \
+                             directory and mount it with hostPath"
                         ),
                     ),
                     other => c.fail(
                         &vp.key(other),
                         format!(
-                            "unknown volume field {other:?}: podctl supports hostPath and \
-                             emptyDir volumes; a volume is `name` plus `hostPath: {{path: \
-                             /dir}}` or `emptyDir: {{}}`"
+                            "unknown volume field {other:?}: podctl supports hostPath, emptyDir, \
+                             configMap, secret and projected volumes; a volume is `name` plus \
+                             `hostPath: {{path: /dir}}` or `emptyDir: {{}}` (or one of the others)"
                         ),
                     ),
                 }
@@ -172,10 +169,13 @@ pub(crate) fn check_document(doc: &Value, lines: &LineMap) -> Result<(), Manifes
                      supports hostPath and emptyDir volumes; add `emptyDir: {}` or \
                      `hostPath: {path: /dir}`",
                 ),
-                2 => c.fail(
+                n if n >= 2 => c.fail(
                     &vp.key(sources[1]),
-                    "a volume has exactly one source; keep either hostPath or emptyDir and \
-                     declare the other as its own volume",
+                    format!(
+                        "a volume has exactly one source; keep either {} or {} and declare the \
+                         other as its own volume",
+                        sources[0], sources[1]
+                    ),
                 ),
                 _ => {}
             }
@@ -307,6 +307,11 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
                     }
                 }
             }
+            VolumeSource::Objects {
+                sources,
+                default_mode,
+                form,
+            } => check_object_volume(c, &vp, sources, *default_mode, *form),
         }
     }
 
@@ -447,7 +452,8 @@ fn check_container(c: &mut Checker<'_>, cp: &FieldPath, container: &Container, v
         }
     }
     for (i, env) in container.env.iter().enumerate() {
-        let np = cp.key("env").idx(i).key("name");
+        let ep = cp.key("env").idx(i);
+        let np = ep.key("name");
         if env.name.is_empty() {
             c.fail(&np, "env name is required; add `name: VAR`");
         } else if env.name.contains('=') {
@@ -458,6 +464,49 @@ fn check_container(c: &mut Checker<'_>, cp: &FieldPath, container: &Container, v
                     env.name
                 ),
             );
+        }
+        if let Some(from) = &env.value_from {
+            let fp = ep.key("valueFrom");
+            if !env.value.is_empty() {
+                c.fail(
+                    &ep.key("value"),
+                    "value and valueFrom exclude each other; keep one of them",
+                );
+            }
+            match (&from.config_map_key_ref, &from.secret_key_ref) {
+                (Some(r), None) => check_key_ref(c, &fp.key("configMapKeyRef"), r),
+                (None, Some(r)) => check_key_ref(c, &fp.key("secretKeyRef"), r),
+                (Some(_), Some(_)) => c.fail(
+                    &fp,
+                    "valueFrom takes one source; keep either configMapKeyRef or secretKeyRef",
+                ),
+                // fieldRef and resourceFieldRef: the ignored-fields warning names them.
+                (None, None) => {}
+            }
+        }
+    }
+    for (i, from) in container.env_from.iter().enumerate() {
+        let fp = cp.key("envFrom").idx(i);
+        let reference = match (&from.config_map_ref, &from.secret_ref) {
+            (Some(r), None) => Some((fp.key("configMapRef"), r)),
+            (None, Some(r)) => Some((fp.key("secretRef"), r)),
+            (Some(_), Some(_)) => {
+                c.fail(
+                    &fp,
+                    "an envFrom entry takes one source; keep either configMapRef or secretRef",
+                );
+                None
+            }
+            (None, None) => {
+                c.fail(
+                    &fp,
+                    "an envFrom entry needs `configMapRef: {name: NAME}` or `secretRef: {name: NAME}`",
+                );
+                None
+            }
+        };
+        if let Some((rp, r)) = reference {
+            check_object_name(c, &rp.key("name"), &r.name);
         }
     }
     for (i, port) in container.ports.iter().enumerate() {
@@ -774,5 +823,106 @@ fn port_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err("is invalid; use at most 15 lowercase letters, digits and single '-', with at least one letter, e.g. \"http\"".into())
+    }
+}
+
+fn check_object_name(c: &mut Checker<'_>, path: &FieldPath, name: &str) {
+    if name.is_empty() {
+        c.fail(
+            path,
+            "the name of the ConfigMap or Secret is required; add `name: NAME`",
+        );
+    } else if let Err(problem) = dns_subdomain(name) {
+        c.fail(
+            path,
+            format!("{problem}; ConfigMap and Secret names are DNS subdomains"),
+        );
+    }
+}
+
+/// The data keys the API server allows (they become file and variable names).
+fn check_data_key(c: &mut Checker<'_>, path: &FieldPath, key: &str) {
+    if key.is_empty() {
+        c.fail(path, "key is required; name the key of the ConfigMap or Secret");
+    } else if !key
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+    {
+        c.fail(
+            path,
+            format!("{key:?} is not a valid key: keys have letters, digits, `-`, `_` and `.` only"),
+        );
+    }
+}
+
+fn check_key_ref(c: &mut Checker<'_>, path: &FieldPath, selector: &crate::manifest::KeySelector) {
+    check_object_name(c, &path.key("name"), &selector.name);
+    check_data_key(c, &path.key("key"), &selector.key);
+}
+
+fn check_mode(c: &mut Checker<'_>, path: &FieldPath, mode: Option<u32>) {
+    if let Some(mode) = mode {
+        if mode > 0o777 {
+            c.fail(
+                path,
+                format!("{mode} is not a file mode; use 0 to 0777 (octal, e.g. 0644, or decimal 420)"),
+            );
+        }
+    }
+}
+
+fn check_object_volume(
+    c: &mut Checker<'_>,
+    vp: &FieldPath,
+    sources: &[(crate::manifest::ObjectKind, crate::manifest::ObjectFiles)],
+    default_mode: Option<u32>,
+    form: crate::manifest::ObjectsForm,
+) {
+    use crate::manifest::{ObjectKind, ObjectsForm};
+    let base = match form {
+        ObjectsForm::ConfigMap => vp.key("configMap"),
+        ObjectsForm::Secret => vp.key("secret"),
+        ObjectsForm::Projected => vp.key("projected"),
+    };
+    check_mode(c, &base.key("defaultMode"), default_mode);
+    let mut paths: HashMap<String, FieldPath> = HashMap::new();
+    for (i, (kind, files)) in sources.iter().enumerate() {
+        let sp = match (form, kind) {
+            (ObjectsForm::Projected, ObjectKind::ConfigMap) => base.key("sources").idx(i).key("configMap"),
+            (ObjectsForm::Projected, ObjectKind::Secret) => base.key("sources").idx(i).key("secret"),
+            _ => base.clone(),
+        };
+        let name_key = if form == ObjectsForm::Secret {
+            "secretName"
+        } else {
+            "name"
+        };
+        check_object_name(c, &sp.key(name_key), &files.name);
+        for (j, item) in files.items.iter().enumerate() {
+            let ip = sp.key("items").idx(j);
+            check_data_key(c, &ip.key("key"), &item.key);
+            check_mode(c, &ip.key("mode"), item.mode);
+            let path = &item.path;
+            let bad = path.is_empty()
+                || path.starts_with('/')
+                || path.split('/').any(|part| part == ".." || part.is_empty())
+                || path.starts_with("..");
+            if bad {
+                c.fail(
+                    &ip.key("path"),
+                    format!(
+                        "{path:?} is not a relative path inside the volume; write e.g. `path: conf/app.properties` \
+                         (no leading `/`, no `..`)"
+                    ),
+                );
+            } else if let Some(first) = paths.get(path) {
+                c.fail(
+                    &ip.key("path"),
+                    format!("path {path:?} is also written by {first}; give each file its own path"),
+                );
+            } else {
+                paths.insert(path.clone(), ip.key("path"));
+            }
+        }
     }
 }

@@ -22,13 +22,28 @@ const CORE_TAG: &str = "tag:yaml.org,2002:";
 
 /// Parses exactly one YAML document into a `Value` plus the line of every node.
 pub(crate) fn load(text: &str) -> Result<(Value, LineMap), ManifestError> {
+    let mut documents = load_all(text)?;
+    if documents.len() > 1 {
+        return Err(ManifestError {
+            path: String::new(),
+            line: Some(documents[1].2),
+            message: "a second YAML document starts here; this takes exactly one document".into(),
+        });
+    }
+    let (doc, lines, _) = documents.remove(0);
+    Ok((doc, lines))
+}
+
+/// Every document of a `---`-separated stream, each with its line map and the line it starts on.
+/// Empty documents (a stray `---` at either end) are skipped, as kubectl does.
+pub(crate) fn load_all(text: &str) -> Result<Vec<(Value, LineMap, usize)>, ManifestError> {
     let mut loader = Loader {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         lines: LineMap::default(),
         nodes: 0,
     };
-    let mut found: Option<(Value, LineMap)> = None;
+    let mut found = Vec::new();
     loop {
         let (event, mark) = loader.next()?;
         match event {
@@ -43,32 +58,24 @@ pub(crate) fn load(text: &str) -> Result<(Value, LineMap), ManifestError> {
                     (Event::DocumentEnd, _) => {}
                     (_, mark) => return Err(syntax(mark, "expected the end of the document")),
                 }
-                // An empty document (a stray `---` at either end of the file) is not a second
-                // pod; kubectl skips those too.
                 if doc.is_null() {
                     continue;
                 }
-                if found.is_some() {
-                    return Err(ManifestError {
-                        path: String::new(),
-                        line: Some(mark.line()),
-                        message: "a second YAML document starts here; podctl takes exactly one \
-                                  Pod per file, put each pod in its own file"
-                            .into(),
-                    });
-                }
-                found = Some((doc, std::mem::take(&mut loader.lines)));
+                found.push((doc, std::mem::take(&mut loader.lines), mark.line()));
             }
             _ => return Err(syntax(mark, "expected the start of a document")),
         }
     }
-    found.ok_or_else(|| ManifestError {
-        path: String::new(),
-        line: None,
-        message: "the manifest is empty; write a Pod with apiVersion: v1, kind: Pod, metadata \
-                  and spec"
-            .into(),
-    })
+    if found.is_empty() {
+        return Err(ManifestError {
+            path: String::new(),
+            line: None,
+            message: "the manifest is empty; write a Pod with apiVersion: v1, kind: Pod, metadata \
+                      and spec"
+                .into(),
+        });
+    }
+    Ok(found)
 }
 
 fn syntax(mark: Marker, info: &str) -> ManifestError {
@@ -292,6 +299,9 @@ fn resolve_int(text: &str) -> Option<Number> {
         (hex, 16)
     } else if let Some(oct) = text.strip_prefix("0o") {
         (oct, 8)
+    } else if text.len() > 1 && text.starts_with('0') && text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        // YAML 1.1's octal, which Kubernetes reads (sigs.k8s.io/yaml): `defaultMode: 0644` is 420.
+        (&text[1..], 8)
     } else {
         (body, 10)
     };

@@ -298,6 +298,34 @@ impl PodContext<'_> {
                     std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
                     dir
                 }
+                // Written by create before the members (see `pod::config`); read-only, as kubelet
+                // mounts them, and a subPath names one of the files (which then never updates).
+                VolumeSource::Objects { .. } => {
+                    let dir = self.state_dir.join("volumes").join(&volume.name);
+                    let source = match mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
+                        Some(sub) => dir.join(sub),
+                        None => dir,
+                    };
+                    if std::fs::symlink_metadata(&source).is_err() {
+                        return Err(MemberError::Io {
+                            cause: std::io::Error::new(
+                                std::io::ErrorKind::NotFound,
+                                format!(
+                                    "volume {} has no file {:?} for this subPath; name a key it holds",
+                                    volume.name,
+                                    mount.sub_path.as_deref().unwrap_or_default()
+                                ),
+                            ),
+                            path: source,
+                        });
+                    }
+                    bindings.push(VolumeBinding {
+                        source: Some(source),
+                        target: mount.mount_path.clone(),
+                        read_only: true,
+                    });
+                    continue;
+                }
             };
             if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
                 source = source.join(sub);

@@ -71,12 +71,9 @@ impl Undo {
                 }
                 Step::DeleteContainer(id) => self.client.delete_container(id).await.map_err(Into::into),
                 Step::RemoveSnapshot(key) => self.client.remove_snapshot(key).await.map_err(Into::into),
-                Step::RemoveDir(path) => match std::fs::remove_dir_all(path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        Err(format!("{}: {e}", path.display()).into())
-                    }
-                    _ => Ok(()),
-                },
+                Step::RemoveDir(path) => {
+                    crate::volume::remove_dir_with_mounts(path).map_err(|e| format!("{}: {e}", path.display()).into())
+                }
                 Step::CniDel { record, sandbox_id } => record.teardown(sandbox_id).await.map_err(Into::into),
                 Step::RemoveNetns(path) => netns::remove_netns(path).map_err(Into::into),
                 Step::StopAgent { pod, dir } => crate::agent::client::stop(pod, dir, std::time::Duration::ZERO)

@@ -48,6 +48,16 @@ pub async fn create_pod(
     };
     let runtime_class = registry.runtime_class(&pod, handler.as_deref())?;
     let mut events = Vec::new();
+    // Every ConfigMap and Secret it names, before anything is made: a missing one fails here.
+    let config = super::config::resolve(client, &pod).await?;
+    for warning in &config.warnings {
+        eprintln!("warning: pod {name}: {warning}");
+        events.push(PodEvent::warning(
+            "InvalidEnvironmentVariableNames",
+            "",
+            warning.clone(),
+        ));
+    }
     // Images first (pulled per imagePullPolicy): a runtime is chosen by what the image holds.
     obtain_images(client, settings, &pod, &mut events).await?;
     let pause = resolve_present(client, &settings.sandbox_image).await?;
@@ -101,6 +111,7 @@ pub async fn create_pod(
         client,
         settings,
         pod: &pod,
+        config: &config,
         uid: &uid,
         sandbox_id: &sandbox_id,
         network,
@@ -331,7 +342,10 @@ fn check_host_ports(pod: &Pod, taken: &[(String, PortMapping)]) -> Result<(), Po
 struct CreatePlan<'a> {
     client: &'a Client,
     settings: &'a Settings,
+    /// As written: what podctl records.
     pod: &'a Pod,
+    /// What its ConfigMaps and Secrets give it: how the members run.
+    config: &'a super::config::Resolved,
     uid: &'a str,
     sandbox_id: &'a str,
     network: CniNetwork,
@@ -371,6 +385,7 @@ impl CreatePlan<'_> {
         // Root only: the agent's control socket lives here.
         std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700)).map_err(io_error(&state_dir))?;
         undo.push(Step::RemoveDir(state_dir.clone()));
+        super::config::write_volumes(&state_dir, &self.config.volumes)?;
         let log_dir = self.settings.pod_log_dir(self.pod, self.uid);
         std::fs::create_dir_all(&log_dir).map_err(io_error(&log_dir))?;
         undo.push(Step::RemoveDir(log_dir.clone()));
@@ -409,7 +424,7 @@ impl CreatePlan<'_> {
             let ctx = PodContext {
                 client,
                 settings: self.settings,
-                pod: self.pod,
+                pod: &self.config.pod,
                 uid: self.uid,
                 sandbox_id: self.sandbox_id,
                 hostname: self.hostname(),
@@ -432,7 +447,7 @@ impl CreatePlan<'_> {
             let mut by_runtime: Vec<Vec<PreparedMember>> = Vec::new();
             let mut oci_members = Vec::new();
             for (index, (selected, payload)) in prepared.into_iter().enumerate() {
-                let container = &self.pod.spec.containers[index];
+                let container = &self.config.pod.spec.containers[index];
                 let runtime = selected.runtime;
                 if self.registry.get(runtime).runs_tasks() {
                     oci_members.push(OciMemberRef {
@@ -459,8 +474,14 @@ impl CreatePlan<'_> {
                 started.map(drop).map_err(PodError::from)
             };
             let start_members = async {
-                for (index, (container, image)) in
-                    self.pod.spec.init_containers.iter().zip(&self.init_images).enumerate()
+                for (index, (container, image)) in self
+                    .config
+                    .pod
+                    .spec
+                    .init_containers
+                    .iter()
+                    .zip(&self.init_images)
+                    .enumerate()
                 {
                     crate::member::oci::run_init(&ctx, index, container, image, undo, events).await?;
                 }

@@ -218,8 +218,9 @@ async fn remove_host_side(client: &Client, settings: &Settings, pod: &PodView) -
     let state_dir = settings.pod_state_dir(client, &pod.sandbox_id);
     let log_dir = pod_log_dir(settings, pod);
     for dir in [state_dir, log_dir] {
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound && result.is_ok() => result = Err(io_error(&dir)(e)),
+        // (Secret volumes are tmpfs mounts in the state directory: detached first.)
+        match crate::volume::remove_dir_with_mounts(&dir) {
+            Err(e) if result.is_ok() => result = Err(io_error(&dir)(e)),
             _ => {}
         }
     }

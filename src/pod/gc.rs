@@ -111,7 +111,7 @@ pub async fn gc(
         if state.is_dir() {
             // Its agent, if one still runs there, goes first.
             let _ = crate::agent::client::stop(id, &state, std::time::Duration::ZERO).await;
-            std::fs::remove_dir_all(&state).map_err(io_error(&state))?;
+            crate::volume::remove_dir_with_mounts(&state).map_err(io_error(&state))?;
         }
     }
 

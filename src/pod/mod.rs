@@ -1,6 +1,7 @@
 //! Pod operations across the modules: create (with rollback), delete (graceful), and the view of
 //! pods rebuilt from containerd's records alone (labels + extensions on the sandbox container).
 
+pub mod config;
 pub(crate) mod create;
 pub(crate) mod delete;
 mod gc;
@@ -60,7 +61,7 @@ pub enum PodError {
     Container { container: String, message: String },
     #[error("{kind} {name} already exists; delete it first with `podctl delete {kind} {name}` or pick another metadata.name")]
     ObjectExists { kind: String, name: String },
-    #[error("{kind} {name} not found; `podctl get {kind}es` lists them")]
+    #[error("{kind} {name} not found; `podctl get {}` lists them", plural(.kind))]
     ObjectNotFound { kind: String, name: String },
     #[error(
         "{kind} {name}: its record in containerd is damaged ({message}); remove it with `podctl delete {kind} {name}`"
@@ -98,6 +99,16 @@ pub enum PodError {
     Interrupted { pod: String, what: String, left: String },
     #[error("pod {pod}: timed out after {seconds}s waiting for {what}")]
     Timeout { pod: String, what: String, seconds: u64 },
+    /// A ConfigMap or Secret reference that cannot be resolved; names the field, never a value.
+    #[error("pod {pod}: {field}: {problem}; {fix}")]
+    ConfigRef {
+        pod: String,
+        field: String,
+        problem: String,
+        fix: String,
+    },
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
 }
 
 impl From<MemberError> for PodError {
@@ -115,4 +126,13 @@ impl From<ImageError> for PodError {
 pub fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> PodError {
     let path = path.into();
     move |cause| PodError::Io { path, cause }
+}
+
+/// `configmaps`, `runtimeclasses`: a resource kind's plural, as `kubectl get` takes it.
+fn plural(kind: &str) -> String {
+    if kind.ends_with('s') {
+        format!("{kind}es")
+    } else {
+        format!("{kind}s")
+    }
 }

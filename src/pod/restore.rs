@@ -107,6 +107,10 @@ async fn restore_pod(
     };
     let hostname = spec.spec.hostname.clone().unwrap_or_else(|| spec.metadata.name.clone());
     super::create::write_etc_files(&state_dir, &hostname, Some(&result))?;
+    // Secret volumes were tmpfs: the reboot took them. They and the ConfigMap ones are written
+    // again from the objects as they are now (as kubelet remounts them).
+    let config = super::config::resolve(client, &spec).await?;
+    super::config::write_volumes(&state_dir, &config.volumes)?;
     let ip = result.primary_ip();
     let record = NetworkRecord {
         netns: pinned.path.clone(),

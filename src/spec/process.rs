@@ -192,10 +192,12 @@ mod tests {
             EnvVar {
                 name: "A".into(),
                 value: "2".into(),
+                value_from: None,
             },
             EnvVar {
                 name: "B".into(),
                 value: "$(A)-b".into(),
+                value_from: None,
             },
         ];
         let plan = plan_process(&c, &img, "pod1").unwrap();

@@ -139,8 +139,8 @@ impl TestEnv {
     }
 
     /// What a host restart does to this test's pods (their sandbox IDs): containerd, the shims,
-    /// agents, monitors and every pod process die (SIGKILL), task rootfs mounts and containerd's
-    /// state directory go, the runc state of the pods' containers and their pinned netns go, and
+    /// agents, monitors and every pod process die (SIGKILL), task rootfs mounts, tmpfs mounts
+    /// (Secret volumes) and containerd's state directory go, the runc state of the pods' containers and their pinned netns go, and
     /// their iptables rules are flushed; then containerd starts again on the same root. What
     /// survives is what a reboot keeps: containerd's root, podctl's state and log directories,
     /// CNI's IPAM reservations. Only this test's processes and objects are touched.
@@ -166,11 +166,13 @@ impl TestEnv {
         }
         std::thread::sleep(Duration::from_millis(300));
         let state = self.dir.join("state");
+        // Task rootfs mounts (containerd's state) and podctl's tmpfs of Secret volumes.
+        let podctl_state = self.state_dir();
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let mut points: Vec<&str> = mounts
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
-            .filter(|p| p.starts_with(&*state.to_string_lossy()))
+            .filter(|p| p.starts_with(&*state.to_string_lossy()) || p.starts_with(&*podctl_state.to_string_lossy()))
             .collect();
         points.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for point in points {
@@ -480,6 +482,13 @@ impl TestEnv {
             .filter(|c| c.contains(sandbox_id))
             .collect();
         assert!(processes.is_empty(), "processes left: {processes:?}");
+        let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(sandbox_id))
+            .map(String::from)
+            .collect();
+        assert!(mounts.is_empty(), "mounts left (Secret volumes?): {mounts:?}");
         for dir in [self.state_dir(), self.log_dir()] {
             let left: Vec<_> = walk(&dir)
                 .into_iter()

@@ -1,0 +1,404 @@
+//! ConfigMap and Secret objects: kept in containerd ([`crate::record::objects`]) in the pod's
+//! containerd namespace (containerd's root directory is root-only, so Secrets are too), created,
+//! replaced, listed and removed here; and what pods read from them (env, envFrom, volumes),
+//! resolved at create.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::PodError;
+use crate::containerd::Client;
+use crate::manifest::config::{ConfigMap, ConfigMeta, Secret};
+use crate::manifest::{EnvVar, ObjectKind, ObjectsForm, Pod, VolumeSource, DEFAULT_OBJECT_FILE_MODE};
+use crate::record::objects;
+
+/// A ConfigMap or a Secret.
+pub trait ConfigObject: Serialize + DeserializeOwned + Clone + PartialEq {
+    /// The kind in containerd's labels and in the manifest.
+    const KIND: &'static str;
+    /// How commands and messages name the kind (`configmap`).
+    const RESOURCE: &'static str;
+    fn meta(&self) -> &ConfigMeta;
+    fn meta_mut(&mut self) -> &mut ConfigMeta;
+}
+
+impl ConfigObject for ConfigMap {
+    const KIND: &'static str = "ConfigMap";
+    const RESOURCE: &'static str = "configmap";
+    fn meta(&self) -> &ConfigMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ConfigMeta {
+        &mut self.metadata
+    }
+}
+
+impl ConfigObject for Secret {
+    const KIND: &'static str = "Secret";
+    const RESOURCE: &'static str = "secret";
+    fn meta(&self) -> &ConfigMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ConfigMeta {
+        &mut self.metadata
+    }
+}
+
+fn damaged<T: ConfigObject>(name: &str, message: String) -> PodError {
+    PodError::ObjectDamaged {
+        kind: T::RESOURCE.into(),
+        name: name.to_string(),
+        message,
+    }
+}
+
+fn parse<T: ConfigObject>(name: &str, json: &[u8]) -> Result<T, PodError> {
+    // (serde's message names a field or a position, never the value.)
+    serde_json::from_slice(json).map_err(|e| damaged::<T>(name, e.to_string()))
+}
+
+/// Stores a new object; one of that name must not exist (as `kubectl create`). Returns it as
+/// stored, with its creation time and UID.
+pub async fn create_object<T: ConfigObject>(client: &Client, object: &T) -> Result<T, PodError> {
+    let name = &object.meta().name;
+    if objects::get(client, T::KIND, name).await?.is_some() {
+        return Err(PodError::ObjectExists {
+            kind: T::RESOURCE.into(),
+            name: name.clone(),
+        });
+    }
+    let mut stored = object.clone();
+    let meta = stored.meta_mut();
+    meta.creation_timestamp = Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    meta.uid = Some(crate::record::new_uid());
+    objects::put(
+        client,
+        T::KIND,
+        name,
+        &serde_json::to_vec(&stored).expect("objects serialize"),
+    )
+    .await?;
+    Ok(stored)
+}
+
+pub async fn get_object<T: ConfigObject>(client: &Client, name: &str) -> Result<Option<T>, PodError> {
+    match objects::get(client, T::KIND, name).await? {
+        Some(json) => Ok(Some(parse(name, &json)?)),
+        None => Ok(None),
+    }
+}
+
+pub async fn list_objects<T: ConfigObject>(client: &Client) -> Result<Vec<T>, PodError> {
+    let mut found = Vec::new();
+    for (name, json) in objects::list(client, T::KIND).await? {
+        found.push(parse(&name, &json)?);
+    }
+    Ok(found)
+}
+
+/// Removes it; ObjectNotFound if there is none.
+pub async fn delete_object<T: ConfigObject>(client: &Client, name: &str) -> Result<(), PodError> {
+    match objects::delete(client, T::KIND, name).await? {
+        true => Ok(()),
+        false => Err(PodError::ObjectNotFound {
+            kind: T::RESOURCE.into(),
+            name: name.to_string(),
+        }),
+    }
+}
+
+/// What a pod reads from ConfigMaps and Secrets, read once at create (and again at restore).
+pub struct Resolved {
+    /// The pod as its members run it: every env value literal (`envFrom` expanded before `env`,
+    /// `valueFrom` filled in). The pod as written is what podctl records.
+    pub pod: Pod,
+    pub volumes: Vec<ObjectVolume>,
+    /// Keys `envFrom` skipped because they are no variable names (kubelet's event).
+    pub warnings: Vec<String>,
+}
+
+/// The files of one configMap, secret or projected volume.
+pub struct ObjectVolume {
+    pub name: String,
+    pub files: Vec<crate::volume::File>,
+    /// It holds a Secret: it lives on tmpfs.
+    pub secret: bool,
+}
+
+/// The objects a pod names, each read once.
+#[derive(Default)]
+struct Objects {
+    config_maps: HashMap<String, Option<ConfigMap>>,
+    secrets: HashMap<String, Option<Secret>>,
+}
+
+impl Objects {
+    /// The object's keys and values for variables: a ConfigMap's `data` only (its `binaryData`
+    /// is for files, as in kubelet).
+    async fn env_entries(
+        &mut self,
+        client: &Client,
+        kind: ObjectKind,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, PodError> {
+        let mut entries = self.entries(client, kind, name).await?;
+        if let (ObjectKind::ConfigMap, Some(entries), Some(Some(map))) =
+            (kind, entries.as_mut(), self.config_maps.get(name))
+        {
+            entries.retain(|key, _| map.data.contains_key(key));
+        }
+        Ok(entries)
+    }
+
+    /// The object's keys and values; None when it does not exist.
+    async fn entries(
+        &mut self,
+        client: &Client,
+        kind: ObjectKind,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, PodError> {
+        Ok(match kind {
+            ObjectKind::ConfigMap => {
+                if !self.config_maps.contains_key(name) {
+                    let found = get_object::<ConfigMap>(client, name).await?;
+                    self.config_maps.insert(name.to_string(), found);
+                }
+                self.config_maps[name].as_ref().map(ConfigMap::entries)
+            }
+            ObjectKind::Secret => {
+                if !self.secrets.contains_key(name) {
+                    let found = get_object::<Secret>(client, name).await?;
+                    self.secrets.insert(name.to_string(), found);
+                }
+                self.secrets[name].as_ref().map(Secret::entries)
+            }
+        })
+    }
+}
+
+fn resource(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::ConfigMap => ConfigMap::RESOURCE,
+        ObjectKind::Secret => Secret::RESOURCE,
+    }
+}
+
+/// Whether kubelet takes this as an environment variable name (any printable but `=`).
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('=') && name.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// `$` doubled: a value read from an object is taken literally, never `$(VAR)`-expanded.
+fn literal(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).replace('$', "$$")
+}
+
+/// Reads every ConfigMap and Secret the pod refers to. A missing object or key that is not
+/// `optional` fails with the field that names it; an optional one is skipped, as kubelet does.
+pub async fn resolve(client: &Client, pod: &Pod) -> Result<Resolved, PodError> {
+    let mut objects = Objects::default();
+    let mut run = pod.clone();
+    let mut warnings = Vec::new();
+    let pod_name = pod.metadata.name.clone();
+    let missing = |field: String, kind: ObjectKind, name: &str| {
+        PodError::ConfigRef {
+        pod: pod_name.clone(),
+        field,
+        problem: format!(
+            "{} {name} not found in containerd namespace `{}`",
+            resource(kind),
+            client.namespace()
+        ),
+        fix: format!(
+            "create it first (in the same file, or `podctl create {} {name} ...`), or mark the reference `optional: true`",
+            resource(kind)
+        ),
+    }
+    };
+    let no_key = |field: String, kind: ObjectKind, name: &str, key: &str| PodError::ConfigRef {
+        pod: pod_name.clone(),
+        field,
+        problem: format!("{} {name} has no key {key:?}", resource(kind)),
+        fix: format!(
+            "add the key to it (`podctl get {} {name}` lists its keys), or mark the reference `optional: true`",
+            resource(kind)
+        ),
+    };
+    let nul = |field: String, kind: ObjectKind, name: &str, key: &str| PodError::ConfigRef {
+        pod: pod_name.clone(),
+        field,
+        problem: format!(
+            "the value of key {key:?} of {} {name} holds a NUL byte, which no environment variable can",
+            resource(kind)
+        ),
+        fix: "mount it as a file through a volume instead".into(),
+    };
+    let lists = [
+        ("initContainers", &mut run.spec.init_containers),
+        ("containers", &mut run.spec.containers),
+    ];
+    for (list, containers) in lists {
+        for (i, container) in containers.iter_mut().enumerate() {
+            let at = format!("spec.{list}[{i}]");
+            let mut env = Vec::new();
+            for (j, from) in std::mem::take(&mut container.env_from).into_iter().enumerate() {
+                let (kind, field, reference) = match (from.config_map_ref, from.secret_ref) {
+                    (Some(r), _) => (ObjectKind::ConfigMap, "configMapRef", r),
+                    (None, Some(r)) => (ObjectKind::Secret, "secretRef", r),
+                    (None, None) => continue,
+                };
+                let Some(entries) = objects.env_entries(client, kind, &reference.name).await? else {
+                    if reference.optional {
+                        continue;
+                    }
+                    return Err(missing(format!("{at}.envFrom[{j}].{field}"), kind, &reference.name));
+                };
+                let mut skipped = Vec::new();
+                for (key, value) in entries {
+                    let name = format!("{}{key}", from.prefix);
+                    if value.contains(&0) {
+                        return Err(nul(format!("{at}.envFrom[{j}].{field}"), kind, &reference.name, &key));
+                    }
+                    if !is_env_name(&name) {
+                        skipped.push(name);
+                        continue;
+                    }
+                    env.push(EnvVar {
+                        name,
+                        value: literal(&value),
+                        value_from: None,
+                    });
+                }
+                if !skipped.is_empty() {
+                    warnings.push(format!(
+                        "container {}: keys of {} {} that are no variable names were skipped: {}",
+                        container.name,
+                        resource(kind),
+                        reference.name,
+                        skipped.join(", ")
+                    ));
+                }
+            }
+            for (j, mut var) in std::mem::take(&mut container.env).into_iter().enumerate() {
+                if let Some(from) = var.value_from.take() {
+                    let (kind, field, selector) = match (from.config_map_key_ref, from.secret_key_ref) {
+                        (Some(s), _) => (ObjectKind::ConfigMap, "configMapKeyRef", s),
+                        (None, Some(s)) => (ObjectKind::Secret, "secretKeyRef", s),
+                        // Sources podctl does not resolve yet leave the variable empty (warned).
+                        (None, None) => {
+                            env.push(var);
+                            continue;
+                        }
+                    };
+                    let field = format!("{at}.env[{j}].valueFrom.{field}");
+                    let Some(entries) = objects.env_entries(client, kind, &selector.name).await? else {
+                        if selector.optional {
+                            continue;
+                        }
+                        return Err(missing(field, kind, &selector.name));
+                    };
+                    match entries.get(&selector.key) {
+                        Some(value) if value.contains(&0) => {
+                            return Err(nul(field, kind, &selector.name, &selector.key))
+                        }
+                        Some(value) => var.value = literal(value),
+                        None if selector.optional => continue,
+                        None => return Err(no_key(field, kind, &selector.name, &selector.key)),
+                    }
+                }
+                env.push(var);
+            }
+            container.env = env;
+        }
+    }
+
+    let mut volumes = Vec::new();
+    for (v, volume) in pod.spec.volumes.iter().enumerate() {
+        let VolumeSource::Objects {
+            sources,
+            default_mode,
+            form,
+        } = &volume.source
+        else {
+            continue;
+        };
+        let mut files = Vec::new();
+        let mut secret = false;
+        for (s, (kind, wanted)) in sources.iter().enumerate() {
+            secret |= *kind == ObjectKind::Secret;
+            let field = match form {
+                ObjectsForm::ConfigMap => format!("spec.volumes[{v}].configMap"),
+                ObjectsForm::Secret => format!("spec.volumes[{v}].secret"),
+                ObjectsForm::Projected => format!(
+                    "spec.volumes[{v}].projected.sources[{s}].{}",
+                    if *kind == ObjectKind::Secret {
+                        "secret"
+                    } else {
+                        "configMap"
+                    }
+                ),
+            };
+            let Some(entries) = objects.entries(client, *kind, &wanted.name).await? else {
+                if wanted.optional {
+                    continue;
+                }
+                return Err(missing(field, *kind, &wanted.name));
+            };
+            let mode = default_mode.unwrap_or(DEFAULT_OBJECT_FILE_MODE);
+            if wanted.items.is_empty() {
+                files.extend(
+                    entries
+                        .into_iter()
+                        .map(|(key, data)| crate::volume::File { path: key, data, mode }),
+                );
+                continue;
+            }
+            for (k, item) in wanted.items.iter().enumerate() {
+                match entries.get(&item.key) {
+                    Some(data) => files.push(crate::volume::File {
+                        path: item.path.clone(),
+                        data: data.clone(),
+                        mode: item.mode.unwrap_or(mode),
+                    }),
+                    None if wanted.optional => {}
+                    None => {
+                        return Err(no_key(
+                            format!("{field}.items[{k}].key"),
+                            *kind,
+                            &wanted.name,
+                            &item.key,
+                        ))
+                    }
+                }
+            }
+        }
+        volumes.push(ObjectVolume {
+            name: volume.name.clone(),
+            files,
+            secret,
+        });
+    }
+    Ok(Resolved {
+        pod: run,
+        volumes,
+        warnings,
+    })
+}
+
+/// Writes the pod's configMap, secret and projected volumes under its state directory (Secret
+/// ones on a tmpfs each); a volume whose files did not change is left alone. Returns the names of
+/// the volumes that changed.
+pub fn write_volumes(state_dir: &Path, volumes: &[ObjectVolume]) -> Result<Vec<String>, PodError> {
+    let mut changed = Vec::new();
+    for volume in volumes {
+        let dir = state_dir.join("volumes").join(&volume.name);
+        crate::volume::prepare_dir(&dir, volume.secret)?;
+        if crate::volume::write_atomically(&dir, &volume.files)? {
+            changed.push(volume.name.clone());
+        }
+    }
+    Ok(changed)
+}

@@ -1,0 +1,300 @@
+//! ConfigMaps and Secrets on a real containerd: a stack file (several documents) whose pods read
+//! them through env, envFrom and configMap/secret/projected volumes, checked from inside the
+//! members; `kind: List`; a missing key fails and leaves nothing (the stack's objects rolled
+//! back); Secret values appear in no output; the objects survive a containerd restart; `create
+//! configmap|secret` from literals and files; `delete -f` removes the whole stack.
+
+mod common;
+
+use common::BUSYBOX_IMAGE;
+
+const SECRET_VALUE: &str = "s3cr3t-Value-9";
+
+fn stack() -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: reader
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: {BUSYBOX_IMAGE}
+    command: [sh, -c, 'echo started; exec sleep 3600']
+    env:
+    - name: GREETING
+      valueFrom:
+        configMapKeyRef: {{name: app-config, key: greeting}}
+    - name: PASSWORD
+      valueFrom:
+        secretKeyRef: {{name: app-secret, key: password}}
+    - name: ABSENT
+      valueFrom:
+        configMapKeyRef: {{name: no-such-map, key: k, optional: true}}
+    - name: token
+      value: from-env
+    envFrom:
+    - prefix: CFG_
+      configMapRef: {{name: app-config}}
+    - secretRef: {{name: app-secret}}
+    volumeMounts:
+    - {{name: config, mountPath: /etc/config}}
+    - {{name: secret, mountPath: /etc/secret}}
+    - {{name: both, mountPath: /etc/both}}
+    - {{name: config, mountPath: /etc/app.properties, subPath: app.properties}}
+  volumes:
+  - name: config
+    configMap: {{name: app-config}}
+  - name: secret
+    secret:
+      secretName: app-secret
+      defaultMode: 0400
+      items: [{{key: password, path: db/password}}]
+  - name: both
+    projected:
+      sources:
+      - configMap: {{name: app-config, items: [{{key: greeting, path: greeting.txt}}]}}
+      - secret: {{name: app-secret, items: [{{key: token, path: token, mode: 0600}}]}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-config
+data:
+  greeting: hello $(HOME)
+  MODE: from-config-map
+  app.properties: |
+    color=blue
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: app-secret
+type: Opaque
+stringData:
+  password: {SECRET_VALUE}
+data:
+  token: dG9rLTEyMw==
+"#
+    )
+}
+
+#[test]
+fn a_stack_of_config_maps_secrets_and_pods_works_and_leaves_nothing() {
+    let mut env = require_env!("config-stack");
+    env.import_busybox();
+    let file = env.manifest("stack.yaml", &stack());
+    let created = env.ok(&["create", "-f", &file]);
+    // Objects first, whatever their place in the file.
+    assert_eq!(
+        created.lines().collect::<Vec<_>>(),
+        [
+            "configmap/app-config created",
+            "secret/app-secret created",
+            "pod/reader created"
+        ],
+        "{created}"
+    );
+    env.wait_running("reader");
+    let sandbox = env.sandbox_id("reader");
+    let inside = |script: &str| env.ok(&["exec", "reader", "--", "sh", "-c", script]);
+
+    let vars = inside("env | sort");
+    for wanted in [
+        // A value read from an object is never $(VAR)-expanded.
+        "GREETING=hello $(HOME)",
+        &format!("PASSWORD={SECRET_VALUE}"),
+        "CFG_greeting=hello $(HOME)",
+        "CFG_MODE=from-config-map",
+        // env wins over envFrom.
+        "token=from-env",
+    ] {
+        assert!(vars.lines().any(|l| l == wanted), "{wanted} missing from:\n{vars}");
+    }
+    assert!(
+        !vars.contains("ABSENT="),
+        "an optional missing reference is skipped: {vars}"
+    );
+
+    let files = inside(
+        "cat /etc/config/greeting; echo; cat /etc/secret/db/password; echo; cat /etc/both/greeting.txt; echo; \
+         cat /etc/both/token; echo; cat /etc/app.properties; \
+         stat -L -c '%n %a' /etc/config/greeting /etc/secret/db/password /etc/both/token; \
+         stat -f -c '%n %T' /etc/secret /etc/both /etc/config",
+    );
+    let lines: Vec<&str> = files.lines().collect();
+    assert_eq!(
+        lines[..5],
+        ["hello $(HOME)", SECRET_VALUE, "hello $(HOME)", "tok-123", "color=blue"],
+        "{files}"
+    );
+    assert!(files.contains("/etc/config/greeting 644"), "{files}");
+    assert!(files.contains("/etc/secret/db/password 400"), "defaultMode: {files}");
+    assert!(files.contains("/etc/both/token 600"), "items[].mode: {files}");
+    assert!(files.contains("/etc/secret tmpfs"), "Secret volumes are tmpfs: {files}");
+    assert!(
+        files.contains("/etc/both tmpfs"),
+        "a projected volume with a Secret is tmpfs: {files}"
+    );
+    assert!(!files.contains("/etc/config tmpfs"), "{files}");
+    let write = env.podctl(&["exec", "reader", "--", "sh", "-c", "echo x > /etc/config/new"]);
+    assert!(!write.status.success(), "configMap volumes are read-only");
+
+    // The Secret's values are in no output podctl gives.
+    let mut outputs = vec![
+        env.ok(&["get", "secret", "app-secret", "-o", "yaml"]),
+        env.ok(&["get", "secrets", "-o", "json"]),
+        env.ok(&["get", "secrets"]),
+        env.ok(&["describe", "pod", "reader"]),
+        env.ok(&["get", "pod", "reader", "-o", "yaml"]),
+        env.ok(&["events"]),
+        env.ok(&["logs", "reader"]),
+    ];
+    outputs.push(String::from_utf8_lossy(&env.podctl(&["create", "-f", &file]).stderr).into_owned());
+    for output in &outputs {
+        assert!(!output.contains(SECRET_VALUE), "a Secret value was printed:\n{output}");
+        assert!(
+            !output.contains("dG9rLTEyMw=="),
+            "a Secret value was printed:\n{output}"
+        );
+    }
+    assert!(outputs[0].contains("<redacted: 14 bytes>"), "{}", outputs[0]);
+    let table = env.ok(&["get", "configmaps"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["app-config", "3"])),
+        "{table}"
+    );
+
+    // Kept in containerd: a restart of containerd loses nothing.
+    env.restart_containerd();
+    assert!(env
+        .ok(&["get", "cm", "app-config", "-o", "json"])
+        .contains("color=blue"));
+    assert!(env.ok(&["get", "secrets"]).contains("app-secret"));
+
+    let deleted = env.ok(&["delete", "-f", &file]);
+    assert_eq!(
+        deleted.lines().collect::<Vec<_>>(),
+        [
+            "pod \"reader\" deleted",
+            "configmap \"app-config\" deleted",
+            "secret \"app-secret\" deleted"
+        ],
+        "{deleted}"
+    );
+    env.assert_nothing_left(&sandbox);
+    assert!(env.podctl(&["get", "cm", "app-config"]).status.code() == Some(1));
+}
+
+#[test]
+fn a_missing_reference_fails_the_create_and_rolls_the_stack_back() {
+    let env = require_env!("config-missing");
+    env.import_busybox();
+    let broken = stack().replace("key: greeting}", "key: no-such-key}");
+    let file = env.manifest("broken.yaml", &broken);
+    let out = env.podctl(&["create", "-f", &file]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("document 1 (pod/reader)")
+            && stderr.contains("spec.containers[0].env[0].valueFrom.configMapKeyRef")
+            && stderr.contains("configmap app-config has no key \"no-such-key\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rolled back"), "{stderr}");
+    assert!(!stderr.contains(SECRET_VALUE), "{stderr}");
+    // Nothing of the stack is left: objects, pod, files.
+    assert!(env.podctl(&["get", "cm", "app-config"]).status.code() == Some(1));
+    assert!(env.podctl(&["get", "secret", "app-secret"]).status.code() == Some(1));
+    assert!(env.podctl(&["get", "pod", "reader"]).status.code() == Some(1));
+    assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+
+    // A missing object that is not optional names the reference, and a bad manifest creates
+    // nothing at all.
+    let alone = broken
+        .split("---")
+        .next()
+        .unwrap()
+        .replace("name: app-config, key: no-such-key", "name: app-config, key: greeting");
+    let pod_only = env.manifest("pod-only.yaml", &alone);
+    let stderr = env.fails(&["create", "-f", &pod_only]);
+    assert!(
+        stderr.contains("configmap app-config not found") && stderr.contains("optional: true"),
+        "{stderr}"
+    );
+    let bad = env.manifest(
+        "bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\ndata: {a: b}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {k: not-base64!}\n",
+    );
+    let stderr = env.fails(&["create", "-f", &bad]);
+    assert!(
+        stderr.contains("document 2 (secret/s)") && stderr.contains("data.k") && stderr.contains("base64"),
+        "{stderr}"
+    );
+    assert!(
+        env.podctl(&["get", "cm", "ok"]).status.code() == Some(1),
+        "validated before anything is made"
+    );
+}
+
+#[test]
+fn lists_and_imperative_objects() {
+    let env = require_env!("config-list");
+    env.import_busybox();
+    let dir = env.dir.join("conf");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "file a").unwrap();
+    std::fs::write(dir.join("blob.bin"), [0xff, 0x00, 0xfe]).unwrap();
+    env.ok(&[
+        "create",
+        "configmap",
+        "files",
+        "--from-literal=level=debug",
+        &format!("--from-file={}", dir.display()),
+        &format!("--from-file=renamed={}", dir.join("a.txt").display()),
+    ]);
+    let map = env.ok(&["get", "configmap", "files", "-o", "json"]);
+    let map: serde_json::Value = serde_json::from_str(&map).unwrap();
+    assert_eq!(map["data"]["level"], "debug");
+    assert_eq!(map["data"]["a.txt"], "file a");
+    assert_eq!(map["data"]["renamed"], "file a");
+    assert_eq!(
+        map["binaryData"]["blob.bin"], "/wD+",
+        "non-UTF-8 files go to binaryData"
+    );
+    env.ok(&["create", "secret", "generic", "creds", "--from-literal=user=admin"]);
+    env.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "pull",
+        "--docker-server=127.0.0.1:5000",
+        "--docker-username=u",
+        "--docker-password=p",
+    ]);
+    let secrets = env.ok(&["get", "secrets"]);
+    assert!(secrets.contains("kubernetes.io/dockerconfigjson"), "{secrets}");
+    // A kind: List (what `get -o yaml` prints for several objects) creates each item.
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {{name: listed}}\n  spec:\n    terminationGracePeriodSeconds: 0\n    containers:\n    - name: main\n      image: {BUSYBOX_IMAGE}\n      command: [sleep, '3600']\n      envFrom: [{{configMapRef: {{name: files}}}}, {{secretRef: {{name: creds}}}}]\n"
+    );
+    let file = env.manifest("list.yaml", &list);
+    env.ok(&["create", "-f", &file]);
+    env.wait_running("listed");
+    let vars = env.ok(&["exec", "listed", "--", "sh", "-c", "env"]);
+    assert!(
+        vars.lines().any(|l| l == "level=debug") && vars.lines().any(|l| l == "user=admin"),
+        "{vars}"
+    );
+    let sandbox = env.sandbox_id("listed");
+    env.ok(&["delete", "-f", &file]);
+    env.ok(&["delete", "configmap", "files"]);
+    env.ok(&["delete", "secret", "creds", "pull"]);
+    assert!(env
+        .fails(&["delete", "secret", "creds"])
+        .contains("secret creds not found"));
+    env.assert_nothing_left(&sandbox);
+}
