@@ -298,3 +298,59 @@ fn lists_and_imperative_objects() {
         .contains("secret creds not found"));
     env.assert_nothing_left(&sandbox);
 }
+
+#[test]
+fn selectors_pick_pods_and_objects_and_pods_are_deleted_together() {
+    let env = require_env!("config-select");
+    env.import_busybox();
+    let mut stack = String::new();
+    for (name, app) in [("w1", "web"), ("w2", "web"), ("w3", "web"), ("d1", "db")] {
+        // Members that ignore SIGTERM: each delete waits out the grace period.
+        stack.push_str(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: {app}}}}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'trap \"\" TERM; while true; do sleep 1; done']\n---\n"
+        ));
+    }
+    stack.push_str(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-cfg, labels: {app: web}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: db-cfg, labels: {app: db, tier: data}}\n",
+    );
+    let file = env.manifest("select.yaml", &stack);
+    env.ok(&["create", "-f", &file]);
+    for name in ["w1", "w2", "w3", "d1"] {
+        env.wait_running(name);
+    }
+    let names = |out: String| -> Vec<String> {
+        out.lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next())
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(names(env.ok(&["get", "pods", "-l", "app=web"])), ["w1", "w2", "w3"]);
+    assert_eq!(names(env.ok(&["get", "pods", "-l", "app notin (web)"])), ["d1"]);
+    assert_eq!(names(env.ok(&["get", "cm", "-l", "tier"])), ["db-cfg"]);
+    assert_eq!(names(env.ok(&["get", "cm", "-l", "!tier,app"])), ["web-cfg"]);
+    assert!(env.fails(&["get", "pods", "-l", "app in web"]).contains("parentheses"));
+    assert_eq!(
+        env.ok(&["delete", "configmaps", "-l", "app=db"]).trim(),
+        "configmap \"db-cfg\" deleted"
+    );
+    let sandboxes: Vec<String> = ["w1", "w2", "w3", "d1"].iter().map(|n| env.sandbox_id(n)).collect();
+    // Three pods that each take their 2 s grace period go together: one grace period, not three.
+    let began = std::time::Instant::now();
+    let deleted = env.ok(&["delete", "pods", "-l", "app=web"]);
+    let took = began.elapsed();
+    eprintln!("3 pods ignoring SIGTERM (grace 2 s) deleted in {took:?}");
+    assert_eq!(deleted.lines().count(), 3, "{deleted}");
+    assert!(
+        took < std::time::Duration::from_millis(5500),
+        "deletes ran one after another: {took:?}"
+    );
+    assert_eq!(names(env.ok(&["get", "pods"])), ["d1"]);
+    env.ok(&["delete", "--all", "--grace-period", "0"]);
+    env.ok(&["delete", "configmaps", "--all"]);
+    assert!(env.ok(&["get", "cm"]).is_empty());
+    for sandbox in &sandboxes {
+        env.assert_nothing_left(sandbox);
+    }
+}

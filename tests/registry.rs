@@ -482,6 +482,42 @@ fn failed_pulls_say_why_and_create_nothing() {
         &["create", "-f", &pod],
         &["container app", "refused access anonymously"],
     );
+    // A pull secret the pod names gives the credentials to that pod's pulls; a missing one is a
+    // warning (the pull goes on without it), as kubelet has it.
+    let with_secret = |secret: &str| {
+        sleeper_pod("p", &name, None).replace(
+            "spec:
+",
+            &format!(
+                "spec:
+  imagePullSecrets: [{{name: {secret}}}]
+"
+            ),
+        )
+    };
+    let missing_secret = env.manifest("p-missing.yaml", &with_secret("absent"));
+    let err = env.fails(&["create", "-f", &missing_secret]);
+    assert!(
+        err.contains("secret absent not found") && err.contains("refused access anonymously"),
+        "{err}"
+    );
+    env.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={}", registry.host()),
+        "--docker-username=alice",
+        "--docker-password=wonderland",
+    ]);
+    let pulled_with_secret = env.manifest("p-secret.yaml", &with_secret("regcred"));
+    env.ok(&["create", "-f", &pulled_with_secret]);
+    env.wait_running("p");
+    let sandbox = env.sandbox_id("p");
+    env.ok(&["delete", "p", "--grace-period", "0"]);
+    env.ok(&["delete", "secret", "regcred"]);
+    env.ok(&["image", "rm", &name]);
+    env.assert_nothing_left(&sandbox);
     // docker's config.json gives the credentials.
     let docker = env.dir.join("docker");
     std::fs::create_dir_all(&docker).unwrap();

@@ -6,6 +6,7 @@ use super::format;
 use crate::cli::{EventsArgs, GetArgs, OutputFormat};
 use crate::containerd::Client;
 use crate::manifest::config::{ConfigMap, ConfigMeta, Secret};
+use crate::manifest::selector::Selector;
 use crate::manifest::to_yaml;
 use crate::member::Registry;
 use crate::pod::config::ConfigObject;
@@ -27,6 +28,9 @@ pub async fn get(client: &Client, settings: &Settings, registry: &Registry, args
             }
         }
         pods.retain(|p| args.names.contains(&p.name));
+    }
+    if let Some(selector) = selector(args)? {
+        pods.retain(|p| selector.matches(&pod_labels(p)));
     }
     match args.output {
         None | Some(OutputFormat::Wide) => {
@@ -97,6 +101,9 @@ async fn watch(client: &Client, settings: &Settings, registry: &Registry, args: 
         if !args.names.is_empty() {
             pods.retain(|p| args.names.contains(&p.name));
         }
+        if let Some(selector) = selector(args)? {
+            pods.retain(|p| selector.matches(&pod_labels(p)));
+        }
         let mut changed = Vec::new();
         let mut seen = BTreeMap::new();
         for p in pods {
@@ -139,8 +146,29 @@ fn print_objects(objects: Vec<serde_json::Value>, one_named: bool, kind: OutputF
     Ok(())
 }
 
-/// The named objects (all when no names), or ObjectNotFound for the first missing one.
-async fn named<T: ConfigObject>(client: &Client, names: &[String]) -> Result<Vec<T>> {
+fn selector(args: &GetArgs) -> Result<Option<Selector>> {
+    Ok(match &args.selector {
+        Some(text) => Some(Selector::parse(text)?),
+        None => None,
+    })
+}
+
+/// A pod's own labels (`metadata.labels`), which selectors look at.
+pub fn pod_labels(pod: &pod::PodView) -> std::collections::BTreeMap<String, String> {
+    pod.pod.as_ref().map(|p| p.metadata.labels.clone()).unwrap_or_default()
+}
+
+/// The named objects (all when no names) whose labels match `-l`, or ObjectNotFound for the
+/// first missing name.
+async fn named<T: ConfigObject>(client: &Client, args: &GetArgs) -> Result<Vec<T>> {
+    let mut found = named_objects::<T>(client, &args.names).await?;
+    if let Some(selector) = selector(args)? {
+        found.retain(|o| selector.matches(&o.meta().labels));
+    }
+    Ok(found)
+}
+
+async fn named_objects<T: ConfigObject>(client: &Client, names: &[String]) -> Result<Vec<T>> {
     let mut found = pod::config::list_objects::<T>(client).await?;
     for name in names {
         if !found.iter().any(|o| &o.meta().name == name) {
@@ -168,7 +196,7 @@ fn object_age(meta: &ConfigMeta) -> String {
 
 /// `podctl get configmaps [NAME...]`: NAME, DATA (keys) and AGE, or the objects.
 pub async fn config_maps(client: &Client, args: &GetArgs) -> Result<()> {
-    let maps: Vec<ConfigMap> = named(client, &args.names).await?;
+    let maps: Vec<ConfigMap> = named(client, args).await?;
     let rows = maps
         .iter()
         .map(|m| {
@@ -189,7 +217,7 @@ pub async fn config_maps(client: &Client, args: &GetArgs) -> Result<()> {
 /// `podctl get secrets [NAME...]`: NAME, TYPE, DATA and AGE, or the objects with every value
 /// replaced by its size (values are never printed).
 pub async fn secrets(client: &Client, args: &GetArgs) -> Result<()> {
-    let secrets: Vec<Secret> = named(client, &args.names).await?;
+    let secrets: Vec<Secret> = named(client, args).await?;
     let rows = secrets
         .iter()
         .map(|s| {

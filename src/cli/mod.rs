@@ -246,6 +246,9 @@ pub struct GetArgs {
     /// After the table, print each pod's row again whenever it changes
     #[arg(long, short = 'w')]
     pub watch: bool,
+    /// Only objects whose labels match, as kubectl's: `app=web,tier!=db,env in (a,b),k,!k`
+    #[arg(long, short = 'l')]
+    pub selector: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -320,6 +323,12 @@ pub struct DeleteArgs {
     /// Succeed when the pod does not exist
     #[arg(long)]
     pub ignore_not_found: bool,
+    /// Every object of the kind (pods unless `configmaps`/`secrets` is named) whose labels match
+    #[arg(long, short = 'l', conflicts_with_all = ["filename", "all"])]
+    pub selector: Option<String>,
+    /// Every object of the kind in the namespace (pods unless `configmaps`/`secrets` is named)
+    #[arg(long, conflicts_with = "filename")]
+    pub all: bool,
 }
 
 #[derive(Args, Debug)]

@@ -134,13 +134,51 @@ pub fn lookup(registry: &str) -> Result<Credentials, AuthError> {
 }
 
 pub fn lookup_in(registry: &str, path: &std::path::Path) -> Result<Credentials, AuthError> {
+    let text = std::fs::read_to_string(path).map_err(|e| AuthError::Config {
+        path: path.to_path_buf(),
+        message: format!("cannot be read: {e}"),
+    })?;
+    lookup_in_config(registry, &text, path)
+}
+
+/// A pod's image pull secret: the docker config JSON of a kubernetes.io/dockerconfigjson Secret.
+#[derive(Clone)]
+pub struct PullSecret {
+    pub name: String,
+    pub config: Vec<u8>,
+}
+
+/// The credentials a pod's pull secrets give for `registry` (the first that has some, as
+/// kubelet tries them), anonymous when none does. Helpers are not run for a Secret's config.
+pub fn lookup_in_secrets(registry: &str, secrets: &[PullSecret]) -> Result<Credentials, AuthError> {
+    for secret in secrets {
+        let text = String::from_utf8_lossy(&secret.config);
+        // Named as `secret/NAME` in errors; the config's values never are.
+        let origin = PathBuf::from(format!("secret/{}", secret.name));
+        let mut config: serde_json::Value = serde_json::from_str(&text).map_err(|_| AuthError::Config {
+            path: origin.clone(),
+            message: "is not docker's config JSON".into(),
+        })?;
+        // A Secret's config speaks for itself only: no credential helpers.
+        if let Some(object) = config.as_object_mut() {
+            object.remove("credHelpers");
+            object.remove("credsStore");
+        }
+        match lookup_in_config(registry, &config.to_string(), &origin)? {
+            Credentials::Anonymous => continue,
+            found => return Ok(found),
+        }
+    }
+    Ok(Credentials::Anonymous)
+}
+
+fn lookup_in_config(registry: &str, text: &str, path: &std::path::Path) -> Result<Credentials, AuthError> {
     let config_error = |message: String| AuthError::Config {
         path: path.to_path_buf(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| config_error(format!("cannot be read: {e}")))?;
     let config: DockerConfig =
-        serde_json::from_str(&text).map_err(|e| config_error(format!("is not docker's config JSON: {e}")))?;
+        serde_json::from_str(text).map_err(|e| config_error(format!("is not docker's config JSON: {e}")))?;
     let host = canonical(registry);
     let helper = config
         .cred_helpers

@@ -52,6 +52,7 @@ pub async fn ensure_image(
     image: &str,
     policy: PullPolicy,
     settings: &PullSettings,
+    pull_secrets: &[super::auth::PullSecret],
 ) -> Result<Obtained, ImageError> {
     let present = client.get_image(image).await?.is_some();
     if let Some(builtin) = builtin::find(image) {
@@ -79,6 +80,7 @@ pub async fn ensure_image(
             let started = Instant::now();
             let mut options = PullOptions::new(settings.hosts_dirs.clone());
             options.lock_dir = Some(settings.lock_dir.clone());
+            options.pull_secrets = pull_secrets.to_vec();
             // A concurrent create may have pulled it while this one waited for the lock.
             options.only_if_missing = policy == PullPolicy::IfNotPresent;
             match pull_image(client, image, &options, settings.progress.as_ref()).await {

@@ -41,6 +41,9 @@ pub struct PullOptions {
     pub plain_http: bool,
     /// Credentials for every endpoint, instead of docker's config.
     pub user: Option<Credentials>,
+    /// A pod's imagePullSecrets, tried before docker's config (as kubelet tries them before the
+    /// node's credentials).
+    pub pull_secrets: Vec<auth::PullSecret>,
     /// Where host-wide pull locks live (two pulls of one image run one after the other).
     pub lock_dir: Option<PathBuf>,
     /// Skip the pull when the image is present once the lock is held (a concurrent pull of the
@@ -57,6 +60,7 @@ impl PullOptions {
             hosts_dirs,
             plain_http: false,
             user: None,
+            pull_secrets: Vec::new(),
             lock_dir: None,
             only_if_missing: false,
             max_concurrent_downloads: PARALLEL_LAYERS,
@@ -228,7 +232,7 @@ async fn resolve(
         .iter()
         .filter(|e| e.resolve || name.digest.is_some() && e.pull)
     {
-        let credentials = endpoint_credentials(endpoint, &name.registry, options.user.as_ref())?;
+        let credentials = endpoint_credentials(endpoint, &name.registry, options.user.as_ref(), &options.pull_secrets)?;
         for scheme in endpoint.schemes() {
             let (remote, reference) = Remote::open(name, endpoint, &credentials, scheme, false).await?;
             match remote.manifest(&reference).await {
@@ -280,14 +284,21 @@ fn committed_digest(message: &str) -> String {
         .unwrap_or_else(|| "another size or digest (computed by containerd)".into())
 }
 
-/// `--user`, else docker's credentials for the endpoint, else for the registry it stands in for.
+/// `--user`, else the pod's pull secrets', else docker's credentials, for the endpoint, else for
+/// the registry it stands in for.
 pub(crate) fn endpoint_credentials(
     endpoint: &hosts::Endpoint,
     registry: &str,
     user: Option<&Credentials>,
+    pull_secrets: &[auth::PullSecret],
 ) -> Result<Credentials, ImageError> {
     if let Some(user) = user {
         return Ok(user.clone());
+    }
+    for host in [endpoint.host.as_str(), registry] {
+        if let found @ Credentials::Basic { .. } = auth::lookup_in_secrets(host, pull_secrets)? {
+            return Ok(found);
+        }
     }
     Ok(match auth::lookup(&endpoint.host)? {
         Credentials::Anonymous => auth::lookup(registry)?,

@@ -41,7 +41,7 @@ pub async fn push_image(client: &Client, reference: &str, options: &PushOptions)
         image: name.name.clone(),
         message: "no endpoint in its hosts.toml may be pushed to (capabilities lack \"push\")".into(),
     })?;
-    let credentials = endpoint_credentials(endpoint, &name.registry, options.user.as_ref())?;
+    let credentials = endpoint_credentials(endpoint, &name.registry, options.user.as_ref(), &[])?;
     let mut last = None;
     for scheme in endpoint.schemes() {
         let (remote, reference) = Remote::open(&name, endpoint, &credentials, scheme, true).await?;

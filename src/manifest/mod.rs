@@ -14,6 +14,7 @@ mod model;
 mod path;
 mod quantity;
 pub mod runtime_class;
+pub mod selector;
 mod validate;
 mod yaml;
 

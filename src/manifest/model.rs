@@ -67,6 +67,15 @@ pub struct PodSpec {
     /// A runtime handler of the host's runtime config (see `member::config`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_class_name: Option<String>,
+    /// Secrets of type kubernetes.io/dockerconfigjson whose credentials this pod's pulls use.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LocalObjectReference {
+    pub name: String,
 }
 
 impl Default for PodSpec {
@@ -80,6 +89,7 @@ impl Default for PodSpec {
             termination_grace_period_seconds: 30,
             volumes: Vec::new(),
             runtime_class_name: None,
+            image_pull_secrets: Vec::new(),
         }
     }
 }

@@ -243,6 +243,9 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
     }
 
     let mut volume_names: HashMap<&str, FieldPath> = HashMap::new();
+    for (i, secret) in pod.spec.image_pull_secrets.iter().enumerate() {
+        check_object_name(c, &spec.key("imagePullSecrets").idx(i).key("name"), &secret.name);
+    }
     for (i, volume) in pod.spec.volumes.iter().enumerate() {
         let vp = spec.key("volumes").idx(i);
         if let Err(problem) = dns_label(&volume.name) {

@@ -402,3 +402,41 @@ pub fn write_volumes(state_dir: &Path, volumes: &[ObjectVolume]) -> Result<Vec<S
     }
     Ok(changed)
 }
+
+/// The registry credentials of the pod's `imagePullSecrets`. A Secret that is missing or of
+/// another type is skipped with a warning event, as kubelet does (the pull may still work).
+pub async fn pull_secrets(
+    client: &Client,
+    pod: &Pod,
+    events: &mut Vec<crate::record::PodEvent>,
+) -> Result<Vec<crate::image::auth::PullSecret>, PodError> {
+    let mut found = Vec::new();
+    for reference in &pod.spec.image_pull_secrets {
+        let problem = match get_object::<Secret>(client, &reference.name).await? {
+            Some(secret) if secret.type_ == "kubernetes.io/dockerconfigjson" => {
+                let config = secret.entries().remove(".dockerconfigjson").unwrap_or_default();
+                found.push(crate::image::auth::PullSecret {
+                    name: reference.name.clone(),
+                    config,
+                });
+                continue;
+            }
+            Some(secret) => format!(
+                "is of type {}, not kubernetes.io/dockerconfigjson; make one with `podctl create secret docker-registry`",
+                secret.type_
+            ),
+            None => format!("not found in containerd namespace `{}`", client.namespace()),
+        };
+        let message = format!(
+            "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed: secret {} {problem}",
+            reference.name, reference.name
+        );
+        eprintln!("warning: pod {}: {message}", pod.metadata.name);
+        events.push(crate::record::PodEvent::warning(
+            "FailedToRetrieveImagePullSecret",
+            "",
+            message,
+        ));
+    }
+    Ok(found)
+}

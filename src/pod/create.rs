@@ -250,6 +250,7 @@ async fn obtain_images(
             None => wanted.push((name, &container.name, container.image_pull_policy)),
         }
     }
+    let pull_secrets = super::config::pull_secrets(client, pod, events).await?;
     for (name, container, policy) in wanted {
         let policy = crate::image::effective_policy(&name, policy);
         if policy != PullPolicy::Never && crate::image::builtin::find(&name).is_none() {
@@ -259,7 +260,7 @@ async fn obtain_images(
                 format!("Pulling image \"{name}\""),
             ));
         }
-        let obtained = crate::image::ensure_image(client, &name, policy, &settings.pull)
+        let obtained = crate::image::ensure_image(client, &name, policy, &settings.pull, &pull_secrets)
             .await
             .map_err(|error| PodError::Image {
                 container: container.to_string(),
