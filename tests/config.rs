@@ -354,3 +354,112 @@ fn selectors_pick_pods_and_objects_and_pods_are_deleted_together() {
         env.assert_nothing_left(sandbox);
     }
 }
+
+#[test]
+fn apply_creates_updates_and_leaves_alone_and_changed_files_reach_running_pods() {
+    let env = require_env!("config-apply");
+    env.import_busybox();
+    let file = env.manifest("stack.yaml", &stack());
+    let first = env.ok(&["apply", "-f", &file]);
+    assert_eq!(
+        first.lines().collect::<Vec<_>>(),
+        [
+            "configmap/app-config created",
+            "secret/app-secret created",
+            "pod/reader created"
+        ],
+        "{first}"
+    );
+    env.wait_running("reader");
+    let sandbox = env.sandbox_id("reader");
+    let ip = env.pod_json("reader")["status"]["podIP"].clone();
+    let again = env.ok(&["apply", "-f", &file]);
+    assert_eq!(
+        again.lines().collect::<Vec<_>>(),
+        [
+            "configmap/app-config unchanged",
+            "secret/app-secret unchanged",
+            "pod/reader unchanged"
+        ],
+        "{again}"
+    );
+
+    // New data: the files in the running pod change (one swap of `..data`), its env does not.
+    let changed = stack()
+        .replace("greeting: hello $(HOME)", "greeting: bonjour")
+        .replace("token: dG9rLTEyMw==", "token: bmV3LXRvaw==");
+    std::fs::write(&file, &changed).unwrap();
+    let began = std::time::Instant::now();
+    let applied = env.ok(&["apply", "-f", &file]);
+    assert_eq!(
+        applied.lines().collect::<Vec<_>>(),
+        [
+            "configmap/app-config configured",
+            "secret/app-secret configured",
+            "pod/reader unchanged"
+        ],
+        "{applied}"
+    );
+    let inside = |script: &str| env.ok(&["exec", "reader", "--", "sh", "-c", script]);
+    env.wait_until(std::time::Duration::from_secs(10), "the new files in the pod", || {
+        inside("cat /etc/config/greeting /etc/both/greeting.txt /etc/both/token") == "bonjourbonjournew-tok"
+    });
+    eprintln!(
+        "files updated in the running pod {:?} after the apply began",
+        began.elapsed()
+    );
+    assert_eq!(
+        inside("echo $GREETING").trim(),
+        "hello $(HOME)",
+        "env stays as the pod started"
+    );
+    // A subPath mount keeps the file it was started with, as in Kubernetes.
+    assert_eq!(inside("cat /etc/app.properties").trim(), "color=blue");
+    assert_eq!(env.pod_json("reader")["status"]["podIP"], ip, "the same pod");
+
+    // Another change to the pod's spec is refused with the fields; what the same apply changed
+    // before (the Secret) is put back, files included.
+    let refused = changed
+        .replace("echo started;", "echo begun;")
+        .replace("token: bmV3LXRvaw==", "token: dGhpcmQ=");
+    std::fs::write(&file, &refused).unwrap();
+    let stderr = env.fails(&["apply", "-f", &file]);
+    assert!(
+        stderr.contains("document 1 (pod/reader)")
+            && stderr.contains("spec.containers[0].command[2]")
+            && stderr.contains("--force")
+            && stderr.contains("secret/app-secret put back as it was (rolled back)"),
+        "{stderr}"
+    );
+    assert_eq!(env.sandbox_id("reader"), sandbox, "refused: the pod is the same");
+    assert_eq!(
+        inside("cat /etc/both/token"),
+        "new-tok",
+        "the Secret's change was rolled back"
+    );
+    // An immutable ConfigMap refuses new data.
+    let immutable = changed.replace(
+        "kind: ConfigMap\nmetadata:\n  name: app-config\n",
+        "kind: ConfigMap\nmetadata:\n  name: app-config\nimmutable: true\n",
+    );
+    std::fs::write(&file, &immutable).unwrap();
+    assert!(env
+        .ok(&["apply", "-f", &file])
+        .contains("configmap/app-config configured"));
+    let frozen = immutable.replace("greeting: bonjour", "greeting: hola");
+    std::fs::write(&file, &frozen).unwrap();
+    assert!(env
+        .fails(&["apply", "-f", &file])
+        .contains("configmap app-config is immutable"));
+
+    // --force: deleted and created again.
+    std::fs::write(&file, immutable.replace("echo started;", "echo begun;")).unwrap();
+    let forced = env.ok(&["apply", "-f", &file, "--force"]);
+    assert!(forced.contains("pod/reader replaced"), "{forced}");
+    env.wait_running("reader");
+    assert!(env.wait_for_log("reader", "main", "begun").contains("begun"));
+    let new_sandbox = env.sandbox_id("reader");
+    env.ok(&["delete", "-f", &file]);
+    env.assert_nothing_left(&sandbox);
+    env.assert_nothing_left(&new_sandbox);
+}

@@ -14,9 +14,10 @@ use super::{read_input, settings, GlobalArgs};
 use crate::cli::{ConfigDataArgs, CreateObject, SecretKind};
 use crate::containerd::Client;
 use crate::manifest::config::{ConfigMap, Secret};
+use crate::manifest::ObjectKind;
 use crate::manifest::{document_from_json, parse_documents, Document};
 use crate::member::Registry;
-use crate::pod::config::{create_object, delete_object, ConfigObject};
+use crate::pod::config::{apply_object, create_object, delete_object, propagate, put_object, Applied, ConfigObject};
 use crate::pod::{self, DeleteOptions, PodError, Settings};
 
 /// One document and where it came from, for messages: `stack.yaml: document 3 (pod/web)`.
@@ -117,12 +118,15 @@ fn rank(document: &Document) -> u8 {
     }
 }
 
-/// What this command made, to roll back if a later document fails.
+/// What this command made (or changed), to roll back if a later document fails.
 enum Made {
     RuntimeClass(String),
     ConfigMap(String),
     Secret(String),
     Pod(String),
+    /// An apply replaced these: the versions before.
+    ConfigMapBefore(ConfigMap),
+    SecretBefore(Secret),
 }
 
 /// `podctl create -f ...`: every document, objects first; all or nothing.
@@ -192,9 +196,14 @@ async fn create_one(
     }
 }
 
-/// Removes what this command made, newest first; a failure is reported, not fatal.
+/// Removes what this command made and puts back what it changed, newest first; a failure is
+/// reported, not fatal.
 async fn roll_back(client: &Client, settings: &Settings, registry: Option<&Registry>, made: Vec<Made>) {
     for thing in made.into_iter().rev() {
+        let undone = match &thing {
+            Made::ConfigMapBefore(_) | Made::SecretBefore(_) => "put back as it was",
+            _ => "removed again",
+        };
         let (label, result) = match thing {
             Made::Pod(name) => {
                 let registry = registry.expect("pods were made with a registry");
@@ -211,12 +220,178 @@ async fn roll_back(client: &Client, settings: &Settings, registry: Option<&Regis
                 format!("runtimeclass.node.k8s.io/{name}"),
                 pod::delete_runtime_class(client, &name).await,
             ),
+            Made::ConfigMapBefore(map) => {
+                let name = map.metadata.name.clone();
+                let result = restore_object(client, settings, registry, &map, ObjectKind::ConfigMap).await;
+                (format!("configmap/{name}"), result)
+            }
+            Made::SecretBefore(secret) => {
+                let name = secret.metadata.name.clone();
+                let result = restore_object(client, settings, registry, &secret, ObjectKind::Secret).await;
+                (format!("secret/{name}"), result)
+            }
         };
         match result {
-            Ok(()) => eprintln!("{label} removed again (rolled back)"),
+            Ok(()) => eprintln!("{label} {undone} (rolled back)"),
             Err(e) => eprintln!("warning: rolling back {label}: {e}"),
         }
     }
+}
+
+/// Puts back the version of an object that an apply replaced, and the files of pods reading it.
+async fn restore_object<T: ConfigObject>(
+    client: &Client,
+    settings: &Settings,
+    registry: Option<&Registry>,
+    object: &T,
+    kind: ObjectKind,
+) -> Result<(), PodError> {
+    put_object(client, object).await?;
+    if let Some(registry) = registry {
+        propagate(client, settings, registry, kind, &object.meta().name).await?;
+    }
+    Ok(())
+}
+
+/// `podctl apply -f ...`: what is missing is created, what changed is updated (a ConfigMap's or
+/// Secret's new data reaches the volumes of running pods at once), the rest is left; objects
+/// first, and a failure rolls back what this command made or changed.
+pub async fn apply(global: &GlobalArgs, documents: Vec<Sourced>, force: bool) -> Result<ExitCode> {
+    let mut documents = documents;
+    documents.sort_by_key(|s| rank(&s.document));
+    let registry = super::registry(global)?;
+    let client = super::connect(global).await?;
+    let settings = settings(global);
+    let mut made = Vec::new();
+    for sourced in documents {
+        let label = sourced.document.label();
+        match apply_one(&client, &settings, &registry, sourced.document, force).await {
+            Ok((verb, thing)) => {
+                println!("{label} {verb}");
+                made.extend(thing);
+            }
+            Err(e) => {
+                roll_back(&client, &settings, Some(&registry), made).await;
+                return Err(anyhow!("{}: {e}", sourced.origin));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Applies one document: kubectl's verb for it and what to undo.
+async fn apply_one(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    document: Document,
+    force: bool,
+) -> Result<(&'static str, Option<Made>), PodError> {
+    match document {
+        Document::ConfigMap(map) => {
+            let name = map.metadata.name.clone();
+            Ok(match apply_object(client, &map).await? {
+                Applied::Created => ("created", Some(Made::ConfigMap(name))),
+                Applied::Unchanged => ("unchanged", None),
+                Applied::Configured(before) => {
+                    report_propagated(propagate(client, settings, registry, ObjectKind::ConfigMap, &name).await?);
+                    ("configured", Some(Made::ConfigMapBefore(before)))
+                }
+            })
+        }
+        Document::Secret(secret) => {
+            let name = secret.metadata.name.clone();
+            Ok(match apply_object(client, &secret).await? {
+                Applied::Created => ("created", Some(Made::Secret(name))),
+                Applied::Unchanged => ("unchanged", None),
+                Applied::Configured(before) => {
+                    report_propagated(propagate(client, settings, registry, ObjectKind::Secret, &name).await?);
+                    ("configured", Some(Made::SecretBefore(before)))
+                }
+            })
+        }
+        Document::RuntimeClass(class) => {
+            let existing = pod::list_runtime_classes(client).await?;
+            match existing.iter().find(|c| c.metadata.name == class.metadata.name) {
+                Some(same) if *same == class => Ok(("unchanged", None)),
+                Some(_) => {
+                    pod::delete_runtime_class(client, &class.metadata.name).await?;
+                    pod::create_runtime_class(client, &class).await?;
+                    Ok(("configured", None))
+                }
+                None => {
+                    let name = class.metadata.name.clone();
+                    create_one(client, settings, Some(registry), Document::RuntimeClass(class)).await?;
+                    Ok(("created", Some(Made::RuntimeClass(name))))
+                }
+            }
+        }
+        Document::Pod(parsed) => {
+            let name = parsed.pod.metadata.name.clone();
+            let Some(view) = pod::find_pod(client, settings, registry, &name).await? else {
+                pod::create_pod(client, settings, registry, parsed.pod).await?;
+                return Ok(("created", Some(Made::Pod(name))));
+            };
+            let stored = view.pod.clone().unwrap_or_default();
+            let differ = differences(
+                &serde_json::to_value(&stored).expect("pods serialize"),
+                &serde_json::to_value(&parsed.pod).expect("pods serialize"),
+            );
+            if differ.is_empty() {
+                return Ok(("unchanged", None));
+            }
+            if !force {
+                return Err(PodError::SpecChanged {
+                    pod: name,
+                    fields: differ.join(", "),
+                });
+            }
+            pod::delete_pod(client, settings, registry, &name, &DeleteOptions { grace_period: None }).await?;
+            pod::create_pod(client, settings, registry, parsed.pod).await?;
+            Ok(("replaced", None))
+        }
+    }
+}
+
+fn report_propagated(pods: Vec<String>) {
+    for pod in pods {
+        eprintln!("pod/{pod}: volume files updated");
+    }
+}
+
+/// The field paths where two JSON values differ (`spec.containers[0].image`), in order.
+fn differences(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
+    fn walk(a: &serde_json::Value, b: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+        use serde_json::Value;
+        let join = |key: &str| match path.is_empty() {
+            true => key.to_string(),
+            false => format!("{path}.{key}"),
+        };
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for key in keys {
+                    let null = Value::Null;
+                    walk(
+                        x.get(key).unwrap_or(&null),
+                        y.get(key).unwrap_or(&null),
+                        &join(key),
+                        out,
+                    );
+                }
+            }
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+                for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                    walk(p, q, &format!("{path}[{i}]"), out);
+                }
+            }
+            _ if a == b => {}
+            _ => out.push(path.to_string()),
+        }
+    }
+    let mut out = Vec::new();
+    walk(before, after, "", &mut out);
+    out
 }
 
 /// What `delete -f` removes: pods first, then the objects they read (the reverse of create).

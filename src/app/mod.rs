@@ -147,6 +147,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let documents = manifests::load(&args.filename, args.recursive)?;
             return manifests::create(global, documents).await;
         }
+        Command::Apply(args) => {
+            let documents = manifests::load(&args.filename, args.recursive)?;
+            return manifests::apply(global, documents, args.force).await;
+        }
         Command::Get(args) if is_config_map_resource(&args.resource) => {
             let client = connect(global).await?;
             get::config_maps(&client, &args).await?;

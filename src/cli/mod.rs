@@ -108,6 +108,8 @@ pub enum Command {
     /// Create pods and their ConfigMaps and Secrets from manifests, or a ConfigMap or Secret from
     /// literals and files
     Create(CreateArgs),
+    /// Create what is missing, update what changed, leave the rest (as `kubectl apply`)
+    Apply(ApplyArgs),
     /// List pods (`get pods`, `get pod NAME`)
     Get(GetArgs),
     /// Show a pod in detail: members, images, namespaces, IP, ports, labels, events
@@ -176,6 +178,19 @@ pub struct CreateArgs {
     pub recursive: bool,
     #[command(subcommand)]
     pub object: Option<CreateObject>,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// Manifest files or directories of them (`-` for standard input; repeat for several)
+    #[arg(long, short = 'f', required = true)]
+    pub filename: Vec<PathBuf>,
+    /// Read the directories given with -f and their subdirectories
+    #[arg(long, short = 'R')]
+    pub recursive: bool,
+    /// A pod whose spec changed beyond its images is deleted and created again
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `podctl create configmap|secret`, as kubectl's.

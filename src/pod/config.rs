@@ -196,45 +196,65 @@ fn literal(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).replace('$', "$$")
 }
 
+/// The errors of references that cannot be resolved: they name the field, never a value.
+struct RefErrors<'a> {
+    pod: &'a str,
+    namespace: &'a str,
+}
+
+impl RefErrors<'_> {
+    fn error(&self, field: String, problem: String, fix: String) -> PodError {
+        PodError::ConfigRef {
+            pod: self.pod.to_string(),
+            field,
+            problem,
+            fix,
+        }
+    }
+
+    fn missing(&self, field: String, kind: ObjectKind, name: &str) -> PodError {
+        self.error(
+            field,
+            format!("{} {name} not found in containerd namespace `{}`", resource(kind), self.namespace),
+            format!(
+                "create it first (in the same file, or `podctl create {} {name} ...`), or mark the reference `optional: true`",
+                resource(kind)
+            ),
+        )
+    }
+
+    fn no_key(&self, field: String, kind: ObjectKind, name: &str, key: &str) -> PodError {
+        self.error(
+            field,
+            format!("{} {name} has no key {key:?}", resource(kind)),
+            format!(
+                "add the key to it (`podctl get {} {name}` lists its keys), or mark the reference `optional: true`",
+                resource(kind)
+            ),
+        )
+    }
+
+    fn nul(&self, field: String, kind: ObjectKind, name: &str, key: &str) -> PodError {
+        self.error(
+            field,
+            format!(
+                "the value of key {key:?} of {} {name} holds a NUL byte, which no environment variable can",
+                resource(kind)
+            ),
+            "mount it as a file through a volume instead".into(),
+        )
+    }
+}
+
 /// Reads every ConfigMap and Secret the pod refers to. A missing object or key that is not
 /// `optional` fails with the field that names it; an optional one is skipped, as kubelet does.
 pub async fn resolve(client: &Client, pod: &Pod) -> Result<Resolved, PodError> {
     let mut objects = Objects::default();
     let mut run = pod.clone();
     let mut warnings = Vec::new();
-    let pod_name = pod.metadata.name.clone();
-    let missing = |field: String, kind: ObjectKind, name: &str| {
-        PodError::ConfigRef {
-        pod: pod_name.clone(),
-        field,
-        problem: format!(
-            "{} {name} not found in containerd namespace `{}`",
-            resource(kind),
-            client.namespace()
-        ),
-        fix: format!(
-            "create it first (in the same file, or `podctl create {} {name} ...`), or mark the reference `optional: true`",
-            resource(kind)
-        ),
-    }
-    };
-    let no_key = |field: String, kind: ObjectKind, name: &str, key: &str| PodError::ConfigRef {
-        pod: pod_name.clone(),
-        field,
-        problem: format!("{} {name} has no key {key:?}", resource(kind)),
-        fix: format!(
-            "add the key to it (`podctl get {} {name}` lists its keys), or mark the reference `optional: true`",
-            resource(kind)
-        ),
-    };
-    let nul = |field: String, kind: ObjectKind, name: &str, key: &str| PodError::ConfigRef {
-        pod: pod_name.clone(),
-        field,
-        problem: format!(
-            "the value of key {key:?} of {} {name} holds a NUL byte, which no environment variable can",
-            resource(kind)
-        ),
-        fix: "mount it as a file through a volume instead".into(),
+    let errors = RefErrors {
+        pod: &pod.metadata.name,
+        namespace: client.namespace(),
     };
     let lists = [
         ("initContainers", &mut run.spec.init_containers),
@@ -254,13 +274,13 @@ pub async fn resolve(client: &Client, pod: &Pod) -> Result<Resolved, PodError> {
                     if reference.optional {
                         continue;
                     }
-                    return Err(missing(format!("{at}.envFrom[{j}].{field}"), kind, &reference.name));
+                    return Err(errors.missing(format!("{at}.envFrom[{j}].{field}"), kind, &reference.name));
                 };
                 let mut skipped = Vec::new();
                 for (key, value) in entries {
                     let name = format!("{}{key}", from.prefix);
                     if value.contains(&0) {
-                        return Err(nul(format!("{at}.envFrom[{j}].{field}"), kind, &reference.name, &key));
+                        return Err(errors.nul(format!("{at}.envFrom[{j}].{field}"), kind, &reference.name, &key));
                     }
                     if !is_env_name(&name) {
                         skipped.push(name);
@@ -298,15 +318,15 @@ pub async fn resolve(client: &Client, pod: &Pod) -> Result<Resolved, PodError> {
                         if selector.optional {
                             continue;
                         }
-                        return Err(missing(field, kind, &selector.name));
+                        return Err(errors.missing(field, kind, &selector.name));
                     };
                     match entries.get(&selector.key) {
                         Some(value) if value.contains(&0) => {
-                            return Err(nul(field, kind, &selector.name, &selector.key))
+                            return Err(errors.nul(field, kind, &selector.name, &selector.key))
                         }
                         Some(value) => var.value = literal(value),
                         None if selector.optional => continue,
-                        None => return Err(no_key(field, kind, &selector.name, &selector.key)),
+                        None => return Err(errors.no_key(field, kind, &selector.name, &selector.key)),
                     }
                 }
                 env.push(var);
@@ -315,6 +335,25 @@ pub async fn resolve(client: &Client, pod: &Pod) -> Result<Resolved, PodError> {
         }
     }
 
+    let volumes = volumes_with(client, pod, &mut objects).await?;
+    Ok(Resolved {
+        pod: run,
+        volumes,
+        warnings,
+    })
+}
+
+/// The files of the pod's configMap, secret and projected volumes from the objects as they are now
+/// (for an update of a running pod's volumes).
+pub async fn resolve_volumes(client: &Client, pod: &Pod) -> Result<Vec<ObjectVolume>, PodError> {
+    volumes_with(client, pod, &mut Objects::default()).await
+}
+
+async fn volumes_with(client: &Client, pod: &Pod, objects: &mut Objects) -> Result<Vec<ObjectVolume>, PodError> {
+    let errors = RefErrors {
+        pod: &pod.metadata.name,
+        namespace: client.namespace(),
+    };
     let mut volumes = Vec::new();
     for (v, volume) in pod.spec.volumes.iter().enumerate() {
         let VolumeSource::Objects {
@@ -345,7 +384,7 @@ pub async fn resolve(client: &Client, pod: &Pod) -> Result<Resolved, PodError> {
                 if wanted.optional {
                     continue;
                 }
-                return Err(missing(field, *kind, &wanted.name));
+                return Err(errors.missing(field, *kind, &wanted.name));
             };
             let mode = default_mode.unwrap_or(DEFAULT_OBJECT_FILE_MODE);
             if wanted.items.is_empty() {
@@ -365,12 +404,7 @@ pub async fn resolve(client: &Client, pod: &Pod) -> Result<Resolved, PodError> {
                     }),
                     None if wanted.optional => {}
                     None => {
-                        return Err(no_key(
-                            format!("{field}.items[{k}].key"),
-                            *kind,
-                            &wanted.name,
-                            &item.key,
-                        ))
+                        return Err(errors.no_key(format!("{field}.items[{k}].key"), *kind, &wanted.name, &item.key))
                     }
                 }
             }
@@ -381,11 +415,7 @@ pub async fn resolve(client: &Client, pod: &Pod) -> Result<Resolved, PodError> {
             secret,
         });
     }
-    Ok(Resolved {
-        pod: run,
-        volumes,
-        warnings,
-    })
+    Ok(volumes)
 }
 
 /// Writes the pod's configMap, secret and projected volumes under its state directory (Secret
@@ -439,4 +469,97 @@ pub async fn pull_secrets(
         ));
     }
     Ok(found)
+}
+
+/// What `apply` did to an object.
+pub enum Applied<T> {
+    Created,
+    /// Replaced; the version before, for a rollback.
+    Configured(T),
+    Unchanged,
+}
+
+/// The object as the user means it, without what podctl stamps on when storing it.
+fn as_written<T: ConfigObject>(object: &T) -> T {
+    let mut plain = object.clone();
+    let meta = plain.meta_mut();
+    meta.creation_timestamp = None;
+    meta.uid = None;
+    plain
+}
+
+/// `kubectl apply` for a ConfigMap or Secret: created when missing, replaced when it differs
+/// (keeping its creation time and UID), left alone when it is the same. An immutable one refuses
+/// a change, as the API server does.
+pub async fn apply_object<T: ConfigObject>(client: &Client, object: &T) -> Result<Applied<T>, PodError> {
+    let name = &object.meta().name;
+    let Some(stored) = get_object::<T>(client, name).await? else {
+        create_object(client, object).await?;
+        return Ok(Applied::Created);
+    };
+    if as_written(&stored) == as_written(object) {
+        return Ok(Applied::Unchanged);
+    }
+    if stored_immutable(&stored)? {
+        return Err(PodError::ObjectImmutable {
+            kind: T::RESOURCE.into(),
+            name: name.clone(),
+        });
+    }
+    let mut next = object.clone();
+    let meta = next.meta_mut();
+    meta.creation_timestamp = stored.meta().creation_timestamp.clone();
+    meta.uid = stored.meta().uid.clone();
+    put_object(client, &next).await?;
+    Ok(Applied::Configured(stored))
+}
+
+/// Whether a stored object says `immutable: true`.
+fn stored_immutable<T: ConfigObject>(stored: &T) -> Result<bool, PodError> {
+    let json = serde_json::to_value(stored).expect("objects serialize");
+    Ok(json.get("immutable").and_then(serde_json::Value::as_bool) == Some(true))
+}
+
+/// Stores this version of the object, replacing the one there (an apply, or its rollback).
+pub async fn put_object<T: ConfigObject>(client: &Client, object: &T) -> Result<(), PodError> {
+    let json = serde_json::to_vec(object).expect("objects serialize");
+    objects::put(client, T::KIND, &object.meta().name, &json).await?;
+    Ok(())
+}
+
+/// Whether the pod's volumes read the object `kind`/`name`.
+pub fn reads_in_volumes(pod: &Pod, kind: ObjectKind, name: &str) -> bool {
+    pod.spec.volumes.iter().any(|v| match &v.source {
+        VolumeSource::Objects { sources, .. } => sources.iter().any(|(k, files)| *k == kind && files.name == name),
+        _ => false,
+    })
+}
+
+/// After an apply changed the object `kind`/`name`: the volumes of every pod that reads it are
+/// written again (one atomic swap each, as kubelet's sync does); returns the pods whose files
+/// changed. A pod whose other references no longer resolve keeps its files, with a warning.
+pub async fn propagate(
+    client: &Client,
+    settings: &super::Settings,
+    registry: &crate::member::Registry,
+    kind: ObjectKind,
+    name: &str,
+) -> Result<Vec<String>, PodError> {
+    let mut updated = Vec::new();
+    for view in super::list_pods(client, settings, registry).await? {
+        let Some(spec) = &view.pod else { continue };
+        let dir = settings.pod_state_dir(client, &view.sandbox_id);
+        if !reads_in_volumes(spec, kind, name) || !dir.is_dir() {
+            continue;
+        }
+        match resolve_volumes(client, spec).await {
+            Ok(volumes) => {
+                if !write_volumes(&dir, &volumes)?.is_empty() {
+                    updated.push(view.name.clone());
+                }
+            }
+            Err(e) => eprintln!("warning: pod {}: its volumes keep their files: {e}", view.name),
+        }
+    }
+    Ok(updated)
 }

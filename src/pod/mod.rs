@@ -63,6 +63,10 @@ pub enum PodError {
     ObjectExists { kind: String, name: String },
     #[error("{kind} {name} not found; `podctl get {}` lists them", plural(.kind))]
     ObjectNotFound { kind: String, name: String },
+    #[error("{kind} {name} is immutable: its data cannot change; delete it and create it again (`podctl delete {kind} {name}`), or apply it under a new name")]
+    ObjectImmutable { kind: String, name: String },
+    #[error("pod {pod}: these fields differ from the running pod: {fields}; a pod's spec does not change in place: pass --force to delete it and create it again")]
+    SpecChanged { pod: String, fields: String },
     #[error(
         "{kind} {name}: its record in containerd is damaged ({message}); remove it with `podctl delete {kind} {name}`"
     )]
