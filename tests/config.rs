@@ -417,6 +417,42 @@ fn apply_creates_updates_and_leaves_alone_and_changed_files_reach_running_pods()
     assert_eq!(inside("cat /etc/app.properties").trim(), "color=blue");
     assert_eq!(env.pod_json("reader")["status"]["podIP"], ip, "the same pod");
 
+    // A new image is the one change a pod takes in place: the member restarts on it, in the
+    // same sandbox (same IP), its restart count one up.
+    let mut layer = common::busybox_layer();
+    layer.push(podctl::image::layout::Entry::file("version", 0o644, b"two".to_vec()));
+    let image = podctl::image::layout::build_image(
+        &podctl::image::layout::ImageSpec {
+            reference: "podctl.test/busybox:2".into(),
+            cmd: vec!["sh".into()],
+            env: vec!["PATH=/bin".into(), "IMAGE_VERSION=2".into()],
+            ..Default::default()
+        },
+        &layer,
+    )
+    .unwrap();
+    let archive = env.dir.join("busybox2.tar");
+    image.write_archive(std::fs::File::create(&archive).unwrap()).unwrap();
+    env.ok(&["image", "import", archive.to_str().unwrap()]);
+    let changed = changed.replace(&format!("image: {BUSYBOX_IMAGE}"), "image: podctl.test/busybox:2");
+    std::fs::write(&file, &changed).unwrap();
+    let applied = env.ok(&["apply", "-f", &file]);
+    assert!(applied.contains("pod/reader configured"), "{applied}");
+    env.wait_running("reader");
+    assert_eq!(
+        inside("cat /version; echo \" $IMAGE_VERSION\""),
+        "two 2\n",
+        "the new image's rootfs and env"
+    );
+    let status = env.container_status("reader", "main");
+    assert_eq!(status["restartCount"], 1, "{status}");
+    assert_eq!(status["image"], "podctl.test/busybox:2", "{status}");
+    assert_eq!(env.pod_json("reader")["status"]["podIP"], ip, "the same sandbox");
+    assert_eq!(env.sandbox_id("reader"), sandbox);
+    assert!(env.ok(&["apply", "-f", &file]).contains("pod/reader unchanged"));
+    // Files and env from the objects are still there.
+    assert_eq!(inside("cat /etc/config/greeting"), "bonjour");
+
     // Another change to the pod's spec is refused with the fields; what the same apply changed
     // before (the Secret) is put back, files included.
     let refused = changed

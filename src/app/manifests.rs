@@ -340,6 +340,19 @@ async fn apply_one(
             if differ.is_empty() {
                 return Ok(("unchanged", None));
             }
+            // The one change the API server allows on a pod: its containers' images.
+            let images_only = differ.iter().all(|field| {
+                field
+                    .strip_prefix("spec.containers[")
+                    .and_then(|rest| rest.split_once("].image"))
+                    .is_some_and(|(index, tail)| tail.is_empty() && index.parse::<usize>().is_ok())
+            });
+            if images_only && !force {
+                for member in pod::update::set_images(client, settings, registry, &view, &parsed.pod).await? {
+                    eprintln!("pod/{name}: container {member} restarted on its new image");
+                }
+                return Ok(("configured", None));
+            }
             if !force {
                 return Err(PodError::SpecChanged {
                     pod: name,

@@ -178,6 +178,27 @@ impl Client {
         Ok(())
     }
 
+    /// Names another image as the container record's (after its snapshot was made from it).
+    pub async fn set_image(&self, id: &str, image: &str) -> Result<()> {
+        let mut containers = ContainersClient::new(self.channel());
+        let container = Container {
+            id: id.to_string(),
+            image: image.to_string(),
+            ..Default::default()
+        };
+        let request = UpdateContainerRequest {
+            container: Some(container),
+            update_mask: Some(FieldMask {
+                paths: vec!["image".into()],
+            }),
+        };
+        containers
+            .update(self.request(request, None))
+            .await
+            .map_err(self.status_error("update", format!("container {id}")))?;
+        Ok(())
+    }
+
     /// Sets (or, with an empty value, removes) labels on a container record.
     pub async fn set_labels(&self, id: &str, labels: &[(&str, String)]) -> Result<()> {
         let mut containers = ContainersClient::new(self.channel());

@@ -9,6 +9,7 @@ pub(crate) mod intent;
 pub(crate) mod lifecycle;
 pub(crate) mod restore;
 mod runtime_class;
+pub mod update;
 mod view;
 
 pub use crate::member::undo::Undo;
@@ -65,7 +66,7 @@ pub enum PodError {
     ObjectNotFound { kind: String, name: String },
     #[error("{kind} {name} is immutable: its data cannot change; delete it and create it again (`podctl delete {kind} {name}`), or apply it under a new name")]
     ObjectImmutable { kind: String, name: String },
-    #[error("pod {pod}: these fields differ from the running pod: {fields}; a pod's spec does not change in place: pass --force to delete it and create it again")]
+    #[error("pod {pod}: these fields differ from the running pod: {fields}; a pod's spec does not change in place (but for its containers' images): pass --force to delete it and create it again")]
     SpecChanged { pod: String, fields: String },
     #[error(
         "{kind} {name}: its record in containerd is damaged ({message}); remove it with `podctl delete {kind} {name}`"

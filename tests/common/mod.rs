@@ -139,9 +139,10 @@ impl TestEnv {
     }
 
     /// What a host restart does to this test's pods (their sandbox IDs): containerd, the shims,
-    /// agents, monitors and every pod process die (SIGKILL), task rootfs mounts, tmpfs mounts
-    /// (Secret volumes) and containerd's state directory go, the runc state of the pods' containers and their pinned netns go, and
-    /// their iptables rules are flushed; then containerd starts again on the same root. What
+    /// agents, monitors and every pod process die (SIGKILL); task rootfs mounts, tmpfs mounts
+    /// (Secret volumes) and containerd's state directory go; the runc state of the pods'
+    /// containers and their pinned netns go; their iptables rules and the host's neighbour entries
+    /// of their addresses are flushed; then containerd starts again on the same root. What
     /// survives is what a reboot keeps: containerd's root, podctl's state and log directories,
     /// CNI's IPAM reservations. Only this test's processes and objects are touched.
     pub fn simulate_reboot(&mut self, sandboxes: &[String], pod_pids: &[u64]) {
@@ -192,6 +193,17 @@ impl TestEnv {
             let netns = Path::new("/run/netns").join(format!("podctl-{sandbox}"));
             let _ = nix::mount::umount2(&netns, nix::mount::MntFlags::MNT_DETACH);
             let _ = std::fs::remove_file(&netns);
+        }
+        // The host's neighbour (ARP) entries of the pods' addresses go with a reboot too: a pod
+        // restored on its old address has a new MAC, and a stale entry black-holes its traffic for
+        // up to a minute.
+        for file in walk(Path::new("/var/lib/cni/networks/podctl")) {
+            let owner = std::fs::read_to_string(&file).unwrap_or_default();
+            if sandboxes.iter().any(|s| owner.contains(s.as_str())) {
+                if let Some(ip) = file.file_name().and_then(|n| n.to_str()) {
+                    let _ = Command::new("ip").args(["neigh", "flush", "to", ip]).status();
+                }
+            }
         }
         let saved = iptables_rules();
         let kept: String = saved

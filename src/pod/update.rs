@@ -1,0 +1,146 @@
+//! Changes `apply` makes to a running pod in place: a container whose `image` changed is
+//! restarted on the new image in the same sandbox (same IP, same volumes), as kubelet does for
+//! the one Pod field the API server lets change. Its restart count goes up by one.
+
+use std::time::Duration;
+
+use super::*;
+use crate::manifest::{Container, Pod};
+use crate::member::Registry;
+
+/// Restarts the members whose image differs between the pod as recorded and `wanted`, on their
+/// new images, then records `wanted` as the pod. Only OCI members can change images in place.
+pub async fn set_images(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    view: &PodView,
+    wanted: &Pod,
+) -> Result<Vec<String>, PodError> {
+    let stored = view.pod.clone().unwrap_or_default();
+    let config = super::config::resolve(client, wanted).await?;
+    let mut events = Vec::new();
+    let pull_secrets = super::config::pull_secrets(client, wanted, &mut events).await?;
+    let mut changed = Vec::new();
+    for (index, (before, after)) in stored.spec.containers.iter().zip(&wanted.spec.containers).enumerate() {
+        if before.image == after.image {
+            continue;
+        }
+        let member = view
+            .members
+            .iter()
+            .find(|m| m.name == after.name)
+            .ok_or_else(|| PodError::Damaged {
+                pod: view.name.clone(),
+                message: format!("member {} has no record", after.name),
+            })?;
+        if !registry.for_label(&member.runtime).runs_tasks() {
+            return Err(PodError::Container {
+                container: after.name.clone(),
+                message: format!(
+                    "its runtime ({}) cannot change a member's image in place; apply with --force to create the pod again",
+                    member.runtime
+                ),
+            });
+        }
+        let resolved = &config.pod.spec.containers[index];
+        restart_on_image(client, settings, view, member, resolved, &pull_secrets).await?;
+        changed.push(after.name.clone());
+    }
+    // The record says what runs now: the next apply of the same file is `unchanged`.
+    client
+        .set_extensions(
+            &view.sandbox_id,
+            &[(EXT_POD, serde_json::to_vec(wanted).expect("pods serialize"))],
+        )
+        .await?;
+    Ok(changed)
+}
+
+async fn restart_on_image(
+    client: &Client,
+    settings: &Settings,
+    view: &PodView,
+    member: &crate::record::MemberView,
+    container: &Container,
+    pull_secrets: &[crate::image::auth::PullSecret],
+) -> Result<(), PodError> {
+    let name = crate::image::reference::normalize(&container.image);
+    let policy = crate::image::effective_policy(&name, container.image_pull_policy);
+    crate::image::ensure_image(client, &name, policy, &settings.pull, pull_secrets)
+        .await
+        .map_err(|error| PodError::Image {
+            container: container.name.clone(),
+            error: Box::new(error),
+        })?;
+    let image = super::create::resolve_present(client, &name).await?;
+    // The process as the new image defines it; namespaces, mounts and limits stay the member's.
+    let hostname = view
+        .pod
+        .as_ref()
+        .and_then(|p| p.spec.hostname.clone())
+        .unwrap_or_else(|| view.name.clone());
+    let plan = crate::spec::plan_process(container, &image.config, &hostname)?;
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&member.record.spec_json).map_err(|e| PodError::Damaged {
+            pod: view.name.clone(),
+            message: format!("member {} has an unreadable spec: {e}", member.name),
+        })?;
+    spec["process"]["args"] = serde_json::json!(plan.args);
+    spec["process"]["env"] = serde_json::json!(plan.env);
+    spec["process"]["cwd"] = serde_json::json!(plan.cwd);
+    spec["process"]["user"]["uid"] = serde_json::json!(plan.uid);
+    spec["process"]["user"]["gid"] = serde_json::json!(plan.gid);
+
+    let grace = Duration::from_secs(
+        view.pod
+            .as_ref()
+            .map_or(30, |p| p.spec.termination_grace_period_seconds),
+    );
+    let signal = crate::containerd::signal_number(&member.stop_signal);
+    client.stop_task(&member.id, signal, grace).await?;
+    // A new root filesystem from the new image, under the member's ID; a lease holds it until the
+    // container record (which roots it for GC) names it again.
+    let lease = format!("podctl-update-{}", member.id);
+    client.ensure_lease(&lease, 3600).await?;
+    let swapped = async {
+        client.remove_snapshot(&member.id).await?;
+        client.prepare_snapshot(&lease, &member.id, &image.top_chain_id).await?;
+        client
+            .set_spec(&member.id, serde_json::to_vec(&spec).expect("specs serialize"))
+            .await?;
+        client.set_image(&member.id, &image.name).await?;
+        Ok::<_, crate::containerd::ContainerdError>(())
+    }
+    .await;
+    client.delete_lease(&lease).await?;
+    swapped?;
+    let stop_signal = image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.stop_signal().clone())
+        .unwrap_or_else(|| "SIGTERM".into());
+    let restarts = member.restarts + 1;
+    let log_dir = member
+        .log_path
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| settings.log_dir.join(&member.name));
+    let log = crate::logs::run_file(&log_dir, restarts);
+    crate::member::oci::create_task_logging_to(client, &member.id, &log, settings.log_rotation).await?;
+    client.start_task(&member.id).await?;
+    client
+        .set_labels(
+            &member.id,
+            &[
+                (LABEL_RESTART_COUNT, restarts.to_string()),
+                (LABEL_LAST_RESTART, now_secs().to_string()),
+                (LABEL_LOG_PATH, log.to_string_lossy().into_owned()),
+                (LABEL_STOP_SIGNAL, stop_signal),
+            ],
+        )
+        .await?;
+    Ok(())
+}
