@@ -80,11 +80,41 @@ data:
     )
 }
 
+/// A second pod of the stack, reading the same objects its own way.
+fn second_pod() -> String {
+    format!(
+        r#"---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: second
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: {BUSYBOX_IMAGE}
+    command: [sh, -c, 'echo "$LEVEL"; cat /conf/level; exec sleep 3600']
+    env:
+    - name: LEVEL
+      valueFrom:
+        configMapKeyRef: {{name: app-config, key: MODE}}
+    volumeMounts:
+    - {{name: conf, mountPath: /conf}}
+  volumes:
+  - name: conf
+    projected:
+      defaultMode: 0440
+      sources:
+      - configMap: {{name: app-config, items: [{{key: MODE, path: level}}]}}
+"#
+    )
+}
+
 #[test]
 fn a_stack_of_config_maps_secrets_and_pods_works_and_leaves_nothing() {
     let mut env = require_env!("config-stack");
     env.import_busybox();
-    let file = env.manifest("stack.yaml", &stack());
+    let file = env.manifest("stack.yaml", &format!("{}{}", stack(), second_pod()));
     let created = env.ok(&["create", "-f", &file]);
     // Objects first, whatever their place in the file.
     assert_eq!(
@@ -92,11 +122,23 @@ fn a_stack_of_config_maps_secrets_and_pods_works_and_leaves_nothing() {
         [
             "configmap/app-config created",
             "secret/app-secret created",
-            "pod/reader created"
+            "pod/reader created",
+            "pod/second created"
         ],
         "{created}"
     );
     env.wait_running("reader");
+    env.wait_running("second");
+    let second = env.ok(&[
+        "exec",
+        "second",
+        "--",
+        "sh",
+        "-c",
+        "echo $LEVEL; cat /conf/level; echo; stat -L -c %a /conf/level",
+    ]);
+    assert_eq!(second, "from-config-map\nfrom-config-map\n440\n", "{second}");
+    let second_sandbox = env.sandbox_id("second");
     let sandbox = env.sandbox_id("reader");
     let inside = |script: &str| env.ok(&["exec", "reader", "--", "sh", "-c", script]);
 
@@ -180,12 +222,14 @@ fn a_stack_of_config_maps_secrets_and_pods_works_and_leaves_nothing() {
         deleted.lines().collect::<Vec<_>>(),
         [
             "pod \"reader\" deleted",
+            "pod \"second\" deleted",
             "configmap \"app-config\" deleted",
             "secret \"app-secret\" deleted"
         ],
         "{deleted}"
     );
     env.assert_nothing_left(&sandbox);
+    env.assert_nothing_left(&second_sandbox);
     assert!(env.podctl(&["get", "cm", "app-config"]).status.code() == Some(1));
 }
 
