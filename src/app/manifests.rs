@@ -81,12 +81,16 @@ pub fn load(paths: &[PathBuf], recursive: bool) -> Result<Vec<Sourced>> {
     let mut documents = Vec::new();
     for file in manifest_files(paths, recursive)? {
         let text = read_input(&file)?;
-        let parsed = parse_documents(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        let shown = match file.as_os_str() == "-" {
+            true => "<stdin>".to_string(),
+            false => file.display().to_string(),
+        };
+        let parsed = parse_documents(&text).map_err(|e| anyhow!("{shown}: {e}"))?;
         let several = parsed.len() > 1;
         for (i, document) in parsed.into_iter().enumerate() {
             let origin = match several {
-                true => format!("{}: document {} ({})", file.display(), i + 1, document.label()),
-                false => file.display().to_string(),
+                true => format!("{shown}: document {} ({})", i + 1, document.label()),
+                false => shown.clone(),
             };
             if let Document::Pod(parsed) = &document {
                 for warning in &parsed.warnings {
