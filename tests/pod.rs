@@ -348,16 +348,16 @@ fn invalid_manifests_are_refused_with_path_and_line() {
     // Unsupported fields are one warning, not an error and not silence.
     env.create(
         "warn.yaml",
-        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: warned}}\nspec:\n  nodeSelector: {{a: b}}\n  containers:\n  - name: c\n    image: {ECHO_IMAGE}\n    securityContext: {{privileged: true}}\n"),
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: warned}}\nspec:\n  nodeSelector: {{a: b}}\n  containers:\n  - name: c\n    image: {ECHO_IMAGE}\n    securityContext: {{seLinuxOptions: {{}}}}\n"),
     );
     let out = env.command(&["get", "pods"]).output().unwrap();
     assert!(out.status.success());
-    let path = env.manifest("warn2.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: warned}\nspec:\n  nodeSelector: {a: b}\n  containers:\n  - name: c\n    image: i\n    securityContext: {privileged: true}\n");
+    let path = env.manifest("warn2.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: warned}\nspec:\n  nodeSelector: {a: b}\n  containers:\n  - name: c\n    image: i\n    securityContext: {seLinuxOptions: {}}\n");
     let out = env.command(&["create", "-f", &path]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("warning").count(), 1, "{stderr}");
     assert!(
-        stderr.contains("spec.nodeSelector") && stderr.contains("spec.containers[0].securityContext"),
+        stderr.contains("spec.nodeSelector") && stderr.contains("spec.containers[0].securityContext.seLinuxOptions"),
         "{stderr}"
     );
     env.delete_leaving_nothing("warned");

@@ -24,9 +24,10 @@ mod tests;
 use serde_json::Value;
 
 pub use model::{
-    Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, KeySelector, KeyToPath, ObjectFiles, ObjectKind,
-    ObjectMeta, ObjectRef, ObjectsForm, Pod, PodSpec, PortRef, Probe, Protocol, PullPolicy, Resources, RestartPolicy,
-    TcpSocketAction, Volume, VolumeMount, VolumeSource, DEFAULT_OBJECT_FILE_MODE,
+    Capabilities, Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, KeySelector, KeyToPath, ObjectFiles,
+    ObjectKind, ObjectMeta, ObjectRef, ObjectsForm, Pod, PodSecurityContext, PodSpec, PortRef, Probe, Protocol,
+    PullPolicy, Resources, RestartPolicy, SecurityContext, TcpSocketAction, Volume, VolumeMount, VolumeSource,
+    ALL_CAPABILITIES, DEFAULT_OBJECT_FILE_MODE,
 };
 pub use quantity::{parse_quantity_bytes, parse_quantity_millicpu};
 pub use yaml::to_yaml;

@@ -719,33 +719,33 @@ fn resource_rules() {
 #[test]
 fn unknown_fields_become_one_warning() {
     let parsed = parse_pod(&doc(&[
-        "apiVersion: v1",                          // 1
-        "kind: Pod",                               // 2
-        "metadata:",                               // 3
-        "  name: p",                               // 4
-        "  creationTimestamp: null",               // 5 null = unset: no warning
-        "  uid: abc",                              // 6
-        "spec:",                                   // 7
-        "  containers:",                           // 8
-        "  - name: a",                             // 9
-        "    image: i",                            // 10
-        "    lifecycle:",                          // 11
-        "      preStop: {exec: {command: [x]}}",   // 12
-        "    securityContext: {privileged: true}", // 13
-        "    resources:",                          // 14
-        "      limits:",                           // 15
-        "        nvidia.com/gpu: 1",               // 16
-        "  nodeSelector:",                         // 17
-        "    disk: ssd",                           // 18
-        "  tolerations: []",                       // 19
-        "status:",                                 // 20
-        "  phase: Running",                        // 21
+        "apiVersion: v1",                            // 1
+        "kind: Pod",                                 // 2
+        "metadata:",                                 // 3
+        "  name: p",                                 // 4
+        "  creationTimestamp: null",                 // 5 null = unset: no warning
+        "  uid: abc",                                // 6
+        "spec:",                                     // 7
+        "  containers:",                             // 8
+        "  - name: a",                               // 9
+        "    image: i",                              // 10
+        "    lifecycle:",                            // 11
+        "      preStop: {exec: {command: [x]}}",     // 12
+        "    securityContext: {seLinuxOptions: {}}", // 13
+        "    resources:",                            // 14
+        "      limits:",                             // 15
+        "        nvidia.com/gpu: 1",                 // 16
+        "  nodeSelector:",                           // 17
+        "    disk: ssd",                             // 18
+        "  tolerations: []",                         // 19
+        "status:",                                   // 20
+        "  phase: Running",                          // 21
     ]))
     .expect("unknown fields are not errors");
     assert_eq!(
         parsed.warnings,
         ["ignoring fields podctl does not support yet: metadata.uid (line 6), \
-          spec.containers[0].lifecycle (line 11), spec.containers[0].securityContext (line 13), \
+          spec.containers[0].lifecycle (line 11), spec.containers[0].securityContext.seLinuxOptions (line 13), \
           spec.containers[0].resources.limits[nvidia.com/gpu] (line 16), spec.nodeSelector (line 17), \
           spec.tolerations (line 19)"]
     );

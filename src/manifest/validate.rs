@@ -488,6 +488,31 @@ fn check_container(c: &mut Checker<'_>, cp: &FieldPath, container: &Container, v
             }
         }
     }
+    if let Some(security) = &container.security_context {
+        let sp = cp.key("securityContext");
+        if security.privileged == Some(true) && security.allow_privilege_escalation == Some(false) {
+            c.fail(
+                &sp.key("allowPrivilegeEscalation"),
+                "cannot set allowPrivilegeEscalation to false and privileged to true; drop one of them",
+            );
+        }
+        for (list, names) in security
+            .capabilities
+            .iter()
+            .flat_map(|caps| [("add", &caps.add), ("drop", &caps.drop)])
+        {
+            for (j, name) in names.iter().enumerate() {
+                let upper = name.to_ascii_uppercase();
+                let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+                if bare != "ALL" && !crate::manifest::ALL_CAPABILITIES.contains(&bare) {
+                    c.fail(
+                        &sp.key("capabilities").key(list).idx(j),
+                        format!("unknown capability {name:?}; use a name such as NET_ADMIN (or CAP_NET_ADMIN), or ALL"),
+                    );
+                }
+            }
+        }
+    }
     for (i, from) in container.env_from.iter().enumerate() {
         let fp = cp.key("envFrom").idx(i);
         let reference = match (&from.config_map_ref, &from.secret_ref) {

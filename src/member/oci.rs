@@ -87,7 +87,12 @@ async fn create_records(
     undo: &mut Undo,
 ) -> Result<(Vec<crate::containerd::RootfsMount>, PathBuf), MemberError> {
     let client = ctx.client;
-    let plan = spec::plan_process(container, &image.config, &ctx.hostname)?;
+    let plan = spec::plan_process(
+        container,
+        &image.config,
+        &ctx.hostname,
+        ctx.pod.spec.security_context.as_ref(),
+    )?;
     let mut mounts = ctx.etc_mounts.clone();
     for binding in ctx.volumes(container)? {
         mounts.push(match &binding.source {

@@ -80,7 +80,8 @@ async fn restart_on_image(
         .as_ref()
         .and_then(|p| p.spec.hostname.clone())
         .unwrap_or_else(|| view.name.clone());
-    let plan = crate::spec::plan_process(container, &image.config, &hostname)?;
+    let pod_security = view.pod.as_ref().and_then(|p| p.spec.security_context.as_ref());
+    let plan = crate::spec::plan_process(container, &image.config, &hostname, pod_security)?;
     let mut spec: serde_json::Value =
         serde_json::from_slice(&member.record.spec_json).map_err(|e| PodError::Damaged {
             pod: view.name.clone(),
@@ -91,6 +92,7 @@ async fn restart_on_image(
     spec["process"]["cwd"] = serde_json::json!(plan.cwd);
     spec["process"]["user"]["uid"] = serde_json::json!(plan.uid);
     spec["process"]["user"]["gid"] = serde_json::json!(plan.gid);
+    spec["process"]["user"]["additionalGids"] = serde_json::json!(plan.additional_gids);
 
     let grace = Duration::from_secs(
         view.pod

@@ -9,6 +9,7 @@ pub use process::{apply_pod_env, expand, plan_process, ProcessPlan};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::manifest::{SecurityContext, ALL_CAPABILITIES};
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
     LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
@@ -21,8 +22,13 @@ use crate::manifest::Container;
 pub enum SpecError {
     #[error("container {container}: image {image} has no ENTRYPOINT or CMD; set `command` in the Pod")]
     NoCommand { container: String, image: String },
-    #[error("container {container}: image user `{user}` is a name podctl cannot resolve yet; use an image whose USER is numeric (UID or UID:GID)")]
+    #[error("container {container}: image user `{user}` is a name podctl cannot resolve yet; use an image whose USER is numeric (UID or UID:GID), or set securityContext.runAsUser")]
     User { container: String, user: String },
+    /// kubelet's CreateContainerConfigError for runAsNonRoot.
+    #[error("container {container}: container has runAsNonRoot and image will run as root; set securityContext.runAsUser to a non-zero UID, or use an image whose USER is not root")]
+    RunsAsRoot { container: String },
+    #[error("container {container}: unknown capability {name:?} in securityContext.capabilities; use names such as NET_ADMIN or CAP_NET_ADMIN, or ALL")]
+    Capability { container: String, name: String },
     #[error("building the OCI spec failed: {0}")]
     Build(#[from] oci_spec::OciSpecError),
     #[error("serializing the OCI spec failed: {0}")]
@@ -67,6 +73,8 @@ struct TaskSpec<'a> {
     sandbox_id: &'a str,
     container_type: &'a str,
     plan: ProcessPlan,
+    /// The container's securityContext (None for the sandbox).
+    security: Option<&'a SecurityContext>,
     hostname: Option<String>,
     namespaces: Vec<(LinuxNamespaceType, Option<PathBuf>)>,
     extra_mounts: Vec<Mount>,
@@ -95,14 +103,96 @@ const DEFAULT_CAPABILITIES: [Capability; 14] = [
 /// 100ms CFS period, as kubelet uses.
 const CPU_PERIOD: u64 = 100_000;
 
+/// A capability as Kubernetes names it (`NET_ADMIN`, `CAP_NET_ADMIN`, any case).
+fn capability(name: &str, container: &str) -> Result<Capability, SpecError> {
+    let upper = name.to_ascii_uppercase();
+    let full = match upper.starts_with("CAP_") {
+        true => upper,
+        false => format!("CAP_{upper}"),
+    };
+    // (serde knows the `CAP_` names; the enum's FromStr the bare ones.)
+    serde_json::from_value::<Capability>(serde_json::Value::String(full)).map_err(|_| SpecError::Capability {
+        container: container.to_string(),
+        name: name.to_string(),
+    })
+}
+
+/// containerd CRI's default set, then `drop` (`ALL` for every one), then `add` (`ALL` too);
+/// `privileged` has every capability.
+fn capability_set(
+    security: Option<&SecurityContext>,
+    container: &str,
+) -> Result<oci_spec::runtime::Capabilities, SpecError> {
+    // Those podctl itself may hand out (its bounding set; runc refuses others), as containerd's
+    // "all current capabilities": the list is in kernel order, bit i for capability i.
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .unwrap_or(u64::MAX);
+    let all = || -> oci_spec::runtime::Capabilities {
+        ALL_CAPABILITIES
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| bounding & (1 << bit) != 0)
+            .map(|(_, name)| name)
+            .filter_map(|name| serde_json::from_value::<Capability>(format!("CAP_{name}").into()).ok())
+            .collect()
+    };
+    let Some(security) = security else {
+        return Ok(DEFAULT_CAPABILITIES.into_iter().collect());
+    };
+    if security.privileged == Some(true) {
+        return Ok(all());
+    }
+    let mut caps: oci_spec::runtime::Capabilities = DEFAULT_CAPABILITIES.into_iter().collect();
+    if let Some(changes) = &security.capabilities {
+        for name in &changes.drop {
+            match name.eq_ignore_ascii_case("ALL") {
+                true => caps.clear(),
+                false => {
+                    caps.remove(&capability(name, container)?);
+                }
+            }
+        }
+        for name in &changes.add {
+            match name.eq_ignore_ascii_case("ALL") {
+                true => caps = all(),
+                false => {
+                    caps.insert(capability(name, container)?);
+                }
+            }
+        }
+    }
+    Ok(caps)
+}
+
 fn build(task: TaskSpec<'_>) -> Result<Spec, SpecError> {
-    let caps: oci_spec::runtime::Capabilities = DEFAULT_CAPABILITIES.into_iter().collect();
+    let caps = capability_set(task.security, task.id)?;
+    // Inheritable and ambient stay empty, as containerd sets them since CVE-2022-24769 (the
+    // builder's defaults would keep capabilities a `drop` removed, and runc refuses those sets).
     let capabilities = oci_spec::runtime::LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
         .permitted(caps)
+        .inheritable(oci_spec::runtime::Capabilities::new())
+        .ambient(oci_spec::runtime::Capabilities::new())
         .build()?;
-    let user = UserBuilder::default().uid(task.plan.uid).gid(task.plan.gid).build()?;
+    let privileged = task.security.and_then(|s| s.privileged) == Some(true);
+    let read_only_root = task.security.and_then(|s| s.read_only_root_filesystem) == Some(true);
+    // runc's no_new_privs is what allowPrivilegeEscalation: false asks for.
+    let no_new_privileges = task.security.and_then(|s| s.allow_privilege_escalation) == Some(false);
+    let user = UserBuilder::default()
+        .uid(task.plan.uid)
+        .gid(task.plan.gid)
+        .additional_gids(task.plan.additional_gids.clone())
+        .build()?;
     let process = ProcessBuilder::default()
         .terminal(false)
         .user(user)
@@ -112,7 +202,7 @@ fn build(task: TaskSpec<'_>) -> Result<Spec, SpecError> {
         .capabilities(capabilities)
         // No rlimits: members inherit containerd's, as under the CRI plugin (a fixed NOFILE above
         // the host's nr_open makes runc fail).
-        .no_new_privileges(false)
+        .no_new_privileges(no_new_privileges)
         .build()?;
 
     let mut namespaces = Vec::new();
@@ -144,8 +234,15 @@ fn build(task: TaskSpec<'_>) -> Result<Spec, SpecError> {
         .namespaces(namespaces)
         .resources(resources)
         .cgroups_path(PathBuf::from(format!("/podctl/{}", task.id)))
-        .masked_paths(oci_spec::runtime::get_default_maskedpaths())
-        .readonly_paths(oci_spec::runtime::get_default_readonly_paths())
+        // A privileged container sees /proc and /sys whole, as under CRI.
+        .masked_paths(match privileged {
+            true => Vec::new(),
+            false => oci_spec::runtime::get_default_maskedpaths(),
+        })
+        .readonly_paths(match privileged {
+            true => Vec::new(),
+            false => oci_spec::runtime::get_default_readonly_paths(),
+        })
         .build()?;
 
     let mut mounts = oci_spec::runtime::get_default_mounts();
@@ -166,7 +263,7 @@ fn build(task: TaskSpec<'_>) -> Result<Spec, SpecError> {
 
     let mut spec = SpecBuilder::default()
         .version("1.0.2-dev")
-        .root(RootBuilder::default().path("rootfs").readonly(false).build()?)
+        .root(RootBuilder::default().path("rootfs").readonly(read_only_root).build()?)
         .mounts(mounts)
         .process(process)
         .linux(linux)
@@ -195,12 +292,14 @@ pub fn sandbox_spec(input: SandboxSpecInput<'_>) -> Result<Spec, SpecError> {
         id: input.sandbox_id,
         sandbox_id: input.sandbox_id,
         container_type: "sandbox",
+        security: None,
         plan: ProcessPlan {
             args: input.args,
             env: vec![process::DEFAULT_PATH_ENV.to_string()],
             cwd: "/".into(),
             uid: 0,
             gid: 0,
+            additional_gids: Vec::new(),
         },
         hostname: Some(input.hostname.to_string()),
         namespaces: vec![
@@ -244,6 +343,7 @@ pub fn member_spec(input: MemberSpecInput<'_>) -> Result<Spec, SpecError> {
         id: input.id,
         sandbox_id: input.sandbox_id,
         container_type: "container",
+        security: input.container.security_context.as_ref(),
         plan: input.plan,
         hostname: None,
         namespaces,
@@ -295,6 +395,35 @@ mod tests {
     }
 
     #[test]
+    fn capabilities_drop_then_add_and_privileged_has_all() {
+        let security = |json: serde_json::Value| serde_json::from_value::<SecurityContext>(json).unwrap();
+        let default = capability_set(None, "c").unwrap();
+        assert_eq!(default.len(), DEFAULT_CAPABILITIES.len());
+        let narrow = capability_set(
+            Some(&security(
+                serde_json::json!({"capabilities": {"drop": ["ALL"], "add": ["net_admin", "CAP_KILL"]}}),
+            )),
+            "c",
+        )
+        .unwrap();
+        assert_eq!(narrow.len(), 2);
+        assert!(narrow.contains(&Capability::NetAdmin) && narrow.contains(&Capability::Kill));
+        let minus = capability_set(
+            Some(&security(serde_json::json!({"capabilities": {"drop": ["NET_RAW"]}}))),
+            "c",
+        )
+        .unwrap();
+        assert!(!minus.contains(&Capability::NetRaw) && minus.len() == DEFAULT_CAPABILITIES.len() - 1);
+        let all = capability_set(Some(&security(serde_json::json!({"privileged": true}))), "c").unwrap();
+        assert!(all.len() > DEFAULT_CAPABILITIES.len());
+        assert!(capability_set(
+            Some(&security(serde_json::json!({"capabilities": {"add": ["FLY"]}}))),
+            "c"
+        )
+        .is_err());
+    }
+
+    #[test]
     fn member_joins_by_path_without_hostname() {
         let container: Container = serde_json::from_value(serde_json::json!({
             "name": "c", "image": "i", "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}}
@@ -311,6 +440,7 @@ mod tests {
             cwd: "/".into(),
             uid: 0,
             gid: 0,
+            additional_gids: vec![],
         };
         let spec = member_spec(MemberSpecInput {
             id: "m",

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use oci_spec::image::ImageConfiguration;
 
 use super::SpecError;
-use crate::manifest::Container;
+use crate::manifest::{Container, PodSecurityContext};
 
 pub(crate) const DEFAULT_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -18,12 +18,16 @@ pub struct ProcessPlan {
     pub cwd: String,
     pub uid: u32,
     pub gid: u32,
+    /// The pod's supplementalGroups.
+    pub additional_gids: Vec<u32>,
 }
 
+/// The member's process; `pod_security` is the pod's securityContext (the container's own wins).
 pub fn plan_process(
     container: &Container,
     image: &ImageConfiguration,
     hostname: &str,
+    pod_security: Option<&PodSecurityContext>,
 ) -> Result<ProcessPlan, SpecError> {
     let config = image.config().clone().unwrap_or_default();
     let entrypoint = config.entrypoint().clone().unwrap_or_default();
@@ -67,13 +71,36 @@ pub fn plan_process(
         .clone()
         .or_else(|| config.working_dir().clone().filter(|w| !w.is_empty()))
         .unwrap_or_else(|| "/".to_string());
-    let (uid, gid) = parse_user(config.user().as_deref().unwrap_or(""), container)?;
+    let own = container.security_context.as_ref();
+    let run_as_user = own
+        .and_then(|s| s.run_as_user)
+        .or(pod_security.and_then(|s| s.run_as_user));
+    let run_as_group = own
+        .and_then(|s| s.run_as_group)
+        .or(pod_security.and_then(|s| s.run_as_group));
+    let run_as_non_root = own
+        .and_then(|s| s.run_as_non_root)
+        .or(pod_security.and_then(|s| s.run_as_non_root))
+        .unwrap_or(false);
+    let image_user = config.user().as_deref().unwrap_or("");
+    let (uid, gid) = match (run_as_user, parse_user(image_user, container)) {
+        // The securityContext's user stands; the image's group only when it names one.
+        (Some(uid), parsed) => (uid, parsed.map(|(_, g)| g).unwrap_or(0)),
+        (None, parsed) => parsed?,
+    };
+    let gid = run_as_group.unwrap_or(gid);
+    if run_as_non_root && uid == 0 {
+        return Err(SpecError::RunsAsRoot {
+            container: container.name.clone(),
+        });
+    }
     Ok(ProcessPlan {
         args: argv,
         env: env.into_iter().map(|(n, v)| format!("{n}={v}")).collect(),
         cwd,
         uid,
         gid,
+        additional_gids: pod_security.map(|s| s.supplemental_groups.clone()).unwrap_or_default(),
     })
 }
 
@@ -174,7 +201,7 @@ mod tests {
     #[test]
     fn command_and_args_follow_kubernetes_rules() {
         let img = image(&["/entry"], &["--cmd"], &[], "");
-        let args = |c: Container| plan_process(&c, &img, "h").unwrap().args;
+        let args = |c: Container| plan_process(&c, &img, "h", None).unwrap().args;
         assert_eq!(args(container(&[], &[])), ["/entry", "--cmd"]);
         assert_eq!(args(container(&[], &["x"])), ["/entry", "x"]);
         assert_eq!(args(container(&["/bin/sh"], &[])), ["/bin/sh"]);
@@ -200,7 +227,7 @@ mod tests {
                 value_from: None,
             },
         ];
-        let plan = plan_process(&c, &img, "pod1").unwrap();
+        let plan = plan_process(&c, &img, "pod1", None).unwrap();
         assert_eq!(plan.env, ["A=2", "PATH=/bin", "HOSTNAME=pod1", "B=2-b"]);
         assert_eq!(plan.args, ["echo", "2", "$(A)", "$(MISSING)"]);
         assert_eq!((plan.uid, plan.gid, plan.cwd.as_str()), (1000, 2000, "/srv"));
@@ -209,14 +236,14 @@ mod tests {
     #[test]
     fn default_path_and_named_user() {
         let img = image(&["/e"], &[], &[], "");
-        let plan = plan_process(&container(&[], &[]), &img, "h").unwrap();
+        let plan = plan_process(&container(&[], &[]), &img, "h", None).unwrap();
         assert!(plan.env.iter().any(|e| e.starts_with("PATH=/usr/local/sbin")));
         let named = image(&["/e"], &[], &[], "nginx");
-        let err = plan_process(&container(&[], &[]), &named, "h").unwrap_err();
+        let err = plan_process(&container(&[], &[]), &named, "h", None).unwrap_err();
         assert!(err.to_string().contains("nginx"), "{err}");
         let empty = image(&[], &[], &[], "");
         assert!(matches!(
-            plan_process(&container(&[], &[]), &empty, "h"),
+            plan_process(&container(&[], &[]), &empty, "h", None),
             Err(SpecError::NoCommand { .. })
         ));
     }
