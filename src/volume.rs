@@ -2,7 +2,8 @@
 //! kubelet's atomic layout — the files in a timestamped `..<time>` directory, `..data` a symlink
 //! to it, each top-level name a symlink into `..data` — so a new version replaces the old one with
 //! one rename and a reader never sees half of each; a tmpfs under every volume that holds a
-//! Secret, so its values never touch a disk; and removing a pod directory with such mounts in it.
+//! Secret, so its values never touch a disk; the pod's shared `/dev/shm`; and removing a pod
+//! directory with such mounts in it.
 
 use std::io;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -47,6 +48,27 @@ pub fn prepare_dir(dir: &Path, tmpfs: bool) -> Result<(), VolumeError> {
             Some("tmpfs"),
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             Some(format!("mode=0755,{TMPFS_SIZE}").as_str()),
+        )
+        .map_err(|cause| VolumeError::Mount {
+            path: dir.to_path_buf(),
+            cause,
+        })?;
+    }
+    Ok(())
+}
+
+/// The pod's one `/dev/shm`: a tmpfs that every member bind-mounts, so POSIX shared memory is
+/// shared as SysV IPC is (the members share the pause's IPC namespace), as under CRI. Mounted once.
+pub fn prepare_shm(dir: &Path) -> Result<(), VolumeError> {
+    std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+    if !is_mount_point(dir) {
+        use nix::mount::{mount, MsFlags};
+        mount(
+            Some("shm"),
+            dir,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("mode=1777,size=65536k"),
         )
         .map_err(|cause| VolumeError::Mount {
             path: dir.to_path_buf(),

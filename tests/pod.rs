@@ -201,6 +201,39 @@ fn members_of_one_pod_talk_over_localhost() {
 }
 
 #[test]
+fn the_members_of_a_pod_share_one_dev_shm_and_other_pods_do_not() {
+    let env = require_env!("shm");
+    env.import_busybox();
+    let pod = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: writer\n    image: {BUSYBOX_IMAGE}\n    command: [sleep, '3600']\n  - name: reader\n    image: {BUSYBOX_IMAGE}\n    command: [sleep, '3600']\n"
+        )
+    };
+    env.create("shm-a.yaml", &pod("shm-a"));
+    env.create("shm-b.yaml", &pod("shm-b"));
+    env.wait_running("shm-a");
+    env.wait_running("shm-b");
+    let run = |pod: &str, member: &str, script: &str| env.ok(&["exec", pod, "-c", member, "--", "sh", "-c", script]);
+    run("shm-a", "writer", "echo shared > /dev/shm/segment");
+    assert_eq!(
+        run("shm-a", "reader", "cat /dev/shm/segment; stat -f -c %T /dev/shm"),
+        "shared\ntmpfs\n"
+    );
+    assert_eq!(run("shm-a", "reader", "stat -c %a /dev/shm").trim(), "1777");
+    assert!(
+        !env.podctl(&["exec", "shm-b", "-c", "reader", "--", "cat", "/dev/shm/segment"])
+            .status
+            .success(),
+        "another pod has its own /dev/shm"
+    );
+    let sandboxes = [env.sandbox_id("shm-a"), env.sandbox_id("shm-b")];
+    env.ok(&["delete", "shm-a", "shm-b"]);
+    for sandbox in &sandboxes {
+        env.assert_nothing_left(sandbox);
+    }
+}
+
+#[test]
 fn two_pods_cannot_reach_each_others_localhost() {
     let env = require_env!("isolation");
     env.import_busybox();

@@ -681,7 +681,7 @@ fn sandbox_labels(pod: &Pod, uid: &str, sandbox_id: &str) -> HashMap<String, Str
 }
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf of a pod (rewritten in place: the members bind
-/// mount these very files).
+/// mount these very files), and its one /dev/shm (mounted once; after a reboot again).
 pub(crate) fn write_etc_files(
     state_dir: &Path,
     hostname: &str,
@@ -702,5 +702,8 @@ pub(crate) fn write_etc_files(
         std::fs::write(&path, content).map_err(io_error(&path))?;
         mounts.push(spec::bind_mount(&path, &format!("/etc/{file}"), false)?);
     }
+    let shm = state_dir.join("shm");
+    crate::volume::prepare_shm(&shm)?;
+    mounts.push(spec::bind_mount(&shm, "/dev/shm", false)?);
     Ok(mounts)
 }

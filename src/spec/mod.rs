@@ -259,6 +259,8 @@ fn build(task: TaskSpec<'_>) -> Result<Spec, SpecError> {
             ])
             .build()?,
     );
+    // A mount of the pod's (its shared /dev/shm) replaces the default one at the same place.
+    mounts.retain(|m| !task.extra_mounts.iter().any(|e| e.destination() == m.destination()));
     mounts.extend(task.extra_mounts);
 
     let mut spec = SpecBuilder::default()
