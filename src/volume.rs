@@ -60,15 +60,35 @@ pub fn prepare_dir(dir: &Path, tmpfs: bool) -> Result<(), VolumeError> {
 /// The pod's one `/dev/shm`: a tmpfs that every member bind-mounts, so POSIX shared memory is
 /// shared as SysV IPC is (the members share the pause's IPC namespace), as under CRI. Mounted once.
 pub fn prepare_shm(dir: &Path) -> Result<(), VolumeError> {
+    prepare_memory_dir(dir, 64 << 20, MemoryUse::Shm)
+}
+
+/// What a pod's own tmpfs is for.
+pub enum MemoryUse {
+    Shm,
+    /// An `emptyDir` with `medium: Memory`: shared by the members that mount it.
+    EmptyDir,
+}
+
+/// A tmpfs of `size` bytes at `dir` (mode 1777), mounted unless it is already.
+pub fn prepare_memory_dir(dir: &Path, size: u64, what: MemoryUse) -> Result<(), VolumeError> {
     std::fs::create_dir_all(dir).map_err(io_at(dir))?;
     if !is_mount_point(dir) {
         use nix::mount::{mount, MsFlags};
+        let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        if matches!(what, MemoryUse::Shm) {
+            flags |= MsFlags::MS_NOEXEC;
+        }
+        let size_kib = size.div_ceil(1024).max(4);
         mount(
-            Some("shm"),
+            Some(match what {
+                MemoryUse::Shm => "shm",
+                MemoryUse::EmptyDir => "tmpfs",
+            }),
             dir,
             Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some("mode=1777,size=65536k"),
+            flags,
+            Some(format!("mode=1777,size={size_kib}k").as_str()),
         )
         .map_err(|cause| VolumeError::Mount {
             path: dir.to_path_buf(),

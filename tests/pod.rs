@@ -201,12 +201,12 @@ fn members_of_one_pod_talk_over_localhost() {
 }
 
 #[test]
-fn the_members_of_a_pod_share_one_dev_shm_and_other_pods_do_not() {
+fn the_members_of_a_pod_share_one_dev_shm_and_memory_empty_dirs_and_other_pods_do_not() {
     let env = require_env!("shm");
     env.import_busybox();
     let pod = |name: &str| {
         format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: writer\n    image: {BUSYBOX_IMAGE}\n    command: [sleep, '3600']\n  - name: reader\n    image: {BUSYBOX_IMAGE}\n    command: [sleep, '3600']\n"
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: writer\n    image: {BUSYBOX_IMAGE}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: scratch, mountPath: /scratch}}]\n  - name: reader\n    image: {BUSYBOX_IMAGE}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: scratch, mountPath: /scratch}}]\n  volumes:\n  - name: scratch\n    emptyDir: {{medium: Memory, sizeLimit: 8Mi}}\n"
         )
     };
     env.create("shm-a.yaml", &pod("shm-a"));
@@ -220,6 +220,12 @@ fn the_members_of_a_pod_share_one_dev_shm_and_other_pods_do_not() {
         "shared\ntmpfs\n"
     );
     assert_eq!(run("shm-a", "reader", "stat -c %a /dev/shm").trim(), "1777");
+    // An emptyDir with medium Memory is one tmpfs of the pod too, of its sizeLimit.
+    run("shm-a", "writer", "echo in-memory > /scratch/note");
+    assert_eq!(
+        run("shm-a", "reader", "cat /scratch/note; stat -f -c '%T %b %S' /scratch"),
+        "in-memory\ntmpfs 2048 4096\n"
+    );
     assert!(
         !env.podctl(&["exec", "shm-b", "-c", "reader", "--", "cat", "/dev/shm/segment"])
             .status

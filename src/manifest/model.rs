@@ -514,6 +514,18 @@ pub enum VolumeSource {
     },
 }
 
+impl VolumeSource {
+    /// For an `emptyDir` with `medium: Memory`: the size of its tmpfs (sizeLimit, else 1 GiB).
+    pub fn memory_size(&self) -> Option<u64> {
+        match self {
+            VolumeSource::EmptyDir { medium, size_limit } if medium.as_deref() == Some("Memory") => {
+                Some(size_limit.as_deref().and_then(parse_quantity_bytes).unwrap_or(1 << 30))
+            }
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectsForm {
     ConfigMap,

@@ -285,13 +285,19 @@ impl PodContext<'_> {
             };
             let mut source = match &volume.source {
                 VolumeSource::HostPath { path, type_ } => host_path(path, type_.as_deref(), &volume.name)?,
-                VolumeSource::EmptyDir { medium, .. } if medium.as_deref() == Some("Memory") => {
-                    bindings.push(VolumeBinding {
-                        source: None,
-                        target: mount.mount_path.clone(),
-                        read_only: mount.read_only,
-                    });
-                    continue;
+                // One tmpfs for the pod, shared by the members that mount it. sizeLimit is its size
+                // (a write past it fails, where kubelet would evict the pod); without one, 1 GiB.
+                // tmpfs takes memory only as written.
+                source @ VolumeSource::EmptyDir { .. } if source.memory_size().is_some() => {
+                    let dir = self.state_dir.join("volumes").join(&volume.name);
+                    let size = source.memory_size().unwrap_or_default();
+                    crate::volume::prepare_memory_dir(&dir, size, crate::volume::MemoryUse::EmptyDir).map_err(|e| {
+                        MemberError::Io {
+                            cause: std::io::Error::other(e.to_string()),
+                            path: dir.clone(),
+                        }
+                    })?;
+                    dir
                 }
                 VolumeSource::EmptyDir { .. } => {
                     let dir = self.state_dir.join("volumes").join(&volume.name);

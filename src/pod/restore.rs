@@ -111,6 +111,13 @@ async fn restore_pod(
     // again from the objects as they are now (as kubelet remounts them).
     let config = super::config::resolve(client, &spec).await?;
     super::config::write_volumes(&state_dir, &config.volumes)?;
+    // emptyDir with medium Memory: a new, empty tmpfs (its files went with the reboot, as on a node).
+    for volume in &spec.spec.volumes {
+        if let Some(size) = volume.source.memory_size() {
+            let dir = state_dir.join("volumes").join(&volume.name);
+            crate::volume::prepare_memory_dir(&dir, size, crate::volume::MemoryUse::EmptyDir)?;
+        }
+    }
     let ip = result.primary_ip();
     let record = NetworkRecord {
         netns: pinned.path.clone(),
