@@ -293,26 +293,28 @@ async fn apply_one(
 ) -> Result<(&'static str, Option<Made>), PodError> {
     match document {
         Document::ConfigMap(map) => {
-            let name = map.metadata.name.clone();
-            Ok(match apply_object(client, &map).await? {
-                Applied::Created => ("created", Some(Made::ConfigMap(name))),
-                Applied::Unchanged => ("unchanged", None),
-                Applied::Configured(before) => {
-                    report_propagated(propagate(client, settings, registry, ObjectKind::ConfigMap, &name).await?);
-                    ("configured", Some(Made::ConfigMapBefore(before)))
-                }
-            })
+            apply_config(
+                client,
+                settings,
+                registry,
+                map,
+                ObjectKind::ConfigMap,
+                Made::ConfigMap,
+                Made::ConfigMapBefore,
+            )
+            .await
         }
         Document::Secret(secret) => {
-            let name = secret.metadata.name.clone();
-            Ok(match apply_object(client, &secret).await? {
-                Applied::Created => ("created", Some(Made::Secret(name))),
-                Applied::Unchanged => ("unchanged", None),
-                Applied::Configured(before) => {
-                    report_propagated(propagate(client, settings, registry, ObjectKind::Secret, &name).await?);
-                    ("configured", Some(Made::SecretBefore(before)))
-                }
-            })
+            apply_config(
+                client,
+                settings,
+                registry,
+                secret,
+                ObjectKind::Secret,
+                Made::Secret,
+                Made::SecretBefore,
+            )
+            .await
         }
         Document::RuntimeClass(class) => {
             let existing = pod::list_runtime_classes(client).await?;
@@ -368,6 +370,27 @@ async fn apply_one(
             Ok(("replaced", None))
         }
     }
+}
+
+/// Applies a ConfigMap or Secret; a changed one reaches the volumes of the pods reading it.
+async fn apply_config<T: ConfigObject>(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    object: T,
+    kind: ObjectKind,
+    created: fn(String) -> Made,
+    replaced: fn(T) -> Made,
+) -> Result<(&'static str, Option<Made>), PodError> {
+    let name = object.meta().name.clone();
+    Ok(match apply_object(client, &object).await? {
+        Applied::Created => ("created", Some(created(name))),
+        Applied::Unchanged => ("unchanged", None),
+        Applied::Configured(before) => {
+            report_propagated(propagate(client, settings, registry, kind, &name).await?);
+            ("configured", Some(replaced(before)))
+        }
+    })
 }
 
 fn report_propagated(pods: Vec<String>) {

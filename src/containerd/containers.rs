@@ -156,43 +156,29 @@ impl Client {
 
     /// Replaces a container record's OCI spec (its type stays).
     pub async fn set_spec(&self, id: &str, spec_json: Vec<u8>) -> Result<()> {
-        let mut containers = ContainersClient::new(self.channel());
-        let container = Container {
-            id: id.to_string(),
-            spec: Some(Any {
-                type_url: OCI_SPEC_TYPE_URL.into(),
-                value: spec_json,
-            }),
-            ..Default::default()
-        };
-        let request = UpdateContainerRequest {
-            container: Some(container),
-            update_mask: Some(FieldMask {
-                paths: vec!["spec".into()],
-            }),
-        };
-        containers
-            .update(self.request(request, None))
-            .await
-            .map_err(self.status_error("update", format!("container {id}")))?;
-        Ok(())
+        self.update_fields(oci_spec_record(id, spec_json), &["spec"]).await
     }
 
-    /// Names another image as the container record's (after its snapshot was made from it).
-    pub async fn set_image(&self, id: &str, image: &str) -> Result<()> {
-        let mut containers = ContainersClient::new(self.channel());
+    /// Replaces a container record's OCI spec and the image it names, in one update (after its
+    /// snapshot was made from that image).
+    pub async fn set_spec_and_image(&self, id: &str, spec_json: Vec<u8>, image: &str) -> Result<()> {
         let container = Container {
-            id: id.to_string(),
             image: image.to_string(),
-            ..Default::default()
+            ..oci_spec_record(id, spec_json)
         };
+        self.update_fields(container, &["spec", "image"]).await
+    }
+
+    /// Writes the `paths` fields of `container` onto its record.
+    async fn update_fields(&self, container: Container, paths: &[&str]) -> Result<()> {
+        let id = container.id.clone();
         let request = UpdateContainerRequest {
             container: Some(container),
             update_mask: Some(FieldMask {
-                paths: vec!["image".into()],
+                paths: paths.iter().map(|p| p.to_string()).collect(),
             }),
         };
-        containers
+        ContainersClient::new(self.channel())
             .update(self.request(request, None))
             .await
             .map_err(self.status_error("update", format!("container {id}")))?;
@@ -232,5 +218,17 @@ impl Client {
             Err(e) if !e.is_not_found() => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// A record carrying only its ID and an OCI spec, for an update.
+fn oci_spec_record(id: &str, spec_json: Vec<u8>) -> Container {
+    Container {
+        id: id.to_string(),
+        spec: Some(Any {
+            type_url: OCI_SPEC_TYPE_URL.into(),
+            value: spec_json,
+        }),
+        ..Default::default()
     }
 }

@@ -115,12 +115,7 @@ async fn create_records(
         mounts,
     })?;
     let log_path = ctx.log_path(container)?;
-    let stop_signal = image
-        .config
-        .config()
-        .as_ref()
-        .and_then(|c| c.stop_signal().clone())
-        .unwrap_or_else(|| "SIGTERM".into());
+    let stop_signal = image_stop_signal(image);
     let mut labels = ctx.base_labels(&container.name, kind);
     labels.insert(LABEL_MEMBER_INDEX.into(), index.to_string());
     labels.insert(LABEL_RUNTIME.into(), NAME.into());
@@ -285,6 +280,45 @@ pub(crate) async fn create_task_logging_to(
     Ok(client
         .create_task(id, rootfs, &crate::logs::driver::output_uri(log, rotation))
         .await?)
+}
+
+/// Starts a member's next run outside its agent (a restore after a reboot, a new image from
+/// `apply`): a task logging to run file `restarts` next to its earlier runs (`fallback_log_dir`
+/// when it records none), its restart count and log path recorded, plus `labels`.
+pub(crate) async fn start_next_run(
+    client: &Client,
+    settings: &Settings,
+    member: &MemberView,
+    fallback_log_dir: &std::path::Path,
+    restarts: u32,
+    labels: &[(&str, String)],
+) -> Result<(), MemberError> {
+    let log_dir = member
+        .log_path
+        .as_ref()
+        .and_then(|p| p.parent())
+        .unwrap_or(fallback_log_dir);
+    let log = crate::logs::run_file(log_dir, restarts);
+    create_task_logging_to(client, &member.id, &log, settings.log_rotation).await?;
+    client.start_task(&member.id).await?;
+    let mut recorded = vec![
+        (LABEL_RESTART_COUNT, restarts.to_string()),
+        (LABEL_LAST_RESTART, crate::record::now_secs().to_string()),
+        (LABEL_LOG_PATH, log.to_string_lossy().into_owned()),
+    ];
+    recorded.extend(labels.iter().cloned());
+    client.set_labels(&member.id, &recorded).await?;
+    Ok(())
+}
+
+/// The image's STOPSIGNAL, SIGTERM when it names none.
+pub(crate) fn image_stop_signal(image: &ResolvedImage) -> String {
+    image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.stop_signal().clone())
+        .unwrap_or_else(|| "SIGTERM".into())
 }
 
 fn has_memory_limit(spec_json: &[u8]) -> bool {

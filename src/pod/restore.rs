@@ -145,25 +145,8 @@ async fn restore_pod(
             .and_then(|n| n.parse::<u32>().ok())
             .unwrap_or(0)
             + 1;
-        let log_dir = member
-            .log_path
-            .as_ref()
-            .and_then(|p| p.parent())
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_else(|| settings.pod_log_dir(&spec, &pod.uid).join(&member.name));
-        let log = crate::logs::run_file(&log_dir, restarts);
-        crate::member::oci::create_task_logging_to(client, &member.id, &log, settings.log_rotation).await?;
-        client.start_task(&member.id).await?;
-        client
-            .set_labels(
-                &member.id,
-                &[
-                    (LABEL_RESTART_COUNT, restarts.to_string()),
-                    (LABEL_LAST_RESTART, now_secs().to_string()),
-                    (LABEL_LOG_PATH, log.to_string_lossy().into_owned()),
-                ],
-            )
-            .await?;
+        let fallback = settings.pod_log_dir(&spec, &pod.uid).join(&member.name);
+        crate::member::oci::start_next_run(client, settings, member, &fallback, restarts, &[]).await?;
     }
 
     // The agent: the same config, with the new pause process and address.

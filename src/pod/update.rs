@@ -109,40 +109,34 @@ async fn restart_on_image(
         client.remove_snapshot(&member.id).await?;
         client.prepare_snapshot(&lease, &member.id, &image.top_chain_id).await?;
         client
-            .set_spec(&member.id, serde_json::to_vec(&spec).expect("specs serialize"))
+            .set_spec_and_image(
+                &member.id,
+                serde_json::to_vec(&spec).expect("specs serialize"),
+                &image.name,
+            )
             .await?;
-        client.set_image(&member.id, &image.name).await?;
         Ok::<_, crate::containerd::ContainerdError>(())
     }
     .await;
     client.delete_lease(&lease).await?;
     swapped?;
-    let stop_signal = image
-        .config
-        .config()
-        .as_ref()
-        .and_then(|c| c.stop_signal().clone())
-        .unwrap_or_else(|| "SIGTERM".into());
-    let restarts = member.restarts + 1;
-    let log_dir = member
-        .log_path
-        .as_ref()
-        .and_then(|p| p.parent())
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_else(|| settings.log_dir.join(&member.name));
-    let log = crate::logs::run_file(&log_dir, restarts);
-    crate::member::oci::create_task_logging_to(client, &member.id, &log, settings.log_rotation).await?;
-    client.start_task(&member.id).await?;
-    client
-        .set_labels(
-            &member.id,
-            &[
-                (LABEL_RESTART_COUNT, restarts.to_string()),
-                (LABEL_LAST_RESTART, now_secs().to_string()),
-                (LABEL_LOG_PATH, log.to_string_lossy().into_owned()),
-                (LABEL_STOP_SIGNAL, stop_signal),
-            ],
-        )
-        .await?;
+    let fallback = settings.pod_log_dir(stored_pod(view)?, &view.uid).join(&member.name);
+    let stop_signal = crate::member::oci::image_stop_signal(&image);
+    crate::member::oci::start_next_run(
+        client,
+        settings,
+        member,
+        &fallback,
+        member.restarts + 1,
+        &[(LABEL_STOP_SIGNAL, stop_signal)],
+    )
+    .await?;
     Ok(())
+}
+
+fn stored_pod(view: &PodView) -> Result<&Pod, PodError> {
+    view.pod.as_ref().ok_or_else(|| PodError::Damaged {
+        pod: view.name.clone(),
+        message: "its sandbox records no pod spec".into(),
+    })
 }
