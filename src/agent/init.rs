@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{watch, RwLock};
 
 use super::keeper::Keeper;
-use super::protocol::{InitRef, PluginMemberDef, SupervisorConfig};
+use super::protocol::{InitRef, PluginMemberDef, ProbeKind, SupervisorConfig};
 use super::server::{run_log, start_slot, Agent, Plugin, Slot};
 use super::supervisor::{backoff, should_restart};
 use super::SharedClient;
@@ -78,8 +78,58 @@ impl InitRunner {
         let _ = record_event(client, &self.config.sandbox_id, event).await;
     }
 
+    /// Starts a sidecar `create` left created (an earlier agent may have started it) and waits
+    /// until it has started: its startup probe passed, or it runs when it has none. Its exits are
+    /// the supervisor's; false if the agent stops first.
+    async fn start_sidecar(&mut self, client: &Client, init: &InitRef) -> bool {
+        self.show(client, format!("Init:{}/{}", init.index, init.total)).await;
+        loop {
+            if *self.stopping.borrow() {
+                return false;
+            }
+            match client.get_task(&init.id).await {
+                Ok(Some(task)) if task.state == TaskState::Created => {
+                    if let Err(e) = client.start_task(&init.id).await {
+                        eprintln!("agent: starting sidecar {}: {e}", init.name);
+                    } else {
+                        let message = format!("Started container {}", init.name);
+                        self.event(client, PodEvent::normal("Started", &init.name, message))
+                            .await;
+                    }
+                }
+                Ok(Some(task)) if task.state == TaskState::Running => {
+                    let has_startup_probe = self
+                        .config
+                        .members
+                        .iter()
+                        .filter(|m| m.id == init.id)
+                        .flat_map(|m| &m.probes)
+                        .any(|p| p.kind == ProbeKind::Startup);
+                    let board = self.agent.read().await.probes.clone();
+                    let started = !has_startup_probe
+                        || board
+                            .lock()
+                            .expect("not poisoned")
+                            .get(&init.name)
+                            .is_some_and(|status| status.started);
+                    if started {
+                        return true;
+                    }
+                }
+                // Exited or gone meanwhile: the supervisor restarts it; wait for that run.
+                _ => {}
+            }
+            if self.pause(Duration::from_millis(200)).await {
+                return false;
+            }
+        }
+    }
+
     /// Runs `init` until it succeeds; false if the agent stops first or the policy gives up.
     async fn complete(&mut self, client: &Client, init: &InitRef) -> bool {
+        if init.sidecar {
+            return self.start_sidecar(client, init).await;
+        }
         let mut failures = 0u32;
         loop {
             if *self.stopping.borrow() {

@@ -152,7 +152,11 @@ async fn watch_member(
             });
             if let Some(probe) = &startup {
                 match probing.until(probe).await {
-                    Verdict::Passed => set(&board, &member.name, |s| s.started = true),
+                    // Without a readiness probe, a started member is ready.
+                    Verdict::Passed => set(&board, &member.name, |s| {
+                        s.started = true;
+                        s.ready = readiness.is_none();
+                    }),
                     Verdict::Failed(why) => {
                         probing.kill(&format!("startup probe failed: {why}")).await;
                         continue;

@@ -84,6 +84,10 @@ pub struct InitRef {
     /// Its place among the pod's init containers, for `Init:N/M`.
     pub index: usize,
     pub total: usize,
+    /// A sidecar (`restartPolicy: Always`): a member, created by `create`, that the agent starts in
+    /// its init order and waits for until its startup probe passes (or it runs), not until it exits.
+    #[serde(default)]
+    pub sidecar: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -105,6 +109,9 @@ pub struct SupervisorConfig {
     /// When the members' logs are rotated (the log driver of each restart gets it).
     #[serde(default)]
     pub log_rotation: podctl_plugin::cri_log::Rotation,
+    /// The pod's terminationGracePeriodSeconds: what sidecars get when the app containers ended.
+    #[serde(default)]
+    pub grace_seconds: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -115,6 +122,13 @@ pub struct OciMemberRef {
     pub log_dir: PathBuf,
     #[serde(default)]
     pub probes: Vec<ProbeDef>,
+    /// A sidecar: restarted whatever the pod's restartPolicy, and stopped (last first) once the
+    /// app containers have ended for good.
+    #[serde(default)]
+    pub sidecar: bool,
+    /// Its stop signal, for stopping a sidecar.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -209,7 +209,7 @@ pub(super) struct MemberSlot {
 }
 
 pub(super) struct Agent {
-    probes: super::probes::ProbeBoard,
+    pub(super) probes: super::probes::ProbeBoard,
     /// WASM members with a readiness or startup probe: ready only once their probes say so.
     gated: std::collections::HashSet<String>,
     started_at: f64,
@@ -559,7 +559,8 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
                 tokio::spawn(keeper.run());
             }
         }
-        tokio::spawn(super::supervisor::Supervisor::new(supervisor, stopping).run());
+        let apps_in_plugins = !config.members.is_empty();
+        tokio::spawn(super::supervisor::Supervisor::new(supervisor, apps_in_plugins, stopping).run());
     }
 
     let socket = pod_dir.join(SOCKET_FILE);

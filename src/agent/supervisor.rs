@@ -6,13 +6,14 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Mutex};
 
 use super::protocol::{OciMemberRef, SupervisorConfig};
-use crate::containerd::{Client, ExitStatus, TaskEvent, TaskState};
+use crate::containerd::{signal_number, Client, ExitStatus, TaskEvent, TaskState};
 use crate::logs::run_file;
 use crate::record::events::record as record_event;
 use crate::record::LABEL_OOM_KILLED;
@@ -127,15 +128,51 @@ pub struct Supervisor {
     config: SupervisorConfig,
     tracks: Mutex<HashMap<String, MemberTrack>>,
     stopping: watch::Receiver<bool>,
+    /// The pod has app containers a plugin runs: only the keepers know when those end, so the
+    /// sidecars are left to the pod's stop or delete.
+    apps_in_plugins: bool,
+    /// Every app container has ended for good: the sidecars are being stopped, not restarted.
+    ending_sidecars: AtomicBool,
 }
 
 impl Supervisor {
-    pub fn new(config: SupervisorConfig, stopping: watch::Receiver<bool>) -> Arc<Supervisor> {
+    pub fn new(config: SupervisorConfig, apps_in_plugins: bool, stopping: watch::Receiver<bool>) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             config,
             tracks: Mutex::new(HashMap::new()),
             stopping,
+            apps_in_plugins,
+            ending_sidecars: AtomicBool::new(false),
         })
+    }
+
+    /// Once every app container has ended and none runs again (restartPolicy Never or
+    /// OnFailure), the sidecars are stopped, the last first, as kubelet does: the pod completes.
+    async fn end_sidecars_after_apps(&self, client: &Client) {
+        let sidecars: Vec<&OciMemberRef> = self.config.members.iter().filter(|m| m.sidecar).collect();
+        if sidecars.is_empty() || self.apps_in_plugins {
+            return;
+        }
+        for app in self.config.members.iter().filter(|m| !m.sidecar) {
+            match client.get_task(&app.id).await {
+                Ok(Some(task)) if task.state == TaskState::Stopped => {}
+                _ => return,
+            }
+            // One that waits out its backoff runs again.
+            if self.tracks.lock().await.get(&app.id).is_some_and(|t| t.busy) {
+                return;
+            }
+        }
+        if self.ending_sidecars.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let grace = Duration::from_secs(self.config.grace_seconds.unwrap_or(30));
+        for sidecar in sidecars.into_iter().rev() {
+            let signal = signal_number(sidecar.stop_signal.as_deref().unwrap_or("SIGTERM"));
+            if let Err(e) = client.end_task(&sidecar.id, signal, grace).await {
+                eprintln!("agent: stopping sidecar {} after the app containers: {e}", sidecar.name);
+            }
+        }
     }
 
     fn member(&self, id: &str) -> Option<&OciMemberRef> {
@@ -297,7 +334,12 @@ impl Supervisor {
             (0, _) => "Completed",
             _ => "Error",
         };
-        let restart = should_restart(&self.config.restart_policy, status.code);
+        // A sidecar runs as long as the pod, whatever its restartPolicy.
+        let restart = if member.sidecar {
+            !self.ending_sidecars.load(Ordering::SeqCst)
+        } else {
+            should_restart(&self.config.restart_policy, status.code)
+        };
         let end = RunEnd {
             sandbox_id: &self.config.sandbox_id,
             id,
@@ -316,6 +358,9 @@ impl Supervisor {
                 .await
                 .entry(id.to_string())
                 .and_modify(|t| t.busy = false);
+            if !member.sidecar {
+                self.end_sidecars_after_apps(client).await;
+            }
             return false;
         }
         let mut stopping = self.stopping.clone();

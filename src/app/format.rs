@@ -9,8 +9,8 @@ pub const LOST_TO_RESTART: &str = "the host restarted: its sandbox, network and 
 use serde_json::{json, Value};
 
 use crate::image::ImageInfo;
-use crate::manifest::{PortRef, Probe};
-use crate::pod::{node_name, now_secs, MemberState, PodView};
+use crate::manifest::{Pod, PortRef, Probe};
+use crate::pod::{node_name, now_secs, MemberState, MemberView, PodView, LABEL_INIT_STATUS};
 
 /// kubectl's human durations: 45s, 3m12s, 47m, 5h3m, 2d4h, 400d, 3y.
 pub fn human_duration(seconds: f64) -> String {
@@ -210,34 +210,143 @@ pub fn pod_object(pod: &PodView) -> Value {
         metadata.insert("uid".into(), json!(pod.uid));
         metadata.insert("creationTimestamp".into(), rfc3339(pod.created));
     }
-    let statuses: Vec<Value> = pod
-        .members
-        .iter()
-        .map(|m| {
-            json!({
-                "name": m.name,
-                "image": m.image,
-                "containerID": format!("containerd://{}", m.id),
-                "ready": m.ready(),
-                "restartCount": m.restarts,
-                "started": m.ready(),
-                "state": member_state_object(&m.state()),
-                "lastState": m.last_state().map(|l| json!({"terminated": {
-                    "exitCode": l["exitCode"], "reason": l["reason"], "finishedAt": rfc3339(l["finishedAt"].as_f64())
-                }})).unwrap_or_else(|| json!({})),
-            })
+    let status_of = |m: &MemberView| {
+        json!({
+            "name": m.name,
+            "image": m.image,
+            "containerID": format!("containerd://{}", m.id),
+            "ready": m.ready(),
+            "restartCount": m.restarts,
+            "started": matches!(m.state, MemberState::Running { .. }),
+            "state": member_state_object(&m.state()),
+            "lastState": m.last_state().map(|l| json!({"terminated": {
+                "exitCode": l["exitCode"], "reason": l["reason"], "finishedAt": rfc3339(l["finishedAt"].as_f64())
+            }})).unwrap_or_else(|| json!({})),
         })
-        .collect();
+    };
+    let statuses: Vec<Value> = pod.app_members().map(status_of).collect();
     let ip = pod.ip();
-    object["status"] = json!({
+    let mut status = json!({
         "phase": pod.phase(),
+        "conditions": conditions(pod),
         "hostIP": "127.0.0.1",
+        "hostIPs": [{"ip": "127.0.0.1"}],
         "podIP": ip,
         "podIPs": ip.iter().map(|i| json!({"ip": i})).collect::<Vec<_>>(),
         "startTime": rfc3339(pod.created),
         "containerStatuses": statuses,
     });
+    if let Some(manifest) = &pod.pod {
+        if !manifest.spec.init_containers.is_empty() {
+            status["initContainerStatuses"] = init_statuses(pod, manifest, status_of);
+        }
+        status["qosClass"] = json!(qos_class(manifest));
+    }
+    if pod.interrupted.is_some() || pod.lost_to_restart {
+        status["reason"] = json!("Unknown");
+        status["message"] = json!(pod.interrupted.clone().unwrap_or_else(|| LOST_TO_RESTART.to_string()));
+    }
+    object["status"] = status;
     object
+}
+
+/// How far the init containers are: `Init:N/M` on the sandbox while they run, nothing after.
+fn init_progress(pod: &PodView) -> Option<usize> {
+    let status = pod.sandbox.labels.get(LABEL_INIT_STATUS)?;
+    if status.is_empty() {
+        return None;
+    }
+    // `Init:CrashLoopBackOff` and `Init:Error` keep no index: the first is where it stands.
+    let index = status.strip_prefix("Init:")?.split('/').next()?.parse().ok();
+    Some(index.unwrap_or(0))
+}
+
+/// The init containers' statuses as the API server shows them: a sidecar's is its member's; one
+/// that ran to completion is terminated with Completed once the pod is initialized.
+fn init_statuses(pod: &PodView, manifest: &Pod, member_status: impl Fn(&MemberView) -> Value) -> Value {
+    let progress = init_progress(pod);
+    let waiting = pod.sandbox.labels.get(LABEL_INIT_STATUS).cloned();
+    let statuses: Vec<Value> = manifest
+        .spec
+        .init_containers
+        .iter()
+        .enumerate()
+        .map(|(index, container)| {
+            if let Some(member) = pod.members.iter().find(|m| m.sidecar && m.name == container.name) {
+                return member_status(member);
+            }
+            let state = match progress {
+                None => json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+                Some(at) if index < at => json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+                Some(at) if index == at => match waiting.as_deref() {
+                    Some("Init:CrashLoopBackOff") => json!({"waiting": {"reason": "CrashLoopBackOff"}}),
+                    Some("Init:Error") => json!({"terminated": {"reason": "Error"}}),
+                    _ => json!({"running": {}}),
+                },
+                Some(_) => json!({"waiting": {"reason": "PodInitializing"}}),
+            };
+            json!({
+                "name": container.name,
+                "image": container.image,
+                "ready": state.get("terminated").is_some_and(|t| t["exitCode"] == 0),
+                "restartCount": 0,
+                "started": state.get("running").is_some(),
+                "state": state,
+            })
+        })
+        .collect();
+    json!(statuses)
+}
+
+/// PodScheduled, Initialized, ContainersReady and Ready, as kubelet reports them.
+fn conditions(pod: &PodView) -> Value {
+    let since = rfc3339(pod.created);
+    let condition = |kind: &str, ok: bool, reason: Option<&str>| {
+        let mut c = json!({
+            "type": kind,
+            "status": if ok { "True" } else { "False" },
+            "lastProbeTime": null,
+            "lastTransitionTime": since,
+        });
+        if let (false, Some(reason)) = (ok, reason) {
+            c["reason"] = json!(reason);
+        }
+        c
+    };
+    let initialized = init_progress(pod).is_none();
+    let expected = pod.pod.as_ref().map_or(0, |p| p.long_running().count());
+    let ready = pod.members.len() >= expected.max(1)
+        && pod.members.iter().all(|m| m.ready())
+        && pod.interrupted.is_none()
+        && !pod.lost_to_restart;
+    json!([
+        condition("PodScheduled", true, None),
+        condition("Initialized", initialized, Some("ContainersNotInitialized")),
+        condition("ContainersReady", ready, Some("ContainersNotReady")),
+        condition("Ready", ready, Some("ContainersNotReady")),
+    ])
+}
+
+/// Kubernetes' QoS class: Guaranteed when every container's CPU and memory limits are set and
+/// requests (where given) equal them, BestEffort with no requests or limits at all, else Burstable.
+pub fn qos_class(pod: &Pod) -> &'static str {
+    let containers: Vec<&crate::manifest::Container> = pod.all_containers().collect();
+    if containers.iter().all(|c| c.resources.is_empty()) {
+        return "BestEffort";
+    }
+    let guaranteed = containers.iter().all(|c| {
+        let r = &c.resources;
+        r.cpu_limit_millis().is_some()
+            && r.memory_limit_bytes().is_some()
+            && r.cpu_request_millis().is_none_or(|v| Some(v) == r.cpu_limit_millis())
+            && r.memory_request_bytes()
+                .is_none_or(|v| Some(v) == r.memory_limit_bytes())
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
 }
 
 fn state_line(state: &MemberState) -> String {
@@ -312,7 +421,7 @@ pub fn describe(pod: &PodView) -> String {
     }
     let _ = writeln!(out, "Containers:");
     for member in &pod.members {
-        let spec = manifest.and_then(|p| p.spec.containers.iter().find(|c| c.name == member.name));
+        let spec = manifest.and_then(|p| p.container(&member.name));
         let _ = writeln!(out, "  {}:", member.name);
         let _ = writeln!(out, "    Container ID:   containerd://{}", member.id);
         let _ = writeln!(out, "    Image:          {}", member.image);

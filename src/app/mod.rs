@@ -7,6 +7,7 @@ mod get;
 mod manifests;
 mod progress;
 mod system;
+mod wait;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -197,6 +198,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let client = connect(global).await?;
             let settings = settings(global);
             get::events(&client, &settings, &existing(&settings), &args).await?;
+        }
+        Command::Wait(args) => {
+            let client = connect(global).await?;
+            let settings = settings(global);
+            wait::wait(&client, &settings, &existing(&settings), &args).await?;
         }
         Command::Exec(args) => {
             let client = connect(global).await?;

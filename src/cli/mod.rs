@@ -122,6 +122,8 @@ pub enum Command {
     Events(EventsArgs),
     /// Run a command in a running member (OCI containers)
     Exec(ExecArgs),
+    /// Wait until pods meet a condition, or are deleted (as `kubectl wait`)
+    Wait(WaitArgs),
     /// Member runtimes and runtime handlers (`runtime ls`)
     #[command(subcommand)]
     Runtime(RuntimeCommand),
@@ -371,6 +373,26 @@ pub struct ExecArgs {
     /// The command and its arguments (after `--`)
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    /// Pods: `pod/NAME`, `pods/NAME` or `NAME`
+    #[arg(required_unless_present_any = ["all", "selector"])]
+    pub names: Vec<String>,
+    /// `condition=Ready` (`condition=Initialized=False` waits for False), `delete`, or
+    /// `jsonpath={.status.phase}=Running`
+    #[arg(long = "for", value_name = "CONDITION")]
+    pub condition: String,
+    /// How long to wait: `60s`, `5m`, `1h`
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Every pod
+    #[arg(long)]
+    pub all: bool,
+    /// The pods whose labels match, as kubectl's: `app=web,tier!=db`
+    #[arg(long, short = 'l')]
+    pub selector: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -79,26 +79,36 @@ impl From<Process> for TaskInfo {
 impl Client {
     /// Signal, wait up to `grace`, then SIGKILL every process of the container; delete the task.
     pub async fn stop_task(&self, id: &str, signal: u32, grace: Duration) -> Result<Option<ExitStatus>> {
-        let Some(task) = self.get_task(id).await? else {
+        if !self.end_task(id, signal, grace).await? {
             return Ok(None);
-        };
-        if task.state != TaskState::Stopped {
-            if signal != SIGKILL && !grace.is_zero() {
-                self.kill_task(id, signal, false).await?;
-                if tokio::time::timeout(grace, self.wait_task(id)).await.is_ok() {
-                    return self.delete_task(id).await;
-                }
-            }
-            self.kill_task(id, SIGKILL, true).await?;
-            tokio::time::timeout(Duration::from_secs(30), self.wait_task(id))
-                .await
-                .map_err(|_| ContainerdError::Timeout {
-                    object: format!("task {id}"),
-                    what: "it to exit after SIGKILL".into(),
-                    seconds: 30,
-                })??;
         }
         self.delete_task(id).await
+    }
+
+    /// Signal, wait up to `grace`, then SIGKILL every process of the container; the task stays on
+    /// record, stopped, with its exit status. False when there is no task.
+    pub async fn end_task(&self, id: &str, signal: u32, grace: Duration) -> Result<bool> {
+        let Some(task) = self.get_task(id).await? else {
+            return Ok(false);
+        };
+        if task.state == TaskState::Stopped {
+            return Ok(true);
+        }
+        if signal != SIGKILL && !grace.is_zero() {
+            self.kill_task(id, signal, false).await?;
+            if tokio::time::timeout(grace, self.wait_task(id)).await.is_ok() {
+                return Ok(true);
+            }
+        }
+        self.kill_task(id, SIGKILL, true).await?;
+        tokio::time::timeout(Duration::from_secs(30), self.wait_task(id))
+            .await
+            .map_err(|_| ContainerdError::Timeout {
+                object: format!("task {id}"),
+                what: "it to exit after SIGKILL".into(),
+                seconds: 30,
+            })??;
+        Ok(true)
     }
 
     /// Creates the task with stdout and stderr sent where `output_uri` says (`file://PATH` for the

@@ -25,6 +25,22 @@ impl Pod {
     pub fn all_containers(&self) -> impl Iterator<Item = &Container> {
         self.spec.init_containers.iter().chain(self.spec.containers.iter())
     }
+
+    /// The init containers with `restartPolicy: Always`, in their order: they keep running next
+    /// to the app containers.
+    pub fn sidecars(&self) -> impl Iterator<Item = &Container> {
+        self.spec.init_containers.iter().filter(|c| c.is_sidecar())
+    }
+
+    /// What runs once the pod is up: sidecars, then the app containers.
+    pub fn long_running(&self) -> impl Iterator<Item = &Container> {
+        self.sidecars().chain(self.spec.containers.iter())
+    }
+
+    /// The container of that name, wherever the pod declares it.
+    pub fn container(&self, name: &str) -> Option<&Container> {
+        self.all_containers().find(|c| c.name == name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,6 +159,16 @@ pub struct Container {
     pub startup_probe: Option<Probe>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
+    /// Only `Always`, only on an init container: a native sidecar.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
+}
+
+impl Container {
+    /// An init container that keeps running (`restartPolicy: Always`): kubelet's native sidecar.
+    pub fn is_sidecar(&self) -> bool {
+        self.restart_policy.as_deref() == Some("Always")
+    }
 }
 
 /// Every Linux capability in the kernel's order (what `privileged` and `add: [ALL]` give).

@@ -1231,3 +1231,75 @@ fn pods_read_config_maps_and_secrets_by_env_and_volumes() {
     let e = bad(&["    envFrom: [{prefix: X}]"]);
     assert!(e.message.contains("configMapRef"), "{e}");
 }
+
+#[test]
+fn sidecars_are_init_containers_with_restart_policy_always() {
+    let pod = parse_pod(&doc(&[
+        "apiVersion: v1",
+        "kind: Pod",
+        "metadata: {name: p}",
+        "spec:",
+        "  initContainers:",
+        "  - {name: setup, image: i}",
+        "  - name: proxy",
+        "    image: i",
+        "    restartPolicy: Always",
+        "    startupProbe: {tcpSocket: {port: 80}}",
+        "  containers: [{name: app, image: i}]",
+    ]))
+    .unwrap()
+    .pod;
+    let sidecars: Vec<&str> = pod.sidecars().map(|c| c.name.as_str()).collect();
+    assert_eq!(sidecars, ["proxy"]);
+    let running: Vec<&str> = pod.long_running().map(|c| c.name.as_str()).collect();
+    assert_eq!(running, ["proxy", "app"]);
+
+    let e = err(&[
+        "apiVersion: v1",
+        "kind: Pod",
+        "metadata: {name: p}",
+        "spec:",
+        "  containers:",
+        "  - {name: app, image: i, restartPolicy: Always}",
+    ]);
+    assert_err(
+        &e,
+        "spec.containers[0].restartPolicy",
+        6,
+        "not allowed on an app container",
+    );
+    let e = err(&[
+        "apiVersion: v1",
+        "kind: Pod",
+        "metadata: {name: p}",
+        "spec:",
+        "  initContainers:",
+        "  - {name: setup, image: i, restartPolicy: OnFailure}",
+        "  containers: [{name: app, image: i}]",
+    ]);
+    assert_err(&e, "spec.initContainers[0].restartPolicy", 6, "can only be \"Always\"");
+    let e = err(&[
+        "apiVersion: v1",
+        "kind: Pod",
+        "metadata: {name: p}",
+        "spec:",
+        "  initContainers:",
+        "  - name: setup",
+        "    image: i",
+        "    readinessProbe: {tcpSocket: {port: 80}}",
+        "  containers: [{name: app, image: i}]",
+    ]);
+    assert_err(&e, "spec.initContainers[0].readinessProbe", 8, "restartPolicy: Always");
+    // A sidecar's ports are open next to the app containers': the same one twice clashes.
+    let e = err(&[
+        "apiVersion: v1",
+        "kind: Pod",
+        "metadata: {name: p}",
+        "spec:",
+        "  initContainers:",
+        "  - {name: proxy, image: i, restartPolicy: Always, ports: [{containerPort: 80}]}",
+        "  containers:",
+        "  - {name: app, image: i, ports: [{containerPort: 80}]}",
+    ]);
+    assert_err(&e, "spec.containers[0].ports[0].containerPort", 8, "already declared");
+}

@@ -337,6 +337,7 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
         for (i, container) in containers.iter().enumerate() {
             let cp = spec.key(list).idx(i);
             check_container(c, &cp, container, &volume_names);
+            check_restart_policy(c, &cp, list, container);
             if let Some(first) = names.get(container.name.as_str()) {
                 if !container.name.is_empty() {
                     c.fail(
@@ -354,8 +355,8 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
             for (j, port) in container.ports.iter().enumerate() {
                 let pp = cp.key("ports").idx(j);
                 // Init containers have exited before app containers start, so only app
-                // containers can collide inside the shared network namespace.
-                if list == "containers" && port.container_port != 0 {
+                // containers and sidecars can collide inside the shared network namespace.
+                if (list == "containers" || container.is_sidecar()) && port.container_port != 0 {
                     let key = (port.container_port, port.protocol);
                     if let Some(first) = container_ports.get(&key) {
                         c.fail(
@@ -388,6 +389,44 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
                         host_ports.push((hp, port.protocol, ip, pp.key("hostPort")));
                     }
                 }
+            }
+        }
+    }
+}
+
+/// A container's own `restartPolicy` exists for init containers only, and only as `Always` (a
+/// native sidecar); an init container that runs to completion takes no probes, as in Kubernetes.
+fn check_restart_policy(c: &mut Checker<'_>, cp: &FieldPath, list: &str, container: &Container) {
+    let rp = cp.key("restartPolicy");
+    match (list, container.restart_policy.as_deref()) {
+        (_, None) | ("initContainers", Some("Always")) => {}
+        ("initContainers", Some(other)) => c.fail(
+            &rp,
+            format!(
+                "an init container's restartPolicy can only be \"Always\" (a sidecar that keeps running), \
+                 got {other:?}; remove it for an init container that runs to completion"
+            ),
+        ),
+        (_, Some(_)) => c.fail(
+            &rp,
+            "restartPolicy is not allowed on an app container: the pod's spec.restartPolicy applies; \
+             move the container to initContainers with restartPolicy: Always to make it a sidecar",
+        ),
+    }
+    if list == "initContainers" && !container.is_sidecar() {
+        for (field, set) in [
+            ("livenessProbe", container.liveness_probe.is_some()),
+            ("readinessProbe", container.readiness_probe.is_some()),
+            ("startupProbe", container.startup_probe.is_some()),
+        ] {
+            if set {
+                c.fail(
+                    &cp.key(field),
+                    format!(
+                        "{field} may not be set for an init container that runs to completion; \
+                         remove it, or add restartPolicy: Always to make the container a sidecar"
+                    ),
+                );
             }
         }
     }

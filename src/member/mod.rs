@@ -476,6 +476,9 @@ pub trait MemberRuntime: Send + Sync {
     ) -> BoxFuture<'a, Result<(), MemberError>>;
 }
 
+/// A pod's members grouped by the runtime that runs them, in the registry's order.
+pub type RuntimeGroups<'p> = Vec<(Arc<dyn MemberRuntime>, Vec<&'p MemberView>)>;
+
 /// The runtimes podctl knows, in claim order, and the host's runtime handlers.
 pub struct Registry {
     runtimes: Vec<Arc<dyn MemberRuntime>>,
@@ -551,15 +554,31 @@ impl Registry {
     }
 
     /// The pod's members grouped by the runtime that runs them, in claim order.
-    pub fn members_by_runtime<'p>(&self, pod: &'p PodView) -> Vec<(Arc<dyn MemberRuntime>, Vec<&'p MemberView>)> {
-        let mut labels: Vec<&str> = pod.members.iter().map(|m| m.runtime.as_str()).collect();
+    pub fn members_by_runtime<'p>(&self, pod: &'p PodView) -> RuntimeGroups<'p> {
+        self.group_by_runtime(pod.members.iter().collect())
+    }
+
+    /// The order a pod's members stop in, each step grouped by runtime: the app containers
+    /// together, then the sidecars one by one, the last started first (as kubelet stops them).
+    pub fn stop_order<'p>(&self, pod: &'p PodView) -> Vec<RuntimeGroups<'p>> {
+        let apps = pod.app_members().collect();
+        let sidecars = pod.members.iter().filter(|m| m.sidecar).rev().map(|m| vec![m]);
+        std::iter::once(apps)
+            .chain(sidecars)
+            .map(|members| self.group_by_runtime(members))
+            .filter(|groups| !groups.is_empty())
+            .collect()
+    }
+
+    fn group_by_runtime<'p>(&self, members: Vec<&'p MemberView>) -> RuntimeGroups<'p> {
+        let mut labels: Vec<&str> = members.iter().map(|m| m.runtime.as_str()).collect();
         labels.sort_by_key(|label| (self.index_of(label).unwrap_or(usize::MAX), *label));
         labels.dedup();
         labels
             .into_iter()
             .map(|label| {
-                let members = pod.members.iter().filter(|m| m.runtime == label).collect();
-                (self.for_label(label), members)
+                let of_label = members.iter().copied().filter(|m| m.runtime == label).collect();
+                (self.for_label(label), of_label)
             })
             .collect()
     }

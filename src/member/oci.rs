@@ -37,6 +37,7 @@ impl OciRuntime {
             kind: "container",
             index: member.index,
             handler: member.handler.as_ref(),
+            sidecar: false,
         };
         let records = create_records(ctx, &id, container, &image, kind, undo).await?;
         create_task(ctx, &id, records, undo).await?;
@@ -65,25 +66,33 @@ fn init_record<'a>(ctx: &'a PodContext<'_>, index: usize) -> RecordKind<'a> {
         kind: "init",
         index,
         handler: ctx.runtime_class.containerd.as_ref(),
+        sidecar: false,
     }
 }
 
-/// The snapshot and container record of an OCI member or init container, joining the sandbox's
-/// namespaces; returns the rootfs mounts and the first run's log file. Steps go into `undo`.
 /// Which record [`create_records`] makes: a member (`container`) or an init container (`init`),
-/// the `index`-th of its kind, run by `handler` (None: runc).
+/// the `index`-th of its kind, run by `handler` (None: runc); a sidecar is a member whose index is
+/// its place among the init containers.
 struct RecordKind<'a> {
     kind: &'a str,
     index: usize,
     handler: Option<&'a NamedRuntime>,
+    sidecar: bool,
 }
 
+/// The snapshot and container record of an OCI member or init container, joining the sandbox's
+/// namespaces; returns the rootfs mounts and the first run's log file. Steps go into `undo`.
 async fn create_records(
     ctx: &PodContext<'_>,
     id: &str,
     container: &Container,
     image: &ResolvedImage,
-    RecordKind { kind, index, handler }: RecordKind<'_>,
+    RecordKind {
+        kind,
+        index,
+        handler,
+        sidecar,
+    }: RecordKind<'_>,
     undo: &mut Undo,
 ) -> Result<(Vec<crate::containerd::RootfsMount>, PathBuf), MemberError> {
     let client = ctx.client;
@@ -123,6 +132,9 @@ async fn create_records(
     labels.insert(LABEL_LOG_PATH.into(), log_path.to_string_lossy().into_owned());
     if let Some(handler) = handler {
         labels.insert(LABEL_RUNTIME_HANDLER.into(), handler.handler.clone());
+    }
+    if sidecar {
+        labels.insert(LABEL_SIDECAR.into(), "true".into());
     }
 
     let rootfs = client.prepare_snapshot(&ctx.lease, id, &image.top_chain_id).await?;
@@ -164,6 +176,60 @@ async fn create_task(
     Ok(())
 }
 
+/// The containerd ID of the `index`-th init container when it is a sidecar: a member's ID, numbered
+/// after the app containers where the name is too long to be part of it.
+pub fn sidecar_id(ctx: &PodContext<'_>, container: &Container, index: usize) -> String {
+    member_id(ctx.sandbox_id, &container.name, ctx.pod.spec.containers.len() + index)
+}
+
+/// Starts a sidecar (an init container with `restartPolicy: Always`) in its init order: a member
+/// record and task, started in the ready sandbox without waiting for it to end. One with a
+/// startup probe, or one after an init container the agent took over, is handed to the agent,
+/// which starts it and holds the init containers after it until the probe passes: `create` never
+/// waits for a probe.
+pub async fn start_sidecar(
+    ctx: &PodContext<'_>,
+    index: usize,
+    container: &Container,
+    image: &ResolvedImage,
+    undo: &mut Undo,
+    events: &mut Vec<PodEvent>,
+) -> Result<(), MemberError> {
+    let id = sidecar_id(ctx, container, index);
+    let kind = RecordKind {
+        kind: "container",
+        index,
+        handler: ctx.runtime_class.containerd.as_ref(),
+        sidecar: true,
+    };
+    let records = create_records(ctx, &id, container, image, kind, undo).await?;
+    create_task(ctx, &id, records, undo).await?;
+    events.push(PodEvent::normal(
+        "Created",
+        &container.name,
+        format!("Created container {}", container.name),
+    ));
+    if ctx.start_deferred() || container.startup_probe.is_some() {
+        ctx.hand_over_init(InitRef {
+            name: container.name.clone(),
+            id,
+            log_dir: ctx.log_dir.join(&container.name),
+            index,
+            total: ctx.pod.spec.init_containers.len(),
+            sidecar: true,
+        });
+        return Ok(());
+    }
+    ctx.wait_sandbox_ready().await?;
+    ctx.client.start_task(&id).await?;
+    events.push(PodEvent::normal(
+        "Started",
+        &container.name,
+        format!("Started container {}", container.name),
+    ));
+    Ok(())
+}
+
 /// Runs one init container in the ready sandbox. Under `restartPolicy: Never` a failure fails the
 /// create (which rolls back, showing the end of its output). Under `Always` and `OnFailure` the
 /// agent retries a failure as kubelet does, with the crash-loop backoff and for as long as it
@@ -186,6 +252,7 @@ pub async fn run_init(
         log_dir: ctx.log_dir.join(&container.name),
         index,
         total,
+        sidecar: false,
     };
     if ctx.start_deferred() {
         // An earlier init container was handed over: this one waits for it, in the agent.
@@ -208,9 +275,6 @@ pub async fn run_init(
     if exit.code == 0 {
         client.delete_container(&id).await?;
         client.remove_snapshot(&id).await?;
-        if index + 1 == total {
-            show(String::new()).await;
-        }
         events.push(PodEvent::normal(
             "Completed",
             &container.name,
@@ -404,11 +468,7 @@ impl MemberRuntime for OciRuntime {
     ) -> BoxFuture<'a, HashMap<String, Observation>> {
         Box::pin(async move {
             // Probes run in the agent: ask it once, only if some member has one.
-            let spec = |name: &str| {
-                pod.pod
-                    .as_ref()
-                    .and_then(|p| p.spec.containers.iter().find(|c| c.name == name))
-            };
+            let spec = |name: &str| pod.pod.as_ref().and_then(|p| p.container(name));
             let gated =
                 |name: &str| spec(name).is_some_and(|c| c.readiness_probe.is_some() || c.startup_probe.is_some());
             let probed = |name: &str| spec(name).is_some_and(|c| c.liveness_probe.is_some()) || gated(name);

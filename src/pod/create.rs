@@ -205,11 +205,28 @@ fn ports_clash(a: &PortMapping, b: &PortMapping) -> bool {
         && (a.host_ip.is_empty() || b.host_ip.is_empty() || a.host_ip == b.host_ip)
 }
 
-/// The pod's hostPort mappings, as CNI's portmap takes them.
-fn port_mappings(pod: &Pod) -> Vec<PortMapping> {
-    pod.spec
+/// The containers that run while the pod is up, with their field paths: sidecars, then the app
+/// containers. Their ports are the pod's.
+fn long_running_with_paths(pod: &Pod) -> impl Iterator<Item = (String, &crate::manifest::Container)> {
+    let sidecars = pod
+        .spec
+        .init_containers
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.is_sidecar())
+        .map(|(i, c)| (format!("spec.initContainers[{i}]"), c));
+    let apps = pod
+        .spec
         .containers
         .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("spec.containers[{i}]"), c));
+    sidecars.chain(apps)
+}
+
+/// The pod's hostPort mappings, as CNI's portmap takes them.
+fn port_mappings(pod: &Pod) -> Vec<PortMapping> {
+    pod.long_running()
         .flat_map(|c| &c.ports)
         .filter_map(|p| {
             Some(PortMapping {
@@ -302,10 +319,10 @@ pub(crate) async fn resolve_present(client: &Client, image: &str) -> Result<Reso
 /// portmap does not bind host ports, so a port held by a process or by another pod (`taken`, by
 /// pod name) would be silently shadowed: refuse both before anything is made.
 fn check_host_ports(pod: &Pod, taken: &[(String, PortMapping)]) -> Result<(), PodError> {
-    for (ci, container) in pod.spec.containers.iter().enumerate() {
+    for (path, container) in long_running_with_paths(pod) {
         for (pi, port) in container.ports.iter().enumerate() {
             let Some(host_port) = port.host_port else { continue };
-            let field = format!("spec.containers[{ci}].ports[{pi}].hostPort");
+            let field = format!("{path}.ports[{pi}].hostPort");
             let protocol = port.protocol.as_str().to_lowercase();
             let ip_text = port.host_ip.clone().unwrap_or_default();
             let ours = PortMapping {
@@ -446,7 +463,24 @@ impl CreatePlan<'_> {
             };
             // Each runtime starts its members of the pod, in the manifest's order within a runtime.
             let mut by_runtime: Vec<Vec<PreparedMember>> = Vec::new();
-            let mut oci_members = Vec::new();
+            let mut oci_members: Vec<OciMemberRef> = self
+                .config
+                .pod
+                .spec
+                .init_containers
+                .iter()
+                .zip(&self.init_images)
+                .enumerate()
+                .filter(|(_, (c, _))| c.is_sidecar())
+                .map(|(index, (container, image))| OciMemberRef {
+                    name: container.name.clone(),
+                    id: crate::member::oci::sidecar_id(&ctx, container, index),
+                    log_dir: ctx.log_dir.join(&container.name),
+                    probes: member::probe_defs(container),
+                    sidecar: true,
+                    stop_signal: Some(crate::member::oci::image_stop_signal(image)),
+                })
+                .collect();
             for (index, (selected, payload)) in prepared.into_iter().enumerate() {
                 let container = &self.config.pod.spec.containers[index];
                 let runtime = selected.runtime;
@@ -456,6 +490,8 @@ impl CreatePlan<'_> {
                         id: member_id(self.sandbox_id, &container.name, index),
                         log_dir: ctx.log_dir.join(&container.name),
                         probes: member::probe_defs(container),
+                        sidecar: false,
+                        stop_signal: None,
                     });
                 }
                 if by_runtime.len() <= runtime {
@@ -484,7 +520,16 @@ impl CreatePlan<'_> {
                     .zip(&self.init_images)
                     .enumerate()
                 {
-                    crate::member::oci::run_init(&ctx, index, container, image, undo, events).await?;
+                    if container.is_sidecar() {
+                        crate::member::oci::start_sidecar(&ctx, index, container, image, undo, events).await?;
+                    } else {
+                        crate::member::oci::run_init(&ctx, index, container, image, undo, events).await?;
+                    }
+                }
+                if !self.config.pod.spec.init_containers.is_empty() && !ctx.start_deferred() {
+                    let _ = client
+                        .set_labels(self.sandbox_id, &[(crate::record::LABEL_INIT_STATUS, String::new())])
+                        .await;
                 }
                 for (runtime, members) in by_runtime.into_iter().enumerate().rev() {
                     if !members.is_empty() {
@@ -577,6 +622,7 @@ impl CreatePlan<'_> {
                 members: oci_members.to_vec(),
                 pod_ip,
                 log_rotation: self.settings.log_rotation,
+                grace_seconds: Some(self.pod.spec.termination_grace_period_seconds),
             }),
             init: std::mem::take(&mut *ctx.init_handover.lock().expect("not poisoned")),
         };

@@ -158,17 +158,18 @@ async fn delete_claimed(
     let agent_stop = crate::agent::client::stop(&pod.name, &pod_dir, Duration::from_secs(grace)).await;
     // Each runtime stops its members; together they get one grace period.
     let mut first_error: Option<PodError> = agent_stop.err().map(PodError::from);
-    let groups = registry.members_by_runtime(&pod);
-    let stops: Vec<_> = groups
-        .iter()
-        .map(|(runtime, members)| runtime.stop(client, settings, &pod, members.clone(), Duration::from_secs(grace)))
-        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(grace);
     let members = async {
-        let mut results: Vec<Result<(), PodError>> = futures_util::future::join_all(stops)
-            .await
-            .into_iter()
-            .map(|r| r.map_err(PodError::from))
-            .collect();
+        let mut results: Vec<Result<(), PodError>> = Vec::new();
+        // The app containers first, then the sidecars: all within the one grace period.
+        for step in registry.stop_order(&pod) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let stops = step
+                .iter()
+                .map(|(runtime, members)| runtime.stop(client, settings, &pod, members.clone(), left));
+            let stopped = futures_util::future::join_all(stops).await;
+            results.extend(stopped.into_iter().map(|r| r.map_err(PodError::from)));
+        }
         for id in &pod.init_ids {
             results.push(stop_and_remove(client, id, SIGKILL, Duration::ZERO).await);
         }

@@ -82,12 +82,16 @@ async fn stop_claimed(
         .await?;
     let dir = settings.pod_state_dir(client, &pod.sandbox_id);
     agent::stop(&pod.name, &dir, grace).await?;
-    let groups = registry.members_by_runtime(pod);
-    let halts = groups
-        .iter()
-        .map(|(runtime, members)| runtime.halt(client, members.clone(), grace));
-    for result in futures_util::future::join_all(halts).await {
-        result?;
+    // The app containers first, then the sidecars: all within the one grace period.
+    let deadline = std::time::Instant::now() + grace;
+    for step in registry.stop_order(pod) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let halts = step
+            .iter()
+            .map(|(runtime, members)| runtime.halt(client, members.clone(), left));
+        for result in futures_util::future::join_all(halts).await {
+            result?;
+        }
     }
     Ok(())
 }

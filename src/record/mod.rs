@@ -18,6 +18,9 @@ pub const LABEL_KIND: &str = "io.cri-containerd.kind";
 pub const LABEL_MANAGED_BY: &str = "podctl.io/managed-by";
 pub const LABEL_SANDBOX_ID: &str = "podctl.io/sandbox-id";
 pub const LABEL_MEMBER_INDEX: &str = "podctl.io/member-index";
+/// On a member that is an init container with `restartPolicy: Always` (its member index is its
+/// place among the init containers): it starts before the app containers and stops after them.
+pub const LABEL_SIDECAR: &str = "podctl.io/sidecar";
 pub const LABEL_RUNTIME: &str = "podctl.io/runtime";
 /// The runtime handler (runtimes.toml) an OCI member's tasks run with, when not runc.
 pub const LABEL_RUNTIME_HANDLER: &str = "podctl.io/runtime-handler";

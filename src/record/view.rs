@@ -96,6 +96,8 @@ pub struct MemberView {
     pub in_agent: bool,
     /// `pid` is the member's own process (a plugin that runs members as processes says so).
     pub own_process: bool,
+    /// An init container with `restartPolicy: Always`.
+    pub sidecar: bool,
 }
 
 impl MemberView {
@@ -144,6 +146,16 @@ impl PodView {
         self.members.iter().filter(|m| m.ready()).count()
     }
 
+    /// The app containers, without the sidecars.
+    pub fn app_members(&self) -> impl Iterator<Item = &MemberView> {
+        self.members.iter().filter(|m| !m.sidecar)
+    }
+
+    /// How many members the pod has once it is made: its sidecars and app containers.
+    fn expected_members(&self) -> usize {
+        self.pod.as_ref().map_or(0, |p| p.long_running().count())
+    }
+
     pub fn restarts(&self) -> u32 {
         self.members.iter().map(|m| m.restarts).sum()
     }
@@ -172,8 +184,7 @@ impl PodView {
         }
         let sandbox_running = matches!(self.sandbox_task.as_ref().map(|t| t.state), Some(TaskState::Running));
         // `create` is still making the pod: the sandbox first, then the members.
-        let expected = self.pod.as_ref().map_or(0, |p| p.spec.containers.len());
-        if self.members.len() < expected {
+        if self.members.len() < self.expected_members() {
             return if sandbox_running {
                 "ContainerCreating"
             } else {
@@ -181,8 +192,13 @@ impl PodView {
             }
             .into();
         }
-        let states: Vec<MemberState> = self.members.iter().map(MemberView::state).collect();
-        if states.iter().all(|s| matches!(s, MemberState::Running { .. })) {
+        // Sidecars run as long as the pod: the app containers say how it goes.
+        let states: Vec<MemberState> = self.app_members().map(MemberView::state).collect();
+        if self
+            .members
+            .iter()
+            .all(|m| matches!(m.state, MemberState::Running { .. }))
+        {
             return if sandbox_running {
                 "Running".into()
             } else {
@@ -211,11 +227,16 @@ impl PodView {
         if self.interrupted.is_some() || self.lost_to_restart {
             return "Unknown";
         }
-        let states: Vec<MemberState> = self.members.iter().map(MemberView::state).collect();
+        let states: Vec<MemberState> = self.app_members().map(MemberView::state).collect();
         let expected = self.pod.as_ref().map_or(0, |p| p.spec.containers.len());
         if states.len() < expected.max(1) || states.iter().any(|s| matches!(s, MemberState::Waiting { .. })) {
             "Pending"
-        } else if states.iter().any(|s| matches!(s, MemberState::Running { .. })) {
+        } else if self
+            .members
+            .iter()
+            .any(|m| matches!(m.state, MemberState::Running { .. }))
+        {
+            // App containers that ended leave the pod Running until its sidecars have stopped.
             "Running"
         } else if states
             .iter()
@@ -239,7 +260,7 @@ impl PodView {
                     .get("kubectl.kubernetes.io/default-container")
                     .cloned()
             })
-            .or_else(|| self.members.first().map(|m| m.name.clone()))
+            .or_else(|| self.app_members().next().map(|m| m.name.clone()))
             .unwrap_or_default();
         self.member(name.unwrap_or(&default))
     }
@@ -334,7 +355,7 @@ pub fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskIn
                     .get(LABEL_STOP_SIGNAL)
                     .cloned()
                     .unwrap_or_else(|| "SIGTERM".into()),
-                record,
+                sidecar: record.labels.get(LABEL_SIDECAR).is_some_and(|v| v == "true"),
                 state: MemberState::Waiting {
                     reason: "Unknown".into(),
                 },
@@ -344,14 +365,18 @@ pub fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskIn
                 pid: None,
                 in_agent: false,
                 own_process: false,
+                record,
             })
             .collect();
+        // Sidecars first, in their init order; then the app containers.
         members.sort_by_key(|m| {
-            m.record
+            let index = m
+                .record
                 .labels
                 .get(LABEL_MEMBER_INDEX)
                 .and_then(|i| i.parse::<usize>().ok())
-                .unwrap_or(usize::MAX)
+                .unwrap_or(usize::MAX);
+            (!m.sidecar, index)
         });
         pods.push(PodView {
             name: label(LABEL_POD_NAME),
