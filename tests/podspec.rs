@@ -159,3 +159,181 @@ spec:
     assert!(waited.contains("timed out after 1s"), "{waited}");
     env.delete_leaving_nothing("job");
 }
+
+#[test]
+fn the_downward_api_gives_the_pod_its_own_fields_as_env_and_files() {
+    let env = require_env!("downward");
+    env.import_busybox();
+    env.create(
+        "downward.yaml",
+        &format!(
+            r#"{{"apiVersion": "v1", "kind": "Pod",
+ "metadata": {{"name": "downward", "labels": {{"app": "web", "tier": "front"}}, "annotations": {{"note": "say \"hi\""}}}},
+ "spec": {{
+  "terminationGracePeriodSeconds": 0,
+  "serviceAccountName": "builder",
+  "volumes": [
+   {{"name": "info", "downwardAPI": {{"items": [
+     {{"path": "labels", "fieldRef": {{"fieldPath": "metadata.labels"}}}},
+     {{"path": "annotations", "fieldRef": {{"fieldPath": "metadata.annotations"}}}},
+     {{"path": "mem", "resourceFieldRef": {{"containerName": "main", "resource": "limits.memory", "divisor": "1Mi"}}}}]}}}},
+   {{"name": "both", "projected": {{"sources": [
+     {{"downwardAPI": {{"items": [{{"path": "name", "fieldRef": {{"fieldPath": "metadata.name"}}}}]}}}}]}}}}],
+  "containers": [{{
+   "name": "main", "image": "{BUSYBOX_IMAGE}", "command": ["sleep", "3600"],
+   "resources": {{"limits": {{"memory": "64Mi", "cpu": "500m"}}}},
+   "volumeMounts": [{{"name": "info", "mountPath": "/etc/info"}}, {{"name": "both", "mountPath": "/etc/both"}}],
+   "env": [
+    {{"name": "POD_NAME", "valueFrom": {{"fieldRef": {{"fieldPath": "metadata.name"}}}}}},
+    {{"name": "POD_NAMESPACE", "valueFrom": {{"fieldRef": {{"fieldPath": "metadata.namespace"}}}}}},
+    {{"name": "POD_UID", "valueFrom": {{"fieldRef": {{"fieldPath": "metadata.uid"}}}}}},
+    {{"name": "APP", "valueFrom": {{"fieldRef": {{"fieldPath": "metadata.labels['app']"}}}}}},
+    {{"name": "NOTE", "valueFrom": {{"fieldRef": {{"fieldPath": "metadata.annotations['note']"}}}}}},
+    {{"name": "NODE", "valueFrom": {{"fieldRef": {{"fieldPath": "spec.nodeName"}}}}}},
+    {{"name": "SA", "valueFrom": {{"fieldRef": {{"fieldPath": "spec.serviceAccountName"}}}}}},
+    {{"name": "POD_IP", "valueFrom": {{"fieldRef": {{"fieldPath": "status.podIP"}}}}}},
+    {{"name": "POD_IPS", "valueFrom": {{"fieldRef": {{"fieldPath": "status.podIPs"}}}}}},
+    {{"name": "HOST_IP", "valueFrom": {{"fieldRef": {{"fieldPath": "status.hostIP"}}}}}},
+    {{"name": "CPU_M", "valueFrom": {{"resourceFieldRef": {{"resource": "limits.cpu", "divisor": "1m"}}}}}},
+    {{"name": "MEM_REQ", "valueFrom": {{"resourceFieldRef": {{"resource": "requests.memory"}}}}}}]}}]}}}}
+"#
+        ),
+    );
+    env.wait_running("downward");
+    let json = env.pod_json("downward");
+    let printenv = env.ok(&["exec", "downward", "--", "sh", "-c", "env"]);
+    let var = |name: &str| {
+        printenv
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {printenv}"))
+            .to_string()
+    };
+    assert_eq!(var("POD_NAME"), "downward");
+    assert_eq!(var("POD_NAMESPACE"), "default");
+    assert_eq!(var("POD_UID"), json["metadata"]["uid"].as_str().unwrap());
+    assert_eq!(var("APP"), "web");
+    assert_eq!(var("NOTE"), "say \"hi\"");
+    assert_eq!(var("NODE"), json["spec"]["nodeName"].as_str().unwrap());
+    assert_eq!(var("SA"), "builder");
+    assert_eq!(var("POD_IP"), json["status"]["podIP"].as_str().unwrap());
+    assert_eq!(var("POD_IPS"), var("POD_IP"));
+    assert_eq!(var("HOST_IP"), json["status"]["hostIP"].as_str().unwrap());
+    assert_eq!(var("CPU_M"), "500");
+    assert_eq!(
+        var("MEM_REQ"),
+        (64u64 << 20).to_string(),
+        "a request unset reads as the limit"
+    );
+
+    let cat = |path: &str| env.ok(&["exec", "downward", "--", "sh", "-c", &format!("cat {path}")]);
+    assert_eq!(cat("/etc/info/labels"), "app=\"web\"\ntier=\"front\"\n");
+    assert_eq!(cat("/etc/info/annotations"), "note=\"say \\\"hi\\\"\"\n");
+    assert_eq!(cat("/etc/info/mem"), "64");
+    assert_eq!(cat("/etc/both/name"), "downward");
+    env.delete_leaving_nothing("downward");
+
+    // A field the downward API does not have, and a resource on a container that does not
+    // exist: refused with the field path, nothing made.
+    let bad = env.manifest(
+        "badfield.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: badfield}}\nspec:\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    env:\n    - name: X\n      valueFrom: {{fieldRef: {{fieldPath: status.phase}}}}\n"
+        ),
+    );
+    env.fails_leaving_nothing(
+        &["create", "-f", &bad],
+        &[
+            "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath",
+            "status.phase",
+            "status.podIP",
+        ],
+    );
+    let bad = env.manifest(
+        "badres.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: badres}}\nspec:\n  volumes:\n  - name: v\n    downwardAPI:\n      items:\n      - path: mem\n        resourceFieldRef: {{resource: limits.memory}}\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n"
+        ),
+    );
+    env.fails_leaving_nothing(
+        &["create", "-f", &bad],
+        &[
+            "spec.volumes[0].downwardAPI.items[0].resourceFieldRef.containerName",
+            "required",
+        ],
+    );
+}
+
+#[test]
+fn lifecycle_hooks_run_after_start_and_before_the_stop_signal() {
+    let env = require_env!("hooks");
+    env.import_busybox();
+    let out = env.dir.join("hooks");
+    std::fs::create_dir_all(&out).unwrap();
+    env.create(
+        "hooks.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: hooks}}
+spec:
+  terminationGracePeriodSeconds: 10
+  volumes: [{{name: out, hostPath: {{path: {out}}}}}]
+  containers:
+  - name: main
+    image: {BUSYBOX_IMAGE}
+    command: [sh, -c, 'trap "echo term >> /out/log; exit 0" TERM; while true; do sleep 0.1; done']
+    volumeMounts: [{{name: out, mountPath: /out}}]
+    lifecycle:
+      postStart: {{exec: {{command: [sh, -c, 'echo post-start >> /out/log']}}}}
+      preStop: {{exec: {{command: [sh, -c, 'echo pre-stop >> /out/log; sleep 1']}}}}
+  - name: web
+    image: {BUSYBOX_IMAGE}
+    command: [sh, -c, 'trap "kill $!; exit 0" TERM; httpd -f -p 8082 -h / & wait']
+    lifecycle:
+      preStop: {{sleep: {{seconds: 1}}}}
+"#,
+            out = out.display()
+        ),
+    );
+    env.wait_running("hooks");
+    let log = || std::fs::read_to_string(out.join("log")).unwrap_or_default();
+    env.wait_until(Duration::from_secs(10), "the postStart hook ran", || {
+        log() == "post-start\n"
+    });
+    let started = std::time::Instant::now();
+    env.delete_leaving_nothing("hooks");
+    // preStop ran before the stop signal, and its second counted against the grace period.
+    assert_eq!(log(), "post-start\npre-stop\nterm\n");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+
+    // A failing postStart kills the run: the container restarts per the policy, with an event.
+    env.create(
+        "failing.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: failing}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: {BUSYBOX_IMAGE}
+    command: [sleep, '3600']
+    lifecycle:
+      postStart: {{exec: {{command: [sh, -c, 'exit 3']}}}}
+"#
+        ),
+    );
+    env.wait_until(Duration::from_secs(20), "a FailedPostStartHook event", || {
+        env.ok(&["events", "failing"]).contains("FailedPostStartHook")
+    });
+    env.wait_until(Duration::from_secs(30), "the container restarted", || {
+        env.container_status("failing", "main")["restartCount"].as_u64() >= Some(1)
+    });
+    env.delete_leaving_nothing("failing");
+}

@@ -10,6 +10,7 @@
 //! - [`client`]: what podctl uses to spawn, query, stop and restart an agent.
 
 pub mod client;
+mod hooks;
 mod init;
 mod keeper;
 pub mod monitor;

@@ -42,7 +42,7 @@ pub(super) enum Target {
 impl Target {
     /// Names the member's current run while it runs (a task's PID, a WASM member's run number):
     /// a restart is a new run.
-    async fn current_run(&self, client: &Client) -> Option<u64> {
+    pub(super) async fn current_run(&self, client: &Client) -> Option<u64> {
         match self {
             Target::Oci { id } => match client.get_task(id).await {
                 Ok(Some(t)) if t.state == TaskState::Running => Some(t.pid.into()),
@@ -61,7 +61,7 @@ impl Target {
         }
     }
 
-    async fn kill(&self, client: &Client) {
+    pub(super) async fn kill(&self, client: &Client) {
         match self {
             Target::Oci { id } => {
                 let _ = client.kill_task(id, 9, true).await;
@@ -274,7 +274,7 @@ impl Probing<'_> {
     }
 }
 
-async fn probe_once(
+pub(super) async fn probe_once(
     client: &Client,
     target: &Target,
     action: &ProbeAction,

@@ -129,6 +129,24 @@ pub struct OciMemberRef {
     /// Its stop signal, for stopping a sidecar.
     #[serde(default)]
     pub stop_signal: Option<String>,
+    #[serde(default)]
+    pub hooks: Hooks,
+}
+
+/// A container's `lifecycle` hooks, as the agent runs them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Hooks {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_start: Option<HookDef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_stop: Option<HookDef>,
+}
+
+/// One hook: an exec, httpGet or tcpSocket action (as probes run them), or a sleep.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum HookDef {
+    Action(ProbeAction),
+    Sleep { seconds: u64 },
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -210,6 +228,9 @@ pub struct PluginMemberDef {
     /// What older podctl wrote instead of `ports`.
     #[serde(default, skip_serializing)]
     pub http_port: Option<u16>,
+    /// httpGet and sleep hooks, run by the agent as for OCI members.
+    #[serde(default)]
+    pub hooks: Hooks,
     /// httpGet and tcpSocket probes, run by the agent as for OCI members.
     #[serde(default)]
     pub probes: Vec<ProbeDef>,

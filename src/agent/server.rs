@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::sync::RwLock;
 
+use super::hooks::Hooked;
 use super::probes::{Probed, Target};
 use super::protocol::{AgentConfig, PluginMemberDef, PluginMemberStatus, PluginState, ProbeKind, Request, StatusReply};
 use super::*;
@@ -507,6 +508,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
         state_path,
         members,
     }));
+    let mut pre_stop = None;
     if let Some(supervisor) = config.supervisor.clone() {
         let oci = supervisor.members.iter().map(|m| Probed {
             name: m.name.clone(),
@@ -522,6 +524,40 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
             },
         });
         let containerd = super::SharedClient::new(&supervisor);
+        let oci_hooked = supervisor.members.iter().map(|m| Hooked {
+            name: m.name.clone(),
+            record_id: Some(m.id.clone()),
+            post_start: m.hooks.post_start.clone(),
+            pre_stop: m.hooks.pre_stop.clone(),
+            sidecar: m.sidecar,
+            target: Target::Oci { id: m.id.clone() },
+        });
+        let wasm_hooked = config.members.iter().enumerate().map(|(index, def)| Hooked {
+            name: def.name.clone(),
+            record_id: None,
+            post_start: def.hooks.post_start.clone(),
+            pre_stop: def.hooks.pre_stop.clone(),
+            sidecar: false,
+            target: Target::Wasm {
+                agent: agent.clone(),
+                index,
+            },
+        });
+        let hooked: Vec<Hooked> = oci_hooked.chain(wasm_hooked).collect();
+        let host = supervisor.pod_ip.clone().unwrap_or_else(|| "127.0.0.1".into());
+        super::hooks::spawn_post_start(
+            &hooked,
+            host.clone(),
+            supervisor.sandbox_id.clone(),
+            containerd.clone(),
+            stopping.clone(),
+        );
+        pre_stop = Some(Arc::new(PreStop {
+            members: hooked,
+            host,
+            sandbox_id: supervisor.sandbox_id.clone(),
+            containerd: containerd.clone(),
+        }));
         super::probes::spawn_all(
             &supervisor,
             oci.chain(wasm).collect(),
@@ -581,8 +617,9 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let (agent, stop_supervising, exit_tx) = (agent.clone(), stop_supervising.clone(), exit_tx.clone());
+                let pre_stop = pre_stop.clone();
                 tokio::spawn(async move {
-                    if handle(stream, &agent, &stop_supervising).await {
+                    if handle(stream, &agent, &stop_supervising, pre_stop.as_deref()).await {
                         let _ = exit_tx.send(()).await;
                     }
                 });
@@ -599,11 +636,20 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
     Ok(())
 }
 
+/// What the agent needs to run the members' preStop hooks when it is told to stop.
+struct PreStop {
+    members: Vec<Hooked>,
+    host: String,
+    sandbox_id: String,
+    containerd: super::SharedClient,
+}
+
 /// Answers one request; returns true when the agent should exit.
 async fn handle(
     stream: tokio::net::UnixStream,
     agent: &Arc<RwLock<Agent>>,
     stop_supervising: &tokio::sync::watch::Sender<bool>,
+    pre_stop: Option<&PreStop>,
 ) -> bool {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
@@ -619,8 +665,19 @@ async fn handle(
         Some(Request::Status) => (agent.read().await.status().await, false),
         Some(Request::Stop { grace_secs }) => {
             let _ = stop_supervising.send(true);
+            // preStop hooks first (before any stop signal), within the grace period.
+            let deadline = std::time::Instant::now() + Duration::from_secs(grace_secs);
+            if let Some(pre_stop) = pre_stop {
+                if let Some(client) = pre_stop.containerd.get().await {
+                    let grace = Duration::from_secs(grace_secs);
+                    super::hooks::pre_stop_all(&client, &pre_stop.members, &pre_stop.host, &pre_stop.sandbox_id, grace)
+                        .await;
+                }
+            }
             let agent = agent.read().await;
-            agent.stop_all(Duration::from_secs(grace_secs)).await;
+            agent
+                .stop_all(deadline.saturating_duration_since(std::time::Instant::now()))
+                .await;
             (agent.status().await, true)
         }
         None => return false,

@@ -210,6 +210,11 @@ pub fn pod_object(pod: &PodView) -> Value {
         metadata.insert("uid".into(), json!(pod.uid));
         metadata.insert("creationTimestamp".into(), rfc3339(pod.created));
     }
+    // As the scheduler would have bound it: to this host.
+    if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("nodeName".into(), json!(node_name()));
+    }
+    let host_ip = crate::pod::host_ip();
     let status_of = |m: &MemberView| {
         json!({
             "name": m.name,
@@ -229,8 +234,8 @@ pub fn pod_object(pod: &PodView) -> Value {
     let mut status = json!({
         "phase": pod.phase(),
         "conditions": conditions(pod),
-        "hostIP": "127.0.0.1",
-        "hostIPs": [{"ip": "127.0.0.1"}],
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
         "podIP": ip,
         "podIPs": ip.iter().map(|i| json!({"ip": i})).collect::<Vec<_>>(),
         "startTime": rfc3339(pod.created),

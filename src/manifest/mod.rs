@@ -10,6 +10,7 @@
 //! they are listed in a single warning, so Kubernetes manifests run unchanged where possible.
 
 pub mod config;
+pub mod downward;
 mod model;
 mod path;
 mod quantity;
@@ -24,10 +25,11 @@ mod tests;
 use serde_json::Value;
 
 pub use model::{
-    Capabilities, Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, KeySelector, KeyToPath, ObjectFiles,
-    ObjectKind, ObjectMeta, ObjectRef, ObjectsForm, Pod, PodSecurityContext, PodSpec, PortRef, Probe, Protocol,
-    PullPolicy, Resources, RestartPolicy, SecurityContext, TcpSocketAction, Volume, VolumeMount, VolumeSource,
-    ALL_CAPABILITIES, DEFAULT_OBJECT_FILE_MODE,
+    Capabilities, Container, ContainerPort, DownwardFile, EnvFromSource, EnvVar, EnvVarSource, ExecAction,
+    HttpGetAction, KeySelector, KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, ObjectFiles, ObjectKind,
+    ObjectMeta, ObjectRef, ObjectsForm, Pod, PodSecurityContext, PodSpec, PortRef, Probe, Protocol, PullPolicy,
+    ResourceFieldSelector, Resources, RestartPolicy, SecurityContext, TcpSocketAction, Volume, VolumeMount,
+    VolumeSource, ALL_CAPABILITIES, DEFAULT_OBJECT_FILE_MODE,
 };
 pub use quantity::{parse_quantity_bytes, parse_quantity_millicpu};
 pub use yaml::to_yaml;
@@ -204,7 +206,14 @@ fn parse_pod_value(doc: Value, lines: &LineMap) -> Result<ParsedPod, ManifestErr
     // `status` is what `kubectl get -o yaml` adds; it describes a pod, it is not a wish.
     ignored.retain(|p| !matches!(p.0.first(), Some(Seg::Key(k)) if k == "status"));
     ignored.append(&mut checker.unsupported);
-    let warnings = unsupported_warning(ignored, lines).into_iter().collect();
+    let mut warnings: Vec<String> = unsupported_warning(ignored, lines).into_iter().collect();
+    if pod.spec.service_account_name.is_some() || pod.spec.automount_service_account_token == Some(true) {
+        warnings.push(
+            "spec.serviceAccountName is accepted, but podctl mounts no service account token: there is no \
+             API server to give one; the downward API still reads the name"
+                .into(),
+        );
+    }
     Ok(ParsedPod { pod, warnings })
 }
 

@@ -88,6 +88,11 @@ pub struct PodSpec {
     pub image_pull_secrets: Vec<LocalObjectReference>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
+    /// Read by the downward API (`spec.serviceAccountName`); podctl mounts no token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -109,6 +114,8 @@ impl Default for PodSpec {
             runtime_class_name: None,
             image_pull_secrets: Vec::new(),
             security_context: None,
+            service_account_name: None,
+            automount_service_account_token: None,
         }
     }
 }
@@ -162,6 +169,45 @@ pub struct Container {
     /// Only `Always`, only on an init container: a native sidecar.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+    /// Where the process writes why it ended (default /dev/termination-log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub termination_message_path: Option<String>,
+    /// `File` (default) or `FallbackToLogsOnError`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub termination_message_policy: Option<String>,
+}
+
+/// `lifecycle`: hooks run right after the container starts and before it is stopped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Lifecycle {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_start: Option<LifecycleHandler>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pre_stop: Option<LifecycleHandler>,
+}
+
+/// One hook: exactly one of these.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LifecycleHandler {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_get: Option<HttpGetAction>,
+    /// Deprecated in Kubernetes, accepted: a TCP connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_socket: Option<TcpSocketAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<SleepAction>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SleepAction {
+    pub seconds: i64,
 }
 
 impl Container {
@@ -362,6 +408,44 @@ pub struct EnvVarSource {
     pub config_map_key_ref: Option<KeySelector>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_key_ref: Option<KeySelector>,
+    /// The downward API: a field of the pod (`metadata.name`, `status.podIP`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<ObjectFieldSelector>,
+    /// The downward API: a container's resource limit or request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_field_ref: Option<ResourceFieldSelector>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectFieldSelector {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    pub field_path: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ResourceFieldSelector {
+    /// Required in volumes; in env, the container itself when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub container_name: String,
+    pub resource: String,
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "optional_quantity")]
+    pub divisor: Option<String>,
+}
+
+/// One file of a `downwardAPI` volume (or projected source): a pod field or a resource.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DownwardFile {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<ObjectFieldSelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_field_ref: Option<ResourceFieldSelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 /// One key of a ConfigMap or Secret.
@@ -534,6 +618,8 @@ pub enum VolumeSource {
     /// (several). Any Secret among them puts the volume on tmpfs.
     Objects {
         sources: Vec<(ObjectKind, ObjectFiles)>,
+        /// Files of the downward API (`downwardAPI`, or its projected sources' items).
+        downward: Vec<DownwardFile>,
         default_mode: Option<u32>,
         /// Which key it was written under, so the pod's manifest prints back as it came.
         form: ObjectsForm,
@@ -557,6 +643,7 @@ pub enum ObjectsForm {
     ConfigMap,
     Secret,
     Projected,
+    DownwardApi,
 }
 
 /// kubelet's default file mode for configMap, secret and projected volumes.
@@ -576,6 +663,17 @@ pub(crate) struct RawVolume {
     pub(crate) secret: Option<RawObjectVolume>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) projected: Option<RawProjected>,
+    #[serde(rename = "downwardAPI", skip_serializing_if = "Option::is_none")]
+    pub(crate) downward_api: Option<RawDownwardApi>,
+}
+
+/// `downwardAPI: {items, defaultMode}` (a projected source has no defaultMode).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct RawDownwardApi {
+    pub(crate) items: Vec<DownwardFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) default_mode: Option<u32>,
 }
 
 /// `configMap: {name, items, defaultMode, optional}`, and a Secret's with `secretName`.
@@ -609,6 +707,8 @@ pub(crate) struct RawProjection {
     pub(crate) config_map: Option<RawObjectVolume>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) secret: Option<RawObjectVolume>,
+    #[serde(rename = "downwardAPI", skip_serializing_if = "Option::is_none")]
+    pub(crate) downward_api: Option<RawDownwardApi>,
 }
 
 impl RawObjectVolume {
@@ -668,19 +768,22 @@ impl TryFrom<RawVolume> for Volume {
             raw.config_map.is_some(),
             raw.secret.is_some(),
             raw.projected.is_some(),
+            raw.downward_api.is_some(),
         ];
         match given.iter().filter(|g| **g).count() {
             1 => {}
             0 => {
                 return Err(
                     "a volume needs a source; add `hostPath: {path: /dir}`, `emptyDir: {}`, \
-                            `configMap: {name: NAME}`, `secret: {secretName: NAME}` or `projected: {sources: [...]}`"
+                            `configMap: {name: NAME}`, `secret: {secretName: NAME}`, `downwardAPI: {items: [...]}` \
+                            or `projected: {sources: [...]}`"
                         .into(),
                 )
             }
             _ => {
                 return Err(
-                    "a volume has exactly one source; keep one of hostPath, emptyDir, configMap, secret or projected"
+                    "a volume has exactly one source; keep one of hostPath, emptyDir, configMap, secret, downwardAPI \
+                     or projected"
                         .into(),
                 )
             }
@@ -699,6 +802,7 @@ impl TryFrom<RawVolume> for Volume {
             let default_mode = c.default_mode;
             VolumeSource::Objects {
                 sources: vec![(ObjectKind::ConfigMap, c.files("name")?)],
+                downward: Vec::new(),
                 default_mode,
                 form: ObjectsForm::ConfigMap,
             }
@@ -706,25 +810,38 @@ impl TryFrom<RawVolume> for Volume {
             let default_mode = c.default_mode;
             VolumeSource::Objects {
                 sources: vec![(ObjectKind::Secret, c.files("secretName")?)],
+                downward: Vec::new(),
                 default_mode,
                 form: ObjectsForm::Secret,
+            }
+        } else if let Some(d) = raw.downward_api {
+            VolumeSource::Objects {
+                sources: Vec::new(),
+                downward: d.items,
+                default_mode: d.default_mode,
+                form: ObjectsForm::DownwardApi,
             }
         } else {
             let projected = raw.projected.expect("one source is given");
             let mut sources = Vec::new();
+            let mut downward = Vec::new();
             for source in projected.sources {
-                match (source.config_map, source.secret) {
-                    (Some(c), None) => sources.push((ObjectKind::ConfigMap, c.files("name")?)),
-                    (None, Some(c)) => sources.push((ObjectKind::Secret, c.files("name")?)),
+                match (source.config_map, source.secret, source.downward_api) {
+                    (Some(c), None, None) => sources.push((ObjectKind::ConfigMap, c.files("name")?)),
+                    (None, Some(c), None) => sources.push((ObjectKind::Secret, c.files("name")?)),
+                    (None, None, Some(d)) => downward.extend(d.items),
                     _ => {
-                        return Err("each projected source is one of configMap or secret (podctl projects \
-                                    no downwardAPI or serviceAccountToken yet)"
-                            .into())
+                        return Err(
+                            "each projected source is one of configMap, secret or downwardAPI (podctl \
+                                    projects no serviceAccountToken or clusterTrustBundle: it mounts no token)"
+                                .into(),
+                        )
                     }
                 }
             }
             VolumeSource::Objects {
                 sources,
+                downward,
                 default_mode: projected.default_mode,
                 form: ObjectsForm::Projected,
             }
@@ -744,9 +861,17 @@ impl From<Volume> for RawVolume {
             VolumeSource::EmptyDir { medium, size_limit } => raw.empty_dir = Some(RawEmptyDir { medium, size_limit }),
             VolumeSource::Objects {
                 sources,
+                downward,
                 default_mode,
                 form: ObjectsForm::Projected,
             } => {
+                let downward = (!downward.is_empty()).then(|| RawProjection {
+                    downward_api: Some(RawDownwardApi {
+                        items: downward,
+                        default_mode: None,
+                    }),
+                    ..Default::default()
+                });
                 let sources = sources
                     .into_iter()
                     .map(|(kind, files)| {
@@ -754,25 +879,38 @@ impl From<Volume> for RawVolume {
                         match kind {
                             ObjectKind::ConfigMap => RawProjection {
                                 config_map: Some(one),
-                                secret: None,
+                                ..Default::default()
                             },
                             ObjectKind::Secret => {
                                 // (A projected secret is named by `name`, not `secretName`.)
                                 one.secret_name = None;
                                 RawProjection {
-                                    config_map: None,
                                     secret: Some(one),
+                                    ..Default::default()
                                 }
                             }
                         }
                     })
+                    .chain(downward)
                     .collect();
                 raw.projected = Some(RawProjected { sources, default_mode });
+            }
+            VolumeSource::Objects {
+                downward,
+                default_mode,
+                form: ObjectsForm::DownwardApi,
+                ..
+            } => {
+                raw.downward_api = Some(RawDownwardApi {
+                    items: downward,
+                    default_mode,
+                })
             }
             VolumeSource::Objects {
                 mut sources,
                 default_mode,
                 form,
+                ..
             } => {
                 let (kind, files) = sources.remove(0);
                 let one = RawObjectVolume::of(files, kind, default_mode);

@@ -589,7 +589,7 @@ fn volume_rules() {
         &e,
         "spec.volumes[0].persistentVolumeClaim",
         8,
-        "podctl supports hostPath, emptyDir, configMap, secret and projected volumes",
+        "podctl supports hostPath, emptyDir, configMap, secret, downwardAPI and projected volumes",
     );
     let e = run(&[
         "  containers: [{name: a, image: i}]",
@@ -729,8 +729,8 @@ fn unknown_fields_become_one_warning() {
         "  containers:",                             // 8
         "  - name: a",                               // 9
         "    image: i",                              // 10
-        "    lifecycle:",                            // 11
-        "      preStop: {exec: {command: [x]}}",     // 12
+        "    stdin: true",                           // 11
+        "    tty: true",                             // 12
         "    securityContext: {seLinuxOptions: {}}", // 13
         "    resources:",                            // 14
         "      limits:",                             // 15
@@ -745,7 +745,8 @@ fn unknown_fields_become_one_warning() {
     assert_eq!(
         parsed.warnings,
         ["ignoring fields podctl does not support yet: metadata.uid (line 6), \
-          spec.containers[0].lifecycle (line 11), spec.containers[0].securityContext.seLinuxOptions (line 13), \
+          spec.containers[0].stdin (line 11), spec.containers[0].tty (line 12), \
+          spec.containers[0].securityContext.seLinuxOptions (line 13), \
           spec.containers[0].resources.limits[nvidia.com/gpu] (line 16), spec.nodeSelector (line 17), \
           spec.tolerations (line 19)"]
     );

@@ -18,7 +18,6 @@ use super::ManifestError;
 /// Kubernetes volume types podctl cannot run, named so the error can say which one was seen.
 const OTHER_VOLUME_TYPES: &[&str] = &[
     "persistentVolumeClaim",
-    "downwardAPI",
     "nfs",
     "csi",
     "ephemeral",
@@ -143,12 +142,14 @@ pub(crate) fn check_document(doc: &Value, lines: &LineMap) -> Result<(), Manifes
             for key in fields.keys() {
                 match key.as_str() {
                     "name" => {}
-                    "hostPath" | "emptyDir" | "configMap" | "secret" | "projected" => sources.push(key.as_str()),
+                    "hostPath" | "emptyDir" | "configMap" | "secret" | "projected" | "downwardAPI" => {
+                        sources.push(key.as_str())
+                    }
                     other if OTHER_VOLUME_TYPES.contains(&other) => c.fail(
                         &vp.key(other),
                         format!(
                             "{other} volumes are not supported: podctl supports hostPath, emptyDir, \
-                             configMap, secret and projected volumes; put the files in a host \
+                             configMap, secret, downwardAPI and projected volumes; put the files in a host \
                              directory and mount it with hostPath"
                         ),
                     ),
@@ -242,6 +243,7 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
         }
     }
 
+    let container_names: Vec<&str> = pod.all_containers().map(|c| c.name.as_str()).collect();
     let mut volume_names: HashMap<&str, FieldPath> = HashMap::new();
     for (i, secret) in pod.spec.image_pull_secrets.iter().enumerate() {
         check_object_name(c, &spec.key("imagePullSecrets").idx(i).key("name"), &secret.name);
@@ -312,9 +314,10 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
             }
             VolumeSource::Objects {
                 sources,
+                downward,
                 default_mode,
                 form,
-            } => check_object_volume(c, &vp, sources, *default_mode, *form),
+            } => check_object_volume(c, &vp, sources, downward, *default_mode, *form, &container_names),
         }
     }
 
@@ -338,6 +341,19 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
             let cp = spec.key(list).idx(i);
             check_container(c, &cp, container, &volume_names);
             check_restart_policy(c, &cp, list, container);
+            for (j, var) in container.env.iter().enumerate() {
+                let Some(from) = &var.value_from else { continue };
+                if from.field_ref.is_some() || from.resource_field_ref.is_some() {
+                    check_downward_source(
+                        c,
+                        &cp.key("env").idx(j).key("valueFrom"),
+                        from.field_ref.as_ref(),
+                        from.resource_field_ref.as_ref(),
+                        false,
+                        &container_names,
+                    );
+                }
+            }
             if let Some(first) = names.get(container.name.as_str()) {
                 if !container.name.is_empty() {
                     c.fail(
@@ -418,6 +434,7 @@ fn check_restart_policy(c: &mut Checker<'_>, cp: &FieldPath, list: &str, contain
             ("livenessProbe", container.liveness_probe.is_some()),
             ("readinessProbe", container.readiness_probe.is_some()),
             ("startupProbe", container.startup_probe.is_some()),
+            ("lifecycle", container.lifecycle.is_some()),
         ] {
             if set {
                 c.fail(
@@ -515,16 +532,30 @@ fn check_container(c: &mut Checker<'_>, cp: &FieldPath, container: &Container, v
                     "value and valueFrom exclude each other; keep one of them",
                 );
             }
-            match (&from.config_map_key_ref, &from.secret_key_ref) {
-                (Some(r), None) => check_key_ref(c, &fp.key("configMapKeyRef"), r),
-                (None, Some(r)) => check_key_ref(c, &fp.key("secretKeyRef"), r),
-                (Some(_), Some(_)) => c.fail(
+            let given = [
+                from.config_map_key_ref.is_some(),
+                from.secret_key_ref.is_some(),
+                from.field_ref.is_some(),
+                from.resource_field_ref.is_some(),
+            ];
+            match given.iter().filter(|g| **g).count() {
+                0 => c.fail(
                     &fp,
-                    "valueFrom takes one source; keep either configMapKeyRef or secretKeyRef",
+                    "valueFrom needs a source; give one of configMapKeyRef, secretKeyRef, fieldRef or resourceFieldRef",
                 ),
-                // fieldRef and resourceFieldRef: the ignored-fields warning names them.
-                (None, None) => {}
+                1 => {}
+                _ => c.fail(
+                    &fp,
+                    "valueFrom takes one source; keep one of configMapKeyRef, secretKeyRef, fieldRef and resourceFieldRef",
+                ),
             }
+            if let Some(r) = &from.config_map_key_ref {
+                check_key_ref(c, &fp.key("configMapKeyRef"), r);
+            }
+            if let Some(r) = &from.secret_key_ref {
+                check_key_ref(c, &fp.key("secretKeyRef"), r);
+            }
+            // fieldRef and resourceFieldRef are checked with the pod's container names (`validate`).
         }
     }
     if let Some(security) = &container.security_context {
@@ -671,6 +702,73 @@ fn check_container(c: &mut Checker<'_>, cp: &FieldPath, container: &Container, v
     ] {
         if let Some(probe) = probe {
             check_probe(c, &cp.key(key), probe, container);
+        }
+    }
+    if let Some(lifecycle) = &container.lifecycle {
+        let lp = cp.key("lifecycle");
+        for (key, hook) in [("postStart", &lifecycle.post_start), ("preStop", &lifecycle.pre_stop)] {
+            if let Some(hook) = hook {
+                check_hook(c, &lp.key(key), hook, container);
+            }
+        }
+    }
+    if let Some(policy) = &container.termination_message_policy {
+        if !matches!(policy.as_str(), "File" | "FallbackToLogsOnError") {
+            c.fail(
+                &cp.key("terminationMessagePolicy"),
+                format!("{policy:?} is not a termination message policy; write File or FallbackToLogsOnError"),
+            );
+        }
+    }
+    if let Some(path) = &container.termination_message_path {
+        if !path.starts_with('/') {
+            c.fail(
+                &cp.key("terminationMessagePath"),
+                format!("{path:?} is not absolute; write e.g. /dev/termination-log"),
+            );
+        }
+    }
+}
+
+fn check_hook(c: &mut Checker<'_>, hp: &FieldPath, hook: &crate::manifest::LifecycleHandler, container: &Container) {
+    let handlers = [
+        hook.exec.is_some(),
+        hook.http_get.is_some(),
+        hook.tcp_socket.is_some(),
+        hook.sleep.is_some(),
+    ];
+    if handlers.iter().filter(|h| **h).count() != 1 {
+        c.fail(
+            hp,
+            "a lifecycle hook needs exactly one of exec, httpGet, tcpSocket or sleep; e.g. `exec: {command: [sh, -c, 'nginx -s quit']}`",
+        );
+        return;
+    }
+    let port = hook
+        .http_get
+        .as_ref()
+        .map(|h| (&h.port, "httpGet"))
+        .or(hook.tcp_socket.as_ref().map(|t| (&t.port, "tcpSocket")));
+    if let Some((port, kind)) = port {
+        if port.resolve(container).is_none() {
+            c.fail(
+                &hp.key(kind).key("port"),
+                format!("hook port {port:?} is neither 1-65535 nor the name of one of this container's ports"),
+            );
+        }
+    }
+    if hook.exec.as_ref().is_some_and(|e| e.command.is_empty()) {
+        c.fail(
+            &hp.key("exec").key("command"),
+            "an exec hook needs a command, e.g. [sh, -c, 'echo started > /tmp/started']",
+        );
+    }
+    if let Some(sleep) = &hook.sleep {
+        if sleep.seconds < 0 {
+            c.fail(
+                &hp.key("sleep").key("seconds"),
+                format!("{} is negative; sleep for 0 or more seconds", sleep.seconds),
+            );
         }
     }
 }
@@ -938,21 +1036,122 @@ fn check_mode(c: &mut Checker<'_>, path: &FieldPath, mode: Option<u32>) {
     }
 }
 
+/// A file path inside a volume: relative, without `..`, each path written once.
+fn check_volume_file_path(c: &mut Checker<'_>, at: &FieldPath, path: &str, paths: &mut HashMap<String, FieldPath>) {
+    let bad = path.is_empty()
+        || path.starts_with('/')
+        || path.split('/').any(|part| part == ".." || part.is_empty())
+        || path.starts_with("..");
+    if bad {
+        c.fail(
+            at,
+            format!(
+                "{path:?} is not a relative path inside the volume; write e.g. `path: conf/app.properties` \
+                 (no leading `/`, no `..`)"
+            ),
+        );
+    } else if let Some(first) = paths.get(path) {
+        c.fail(
+            at,
+            format!("path {path:?} is also written by {first}; give each file its own path"),
+        );
+    } else {
+        paths.insert(path.to_string(), at.clone());
+    }
+}
+
+/// One source of a downward-API value: a field, or a container's resource (`container_name`
+/// required, as in volumes, when `in_volume`).
+fn check_downward_source(
+    c: &mut Checker<'_>,
+    at: &FieldPath,
+    field: Option<&crate::manifest::ObjectFieldSelector>,
+    resource: Option<&crate::manifest::ResourceFieldSelector>,
+    in_volume: bool,
+    containers: &[&str],
+) {
+    use super::downward::{check_field_path, check_resource};
+    match (field, resource) {
+        (Some(f), None) => {
+            if let Err(problem) = check_field_path(&f.field_path, in_volume) {
+                c.fail(&at.key("fieldRef").key("fieldPath"), problem);
+            }
+            if !f.api_version.is_empty() && f.api_version != "v1" {
+                c.fail(
+                    &at.key("fieldRef").key("apiVersion"),
+                    format!("apiVersion {:?} is not served; write v1 or leave it out", f.api_version),
+                );
+            }
+        }
+        (None, Some(r)) => {
+            let rp = at.key("resourceFieldRef");
+            if let Err(problem) = check_resource(&r.resource, r.divisor.as_deref()) {
+                let key = if r.divisor.is_some() && super::downward::RESOURCES.contains(&r.resource.as_str()) {
+                    "divisor"
+                } else {
+                    "resource"
+                };
+                c.fail(&rp.key(key), problem);
+            }
+            if r.container_name.is_empty() && in_volume {
+                c.fail(
+                    &rp.key("containerName"),
+                    "containerName is required in a volume; name the container whose resources the file shows",
+                );
+            } else if !r.container_name.is_empty() && !containers.contains(&r.container_name.as_str()) {
+                c.fail(
+                    &rp.key("containerName"),
+                    format!(
+                        "the pod has no container {:?}; name one of {}",
+                        r.container_name,
+                        containers.join(", ")
+                    ),
+                );
+            }
+        }
+        _ => c.fail(
+            at,
+            "give exactly one of fieldRef and resourceFieldRef; e.g. `fieldRef: {fieldPath: metadata.name}`",
+        ),
+    }
+}
+
 fn check_object_volume(
     c: &mut Checker<'_>,
     vp: &FieldPath,
     sources: &[(crate::manifest::ObjectKind, crate::manifest::ObjectFiles)],
+    downward: &[crate::manifest::DownwardFile],
     default_mode: Option<u32>,
     form: crate::manifest::ObjectsForm,
+    containers: &[&str],
 ) {
     use crate::manifest::{ObjectKind, ObjectsForm};
     let base = match form {
         ObjectsForm::ConfigMap => vp.key("configMap"),
         ObjectsForm::Secret => vp.key("secret"),
         ObjectsForm::Projected => vp.key("projected"),
+        ObjectsForm::DownwardApi => vp.key("downwardAPI"),
     };
     check_mode(c, &base.key("defaultMode"), default_mode);
     let mut paths: HashMap<String, FieldPath> = HashMap::new();
+    // A projected volume's downwardAPI source is taken to follow its configMap and secret ones.
+    let downward_base = match form {
+        ObjectsForm::Projected => base.key("sources").idx(sources.len()).key("downwardAPI"),
+        _ => base.clone(),
+    };
+    for (j, file) in downward.iter().enumerate() {
+        let ip = downward_base.key("items").idx(j);
+        check_mode(c, &ip.key("mode"), file.mode);
+        check_volume_file_path(c, &ip.key("path"), &file.path, &mut paths);
+        check_downward_source(
+            c,
+            &ip,
+            file.field_ref.as_ref(),
+            file.resource_field_ref.as_ref(),
+            true,
+            containers,
+        );
+    }
     for (i, (kind, files)) in sources.iter().enumerate() {
         let sp = match (form, kind) {
             (ObjectsForm::Projected, ObjectKind::ConfigMap) => base.key("sources").idx(i).key("configMap"),
@@ -969,27 +1168,7 @@ fn check_object_volume(
             let ip = sp.key("items").idx(j);
             check_data_key(c, &ip.key("key"), &item.key);
             check_mode(c, &ip.key("mode"), item.mode);
-            let path = &item.path;
-            let bad = path.is_empty()
-                || path.starts_with('/')
-                || path.split('/').any(|part| part == ".." || part.is_empty())
-                || path.starts_with("..");
-            if bad {
-                c.fail(
-                    &ip.key("path"),
-                    format!(
-                        "{path:?} is not a relative path inside the volume; write e.g. `path: conf/app.properties` \
-                         (no leading `/`, no `..`)"
-                    ),
-                );
-            } else if let Some(first) = paths.get(path) {
-                c.fail(
-                    &ip.key("path"),
-                    format!("path {path:?} is also written by {first}; give each file its own path"),
-                );
-            } else {
-                paths.insert(path.clone(), ip.key("path"));
-            }
+            check_volume_file_path(c, &ip.key("path"), &item.path, &mut paths);
         }
     }
 }

@@ -31,7 +31,9 @@ use std::time::Duration;
 
 use oci_spec::runtime::Mount;
 
-use crate::agent::protocol::{InitRef, PluginLaunch, PluginMemberDef, ProbeAction, ProbeDef, ProbeKind};
+use crate::agent::protocol::{
+    HookDef, Hooks, InitRef, PluginLaunch, PluginMemberDef, ProbeAction, ProbeDef, ProbeKind,
+};
 use crate::agent::AgentError;
 use crate::containerd::{Client, ContainerdError, TaskInfo, TaskRuntime};
 use crate::image::ImageError;
@@ -198,6 +200,10 @@ pub struct PodContext<'a> {
     pub network_ready: tokio::sync::watch::Receiver<Option<bool>>,
     /// Becomes `Some(true)` once the pause process runs (`Some(false)`: it failed to start).
     pub sandbox_started: tokio::sync::watch::Receiver<Option<bool>>,
+    /// The pod's addresses, once CNI gave them (sent before `network_ready`).
+    pub pod_ips: tokio::sync::watch::Receiver<Option<Vec<String>>>,
+    /// What the downward API reads beyond the manifest (without the pod's IPs).
+    pub facts: crate::manifest::downward::PodFacts,
     /// Init containers handed over to the pod's agent (see [`oci::run_init`]).
     pub init_handover: std::sync::Mutex<Vec<InitRef>>,
     /// The pod's runtime class (its containerd handler runs the init containers).
@@ -236,6 +242,29 @@ impl PodContext<'_> {
 
     pub fn hand_over_init(&self, init: InitRef) {
         self.init_handover.lock().expect("not poisoned").push(init);
+    }
+
+    /// The container with every downward-API variable filled in: one that reads the pod's IP
+    /// waits for CNI to give it (members are otherwise created while CNI runs).
+    pub async fn with_pod_ips(&self, container: &Container) -> Result<Container, MemberError> {
+        if !crate::manifest::downward::needs_pod_ip(container) {
+            return Ok(container.clone());
+        }
+        let mut ips = self.pod_ips.clone();
+        let known = ips.wait_for(Option::is_some).await.ok().and_then(|ips| ips.clone());
+        let Some(pod_ips) = known.filter(|ips| !ips.is_empty()) else {
+            return Err(MemberError::Damaged {
+                pod: self.pod.metadata.name.clone(),
+                message: "its network could not be set up".into(),
+            });
+        };
+        let facts = crate::manifest::downward::PodFacts {
+            pod_ips: Some(pod_ips),
+            ..self.facts.clone()
+        };
+        let mut filled = container.clone();
+        crate::manifest::downward::fill_env(self.pod, &mut filled, &facts);
+        Ok(filled)
     }
 
     /// Waits until the pod's sandbox is ready (pause running, network wired): a member's process
@@ -748,6 +777,59 @@ pub async fn probe(client: &Client, pod: &Pod, container: &Container) -> Result<
     })
 }
 
+/// A probe's or hook's action as the agent runs it (ports resolved; validation made sure they resolve).
+fn action_of(
+    container: &Container,
+    http: Option<&crate::manifest::HttpGetAction>,
+    tcp: Option<&crate::manifest::TcpSocketAction>,
+    exec: Option<&crate::manifest::ExecAction>,
+) -> Option<ProbeAction> {
+    if let Some(http) = http {
+        Some(ProbeAction::Http {
+            host: http.host.clone(),
+            port: http.port.resolve(container).unwrap_or_default(),
+            path: if http.path.is_empty() {
+                "/".into()
+            } else {
+                http.path.clone()
+            },
+        })
+    } else if let Some(tcp) = tcp {
+        Some(ProbeAction::Tcp {
+            host: tcp.host.clone(),
+            port: tcp.port.resolve(container).unwrap_or_default(),
+        })
+    } else {
+        exec.map(|exec| ProbeAction::Exec {
+            command: exec.command.clone(),
+        })
+    }
+}
+
+/// The container's `lifecycle` hooks as the agent runs them.
+pub(crate) fn hook_defs(container: &Container) -> Hooks {
+    let def = |handler: &Option<crate::manifest::LifecycleHandler>| {
+        let handler = handler.as_ref()?;
+        if let Some(sleep) = &handler.sleep {
+            return Some(HookDef::Sleep {
+                seconds: sleep.seconds.max(0) as u64,
+            });
+        }
+        action_of(
+            container,
+            handler.http_get.as_ref(),
+            handler.tcp_socket.as_ref(),
+            handler.exec.as_ref(),
+        )
+        .map(HookDef::Action)
+    };
+    let lifecycle = container.lifecycle.clone().unwrap_or_default();
+    Hooks {
+        post_start: def(&lifecycle.post_start),
+        pre_stop: def(&lifecycle.pre_stop),
+    }
+}
+
 /// The container's probes as the agent runs them (ports resolved; validation made sure they resolve).
 pub(crate) fn probe_defs(container: &Container) -> Vec<ProbeDef> {
     let mut defs = Vec::new();
@@ -757,26 +839,12 @@ pub(crate) fn probe_defs(container: &Container) -> Vec<ProbeDef> {
         (ProbeKind::Readiness, &container.readiness_probe),
     ] {
         let Some(probe) = probe else { continue };
-        let action = if let Some(http) = &probe.http_get {
-            ProbeAction::Http {
-                host: http.host.clone(),
-                port: http.port.resolve(container).unwrap_or_default(),
-                path: if http.path.is_empty() {
-                    "/".into()
-                } else {
-                    http.path.clone()
-                },
-            }
-        } else if let Some(tcp) = &probe.tcp_socket {
-            ProbeAction::Tcp {
-                host: tcp.host.clone(),
-                port: tcp.port.resolve(container).unwrap_or_default(),
-            }
-        } else if let Some(exec) = &probe.exec {
-            ProbeAction::Exec {
-                command: exec.command.clone(),
-            }
-        } else {
+        let Some(action) = action_of(
+            container,
+            probe.http_get.as_ref(),
+            probe.tcp_socket.as_ref(),
+            probe.exec.as_ref(),
+        ) else {
             continue;
         };
         defs.push(ProbeDef {

@@ -96,6 +96,7 @@ async fn create_records(
     undo: &mut Undo,
 ) -> Result<(Vec<crate::containerd::RootfsMount>, PathBuf), MemberError> {
     let client = ctx.client;
+    let container = &ctx.with_pod_ips(container).await?;
     let plan = spec::plan_process(
         container,
         &image.config,

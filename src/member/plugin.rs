@@ -219,6 +219,7 @@ impl PluginRuntime {
             http_port: None,
             log_rotation: ctx.settings.log_rotation,
             probes: probe_defs(container),
+            hooks: super::hook_defs(container),
         })
     }
 
@@ -321,6 +322,18 @@ impl MemberRuntime for PluginRuntime {
                     ));
                 }
             }
+            let lifecycle = container.lifecycle.as_ref();
+            for (field, hook) in [
+                ("postStart", lifecycle.and_then(|l| l.post_start.as_ref())),
+                ("preStop", lifecycle.and_then(|l| l.pre_stop.as_ref())),
+            ] {
+                if hook.is_some_and(|h| h.exec.is_some()) {
+                    return Err(member_error(
+                        container,
+                        format!("lifecycle.{field}.exec: a member that plugin {} runs has no container to run a command in; use an httpGet or sleep hook", self.name),
+                    ));
+                }
+            }
             let program = match (&probe.local_file, &probe.layers) {
                 (Some(path), _) => Program {
                     local: Some(path.clone()),
@@ -388,7 +401,7 @@ impl MemberRuntime for PluginRuntime {
             )?;
             let mut defs = Vec::new();
             for member in members {
-                let container = member.container;
+                let container = &ctx.with_pod_ips(member.container).await?;
                 let program = member.payload.downcast::<Program>().map_err(|_| MemberError::Damaged {
                     pod: ctx.pod.metadata.name.clone(),
                     message: format!("plugin {} was handed another runtime's member", self.name),

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::PodError;
 use crate::containerd::Client;
 use crate::manifest::config::{ConfigMap, ConfigMeta, Secret};
+use crate::manifest::downward::{field_value, resource_value, PodFacts};
 use crate::manifest::{EnvVar, ObjectKind, ObjectsForm, Pod, VolumeSource, DEFAULT_OBJECT_FILE_MODE};
 use crate::record::objects;
 
@@ -248,7 +249,20 @@ impl RefErrors<'_> {
 
 /// Reads every ConfigMap and Secret the pod refers to. A missing object or key that is not
 /// `optional` fails with the field that names it; an optional one is skipped, as kubelet does.
-pub async fn resolve(client: &Client, pod: &Pod) -> Result<Resolved, PodError> {
+/// What the downward API reads beyond the manifest, for the pod of `uid` (its IPs come later).
+pub fn pod_facts(uid: &str) -> PodFacts {
+    let (node_cpu_millis, node_memory_bytes) = crate::record::node_capacity();
+    PodFacts {
+        uid: uid.to_string(),
+        node_name: crate::record::node_name(),
+        host_ip: crate::record::host_ip(),
+        pod_ips: None,
+        node_cpu_millis,
+        node_memory_bytes,
+    }
+}
+
+pub async fn resolve(client: &Client, pod: &Pod, facts: &PodFacts) -> Result<Resolved, PodError> {
     let mut objects = Objects::default();
     let mut run = pod.clone();
     let mut warnings = Vec::new();
@@ -303,12 +317,13 @@ pub async fn resolve(client: &Client, pod: &Pod) -> Result<Resolved, PodError> {
                 }
             }
             for (j, mut var) in std::mem::take(&mut container.env).into_iter().enumerate() {
-                if let Some(from) = var.value_from.take() {
-                    let (kind, field, selector) = match (from.config_map_key_ref, from.secret_key_ref) {
+                if let Some(mut from) = var.value_from.take() {
+                    let (kind, field, selector) = match (from.config_map_key_ref.take(), from.secret_key_ref.take()) {
                         (Some(s), _) => (ObjectKind::ConfigMap, "configMapKeyRef", s),
                         (None, Some(s)) => (ObjectKind::Secret, "secretKeyRef", s),
-                        // Sources podctl does not resolve yet leave the variable empty (warned).
+                        // The downward API: filled in below, from the pod itself.
                         (None, None) => {
+                            var.value_from = Some(from);
                             env.push(var);
                             continue;
                         }
@@ -332,10 +347,12 @@ pub async fn resolve(client: &Client, pod: &Pod) -> Result<Resolved, PodError> {
                 env.push(var);
             }
             container.env = env;
+            // What reads the pod's IP stays until CNI gave it (see `PodContext::with_pod_ips`).
+            crate::manifest::downward::fill_env(pod, container, facts);
         }
     }
 
-    let volumes = volumes_with(client, pod, &mut objects).await?;
+    let volumes = volumes_with(client, pod, facts, &mut objects).await?;
     Ok(Resolved {
         pod: run,
         volumes,
@@ -345,11 +362,16 @@ pub async fn resolve(client: &Client, pod: &Pod) -> Result<Resolved, PodError> {
 
 /// The files of the pod's configMap, secret and projected volumes from the objects as they are now
 /// (for an update of a running pod's volumes).
-pub async fn resolve_volumes(client: &Client, pod: &Pod) -> Result<Vec<ObjectVolume>, PodError> {
-    volumes_with(client, pod, &mut Objects::default()).await
+pub async fn resolve_volumes(client: &Client, pod: &Pod, facts: &PodFacts) -> Result<Vec<ObjectVolume>, PodError> {
+    volumes_with(client, pod, facts, &mut Objects::default()).await
 }
 
-async fn volumes_with(client: &Client, pod: &Pod, objects: &mut Objects) -> Result<Vec<ObjectVolume>, PodError> {
+async fn volumes_with(
+    client: &Client,
+    pod: &Pod,
+    facts: &PodFacts,
+    objects: &mut Objects,
+) -> Result<Vec<ObjectVolume>, PodError> {
     let errors = RefErrors {
         pod: &pod.metadata.name,
         namespace: client.namespace(),
@@ -358,6 +380,7 @@ async fn volumes_with(client: &Client, pod: &Pod, objects: &mut Objects) -> Resu
     for (v, volume) in pod.spec.volumes.iter().enumerate() {
         let VolumeSource::Objects {
             sources,
+            downward,
             default_mode,
             form,
         } = &volume.source
@@ -366,11 +389,28 @@ async fn volumes_with(client: &Client, pod: &Pod, objects: &mut Objects) -> Resu
         };
         let mut files = Vec::new();
         let mut secret = false;
+        let mode = default_mode.unwrap_or(DEFAULT_OBJECT_FILE_MODE);
+        for file in downward {
+            let value = match (&file.field_ref, &file.resource_field_ref) {
+                (Some(field), _) => field_value(pod, facts, &field.field_path).unwrap_or_default(),
+                (None, Some(selector)) => pod
+                    .container(&selector.container_name)
+                    .map(|c| resource_value(c, selector, facts))
+                    .unwrap_or_default(),
+                (None, None) => continue,
+            };
+            files.push(crate::volume::File {
+                path: file.path.clone(),
+                data: value.into_bytes(),
+                mode: file.mode.unwrap_or(mode),
+            });
+        }
         for (s, (kind, wanted)) in sources.iter().enumerate() {
             secret |= *kind == ObjectKind::Secret;
             let field = match form {
                 ObjectsForm::ConfigMap => format!("spec.volumes[{v}].configMap"),
                 ObjectsForm::Secret => format!("spec.volumes[{v}].secret"),
+                ObjectsForm::DownwardApi => format!("spec.volumes[{v}].downwardAPI"),
                 ObjectsForm::Projected => format!(
                     "spec.volumes[{v}].projected.sources[{s}].{}",
                     if *kind == ObjectKind::Secret {
@@ -386,7 +426,6 @@ async fn volumes_with(client: &Client, pod: &Pod, objects: &mut Objects) -> Resu
                 }
                 return Err(errors.missing(field, *kind, &wanted.name));
             };
-            let mode = default_mode.unwrap_or(DEFAULT_OBJECT_FILE_MODE);
             if wanted.items.is_empty() {
                 files.extend(
                     entries
@@ -552,7 +591,7 @@ pub async fn propagate(
         if !reads_in_volumes(spec, kind, name) || !dir.is_dir() {
             continue;
         }
-        match resolve_volumes(client, spec).await {
+        match resolve_volumes(client, spec, &pod_facts(&view.uid)).await {
             Ok(volumes) => {
                 if !write_volumes(&dir, &volumes)?.is_empty() {
                     updated.push(view.name.clone());

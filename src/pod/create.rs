@@ -48,8 +48,10 @@ pub async fn create_pod(
     };
     let runtime_class = registry.runtime_class(&pod, handler.as_deref())?;
     let mut events = Vec::new();
+    let uid = new_uid();
     // Every ConfigMap and Secret it names, before anything is made: a missing one fails here.
-    let config = super::config::resolve(client, &pod).await?;
+    let facts = super::config::pod_facts(&uid);
+    let config = super::config::resolve(client, &pod, &facts).await?;
     for warning in &config.warnings {
         eprintln!("warning: pod {name}: {warning}");
         events.push(PodEvent::warning(
@@ -86,7 +88,6 @@ pub async fn create_pod(
     }
     let network = CniNetwork::load(settings.cni_conf_dir.as_deref())?;
 
-    let uid = new_uid();
     let sandbox_id = sandbox_id(name, &uid);
     let mut undo = Undo::new(client.clone());
     let intent = Intent::new(
@@ -119,6 +120,7 @@ pub async fn create_pod(
         init_images,
         registry,
         runtime_class,
+        facts,
     };
     let result = plan
         .run(
@@ -371,6 +373,7 @@ struct CreatePlan<'a> {
     init_images: Vec<ResolvedImage>,
     registry: &'a Registry,
     runtime_class: RuntimeClass,
+    facts: crate::manifest::downward::PodFacts,
 }
 
 impl CreatePlan<'_> {
@@ -422,6 +425,7 @@ impl CreatePlan<'_> {
             requested_ip: None,
         };
         let (ready_tx, ready_rx) = tokio::sync::watch::channel(None);
+        let (ips_tx, ips_rx) = tokio::sync::watch::channel(None);
         let (sandbox_tx, sandbox_rx) = tokio::sync::watch::channel(None);
         let network = async {
             let added = async {
@@ -434,6 +438,8 @@ impl CreatePlan<'_> {
                 Ok(result) => self.write_etc_files(&state_dir, Some(&result)).map(|_| result),
                 Err(e) => Err(e),
             };
+            // A member that reads the pod's IP (downward API) is created once it is known.
+            let _ = ips_tx.send(Some(added.as_ref().map(CniResult::all_ips).unwrap_or_default()));
             let _ = ready_tx.send(Some(added.is_ok()));
             added
         };
@@ -458,6 +464,8 @@ impl CreatePlan<'_> {
                 hosted: Default::default(),
                 network_ready: ready_rx,
                 sandbox_started: sandbox_rx,
+                pod_ips: ips_rx,
+                facts: self.facts.clone(),
                 init_handover: Default::default(),
                 runtime_class: self.runtime_class.clone(),
             };
@@ -479,6 +487,7 @@ impl CreatePlan<'_> {
                     probes: member::probe_defs(container),
                     sidecar: true,
                     stop_signal: Some(crate::member::oci::image_stop_signal(image)),
+                    hooks: member::hook_defs(container),
                 })
                 .collect();
             for (index, (selected, payload)) in prepared.into_iter().enumerate() {
@@ -492,6 +501,7 @@ impl CreatePlan<'_> {
                         probes: member::probe_defs(container),
                         sidecar: false,
                         stop_signal: None,
+                        hooks: member::hook_defs(container),
                     });
                 }
                 if by_runtime.len() <= runtime {

@@ -155,10 +155,11 @@ async fn delete_claimed(
     // The agent first: it stops supervising (no restart of what is being stopped) and stops the
     // WASM members with the grace period.
     let pod_dir = settings.pod_state_dir(client, &pod.sandbox_id);
+    // The agent runs the preStop hooks first: they count against the grace period.
+    let deadline = std::time::Instant::now() + Duration::from_secs(grace);
     let agent_stop = crate::agent::client::stop(&pod.name, &pod_dir, Duration::from_secs(grace)).await;
     // Each runtime stops its members; together they get one grace period.
     let mut first_error: Option<PodError> = agent_stop.err().map(PodError::from);
-    let deadline = std::time::Instant::now() + Duration::from_secs(grace);
     let members = async {
         let mut results: Vec<Result<(), PodError>> = Vec::new();
         // The app containers first, then the sidecars: all within the one grace period.

@@ -81,9 +81,10 @@ async fn stop_claimed(
         .set_labels(&pod.sandbox_id, &[(LABEL_STOPPED, "true".into())])
         .await?;
     let dir = settings.pod_state_dir(client, &pod.sandbox_id);
+    // The agent runs the preStop hooks first: they count against the grace period.
+    let deadline = std::time::Instant::now() + grace;
     agent::stop(&pod.name, &dir, grace).await?;
     // The app containers first, then the sidecars: all within the one grace period.
-    let deadline = std::time::Instant::now() + grace;
     for step in registry.stop_order(pod) {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let halts = step

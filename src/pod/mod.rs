@@ -14,8 +14,8 @@ mod view;
 
 pub use crate::member::undo::Undo;
 pub use crate::record::{
-    member_id, netns_name, new_uid, node_name, now_secs, sandbox_id, MemberState, MemberView, NetworkRecord, PodEvent,
-    PodView, RecordError, EXT_EVENTS, EXT_NETWORK, EXT_POD, LABEL_CONTAINER_NAME, LABEL_HOST_RESTARTED,
+    host_ip, member_id, netns_name, new_uid, node_name, now_secs, sandbox_id, MemberState, MemberView, NetworkRecord,
+    PodEvent, PodView, RecordError, EXT_EVENTS, EXT_NETWORK, EXT_POD, LABEL_CONTAINER_NAME, LABEL_HOST_RESTARTED,
     LABEL_INIT_STATUS, LABEL_KIND, LABEL_LAST_RESTART, LABEL_LAST_STATE, LABEL_LOG_PATH, LABEL_MANAGED_BY,
     LABEL_MEMBER_INDEX, LABEL_OOM_KILLED, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID, LABEL_RESTART_COUNT,
     LABEL_RUNTIME, LABEL_RUNTIME_HANDLER, LABEL_SANDBOX_ID, LABEL_STOPPED, LABEL_STOP_SIGNAL, LABEL_TERMINATING,

@@ -109,7 +109,7 @@ async fn restore_pod(
     super::create::write_etc_files(&state_dir, &hostname, Some(&result))?;
     // Secret volumes were tmpfs: the reboot took them. They and the ConfigMap ones are written
     // again from the objects as they are now (as kubelet remounts them).
-    let config = super::config::resolve(client, &spec).await?;
+    let config = super::config::resolve(client, &spec, &super::config::pod_facts(&pod.uid)).await?;
     super::config::write_volumes(&state_dir, &config.volumes)?;
     // emptyDir with medium Memory: a new, empty tmpfs (its files went with the reboot, as on a node).
     for volume in &spec.spec.volumes {

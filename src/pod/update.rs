@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::manifest::downward::PodFacts;
 use crate::manifest::{Container, Pod};
 use crate::member::Registry;
 
@@ -18,7 +19,11 @@ pub async fn set_images(
     wanted: &Pod,
 ) -> Result<Vec<String>, PodError> {
     let stored = view.pod.clone().unwrap_or_default();
-    let config = super::config::resolve(client, wanted).await?;
+    let facts = PodFacts {
+        pod_ips: view.ip().map(|ip| vec![ip]),
+        ..super::config::pod_facts(&view.uid)
+    };
+    let config = super::config::resolve(client, wanted, &facts).await?;
     let mut events = Vec::new();
     let pull_secrets = super::config::pull_secrets(client, wanted, &mut events).await?;
     let mut changed = Vec::new();

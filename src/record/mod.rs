@@ -107,6 +107,39 @@ pub fn node_name() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
+/// The node's own address, as Kubernetes' `status.hostIP`: the IPv4 address of the interface the
+/// default route leaves by (127.0.0.1 on a host without one).
+pub fn host_ip() -> String {
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let default_interface = routes.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&"00000000")).then(|| fields[0].to_string())
+    });
+    let Some(interface) = default_interface else {
+        return "127.0.0.1".into();
+    };
+    nix::ifaddrs::getifaddrs()
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter(|a| a.interface_name == interface)
+        .find_map(|a| a.address?.as_sockaddr_in().map(|sin| sin.ip().to_string()))
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+/// The node's allocatable CPU (millicores) and memory (bytes), as kubelet reports a node without
+/// reservations.
+pub fn node_capacity() -> (u64, u64) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_kib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    (cpus * 1000, memory_kib * 1024)
+}
+
 pub fn now_secs() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -219,6 +219,17 @@ impl CniResult {
         Some(ip.split('/').next().unwrap_or(ip).to_string())
     }
 
+    /// Every address of the pod, the primary first, without prefix lengths.
+    pub fn all_ips(&self) -> Vec<String> {
+        let bare = |ip: &String| ip.split('/').next().unwrap_or(ip).to_string();
+        let primary = self.primary_ip();
+        primary
+            .iter()
+            .cloned()
+            .chain(self.ips.iter().map(bare).filter(|ip| Some(ip) != primary.as_ref()))
+            .collect()
+    }
+
     fn from_raw(raw: Value) -> CniResult {
         let interfaces = raw["interfaces"].as_array();
         // Only addresses on sandbox-side interfaces are the pod's; bridge also reports the
