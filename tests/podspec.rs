@@ -337,3 +337,55 @@ spec:
     });
     env.delete_leaving_nothing("failing");
 }
+
+#[test]
+fn termination_messages_show_in_status_and_describe() {
+    let env = require_env!("termination");
+    env.import_busybox();
+    env.create(
+        "ended.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: ended}}
+spec:
+  restartPolicy: Never
+  securityContext: {{runAsUser: 1000}}
+  containers:
+  - name: file
+    image: {BUSYBOX_IMAGE}
+    command: [sh, -c, 'echo -n "disk full" > /dev/termination-log; exit 2']
+  - name: logs
+    image: {BUSYBOX_IMAGE}
+    terminationMessagePath: /tmp/why
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: [sh, -c, 'echo first; echo last words; exit 1']
+"#
+        ),
+    );
+    env.wait_until(Duration::from_secs(20), "both containers ended", || {
+        env.pod_json("ended")["status"]["phase"] == "Failed"
+    });
+    let file = env.container_status("ended", "file");
+    assert_eq!(file["state"]["terminated"]["message"], "disk full", "{file:#}");
+    let logs = env.container_status("ended", "logs");
+    assert_eq!(logs["state"]["terminated"]["message"], "first\nlast words", "{logs:#}");
+    let describe = env.ok(&["describe", "pod", "ended"]);
+    assert!(describe.contains("Message:      disk full"), "{describe}");
+    env.delete_leaving_nothing("ended");
+
+    // A run's message stays with it: the next run's status shows it as the last state's.
+    let path = env.manifest(
+        "again.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: again}}\nspec:\n  restartPolicy: OnFailure\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'echo -n \"run ended\" > /dev/termination-log; sleep 1; exit 1']\n"
+        ),
+    );
+    env.ok(&["--backoff-base", "0.2", "create", "-f", &path]);
+    env.wait_until(Duration::from_secs(20), "a restart", || {
+        env.container_status("again", "main")["restartCount"].as_u64() >= Some(1)
+    });
+    let status = env.container_status("again", "main");
+    assert_eq!(status["lastState"]["terminated"]["message"], "run ended", "{status:#}");
+    env.delete_leaving_nothing("again");
+}

@@ -147,6 +147,7 @@ impl Keeper {
             reason: &ended.reason,
             finished: ended.finished,
             restart_in,
+            message: None,
         };
         if let Err(e) = record_exit(&client, &end).await {
             eprintln!("agent: recording the exit of {}: {e}", self.def.name);

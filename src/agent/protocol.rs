@@ -112,6 +112,9 @@ pub struct SupervisorConfig {
     /// The pod's terminationGracePeriodSeconds: what sidecars get when the app containers ended.
     #[serde(default)]
     pub grace_seconds: Option<u64>,
+    /// The pod's state directory, where the members' termination message files are.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -131,6 +134,9 @@ pub struct OciMemberRef {
     pub stop_signal: Option<String>,
     #[serde(default)]
     pub hooks: Hooks,
+    /// `terminationMessagePolicy: FallbackToLogsOnError`.
+    #[serde(default)]
+    pub message_from_logs: bool,
 }
 
 /// A container's `lifecycle` hooks, as the agent runs them.

@@ -67,16 +67,21 @@ pub(super) struct RunEnd<'a> {
     pub finished: f64,
     /// The member is restarted after this delay.
     pub restart_in: Option<Duration>,
+    /// What it said about its end (its termination message).
+    pub message: Option<String>,
 }
 
 /// Records an exit on the member's container record (last state; `CrashLoopBackOff` while it
 /// waits to be restarted) and as an event. OCI and WASM members alike.
 pub(super) async fn record_exit(client: &Client, end: &RunEnd<'_>) -> crate::containerd::Result<()> {
-    let last_state = serde_json::json!({
+    let mut last_state = serde_json::json!({
         "exitCode": end.code,
         "reason": end.reason,
         "finishedAt": end.finished,
     });
+    if let Some(message) = &end.message {
+        last_state["message"] = serde_json::json!(message);
+    }
     let event = match end.restart_in {
         Some(delay) => PodEvent::warning(
             "BackOff",
@@ -358,6 +363,7 @@ impl Supervisor {
             reason,
             finished: status.exited_at.unwrap_or_else(now_secs),
             restart_in: restart.then_some(delay),
+            message: self.termination_message(&member, status.code).await,
         };
         if let Err(e) = record_exit(client, &end).await {
             eprintln!("agent: recording the exit of {}: {e}", member.name);
@@ -398,12 +404,25 @@ impl Supervisor {
         }
     }
 
+    /// The member's termination message of the run that just ended.
+    async fn termination_message(&self, member: &OciMemberRef, code: u32) -> Option<String> {
+        let dir = self.config.state_dir.as_ref()?;
+        let restarts = self.tracks.lock().await.get(&member.id).map_or(0, |t| t.restarts);
+        let log = crate::logs::run_file(&member.log_dir, restarts);
+        let fallback = (member.message_from_logs && code != 0).then_some(log.as_path());
+        crate::logs::termination_message(&crate::logs::termination_file(dir, &member.name), fallback)
+    }
+
     async fn restart(&self, client: &Client, member: &OciMemberRef) -> Result<(), crate::containerd::ContainerdError> {
         let restarts = {
             let tracks = self.tracks.lock().await;
             tracks.get(&member.id).map(|t| t.restarts).unwrap_or(0) + 1
         };
         client.delete_task(&member.id).await?;
+        // Each run starts with an empty termination message, as each kubelet container does.
+        if let Some(dir) = &self.config.state_dir {
+            let _ = std::fs::write(crate::logs::termination_file(dir, &member.name), b"");
+        }
         let log = next_run_log(&member.log_dir, restarts);
         let rootfs = client.snapshot_mounts(&member.id).await?;
         client

@@ -216,6 +216,19 @@ pub fn pod_object(pod: &PodView) -> Value {
     }
     let host_ip = crate::pod::host_ip();
     let status_of = |m: &MemberView| {
+        let mut state = member_state_object(&m.state());
+        if let (Some(terminated), Some(message)) = (state.get_mut("terminated"), &m.message) {
+            terminated["message"] = json!(message);
+        }
+        let last_state = m.last_state().map(|l| {
+            let mut terminated = json!({
+                "exitCode": l["exitCode"], "reason": l["reason"], "finishedAt": rfc3339(l["finishedAt"].as_f64())
+            });
+            if let Some(message) = l.get("message") {
+                terminated["message"] = message.clone();
+            }
+            json!({ "terminated": terminated })
+        });
         json!({
             "name": m.name,
             "image": m.image,
@@ -223,10 +236,8 @@ pub fn pod_object(pod: &PodView) -> Value {
             "ready": m.ready(),
             "restartCount": m.restarts,
             "started": matches!(m.state, MemberState::Running { .. }),
-            "state": member_state_object(&m.state()),
-            "lastState": m.last_state().map(|l| json!({"terminated": {
-                "exitCode": l["exitCode"], "reason": l["reason"], "finishedAt": rfc3339(l["finishedAt"].as_f64())
-            }})).unwrap_or_else(|| json!({})),
+            "state": state,
+            "lastState": last_state.unwrap_or_else(|| json!({})),
         })
     };
     let statuses: Vec<Value> = pod.app_members().map(status_of).collect();
@@ -456,6 +467,9 @@ pub fn describe(pod: &PodView) -> String {
             );
         }
         let _ = writeln!(out, "    State:          {}", state_line(&member.state()));
+        if let Some(message) = &member.message {
+            let _ = writeln!(out, "      Message:      {}", message.trim_end());
+        }
         if let Some(last) = member.last_state() {
             let _ = writeln!(
                 out,
@@ -464,6 +478,9 @@ pub fn describe(pod: &PodView) -> String {
                 last["exitCode"],
                 rfc3339(last["finishedAt"].as_f64()).as_str().unwrap_or("")
             );
+            if let Some(message) = last["message"].as_str() {
+                let _ = writeln!(out, "      Message:      {}", message.trim_end());
+            }
         }
         let _ = writeln!(
             out,

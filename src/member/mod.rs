@@ -406,6 +406,8 @@ pub struct Observation {
     pub own_process: bool,
     /// The last probe result worth showing (`readiness probe failed: ...`), from the agent.
     pub probe: Option<String>,
+    /// Why its run ended, as it said (its termination message), while it is terminated.
+    pub message: Option<String>,
 }
 
 /// What observing needs: containerd, and the namespace's tasks listed once for all pods.

@@ -2,6 +2,7 @@
 //! namespaces. It claims every image no other runtime claims.
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use oci_spec::runtime::MountBuilder;
@@ -104,6 +105,19 @@ async fn create_records(
         ctx.pod.spec.security_context.as_ref(),
     )?;
     let mut mounts = ctx.etc_mounts.clone();
+    // Its termination message: a file of the pod's that it writes where it says, as in kubelet.
+    let message_file = crate::logs::termination_file(&ctx.state_dir, &container.name);
+    if let Some(dir) = message_file.parent() {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    }
+    std::fs::write(&message_file, b"").map_err(io_error(&message_file))?;
+    // Any user the process runs as may write it.
+    std::fs::set_permissions(&message_file, std::fs::Permissions::from_mode(0o666)).map_err(io_error(&message_file))?;
+    let message_path = container
+        .termination_message_path
+        .as_deref()
+        .unwrap_or("/dev/termination-log");
+    mounts.push(spec::bind_mount(&message_file, message_path, false)?);
     for binding in ctx.volumes(container)? {
         mounts.push(match &binding.source {
             Some(source) => spec::bind_mount(source, &binding.target, binding.read_only)?,
@@ -524,7 +538,21 @@ impl MemberRuntime for OciRuntime {
                     let running = matches!(state, MemberState::Running { .. });
                     let probed_ready =
                         !gated(&m.name) || probes.iter().any(|p| p.name == m.name && p.started && p.ready);
+                    let message = match (&state, spec(&m.name)) {
+                        (MemberState::Terminated { exit_code, .. }, container) => {
+                            let dir = ctx.settings.pod_state_dir(ctx.client, &pod.sandbox_id);
+                            let fallback = container.is_some_and(|c| {
+                                c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError")
+                            }) && *exit_code != 0;
+                            crate::logs::termination_message(
+                                &crate::logs::termination_file(&dir, &m.name),
+                                m.log_path.as_deref().filter(|_| fallback),
+                            )
+                        }
+                        _ => None,
+                    };
                     let observation = Observation {
+                        message,
                         ready: running && probed_ready,
                         state,
                         restarts: label(LABEL_RESTART_COUNT).and_then(|n| n.parse().ok()).unwrap_or(0),

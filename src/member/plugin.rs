@@ -482,6 +482,7 @@ impl MemberRuntime for PluginRuntime {
                         pid: None,
                         own_process: false,
                         probe: None,
+                        message: None,
                     },
                     Some(s) => Observation {
                         state: match (s.state, &s.waiting) {
@@ -501,6 +502,7 @@ impl MemberRuntime for PluginRuntime {
                         pid: s.pid.or(reply.as_ref().map(|r| r.pid)),
                         own_process: s.pid.is_some(),
                         probe: reply.as_ref().and_then(|r| last_probe(&r.probes, &member.name)),
+                        message: s.message.clone().filter(|_| s.state != PluginState::Running),
                     },
                 };
                 observed.insert(member.id.clone(), observation);

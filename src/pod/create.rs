@@ -488,6 +488,7 @@ impl CreatePlan<'_> {
                     sidecar: true,
                     stop_signal: Some(crate::member::oci::image_stop_signal(image)),
                     hooks: member::hook_defs(container),
+                    message_from_logs: message_from_logs(container),
                 })
                 .collect();
             for (index, (selected, payload)) in prepared.into_iter().enumerate() {
@@ -502,6 +503,7 @@ impl CreatePlan<'_> {
                         sidecar: false,
                         stop_signal: None,
                         hooks: member::hook_defs(container),
+                        message_from_logs: message_from_logs(container),
                     });
                 }
                 if by_runtime.len() <= runtime {
@@ -633,6 +635,7 @@ impl CreatePlan<'_> {
                 pod_ip,
                 log_rotation: self.settings.log_rotation,
                 grace_seconds: Some(self.pod.spec.termination_grace_period_seconds),
+                state_dir: Some(ctx.state_dir.clone()),
             }),
             init: std::mem::take(&mut *ctx.init_handover.lock().expect("not poisoned")),
         };
@@ -722,6 +725,10 @@ impl CreatePlan<'_> {
         // Its PID is known now; members join its namespaces while it starts (see `run`).
         Ok(pid)
     }
+}
+
+fn message_from_logs(container: &crate::manifest::Container) -> bool {
+    container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError")
 }
 
 fn sandbox_labels(pod: &Pod, uid: &str, sandbox_id: &str) -> HashMap<String, String> {

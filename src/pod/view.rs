@@ -58,6 +58,7 @@ async fn observe(
                 member.pid = o.pid;
                 member.probe = o.probe;
                 member.own_process = o.own_process;
+                member.message = o.message;
             }
         }
     }

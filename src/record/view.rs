@@ -98,6 +98,8 @@ pub struct MemberView {
     pub own_process: bool,
     /// An init container with `restartPolicy: Always`.
     pub sidecar: bool,
+    /// Its termination message, while it is terminated.
+    pub message: Option<String>,
 }
 
 impl MemberView {
@@ -365,6 +367,7 @@ pub fn assemble(containers: Vec<ContainerRecord>, tasks: &HashMap<String, TaskIn
                 pid: None,
                 in_agent: false,
                 own_process: false,
+                message: None,
                 record,
             })
             .collect();
