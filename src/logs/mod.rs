@@ -145,6 +145,37 @@ pub fn tail(rendered: &[u8], n: usize) -> &[u8] {
     rendered
 }
 
+/// The host side of a member's termination message file (bind-mounted at its
+/// `terminationMessagePath`), in the pod's state directory.
+pub fn termination_file(state_dir: &std::path::Path, container: &str) -> PathBuf {
+    state_dir.join("termination").join(container)
+}
+
+/// kubelet reads at most this much of a termination message (and of the log it falls back to).
+const TERMINATION_MESSAGE_MAX: usize = 4096;
+
+/// A run's termination message: its file, or under `FallbackToLogsOnError` after a failure with an
+/// empty file, the end of its log (at most 80 lines), as kubelet does.
+pub fn termination_message(file: &std::path::Path, fallback_log: Option<&std::path::Path>) -> Option<String> {
+    let mut text = std::fs::read(file).unwrap_or_default();
+    text.truncate(TERMINATION_MESSAGE_MAX);
+    let mut message = String::from_utf8_lossy(&text).into_owned();
+    if message.is_empty() {
+        if let Some(log) = fallback_log {
+            let raw = std::fs::read(log).unwrap_or_default();
+            let rendered = String::from_utf8_lossy(&render(&raw, false)).into_owned();
+            let lines: Vec<&str> = rendered.lines().rev().take(80).collect();
+            message = lines.into_iter().rev().collect::<Vec<_>>().join("\n");
+            if message.len() > TERMINATION_MESSAGE_MAX {
+                let cut = message.len() - TERMINATION_MESSAGE_MAX;
+                let start = (cut..message.len()).find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+                message = message[start..].to_string();
+            }
+        }
+    }
+    (!message.is_empty()).then_some(message)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -266,35 +297,4 @@ mod tests {
         assert_eq!(out, b"a\n");
         assert_eq!(&data[used..], b"2026-12-01T04:21:22.2Z std");
     }
-}
-
-/// The host side of a member's termination message file (bind-mounted at its
-/// `terminationMessagePath`), in the pod's state directory.
-pub fn termination_file(state_dir: &std::path::Path, container: &str) -> PathBuf {
-    state_dir.join("termination").join(container)
-}
-
-/// kubelet reads at most this much of a termination message (and of the log it falls back to).
-const TERMINATION_MESSAGE_MAX: usize = 4096;
-
-/// A run's termination message: its file, or under `FallbackToLogsOnError` after a failure with an
-/// empty file, the end of its log (at most 80 lines), as kubelet does.
-pub fn termination_message(file: &std::path::Path, fallback_log: Option<&std::path::Path>) -> Option<String> {
-    let mut text = std::fs::read(file).unwrap_or_default();
-    text.truncate(TERMINATION_MESSAGE_MAX);
-    let mut message = String::from_utf8_lossy(&text).into_owned();
-    if message.is_empty() {
-        if let Some(log) = fallback_log {
-            let raw = std::fs::read(log).unwrap_or_default();
-            let rendered = String::from_utf8_lossy(&render(&raw, false)).into_owned();
-            let lines: Vec<&str> = rendered.lines().rev().take(80).collect();
-            message = lines.into_iter().rev().collect::<Vec<_>>().join("\n");
-            if message.len() > TERMINATION_MESSAGE_MAX {
-                let cut = message.len() - TERMINATION_MESSAGE_MAX;
-                let start = (cut..message.len()).find(|i| message.is_char_boundary(*i)).unwrap_or(0);
-                message = message[start..].to_string();
-            }
-        }
-    }
-    (!message.is_empty()).then_some(message)
 }
