@@ -59,6 +59,34 @@ pub fn prepare_dir(dir: &Path, tmpfs: bool) -> Result<(), VolumeError> {
 
 /// The pod's one `/dev/shm`: a tmpfs that every member bind-mounts, so POSIX shared memory is
 /// shared as SysV IPC is (the members share the pause's IPC namespace), as under CRI. Mounted once.
+/// Gives the tree at `dir` to group `gid`, as kubelet applies a pod's fsGroup: everything
+/// group-owned, directories setgid (new files join the group) and group-searchable, files
+/// group-readable; writable by the group too when `writable` (emptyDir, not configMap or secret).
+pub fn give_to_group(dir: &Path, gid: u32, writable: bool) -> Result<(), VolumeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).map_err(io_at(&path))?;
+        std::os::unix::fs::lchown(&path, None, Some(gid)).map_err(io_at(&path))?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        let wanted = if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(io_at(&path))? {
+                pending.push(entry.map_err(io_at(&path))?.path());
+            }
+            mode | 0o2050 | if writable { 0o020 } else { 0 }
+        } else {
+            mode | 0o040 | if writable { 0o020 } else { 0 }
+        };
+        if wanted != mode {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted)).map_err(io_at(&path))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn prepare_shm(dir: &Path) -> Result<(), VolumeError> {
     prepare_memory_dir(dir, 64 << 20, MemoryUse::Shm)
 }

@@ -389,3 +389,74 @@ spec:
     assert_eq!(status["lastState"]["terminated"]["message"], "run ended", "{status:#}");
     env.delete_leaving_nothing("again");
 }
+
+#[test]
+fn pod_level_fields_shape_hosts_dns_namespaces_and_the_deadline() {
+    let env = require_env!("podfields");
+    env.import_busybox();
+    env.create(
+        "fields.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: fields}}
+spec:
+  hostname: box
+  subdomain: team
+  hostPID: true
+  hostIPC: true
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: [192.0.2.53]
+    searches: [svc.example]
+    options: [{{name: ndots, value: "5"}}]
+  hostAliases: [{{ip: 10.1.2.3, hostnames: [db, db.local]}}]
+  activeDeadlineSeconds: 6
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {BUSYBOX_IMAGE}
+    command: [sh, -c, 'trap "exit 0" TERM; while true; do sleep 0.1; done']
+"#
+        ),
+    );
+    env.wait_running("fields");
+    let run = |script: &str| env.ok(&["exec", "fields", "--", "sh", "-c", script]);
+    let hosts = run("cat /etc/hosts");
+    let ip = env.pod_json("fields")["status"]["podIP"].as_str().unwrap().to_string();
+    assert!(
+        hosts.contains(&format!("{ip}\tbox.team.default.svc.cluster.local\tbox\n")),
+        "{hosts}"
+    );
+    assert!(hosts.contains("10.1.2.3\tdb\tdb.local\n"), "{hosts}");
+    assert_eq!(
+        run("cat /etc/resolv.conf"),
+        "nameserver 192.0.2.53\nsearch svc.example\noptions ndots:5\n"
+    );
+    for kind in ["pid", "ipc"] {
+        let host = std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+        assert_eq!(
+            run(&format!("readlink /proc/self/ns/{kind}")).trim(),
+            host.to_str().unwrap(),
+            "host{kind}"
+        );
+    }
+    // The deadline stops the members for good: the pod fails with DeadlineExceeded.
+    env.wait_until(Duration::from_secs(20), "the deadline to end the pod", || {
+        let json = env.pod_json("fields");
+        json["status"]["phase"] == "Failed" && json["status"]["reason"] == "DeadlineExceeded"
+    });
+    let table = env.ok(&["get", "pods", "fields"]);
+    assert!(table.contains("DeadlineExceeded"), "{table}");
+    assert!(env.ok(&["events", "fields"]).contains("DeadlineExceeded"));
+    std::thread::sleep(Duration::from_secs(1));
+    let status = env.container_status("fields", "main");
+    assert_eq!(status["restartCount"], 0, "not restarted: {status:#}");
+    env.delete_leaving_nothing("fields");
+
+    let bad = env.manifest(
+        "hostnet.yaml",
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: hostnet}}\nspec:\n  hostNetwork: true\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n"),
+    );
+    env.fails_leaving_nothing(&["create", "-f", &bad], &["spec.hostNetwork", "hostPort"]);
+}

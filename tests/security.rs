@@ -122,3 +122,119 @@ fn run_as_non_root_refuses_a_root_process_and_leaves_nothing() {
         &["spec.containers[0].securityContext.capabilities.add[0]", "NET_FLY"],
     );
 }
+
+/// busybox plus an /etc/passwd and /etc/group naming a user `app`, whose image USER is `user`.
+fn import_named_image(env: &common::TestEnv, reference: &str, user: &str) {
+    use podctl::image::layout::{build_image, Entry, ImageSpec};
+    let mut layer = common::busybox_layer();
+    layer.push(Entry::dir("etc", 0o755));
+    layer.push(Entry::file(
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\napp:x:1500:1600:app:/home/app:/bin/sh\n".to_vec(),
+    ));
+    layer.push(Entry::file(
+        "etc/group",
+        0o644,
+        b"root:x:0:\napp:x:1600:\nstaff:x:1700:app\n".to_vec(),
+    ));
+    let spec = ImageSpec {
+        reference: reference.into(),
+        cmd: vec!["sh".into()],
+        env: vec!["PATH=/bin".into()],
+        user: Some(user.into()),
+        ..Default::default()
+    };
+    let image = build_image(&spec, &layer).unwrap();
+    let path = env.dir.join(format!("{user}.tar"));
+    image.write_archive(std::fs::File::create(&path).unwrap()).unwrap();
+    env.ok(&["image", "import", path.to_str().unwrap()]);
+}
+
+#[test]
+fn image_user_names_fs_group_sysctls_and_seccomp_apply() {
+    let env = require_env!("security-named");
+    env.import_busybox();
+    import_named_image(&env, "podctl.test/named:1", "app");
+    env.create(
+        "named.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: named, labels: {{app: named}}}}
+spec:
+  terminationGracePeriodSeconds: 0
+  securityContext:
+    fsGroup: 2000
+    seccompProfile: {{type: RuntimeDefault}}
+    sysctls:
+    - {{name: net.ipv4.ip_local_port_range, value: "20000 30000"}}
+    - {{name: kernel/shm_rmid_forced, value: "1"}}
+  volumes:
+  - {{name: data, emptyDir: {{}}}}
+  - {{name: info, downwardAPI: {{items: [{{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}]}}}}
+  containers:
+  - name: app
+    image: podctl.test/named:1
+    command: [sleep, '3600']
+    volumeMounts: [{{name: data, mountPath: /data}}, {{name: info, mountPath: /info}}]
+  - name: open
+    image: {BUSYBOX_IMAGE}
+    command: [sleep, '3600']
+    securityContext: {{seccompProfile: {{type: Unconfined}}}}
+"#
+        ),
+    );
+    env.wait_running("named");
+    let run = |member: &str, script: &str| env.ok(&["exec", "named", "-c", member, "--", "sh", "-c", script]);
+    // USER app: its UID and GID from /etc/passwd, its groups from /etc/group, plus the fsGroup.
+    assert_eq!(
+        run("app", "id -u; id -g").split_whitespace().collect::<Vec<_>>(),
+        ["1500", "1600"]
+    );
+    let groups = run("app", "id -G");
+    for gid in ["1600", "1700", "2000"] {
+        assert!(groups.split_whitespace().any(|g| g == gid), "{groups}");
+    }
+    // fsGroup owns the emptyDir (setgid, group-writable) and the downwardAPI files.
+    assert_eq!(run("app", "stat -c '%g %a' /data").trim(), "2000 2777");
+    run("app", "touch /data/made && stat -c %g /data/made");
+    assert_eq!(run("app", "stat -L -c %g /info/labels").trim(), "2000");
+    // Namespaced sysctls, set in the pod's namespaces.
+    assert_eq!(
+        run("app", "cat /proc/sys/net/ipv4/ip_local_port_range")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["20000", "30000"]
+    );
+    assert_eq!(run("open", "cat /proc/sys/kernel/shm_rmid_forced").trim(), "1");
+    // RuntimeDefault is a filter (mode 2); Unconfined is none.
+    let seccomp = |member: &str| {
+        run(member, "cat /proc/self/status")
+            .lines()
+            .find_map(|l| l.strip_prefix("Seccomp:").map(|v| v.trim().to_string()))
+            .unwrap()
+    };
+    assert_eq!(seccomp("app"), "2");
+    assert_eq!(seccomp("open"), "0");
+    env.delete_leaving_nothing("named");
+
+    // A USER the image does not define is refused with what is missing, and nothing is made.
+    import_named_image(&env, "podctl.test/ghost:1", "ghost");
+    let ghost = env.manifest(
+        "ghost.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: ghost}\nspec:\n  containers:\n  - name: main\n    image: podctl.test/ghost:1\n    command: [sleep, '1']\n",
+    );
+    env.fails_leaving_nothing(
+        &["create", "-f", &ghost],
+        &["container main", "no user \"ghost\" in the image's /etc/passwd"],
+    );
+    let bad = env.manifest(
+        "badsysctl.yaml",
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: badsysctl}}\nspec:\n  securityContext:\n    sysctls: [{{name: vm.swappiness, value: '1'}}]\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n"),
+    );
+    env.fails_leaving_nothing(
+        &["create", "-f", &bad],
+        &["spec.securityContext.sysctls[0].name", "not a namespaced sysctl"],
+    );
+}

@@ -115,6 +115,9 @@ pub struct SupervisorConfig {
     /// The pod's state directory, where the members' termination message files are.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// When the pod's activeDeadlineSeconds runs out (Unix seconds).
+    #[serde(default)]
+    pub deadline: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -16,8 +16,11 @@ use tokio::sync::RwLock;
 
 use super::hooks::Hooked;
 use super::probes::{Probed, Target};
-use super::protocol::{AgentConfig, PluginMemberDef, PluginMemberStatus, PluginState, ProbeKind, Request, StatusReply};
+use super::protocol::{
+    AgentConfig, PluginMemberDef, PluginMemberStatus, PluginState, ProbeKind, Request, StatusReply, SupervisorConfig,
+};
 use super::*;
+use crate::record::PodEvent;
 
 /// Runs the agent until it is told to stop (request or SIGTERM). Must be called before the process
 /// has created any thread.
@@ -611,6 +614,18 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
     // Each connection is served on its own task: a `get` is answered while a delete's graceful
     // stop runs, and a client that connects and says nothing holds up no one.
     let stop_supervising = Arc::new(stop_supervising);
+    if let (Some(supervisor), Some(deadline)) =
+        (&config.supervisor, config.supervisor.as_ref().and_then(|s| s.deadline))
+    {
+        let deadline = DeadlineEnd {
+            at: deadline,
+            supervisor: supervisor.clone(),
+            agent: agent.clone(),
+            pre_stop: pre_stop.clone(),
+            stop_supervising: stop_supervising.clone(),
+        };
+        tokio::spawn(deadline.run());
+    }
     let (exit_tx, mut exit_rx) = tokio::sync::mpsc::channel::<()>(1);
     loop {
         tokio::select! {
@@ -634,6 +649,46 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
     }
     let _ = std::fs::remove_file(&socket);
     Ok(())
+}
+
+/// `activeDeadlineSeconds`: once the pod has been up that long, its members are stopped (preStop
+/// hooks, stop signal, grace period) and not restarted; the pod fails with DeadlineExceeded.
+struct DeadlineEnd {
+    at: f64,
+    supervisor: SupervisorConfig,
+    agent: Arc<RwLock<Agent>>,
+    pre_stop: Option<Arc<PreStop>>,
+    stop_supervising: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl DeadlineEnd {
+    async fn run(self) {
+        let left = (self.at - secs(SystemTime::now())).max(0.0);
+        tokio::time::sleep(Duration::from_secs_f64(left)).await;
+        let containerd = super::SharedClient::new(&self.supervisor);
+        let Some(client) = containerd.get().await else { return };
+        let sandbox = &self.supervisor.sandbox_id;
+        // Marked first: the exits that follow are the deadline's, not crashes.
+        let _ = client
+            .set_labels(sandbox, &[(crate::record::LABEL_DEADLINE_EXCEEDED, "true".into())])
+            .await;
+        let _ = self.stop_supervising.send(true);
+        let message = "Pod was active on the node longer than the specified deadline";
+        let _ =
+            crate::record::events::record(&client, sandbox, PodEvent::warning("DeadlineExceeded", "", message)).await;
+        let grace = Duration::from_secs(self.supervisor.grace_seconds.unwrap_or(30));
+        let deadline = std::time::Instant::now() + grace;
+        if let Some(pre_stop) = &self.pre_stop {
+            super::hooks::pre_stop_all(&client, &pre_stop.members, &pre_stop.host, sandbox, grace).await;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let oci = self.supervisor.members.iter().map(|m| {
+            let signal = crate::containerd::signal_number(m.stop_signal.as_deref().unwrap_or("SIGTERM"));
+            client.end_task(&m.id, signal, left)
+        });
+        let agent = self.agent.read().await;
+        tokio::join!(futures_util::future::join_all(oci), agent.stop_all(left));
+    }
 }
 
 /// What the agent needs to run the members' preStop hooks when it is told to stop.

@@ -258,6 +258,10 @@ pub fn pod_object(pod: &PodView) -> Value {
         }
         status["qosClass"] = json!(qos_class(manifest));
     }
+    if pod.deadline_exceeded() {
+        status["reason"] = json!("DeadlineExceeded");
+        status["message"] = json!("Pod was active on the node longer than the specified deadline");
+    }
     if pod.interrupted.is_some() || pod.lost_to_restart {
         status["reason"] = json!("Unknown");
         status["message"] = json!(pod.interrupted.clone().unwrap_or_else(|| LOST_TO_RESTART.to_string()));

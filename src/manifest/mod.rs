@@ -25,11 +25,11 @@ mod tests;
 use serde_json::Value;
 
 pub use model::{
-    Capabilities, Container, ContainerPort, DownwardFile, EnvFromSource, EnvVar, EnvVarSource, ExecAction,
+    Capabilities, Container, ContainerPort, DownwardFile, EnvFromSource, EnvVar, EnvVarSource, ExecAction, HostAlias,
     HttpGetAction, KeySelector, KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, ObjectFiles, ObjectKind,
-    ObjectMeta, ObjectRef, ObjectsForm, Pod, PodSecurityContext, PodSpec, PortRef, Probe, Protocol, PullPolicy,
-    ResourceFieldSelector, Resources, RestartPolicy, SecurityContext, TcpSocketAction, Volume, VolumeMount,
-    VolumeSource, ALL_CAPABILITIES, DEFAULT_OBJECT_FILE_MODE,
+    ObjectMeta, ObjectRef, ObjectsForm, Pod, PodDnsConfig, PodDnsConfigOption, PodSecurityContext, PodSpec, PortRef,
+    Probe, Protocol, PullPolicy, ResourceFieldSelector, Resources, RestartPolicy, SeccompProfile, SecurityContext,
+    Sysctl, TcpSocketAction, Volume, VolumeMount, VolumeSource, ALL_CAPABILITIES, DEFAULT_OBJECT_FILE_MODE,
 };
 pub use quantity::{parse_quantity_bytes, parse_quantity_millicpu};
 pub use yaml::to_yaml;
@@ -182,6 +182,25 @@ fn parse_value(mut doc: Value, lines: &LineMap) -> Result<Document, ManifestErro
         Some("Secret") => config::parse_secret(&doc, lines).map(Document::Secret),
         _ => parse_pod_value(doc, lines).map(|parsed| Document::Pod(Box::new(parsed))),
     }
+}
+
+/// Where `seccompProfile: {type: Localhost}` profiles are found: kubelet's default seccomp
+/// directory, so profiles installed for a kubelet work here unchanged.
+pub const SECCOMP_LOCALHOST_DIR: &str = "/var/lib/kubelet/seccomp";
+
+/// A sysctl name in the dotted form runc takes: one written with `/` separators (where dots may
+/// be part of a segment, as in `net/ipv4/conf/eth0.100/rp_filter`) has the two swapped.
+pub fn sysctl_dotted(name: &str) -> String {
+    if !name.contains('/') {
+        return name.to_string();
+    }
+    name.chars()
+        .map(|c| match c {
+            '/' => '.',
+            '.' => '/',
+            other => other,
+        })
+        .collect()
 }
 
 /// Parses and validates one `kind: Pod` manifest.

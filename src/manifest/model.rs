@@ -93,6 +93,55 @@ pub struct PodSpec {
     pub service_account_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub automount_service_account_token: Option<bool>,
+    /// Refused at validation: every podctl pod has its own network namespace.
+    #[serde(skip_serializing_if = "is_false")]
+    pub host_network: bool,
+    /// The members see the host's processes (no PID namespace of the pod).
+    #[serde(rename = "hostPID", skip_serializing_if = "is_false")]
+    pub host_pid: bool,
+    /// The members share the host's IPC namespace and /dev/shm.
+    #[serde(rename = "hostIPC", skip_serializing_if = "is_false")]
+    pub host_ipc: bool,
+    /// ClusterFirst (default), Default, ClusterFirstWithHostNet or None.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_config: Option<PodDnsConfig>,
+    /// Extra /etc/hosts entries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_aliases: Vec<HostAlias>,
+    /// With `hostname`: the pod's fully qualified name is hostname.subdomain.namespace.svc.cluster.local.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subdomain: Option<String>,
+    /// Seconds after the pod started when its members are stopped and it fails (DeadlineExceeded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodDnsConfig {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub searches: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<PodDnsConfigOption>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodDnsConfigOption {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HostAlias {
+    pub ip: String,
+    pub hostnames: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -116,6 +165,14 @@ impl Default for PodSpec {
             security_context: None,
             service_account_name: None,
             automount_service_account_token: None,
+            host_network: false,
+            host_pid: false,
+            host_ipc: false,
+            dns_policy: None,
+            dns_config: None,
+            host_aliases: Vec::new(),
+            subdomain: None,
+            active_deadline_seconds: None,
         }
     }
 }
@@ -280,6 +337,27 @@ pub struct SecurityContext {
     pub read_only_root_filesystem: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_privilege_escalation: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile: Option<SeccompProfile>,
+}
+
+/// `seccompProfile`: RuntimeDefault (containerd's default set of denied system calls),
+/// Unconfined, or Localhost (a profile file under the host's seccomp directory).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SeccompProfile {
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub localhost_profile: Option<String>,
+}
+
+/// A namespaced kernel parameter of the pod (`securityContext.sysctls`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Sysctl {
+    pub name: String,
+    pub value: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -303,6 +381,15 @@ pub struct PodSecurityContext {
     pub run_as_non_root: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub supplemental_groups: Vec<u32>,
+    /// Owns the pod's emptyDir, configMap, secret and downwardAPI volumes, and is a group of every
+    /// process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fs_group: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<Sysctl>,
+    /// The containers' default (their own wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile: Option<SeccompProfile>,
 }
 
 /// A Kubernetes probe: exactly one handler plus timing, with Kubernetes' defaults.

@@ -243,6 +243,7 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
         }
     }
 
+    check_pod_level(c, &spec, pod);
     let container_names: Vec<&str> = pod.all_containers().map(|c| c.name.as_str()).collect();
     let mut volume_names: HashMap<&str, FieldPath> = HashMap::new();
     for (i, secret) in pod.spec.image_pull_secrets.iter().enumerate() {
@@ -407,6 +408,191 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
                 }
             }
         }
+    }
+}
+
+/// The pod-level fields: host namespaces, DNS, /etc/hosts entries, the active deadline.
+fn check_pod_level(c: &mut Checker<'_>, spec: &FieldPath, pod: &Pod) {
+    if pod.spec.host_network {
+        c.fail(
+            &spec.key("hostNetwork"),
+            "hostNetwork: true is not supported: every podctl pod gets its own network namespace from CNI; \
+             remove it and publish the ports the host needs with `hostPort`",
+        );
+    }
+    if let Some(policy) = &pod.spec.dns_policy {
+        if !matches!(
+            policy.as_str(),
+            "ClusterFirst" | "ClusterFirstWithHostNet" | "Default" | "None"
+        ) {
+            c.fail(
+                &spec.key("dnsPolicy"),
+                format!("{policy:?} is not a DNS policy; write ClusterFirst, ClusterFirstWithHostNet, Default or None"),
+            );
+        }
+        let nameservers = pod.spec.dns_config.as_ref().map_or(0, |d| d.nameservers.len());
+        if policy == "None" && nameservers == 0 {
+            c.fail(
+                &spec.key("dnsConfig").key("nameservers"),
+                "dnsPolicy None needs at least one nameserver; add `dnsConfig: {nameservers: [192.0.2.53]}`",
+            );
+        }
+    }
+    if let Some(config) = &pod.spec.dns_config {
+        let dp = spec.key("dnsConfig");
+        if config.nameservers.len() > 3 {
+            c.fail(
+                &dp.key("nameservers"),
+                format!(
+                    "{} nameservers given; resolv.conf takes at most 3",
+                    config.nameservers.len()
+                ),
+            );
+        }
+        for (i, server) in config.nameservers.iter().enumerate() {
+            if server.parse::<IpAddr>().is_err() {
+                c.fail(
+                    &dp.key("nameservers").idx(i),
+                    format!("{server:?} is not an IP address; name a nameserver by its address, e.g. 192.0.2.53"),
+                );
+            }
+        }
+        if config.searches.len() > 32 {
+            c.fail(
+                &dp.key("searches"),
+                format!("{} search domains given; at most 32 are allowed", config.searches.len()),
+            );
+        }
+        for (i, option) in config.options.iter().enumerate() {
+            if option.name.is_empty() {
+                c.fail(
+                    &dp.key("options").idx(i).key("name"),
+                    "an option needs a name, e.g. `{name: ndots, value: \"2\"}`",
+                );
+            }
+        }
+    }
+    for (i, alias) in pod.spec.host_aliases.iter().enumerate() {
+        let ap = spec.key("hostAliases").idx(i);
+        if alias.ip.parse::<IpAddr>().is_err() {
+            c.fail(
+                &ap.key("ip"),
+                format!("{:?} is not an IP address; write e.g. 10.0.0.5", alias.ip),
+            );
+        }
+        if alias.hostnames.is_empty() {
+            c.fail(
+                &ap.key("hostnames"),
+                "hostnames is empty; list the names that resolve to this ip",
+            );
+        }
+        for (j, name) in alias.hostnames.iter().enumerate() {
+            if let Err(problem) = dns_subdomain(name) {
+                c.fail(
+                    &ap.key("hostnames").idx(j),
+                    format!("{problem}; a hostname is a DNS name such as db.local"),
+                );
+            }
+        }
+    }
+    if let Some(subdomain) = &pod.spec.subdomain {
+        if let Err(problem) = dns_label(subdomain) {
+            c.fail(
+                &spec.key("subdomain"),
+                format!("{problem}; a subdomain is a DNS label, e.g. {:?}", suggest(subdomain)),
+            );
+        }
+    }
+    if let Some(security) = &pod.spec.security_context {
+        let sp = spec.key("securityContext");
+        for (i, sysctl) in security.sysctls.iter().enumerate() {
+            let name = super::sysctl_dotted(&sysctl.name);
+            let ipc = name.starts_with("kernel.shm")
+                || name.starts_with("kernel.msg")
+                || name == "kernel.sem"
+                || name.starts_with("fs.mqueue.");
+            let net = name.starts_with("net.");
+            let well_formed = !name.is_empty()
+                && name.split('.').all(|part| {
+                    !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || "_-/".contains(c))
+                });
+            let np = sp.key("sysctls").idx(i).key("name");
+            if !well_formed || !(ipc || net) {
+                c.fail(
+                    &np,
+                    format!(
+                        "{:?} is not a namespaced sysctl; a pod may set kernel.shm*, kernel.msg*, kernel.sem, \
+                         fs.mqueue.* and net.* (the others are the host's)",
+                        sysctl.name
+                    ),
+                );
+            } else if ipc && pod.spec.host_ipc {
+                c.fail(
+                    &np,
+                    format!(
+                        "{:?} would change the host's IPC namespace (hostIPC: true); drop one of them",
+                        sysctl.name
+                    ),
+                );
+            }
+        }
+        check_seccomp(c, &sp.key("seccompProfile"), security.seccomp_profile.as_ref());
+    }
+    for (list, containers) in [
+        ("initContainers", &pod.spec.init_containers),
+        ("containers", &pod.spec.containers),
+    ] {
+        for (i, container) in containers.iter().enumerate() {
+            let profile = container
+                .security_context
+                .as_ref()
+                .and_then(|s| s.seccomp_profile.as_ref());
+            check_seccomp(
+                c,
+                &spec.key(list).idx(i).key("securityContext").key("seccompProfile"),
+                profile,
+            );
+        }
+    }
+    if pod.spec.active_deadline_seconds == Some(0) {
+        c.fail(
+            &spec.key("activeDeadlineSeconds"),
+            "activeDeadlineSeconds must be at least 1; leave it out for no deadline",
+        );
+    }
+}
+
+fn check_seccomp(c: &mut Checker<'_>, at: &FieldPath, profile: Option<&crate::manifest::SeccompProfile>) {
+    let Some(profile) = profile else { return };
+    let localhost = profile.localhost_profile.as_deref();
+    match (profile.type_.as_str(), localhost) {
+        ("RuntimeDefault" | "Unconfined", None) => {}
+        ("RuntimeDefault" | "Unconfined", Some(_)) => c.fail(
+            &at.key("localhostProfile"),
+            "localhostProfile goes only with type Localhost; remove it",
+        ),
+        ("Localhost", None) => c.fail(
+            &at.key("localhostProfile"),
+            format!(
+                "type Localhost needs localhostProfile, a file under {}; e.g. `localhostProfile: profiles/audit.json`",
+                super::SECCOMP_LOCALHOST_DIR
+            ),
+        ),
+        ("Localhost", Some(path)) => {
+            if path.starts_with('/') || path.split('/').any(|p| p == "..") || path.is_empty() {
+                c.fail(
+                    &at.key("localhostProfile"),
+                    format!(
+                        "{path:?} must be a relative path under {} without `..`",
+                        super::SECCOMP_LOCALHOST_DIR
+                    ),
+                );
+            }
+        }
+        (other, _) => c.fail(
+            &at.key("type"),
+            format!("{other:?} is not a seccomp profile type; write RuntimeDefault, Unconfined or Localhost"),
+        ),
     }
 }
 

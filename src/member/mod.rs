@@ -179,6 +179,13 @@ pub struct Selected {
     pub handler: Option<NamedRuntime>,
 }
 
+fn volume_error(dir: &std::path::Path) -> impl FnOnce(crate::volume::VolumeError) -> MemberError + '_ {
+    move |e| MemberError::Io {
+        cause: std::io::Error::other(e.to_string()),
+        path: dir.to_path_buf(),
+    }
+}
+
 /// Everything about the pod being created that a runtime needs to add members to it.
 pub struct PodContext<'a> {
     pub client: &'a Client,
@@ -304,6 +311,14 @@ impl PodContext<'_> {
         Ok(crate::logs::run_file(&dir, 0))
     }
 
+    /// The pod's fsGroup takes the emptyDir at `dir` (a no-op without one).
+    fn give_to_fs_group(&self, dir: &std::path::Path) -> Result<(), MemberError> {
+        match self.pod.spec.security_context.as_ref().and_then(|s| s.fs_group) {
+            Some(gid) => crate::volume::give_to_group(dir, gid, true).map_err(volume_error(dir)),
+            None => Ok(()),
+        }
+    }
+
     /// Host sides of the container's volumeMounts, creating what the volume type says to create.
     pub fn volumes(&self, container: &Container) -> Result<Vec<VolumeBinding>, MemberError> {
         let mut bindings = Vec::new();
@@ -320,17 +335,18 @@ impl PodContext<'_> {
                 source @ VolumeSource::EmptyDir { .. } if source.memory_size().is_some() => {
                     let dir = self.state_dir.join("volumes").join(&volume.name);
                     let size = source.memory_size().unwrap_or_default();
-                    crate::volume::prepare_memory_dir(&dir, size, crate::volume::MemoryUse::EmptyDir).map_err(|e| {
-                        MemberError::Io {
-                            cause: std::io::Error::other(e.to_string()),
-                            path: dir.clone(),
-                        }
-                    })?;
+                    crate::volume::prepare_memory_dir(&dir, size, crate::volume::MemoryUse::EmptyDir)
+                        .map_err(volume_error(&dir))?;
+                    self.give_to_fs_group(&dir)?;
                     dir
                 }
                 VolumeSource::EmptyDir { .. } => {
                     let dir = self.state_dir.join("volumes").join(&volume.name);
                     std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+                    // Writable by any user, as kubelet makes an emptyDir.
+                    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+                        .map_err(io_error(&dir))?;
+                    self.give_to_fs_group(&dir)?;
                     dir
                 }
                 // Written by create before the members (see `pod::config`); read-only, as kubelet

@@ -98,11 +98,14 @@ async fn create_records(
 ) -> Result<(Vec<crate::containerd::RootfsMount>, PathBuf), MemberError> {
     let client = ctx.client;
     let container = &ctx.with_pod_ips(container).await?;
+    let rootfs = client.prepare_snapshot(&ctx.lease, id, &image.top_chain_id).await?;
+    undo.push(Step::RemoveSnapshot(id.to_string()));
     let plan = spec::plan_process(
         container,
         &image.config,
         &ctx.hostname,
         ctx.pod.spec.security_context.as_ref(),
+        &image_accounts(&rootfs),
     )?;
     let mut mounts = ctx.etc_mounts.clone();
     // Its termination message: a file of the pod's that it writes where it says, as in kubelet.
@@ -137,6 +140,12 @@ async fn create_records(
         plan,
         namespaces: &ctx.namespaces,
         mounts,
+        pod_seccomp: ctx
+            .pod
+            .spec
+            .security_context
+            .as_ref()
+            .and_then(|s| s.seccomp_profile.as_ref()),
     })?;
     let log_path = ctx.log_path(container)?;
     let stop_signal = image_stop_signal(image);
@@ -152,8 +161,6 @@ async fn create_records(
         labels.insert(LABEL_SIDECAR.into(), "true".into());
     }
 
-    let rootfs = client.prepare_snapshot(&ctx.lease, id, &image.top_chain_id).await?;
-    undo.push(Step::RemoveSnapshot(id.to_string()));
     client
         .create_container(
             &ctx.lease,
@@ -171,6 +178,37 @@ async fn create_records(
         .await?;
     undo.push(Step::DeleteContainer(id.to_string()));
     Ok((rootfs, log_path))
+}
+
+/// The image's /etc/passwd and /etc/group, read from the layer directories of its snapshot (an
+/// overlay's upper, then its lowers, topmost first; a bind snapshot's one), for USER names.
+pub(crate) fn image_accounts(rootfs: &[crate::containerd::RootfsMount]) -> spec::ImageAccounts {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for mount in rootfs {
+        match mount.r#type.as_str() {
+            "bind" | "rbind" => dirs.push(PathBuf::from(&mount.source)),
+            "overlay" => {
+                let option = |key: &str| mount.options.iter().find_map(|o| o.strip_prefix(key));
+                dirs.extend(option("upperdir=").map(PathBuf::from));
+                dirs.extend(
+                    option("lowerdir=")
+                        .into_iter()
+                        .flat_map(|l| l.split(':'))
+                        .map(PathBuf::from),
+                );
+            }
+            _ => {}
+        }
+    }
+    let read = |file: &str| {
+        dirs.iter()
+            .find_map(|dir| std::fs::read_to_string(dir.join(file)).ok())
+            .unwrap_or_default()
+    };
+    spec::ImageAccounts {
+        passwd: read("etc/passwd"),
+        group: read("etc/group"),
+    }
 }
 
 /// The task (created, not started) on the records [`create_records`] made; recorded in `undo`.

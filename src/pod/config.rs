@@ -127,6 +127,8 @@ pub struct ObjectVolume {
     pub files: Vec<crate::volume::File>,
     /// It holds a Secret: it lives on tmpfs.
     pub secret: bool,
+    /// The pod's fsGroup, which owns its files.
+    pub group: Option<u32>,
 }
 
 /// The objects a pod names, each read once.
@@ -452,6 +454,7 @@ async fn volumes_with(
             name: volume.name.clone(),
             files,
             secret,
+            group: pod.spec.security_context.as_ref().and_then(|s| s.fs_group),
         });
     }
     Ok(volumes)
@@ -467,6 +470,9 @@ pub fn write_volumes(state_dir: &Path, volumes: &[ObjectVolume]) -> Result<Vec<S
         crate::volume::prepare_dir(&dir, volume.secret)?;
         if crate::volume::write_atomically(&dir, &volume.files)? {
             changed.push(volume.name.clone());
+        }
+        if let Some(gid) = volume.group {
+            crate::volume::give_to_group(&dir, gid, false)?;
         }
     }
     Ok(changed)

@@ -378,11 +378,7 @@ struct CreatePlan<'a> {
 
 impl CreatePlan<'_> {
     fn hostname(&self) -> String {
-        self.pod
-            .spec
-            .hostname
-            .clone()
-            .unwrap_or_else(|| self.pod.metadata.name.clone())
+        super::etc::hostname(self.pod)
     }
 
     async fn run(
@@ -457,6 +453,8 @@ impl CreatePlan<'_> {
                     netns: netns.path.clone(),
                     pause_pid,
                     share_pid: self.pod.spec.share_process_namespace,
+                    host_pid: self.pod.spec.host_pid,
+                    host_ipc: self.pod.spec.host_ipc,
                 },
                 etc_mounts,
                 state_dir: state_dir.clone(),
@@ -636,6 +634,11 @@ impl CreatePlan<'_> {
                 log_rotation: self.settings.log_rotation,
                 grace_seconds: Some(self.pod.spec.termination_grace_period_seconds),
                 state_dir: Some(ctx.state_dir.clone()),
+                deadline: self
+                    .pod
+                    .spec
+                    .active_deadline_seconds
+                    .map(|seconds| crate::record::now_secs() + seconds as f64),
             }),
             init: std::mem::take(&mut *ctx.init_handover.lock().expect("not poisoned")),
         };
@@ -664,7 +667,7 @@ impl CreatePlan<'_> {
     /// Written before CNI with no pod line in /etc/hosts, and again, in place (the members bind
     /// mount these very files), once the pod has its IP.
     fn write_etc_files(&self, state_dir: &Path, result: Option<&CniResult>) -> Result<Vec<Mount>, PodError> {
-        write_etc_files(state_dir, &self.hostname(), result)
+        super::etc::write_etc_files(state_dir, self.pod, result)
     }
 
     async fn create_sandbox(
@@ -688,6 +691,16 @@ impl CreatePlan<'_> {
             netns,
             args,
             etc_mounts: vec![],
+            host_pid: self.pod.spec.host_pid,
+            host_ipc: self.pod.spec.host_ipc,
+            sysctls: self
+                .pod
+                .spec
+                .security_context
+                .iter()
+                .flat_map(|s| &s.sysctls)
+                .map(|s| (crate::manifest::sysctl_dotted(&s.name), s.value.clone()))
+                .collect(),
         })?;
         let mut labels = self.pod.metadata.labels.clone().into_iter().collect::<HashMap<_, _>>();
         labels.extend(sandbox_labels(self.pod, self.uid, id));
@@ -741,32 +754,4 @@ fn sandbox_labels(pod: &Pod, uid: &str, sandbox_id: &str) -> HashMap<String, Str
         (LABEL_MANAGED_BY.into(), "podctl".into()),
         (LABEL_SANDBOX_ID.into(), sandbox_id.to_string()),
     ])
-}
-
-/// /etc/hosts, /etc/hostname and /etc/resolv.conf of a pod (rewritten in place: the members bind
-/// mount these very files), and its one /dev/shm (mounted once; after a reboot again).
-pub(crate) fn write_etc_files(
-    state_dir: &Path,
-    hostname: &str,
-    result: Option<&CniResult>,
-) -> Result<Vec<Mount>, PodError> {
-    let mut hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
-    if let Some(ip) = result.and_then(CniResult::primary_ip) {
-        hosts.push_str(&format!("{ip}\t{hostname}\n"));
-    }
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut mounts = Vec::new();
-    for (file, content) in [
-        ("hosts", hosts),
-        ("hostname", format!("{hostname}\n")),
-        ("resolv.conf", resolv),
-    ] {
-        let path = state_dir.join(file);
-        std::fs::write(&path, content).map_err(io_error(&path))?;
-        mounts.push(spec::bind_mount(&path, &format!("/etc/{file}"), false)?);
-    }
-    let shm = state_dir.join("shm");
-    crate::volume::prepare_shm(&shm)?;
-    mounts.push(spec::bind_mount(&shm, "/dev/shm", false)?);
-    Ok(mounts)
 }

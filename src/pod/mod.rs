@@ -4,6 +4,7 @@
 pub mod config;
 pub(crate) mod create;
 pub(crate) mod delete;
+mod etc;
 mod gc;
 pub(crate) mod intent;
 pub(crate) mod lifecycle;

@@ -105,8 +105,7 @@ async fn restore_pod(
         }
         Err(e) => return Err(e.into()),
     };
-    let hostname = spec.spec.hostname.clone().unwrap_or_else(|| spec.metadata.name.clone());
-    super::create::write_etc_files(&state_dir, &hostname, Some(&result))?;
+    super::etc::write_etc_files(&state_dir, &spec, Some(&result))?;
     // Secret volumes were tmpfs: the reboot took them. They and the ConfigMap ones are written
     // again from the objects as they are now (as kubelet remounts them).
     let config = super::config::resolve(client, &spec, &super::config::pod_facts(&pod.uid)).await?;

@@ -86,7 +86,22 @@ async fn restart_on_image(
         .and_then(|p| p.spec.hostname.clone())
         .unwrap_or_else(|| view.name.clone());
     let pod_security = view.pod.as_ref().and_then(|p| p.spec.security_context.as_ref());
-    let plan = crate::spec::plan_process(container, &image.config, &hostname, pod_security)?;
+    // A new root filesystem from the new image, under the member's ID; a lease holds it until the
+    // container record (which roots it for GC) names it again. A look at the new image's
+    // /etc/passwd first (for USER names), before the member is stopped.
+    let lease = format!("podctl-update-{}", member.id);
+    client.ensure_lease(&lease, 3600).await?;
+    let look = format!("{}-accounts", member.id);
+    let rootfs = client.prepare_snapshot(&lease, &look, &image.top_chain_id).await?;
+    let accounts = crate::member::oci::image_accounts(&rootfs);
+    client.remove_snapshot(&look).await?;
+    let plan = match crate::spec::plan_process(container, &image.config, &hostname, pod_security, &accounts) {
+        Ok(plan) => plan,
+        Err(e) => {
+            client.delete_lease(&lease).await?;
+            return Err(e.into());
+        }
+    };
     let mut spec: serde_json::Value =
         serde_json::from_slice(&member.record.spec_json).map_err(|e| PodError::Damaged {
             pod: view.name.clone(),
@@ -106,10 +121,6 @@ async fn restart_on_image(
     );
     let signal = crate::containerd::signal_number(&member.stop_signal);
     client.stop_task(&member.id, signal, grace).await?;
-    // A new root filesystem from the new image, under the member's ID; a lease holds it until the
-    // container record (which roots it for GC) names it again.
-    let lease = format!("podctl-update-{}", member.id);
-    client.ensure_lease(&lease, 3600).await?;
     let swapped = async {
         client.remove_snapshot(&member.id).await?;
         client.prepare_snapshot(&lease, &member.id, &image.top_chain_id).await?;

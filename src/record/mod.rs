@@ -39,6 +39,9 @@ pub const LABEL_OOM_KILLED: &str = "podctl.io/oom-killed";
 pub const LABEL_INIT_STATUS: &str = "podctl.io/init-status";
 /// On the sandbox record while `delete` runs.
 pub const LABEL_TERMINATING: &str = "podctl.io/terminating";
+/// On the sandbox record once the pod ran past its activeDeadlineSeconds: the agent stopped its
+/// members, and the pod is Failed with reason DeadlineExceeded.
+pub const LABEL_DEADLINE_EXCEEDED: &str = "podctl.io/deadline-exceeded";
 
 /// The Pod manifest (JSON) on the sandbox container.
 pub const EXT_POD: &str = "podctl.io/pod";

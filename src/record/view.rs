@@ -181,6 +181,9 @@ impl PodView {
         if self.sandbox.labels.get(LABEL_STOPPED).is_some_and(|v| v == "true") {
             return "Stopped".into();
         }
+        if self.deadline_exceeded() {
+            return "DeadlineExceeded".into();
+        }
         if let Some(init) = self.sandbox.labels.get(LABEL_INIT_STATUS).filter(|s| !s.is_empty()) {
             return init.clone();
         }
@@ -224,10 +227,21 @@ impl PodView {
         "NotReady".into()
     }
 
+    /// It ran past its activeDeadlineSeconds: its members were stopped for good.
+    pub fn deadline_exceeded(&self) -> bool {
+        self.sandbox
+            .labels
+            .get(LABEL_DEADLINE_EXCEEDED)
+            .is_some_and(|v| v == "true")
+    }
+
     /// The Kubernetes phase.
     pub fn phase(&self) -> &'static str {
         if self.interrupted.is_some() || self.lost_to_restart {
             return "Unknown";
+        }
+        if self.deadline_exceeded() {
+            return "Failed";
         }
         let states: Vec<MemberState> = self.app_members().map(MemberView::state).collect();
         let expected = self.pod.as_ref().map_or(0, |p| p.spec.containers.len());

@@ -3,13 +3,14 @@
 //! hostname and a namespace list that are wrong for both.
 
 mod process;
+pub mod seccomp;
 
-pub use process::{apply_pod_env, expand, plan_process, ProcessPlan};
+pub use process::{apply_pod_env, expand, plan_process, ImageAccounts, ProcessPlan};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::manifest::{SecurityContext, ALL_CAPABILITIES};
+use crate::manifest::{SeccompProfile, SecurityContext, ALL_CAPABILITIES};
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
     LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
@@ -22,13 +23,19 @@ use crate::manifest::Container;
 pub enum SpecError {
     #[error("container {container}: image {image} has no ENTRYPOINT or CMD; set `command` in the Pod")]
     NoCommand { container: String, image: String },
-    #[error("container {container}: image user `{user}` is a name podctl cannot resolve yet; use an image whose USER is numeric (UID or UID:GID), or set securityContext.runAsUser")]
-    User { container: String, user: String },
+    #[error("container {container}: image user `{user}`: {missing}; use a USER the image defines, a numeric UID:GID, or set securityContext.runAsUser")]
+    User {
+        container: String,
+        user: String,
+        missing: String,
+    },
     /// kubelet's CreateContainerConfigError for runAsNonRoot.
     #[error("container {container}: container has runAsNonRoot and image will run as root; set securityContext.runAsUser to a non-zero UID, or use an image whose USER is not root")]
     RunsAsRoot { container: String },
     #[error("container {container}: unknown capability {name:?} in securityContext.capabilities; use names such as NET_ADMIN or CAP_NET_ADMIN, or ALL")]
     Capability { container: String, name: String },
+    #[error("seccomp profile {profile}: {cause}; use seccompProfile type RuntimeDefault or Unconfined, or a Localhost profile file under {}", seccomp::LOCALHOST_DIR)]
+    Seccomp { profile: String, cause: String },
     #[error("building the OCI spec failed: {0}")]
     Build(#[from] oci_spec::OciSpecError),
     #[error("serializing the OCI spec failed: {0}")]
@@ -42,6 +49,9 @@ pub struct SandboxNamespaces {
     /// The pause task's PID: its /proc/<pid>/ns/{ipc,uts,pid} are the pod's.
     pub pause_pid: u32,
     pub share_pid: bool,
+    /// `hostPID` and `hostIPC`: the host's namespace instead of the pod's.
+    pub host_pid: bool,
+    pub host_ipc: bool,
 }
 
 /// Annotations the runc shim groups by, so all tasks of one pod share one shim process.
@@ -80,6 +90,10 @@ struct TaskSpec<'a> {
     extra_mounts: Vec<Mount>,
     memory_limit: Option<u64>,
     cpu_millis: Option<u64>,
+    /// The seccomp profile asked for (the container's, else the pod's).
+    seccomp: Option<&'a SeccompProfile>,
+    /// Namespaced kernel parameters (the sandbox's: its members share its namespaces).
+    sysctls: Vec<(String, String)>,
 }
 
 /// Docker's and containerd's default capability set.
@@ -180,11 +194,16 @@ fn build(task: TaskSpec<'_>) -> Result<Spec, SpecError> {
     let capabilities = oci_spec::runtime::LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
-        .permitted(caps)
+        .permitted(caps.clone())
         .inheritable(oci_spec::runtime::Capabilities::new())
         .ambient(oci_spec::runtime::Capabilities::new())
         .build()?;
     let privileged = task.security.and_then(|s| s.privileged) == Some(true);
+    // containerd installs no seccomp filter for a privileged container.
+    let seccomp = match privileged {
+        true => None,
+        false => seccomp::filter(task.seccomp, &caps, Path::new(seccomp::LOCALHOST_DIR))?,
+    };
     let read_only_root = task.security.and_then(|s| s.read_only_root_filesystem) == Some(true);
     // runc's no_new_privs is what allowPrivilegeEscalation: false asks for.
     let no_new_privileges = task.security.and_then(|s| s.allow_privilege_escalation) == Some(false);
@@ -230,7 +249,14 @@ fn build(task: TaskSpec<'_>) -> Result<Spec, SpecError> {
         .memory(memory.build()?)
         .cpu(cpu.build()?)
         .build()?;
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if let Some(filter) = seccomp {
+        linux = linux.seccomp(filter);
+    }
+    if !task.sysctls.is_empty() {
+        linux = linux.sysctl(task.sysctls.into_iter().collect::<HashMap<_, _>>());
+    }
+    let linux = linux
         .namespaces(namespaces)
         .resources(resources)
         .cgroups_path(PathBuf::from(format!("/podctl/{}", task.id)))
@@ -286,10 +312,26 @@ pub struct SandboxSpecInput<'a> {
     pub netns: &'a Path,
     pub args: Vec<String>,
     pub etc_mounts: Vec<Mount>,
+    pub host_pid: bool,
+    pub host_ipc: bool,
+    /// The pod's sysctls: set in the namespaces the pause task owns, which its members join.
+    pub sysctls: Vec<(String, String)>,
 }
 
-/// The pause task: joins the pinned netns, owns fresh IPC, UTS (hostname = pod) and PID namespaces.
+/// The pause task: joins the pinned netns, owns fresh IPC, UTS (hostname = pod) and PID namespaces
+/// (IPC and PID stay the host's under `hostIPC` and `hostPID`).
 pub fn sandbox_spec(input: SandboxSpecInput<'_>) -> Result<Spec, SpecError> {
+    let mut namespaces = vec![
+        (LinuxNamespaceType::Network, Some(input.netns.to_path_buf())),
+        (LinuxNamespaceType::Uts, None),
+        (LinuxNamespaceType::Mount, None),
+    ];
+    if !input.host_ipc {
+        namespaces.push((LinuxNamespaceType::Ipc, None));
+    }
+    if !input.host_pid {
+        namespaces.push((LinuxNamespaceType::Pid, None));
+    }
     build(TaskSpec {
         id: input.sandbox_id,
         sandbox_id: input.sandbox_id,
@@ -304,16 +346,12 @@ pub fn sandbox_spec(input: SandboxSpecInput<'_>) -> Result<Spec, SpecError> {
             additional_gids: Vec::new(),
         },
         hostname: Some(input.hostname.to_string()),
-        namespaces: vec![
-            (LinuxNamespaceType::Network, Some(input.netns.to_path_buf())),
-            (LinuxNamespaceType::Ipc, None),
-            (LinuxNamespaceType::Uts, None),
-            (LinuxNamespaceType::Pid, None),
-            (LinuxNamespaceType::Mount, None),
-        ],
+        namespaces,
         extra_mounts: input.etc_mounts,
         memory_limit: None,
         cpu_millis: None,
+        seccomp: None,
+        sysctls: input.sysctls,
     })
 }
 
@@ -324,23 +362,31 @@ pub struct MemberSpecInput<'a> {
     pub plan: ProcessPlan,
     pub namespaces: &'a SandboxNamespaces,
     pub mounts: Vec<Mount>,
+    /// The pod's seccompProfile, for a container that names none.
+    pub pod_seccomp: Option<&'a SeccompProfile>,
 }
 
 /// A member: joins the sandbox's network, IPC and UTS namespaces (and PID when shared); no
 /// hostname of its own, since the UTS namespace it joins already has the pod's.
 pub fn member_spec(input: MemberSpecInput<'_>) -> Result<Spec, SpecError> {
     let proc_ns = |kind: &str| Some(PathBuf::from(format!("/proc/{}/ns/{kind}", input.namespaces.pause_pid)));
+    let ns = input.namespaces;
     let mut namespaces = vec![
-        (LinuxNamespaceType::Network, Some(input.namespaces.netns.clone())),
-        (LinuxNamespaceType::Ipc, proc_ns("ipc")),
+        (LinuxNamespaceType::Network, Some(ns.netns.clone())),
         (LinuxNamespaceType::Uts, proc_ns("uts")),
         (LinuxNamespaceType::Mount, None),
     ];
-    namespaces.push(if input.namespaces.share_pid {
-        (LinuxNamespaceType::Pid, proc_ns("pid"))
-    } else {
-        (LinuxNamespaceType::Pid, None)
-    });
+    // No entry: the host's namespace, as hostIPC and hostPID ask.
+    if !ns.host_ipc {
+        namespaces.push((LinuxNamespaceType::Ipc, proc_ns("ipc")));
+    }
+    if !ns.host_pid {
+        namespaces.push(if ns.share_pid {
+            (LinuxNamespaceType::Pid, proc_ns("pid"))
+        } else {
+            (LinuxNamespaceType::Pid, None)
+        });
+    }
     build(TaskSpec {
         id: input.id,
         sandbox_id: input.sandbox_id,
@@ -352,6 +398,13 @@ pub fn member_spec(input: MemberSpecInput<'_>) -> Result<Spec, SpecError> {
         extra_mounts: input.mounts,
         memory_limit: input.container.resources.memory_limit_bytes(),
         cpu_millis: input.container.resources.cpu_limit_millis(),
+        seccomp: input
+            .container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.seccomp_profile.as_ref())
+            .or(input.pod_seccomp),
+        sysctls: Vec::new(),
     })
 }
 
@@ -383,6 +436,9 @@ mod tests {
             netns: Path::new("/run/netns/podctl-echo"),
             args: vec!["/pause".into()],
             etc_mounts: vec![],
+            host_pid: false,
+            host_ipc: false,
+            sysctls: vec![],
         })
         .unwrap();
         assert_eq!(spec.hostname().as_deref(), Some("echo"));
@@ -435,6 +491,8 @@ mod tests {
             netns: "/run/netns/x".into(),
             pause_pid: 42,
             share_pid: true,
+            host_pid: false,
+            host_ipc: false,
         };
         let plan = ProcessPlan {
             args: vec!["/a".into()],
@@ -451,6 +509,7 @@ mod tests {
             plan,
             namespaces: &namespaces,
             mounts: vec![],
+            pod_seccomp: None,
         })
         .unwrap();
         assert_eq!(spec.hostname(), &None);

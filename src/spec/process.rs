@@ -22,12 +22,56 @@ pub struct ProcessPlan {
     pub additional_gids: Vec<u32>,
 }
 
+/// The image's /etc/passwd and /etc/group (empty where it has none): USER names resolve there,
+/// and a user's groups there become the process's supplementary groups, as containerd does.
+#[derive(Debug, Default, Clone)]
+pub struct ImageAccounts {
+    pub passwd: String,
+    pub group: String,
+}
+
+impl ImageAccounts {
+    /// (name, uid, gid) of the passwd entry whose name or UID is `who`.
+    fn user(&self, who: &str) -> Option<(String, u32, u32)> {
+        self.passwd.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let (name, uid, gid) = (fields.first()?, fields.get(2)?, fields.get(3)?);
+            (*name == who || *uid == who).then(|| Some((name.to_string(), uid.parse().ok()?, gid.parse().ok()?)))?
+        })
+    }
+
+    /// The GID of the group whose name or GID is `which`.
+    fn group(&self, which: &str) -> Option<u32> {
+        self.group.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let (name, gid) = (fields.first()?, fields.get(2)?);
+            (*name == which || *gid == which).then(|| gid.parse().ok())?
+        })
+    }
+
+    /// The groups that list `user` as a member.
+    fn groups_of(&self, user: &str) -> Vec<u32> {
+        self.group
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                let members = fields.get(3)?;
+                members
+                    .split(',')
+                    .any(|m| m == user)
+                    .then(|| fields.get(2)?.parse().ok())?
+            })
+            .collect()
+    }
+}
+
 /// The member's process; `pod_security` is the pod's securityContext (the container's own wins).
 pub fn plan_process(
     container: &Container,
     image: &ImageConfiguration,
     hostname: &str,
     pod_security: Option<&PodSecurityContext>,
+    accounts: &ImageAccounts,
 ) -> Result<ProcessPlan, SpecError> {
     let config = image.config().clone().unwrap_or_default();
     let entrypoint = config.entrypoint().clone().unwrap_or_default();
@@ -83,10 +127,19 @@ pub fn plan_process(
         .or(pod_security.and_then(|s| s.run_as_non_root))
         .unwrap_or(false);
     let image_user = config.user().as_deref().unwrap_or("");
-    let (uid, gid) = match (run_as_user, parse_user(image_user, container)) {
-        // The securityContext's user stands; the image's group only when it names one.
-        (Some(uid), parsed) => (uid, parsed.map(|(_, g)| g).unwrap_or(0)),
-        (None, parsed) => parsed?,
+    let (uid, gid, mut additional_gids) = match run_as_user {
+        // The securityContext's user stands, with its passwd group unless the image names one.
+        Some(uid) => {
+            let named_group = image_user
+                .split_once(':')
+                .map(|(_, g)| parse_group(g, accounts, container, image_user))
+                .transpose()?;
+            let entry = accounts.user(&uid.to_string());
+            let gid = named_group.or(entry.as_ref().map(|e| e.2)).unwrap_or(0);
+            let extra = entry.map(|e| accounts.groups_of(&e.0)).unwrap_or_default();
+            (uid, gid, extra)
+        }
+        None => parse_user(image_user, accounts, container)?,
     };
     let gid = run_as_group.unwrap_or(gid);
     if run_as_non_root && uid == 0 {
@@ -94,13 +147,20 @@ pub fn plan_process(
             container: container.name.clone(),
         });
     }
+    if let Some(pod) = pod_security {
+        additional_gids.extend(pod.supplemental_groups.iter().copied());
+        // Volumes the pod's fsGroup owns are writable through this group.
+        additional_gids.extend(pod.fs_group);
+    }
+    let mut seen = std::collections::HashSet::new();
+    additional_gids.retain(|g| *g != gid && seen.insert(*g));
     Ok(ProcessPlan {
         args: argv,
         env: env.into_iter().map(|(n, v)| format!("{n}={v}")).collect(),
         cwd,
         uid,
         gid,
-        additional_gids: pod_security.map(|s| s.supplemental_groups.clone()).unwrap_or_default(),
+        additional_gids,
     })
 }
 
@@ -155,25 +215,44 @@ pub fn expand(input: &str, defined: &BTreeMap<&str, &str>) -> String {
     out
 }
 
-/// Image `User`: empty, `root`, `UID` or `UID:GID`. Names other than root would need the image's
-/// /etc/passwd, which podctl does not read yet.
-fn parse_user(user: &str, container: &Container) -> Result<(u32, u32), SpecError> {
-    let unsupported = || SpecError::User {
-        container: container.name.clone(),
-        user: user.to_string(),
+/// Image `User`: empty, `NAME`, `UID`, `NAME:GROUP` or `UID:GID`, names resolved in the image's
+/// /etc/passwd and /etc/group as containerd does (a UID without an entry gets GID 0). Returns the
+/// UID, GID and the groups /etc/group gives the user besides.
+fn parse_user(user: &str, accounts: &ImageAccounts, container: &Container) -> Result<(u32, u32, Vec<u32>), SpecError> {
+    let (who, group) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
     };
-    let id = |part: &str| -> Result<u32, SpecError> {
-        match part {
-            "" | "root" => Ok(0),
-            digits => digits.parse().map_err(|_| unsupported()),
+    let who = if who.is_empty() { "0" } else { who };
+    let (uid, passwd_gid, name) = match (accounts.user(who), who.parse::<u32>()) {
+        (Some((name, uid, gid)), _) => (uid, gid, Some(name)),
+        (None, Ok(uid)) => (uid, 0, None),
+        (None, Err(_)) if who == "root" => (0, 0, Some("root".to_string())),
+        (None, Err(_)) => {
+            return Err(SpecError::User {
+                container: container.name.clone(),
+                user: user.to_string(),
+                missing: format!("no user {who:?} in the image's /etc/passwd"),
+            })
         }
     };
-    match user.split_once(':') {
-        None => {
-            let uid = id(user)?;
-            Ok((uid, uid))
-        }
-        Some((u, g)) => Ok((id(u)?, id(g)?)),
+    let gid = match group {
+        Some(g) => parse_group(g, accounts, container, user)?,
+        None => passwd_gid,
+    };
+    let extra = name.map(|n| accounts.groups_of(&n)).unwrap_or_default();
+    Ok((uid, gid, extra))
+}
+
+fn parse_group(group: &str, accounts: &ImageAccounts, container: &Container, user: &str) -> Result<u32, SpecError> {
+    match (accounts.group(group), group.parse::<u32>()) {
+        (Some(gid), _) | (None, Ok(gid)) => Ok(gid),
+        (None, Err(_)) if group == "root" => Ok(0),
+        (None, Err(_)) => Err(SpecError::User {
+            container: container.name.clone(),
+            user: user.to_string(),
+            missing: format!("no group {group:?} in the image's /etc/group"),
+        }),
     }
 }
 
@@ -201,7 +280,11 @@ mod tests {
     #[test]
     fn command_and_args_follow_kubernetes_rules() {
         let img = image(&["/entry"], &["--cmd"], &[], "");
-        let args = |c: Container| plan_process(&c, &img, "h", None).unwrap().args;
+        let args = |c: Container| {
+            plan_process(&c, &img, "h", None, &ImageAccounts::default())
+                .unwrap()
+                .args
+        };
         assert_eq!(args(container(&[], &[])), ["/entry", "--cmd"]);
         assert_eq!(args(container(&[], &["x"])), ["/entry", "x"]);
         assert_eq!(args(container(&["/bin/sh"], &[])), ["/bin/sh"]);
@@ -227,7 +310,7 @@ mod tests {
                 value_from: None,
             },
         ];
-        let plan = plan_process(&c, &img, "pod1", None).unwrap();
+        let plan = plan_process(&c, &img, "pod1", None, &ImageAccounts::default()).unwrap();
         assert_eq!(plan.env, ["A=2", "PATH=/bin", "HOSTNAME=pod1", "B=2-b"]);
         assert_eq!(plan.args, ["echo", "2", "$(A)", "$(MISSING)"]);
         assert_eq!((plan.uid, plan.gid, plan.cwd.as_str()), (1000, 2000, "/srv"));
@@ -236,15 +319,48 @@ mod tests {
     #[test]
     fn default_path_and_named_user() {
         let img = image(&["/e"], &[], &[], "");
-        let plan = plan_process(&container(&[], &[]), &img, "h", None).unwrap();
+        let plan = plan_process(&container(&[], &[]), &img, "h", None, &ImageAccounts::default()).unwrap();
         assert!(plan.env.iter().any(|e| e.starts_with("PATH=/usr/local/sbin")));
         let named = image(&["/e"], &[], &[], "nginx");
-        let err = plan_process(&container(&[], &[]), &named, "h", None).unwrap_err();
+        let err = plan_process(&container(&[], &[]), &named, "h", None, &ImageAccounts::default()).unwrap_err();
         assert!(err.to_string().contains("nginx"), "{err}");
         let empty = image(&[], &[], &[], "");
         assert!(matches!(
-            plan_process(&container(&[], &[]), &empty, "h", None),
+            plan_process(&container(&[], &[]), &empty, "h", None, &ImageAccounts::default()),
             Err(SpecError::NoCommand { .. })
         ));
+    }
+
+    #[test]
+    fn user_names_resolve_in_the_image_accounts() {
+        let accounts = ImageAccounts {
+            passwd: "root:x:0:0:root:/root:/bin/sh\nnginx:x:101:102:nginx:/:/sbin/nologin\n".into(),
+            group: "root:x:0:\nnginx:x:102:\nwww:x:33:nginx,other\n".into(),
+        };
+        let plan_of = |user: &str| {
+            let img = image(&["/e"], &[], &[], user);
+            plan_process(&container(&[], &[]), &img, "h", None, &accounts)
+        };
+        let nginx = plan_of("nginx").unwrap();
+        assert_eq!(
+            (nginx.uid, nginx.gid, nginx.additional_gids.clone()),
+            (101, 102, vec![33])
+        );
+        let with_group = plan_of("nginx:www").unwrap();
+        assert_eq!((with_group.uid, with_group.gid), (101, 33));
+        let numeric = plan_of("101").unwrap();
+        assert_eq!(
+            (numeric.uid, numeric.gid),
+            (101, 102),
+            "a UID with an entry takes its group"
+        );
+        assert_eq!(plan_of("4242").map(|p| (p.uid, p.gid)).unwrap(), (4242, 0));
+        let missing = plan_of("nobody").unwrap_err().to_string();
+        assert!(
+            missing.contains("no user \"nobody\" in the image's /etc/passwd"),
+            "{missing}"
+        );
+        let missing = plan_of("nginx:staff").unwrap_err().to_string();
+        assert!(missing.contains("no group \"staff\""), "{missing}");
     }
 }
