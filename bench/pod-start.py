@@ -103,6 +103,9 @@ WANTED_ULIMITS = {"nofile": "nofile=4096:4096", "nproc": "nproc=4096:4096"}
 EXIT_FAILED, EXIT_PREREQ, EXIT_LEAK = 1, 2, 3
 
 
+BUSYBOX_BENCH_IMAGE = "podctl.bench/busybox:1"
+
+
 class BenchError(Exception):
     """The benchmark cannot go on."""
 
@@ -706,6 +709,69 @@ class Bench:
 
     # -- cleanup -------------------------------------------------------------------------------
 
+    # -- deleting many pods at once ------------------------------------------------------------
+
+    def busybox_image(self):
+        """Imports an OCI image of Debian's busybox-static (sh and sleep as applets) into the
+        private containerd, for members that ignore SIGTERM."""
+        import hashlib, io, json, tarfile
+
+        def blob(data):
+            return "sha256:" + hashlib.sha256(data).hexdigest(), data
+
+        layer_buf = io.BytesIO()
+        with tarfile.open(fileobj=layer_buf, mode="w") as t:
+            d = tarfile.TarInfo("bin"); d.type = tarfile.DIRTYPE; d.mode = 0o755; t.addfile(d)
+            t.add("/bin/busybox", arcname="bin/busybox")
+            for applet in ("sh", "sleep"):
+                l = tarfile.TarInfo(f"bin/{applet}"); l.type = tarfile.SYMTYPE; l.linkname = "busybox"; t.addfile(l)
+        layer_digest, layer = blob(layer_buf.getvalue())
+        config_digest, config = blob(json.dumps({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        }).encode())
+        manifest_digest, manifest = blob(json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": len(layer)}],
+        }).encode())
+        index = json.dumps({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": len(manifest),
+        }]}).encode()
+        path = self.tmp / "busybox.tar"
+        with tarfile.open(path, "w") as t:
+            for name, data in [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", index)] + [
+                (f"blobs/sha256/{d.split(':')[1]}", b) for d, b in
+                [(layer_digest, layer), (config_digest, config), (manifest_digest, manifest)]
+            ]:
+                info = tarfile.TarInfo(name); info.size = len(data); t.addfile(info, io.BytesIO(data))
+        run(self.podctl_cmd("image", "import", str(path), "--name", BUSYBOX_BENCH_IMAGE))
+
+    def delete_many(self, count, rounds):
+        """`podctl delete` of `count` pods whose member ignores SIGTERM, grace period 2 s: they are
+        stopped together, so the whole delete takes about one grace period."""
+        self.busybox_image()
+        took = []
+        for r in range(rounds):
+            names = [f"{self.tag}-many-{r}-{i}" for i in range(count)]
+            for name in names:
+                manifest = (
+                    f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n"
+                    f"  terminationGracePeriodSeconds: 2\n  containers:\n  - name: stubborn\n"
+                    f"    image: {BUSYBOX_BENCH_IMAGE}\n    command: [sh, -c, \"trap '' TERM; while :; do sleep 1; done\"]\n"
+                )
+                self.podctl_pods.append(name)
+                run(self.podctl_cmd("create", "-f", "-"), input=manifest)
+            checkpoint()
+            began = time.monotonic()
+            run(self.podctl_cmd("delete", *names), timeout=120)
+            took.append(time.monotonic() - began)
+            for name in names:
+                self.podctl_pods.remove(name)
+            log(f"delete of {count} pods ignoring SIGTERM (grace 2 s), round {r + 1}: {took[-1]:.2f} s")
+        self.many = (count, took)
+
     def cleanup(self):
         """Best effort, idempotent, every step independent of the others."""
         def attempt(what, fn):
@@ -1299,6 +1365,9 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10, help="timed iterations per tool (default 10)")
+    ap.add_argument("--delete-many", type=int, default=0, metavar="N",
+                    help="also time `podctl delete` of N pods whose member ignores SIGTERM (grace 2 s)")
+    ap.add_argument("--delete-many-rounds", type=int, default=3, help="rounds of --delete-many (default 3)")
     ap.add_argument("--ports", type=lambda s: [int(x) for x in s.split(",")], default=[19380, 19381, 19382],
                     help="host ports for podctl,ctr,podman (default 19380,19381,19382)")
     ap.add_argument("--tools", type=lambda s: [t for t in s.split(",") if t], default=list(TOOLS),
@@ -1354,6 +1423,8 @@ def main(argv):
         for run_no in range(0, args.runs + 1):
             checkpoint()
             bench.iteration(run_no)
+        if args.delete_many:
+            bench.delete_many(args.delete_many, args.delete_many_rounds)
         bench.load[1] = loadavg()
         if args.trace_podctl and "podctl" in args.tools:
             try:
@@ -1387,6 +1458,10 @@ def main(argv):
         trace_rows = {what: merge_trace(t, events, bench.ns) for what, t in traces.items()}
         text, _ = report(bench, trace_rows)
         print(text)
+        if getattr(bench, "many", None):
+            count, took = bench.many
+            print(f"podctl delete of {count} pods ignoring SIGTERM, grace 2 s: median {statistics.median(took):.2f} s "
+                  f"(min {min(took):.2f}, max {max(took):.2f}, {len(took)} rounds; target <= 4 s)")
         base = write_results(bench, trace_rows)
         log(f"raw samples: {base}.csv, {base}.json")
     return code

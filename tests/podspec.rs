@@ -453,10 +453,62 @@ spec:
     let status = env.container_status("fields", "main");
     assert_eq!(status["restartCount"], 0, "not restarted: {status:#}");
     env.delete_leaving_nothing("fields");
+}
+
+#[test]
+fn a_host_network_pod_lives_in_the_host_network() {
+    let env = require_env!("hostnet");
+    env.import_busybox();
+    let port = 19477;
+    let pod = |name: &str| {
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: web
+    image: {BUSYBOX_IMAGE}
+    command: [sh, -c, 'mkdir -p /tmp/www; echo hostnet > /tmp/www/index.html; exec httpd -f -p 127.0.0.1:{port} -h /tmp/www']
+    ports: [{{containerPort: {port}}}]
+"#
+        )
+    };
+    env.create("hostnet.yaml", &pod("hostnet"));
+    env.wait_running("hostnet");
+    env.wait_until(Duration::from_secs(10), "the member to answer on the host", || {
+        common::http(port, "GET", "/", "").is_ok_and(|r| r.contains("hostnet"))
+    });
+    let run = |script: &str| env.ok(&["exec", "hostnet", "--", "sh", "-c", script]);
+    let host_net = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_eq!(run("readlink /proc/self/ns/net").trim(), host_net.to_str().unwrap());
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(run("hostname").trim(), host_name.trim());
+    let json = env.pod_json("hostnet");
+    assert_eq!(json["status"]["podIP"], json["status"]["hostIP"], "{json:#}");
+    // It has no netns or CNI state, and gc takes nothing of it for a leftover.
+    let sandbox = env.sandbox_id("hostnet");
+    let gc = env.ok(&["gc", "--dry-run"]);
+    assert!(!gc.contains(&sandbox), "{gc}");
+    // Its port is the host's: a second pod that wants it is refused, and nothing is made.
+    let second = env.manifest("second.yaml", &pod("second"));
+    let before = env.containerd_objects();
+    let refused = env.fails(&["create", "-f", &second]);
+    assert!(
+        refused.contains("containerPort") && refused.contains(&port.to_string()),
+        "{refused}"
+    );
+    assert_eq!(env.containerd_objects(), before, "the refused create made nothing");
+    env.delete_leaving_nothing("hostnet");
 
     let bad = env.manifest(
-        "hostnet.yaml",
-        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: hostnet}}\nspec:\n  hostNetwork: true\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n"),
+        "mismatch.yaml",
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: mismatch}}\nspec:\n  hostNetwork: true\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    ports: [{{containerPort: 80, hostPort: 8080}}]\n"),
     );
-    env.fails_leaving_nothing(&["create", "-f", &bad], &["spec.hostNetwork", "hostPort"]);
+    env.fails_leaving_nothing(
+        &["create", "-f", &bad],
+        &["spec.containers[0].ports[0].hostPort", "must match containerPort 80"],
+    );
 }

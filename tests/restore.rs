@@ -57,6 +57,13 @@ fn pods_come_back_after_a_host_restart() {
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: once\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    command: [sleep, '3600']\n"
         ),
     );
+    // A pod in the host's network: no netns or CNI to make again, only its tasks.
+    env.create(
+        "hostpod.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hostpod\nspec:\n  hostNetwork: true\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    command: [sleep, '3600']\n"
+        ),
+    );
     // More pods for the restore figure: PODCTL_RESTORE_PODS=20 (default none).
     let extra: usize = std::env::var("PODCTL_RESTORE_PODS")
         .ok()
@@ -72,7 +79,7 @@ fn pods_come_back_after_a_host_restart() {
     env.wait_running("once");
     http_eventually(PORT, "before");
     greeted();
-    let names: Vec<String> = ["survivor".to_string(), "once".to_string()]
+    let names: Vec<String> = ["survivor".to_string(), "once".to_string(), "hostpod".to_string()]
         .into_iter()
         .chain((0..extra).map(|i| format!("extra{i}")))
         .collect();
@@ -106,6 +113,10 @@ fn pods_come_back_after_a_host_restart() {
     );
 
     env.wait_running("survivor");
+    assert!(restored.contains("pod/hostpod (default): restored"), "{restored}");
+    env.wait_running("hostpod");
+    let hostpod = env.pod_json("hostpod");
+    assert_eq!(hostpod["status"]["podIP"], hostpod["status"]["hostIP"], "{hostpod:#}");
     let answer = http_eventually(PORT, "after the restart");
     assert_eq!(
         env.pod_json("survivor")["status"]["podIP"],

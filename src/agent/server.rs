@@ -56,6 +56,10 @@ pub fn run(pod_dir: &Path) -> Result<(), AgentError> {
 /// hostname). `setns` changes only the calling thread; every thread created afterwards inherits
 /// it. So this must happen while the process has exactly one thread.
 fn enter_netns(config: &AgentConfig) -> Result<(), AgentError> {
+    // A hostNetwork pod has none of its own: the agent stays in the host's.
+    if config.netns.as_os_str().is_empty() {
+        return Ok(());
+    }
     let fail = |cause: String| AgentError::Netns {
         pod: config.pod.clone(),
         netns: config.netns.clone(),

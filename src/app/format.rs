@@ -429,7 +429,11 @@ pub fn describe(pod: &PodView) -> String {
     let _ = writeln!(out, "Sandbox:      {} (pause pid {pause_pid})", pod.sandbox_id);
     let _ = writeln!(out, "Namespaces:");
     if let Some(network) = &pod.network {
-        let _ = writeln!(out, "  {:<12}{}", "net:", network.netns.display());
+        let net = match network.host_network {
+            true => "the host's (hostNetwork)".to_string(),
+            false => network.netns.display().to_string(),
+        };
+        let _ = writeln!(out, "  {:<12}{net}", "net:");
     }
     let shared_pid = manifest.is_some_and(|p| p.spec.share_process_namespace);
     let mut shared = vec!["ipc", "uts"];

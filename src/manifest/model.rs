@@ -93,7 +93,7 @@ pub struct PodSpec {
     pub service_account_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub automount_service_account_token: Option<bool>,
-    /// Refused at validation: every podctl pod has its own network namespace.
+    /// The pod lives in the host's network (and UTS) namespace: no CNI, its ports are the host's.
     #[serde(skip_serializing_if = "is_false")]
     pub host_network: bool,
     /// The members see the host's processes (no PID namespace of the pod).
@@ -116,6 +116,9 @@ pub struct PodSpec {
     /// Seconds after the pod started when its members are stopped and it fails (DeadlineExceeded).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_deadline_seconds: Option<u64>,
+    /// The pod's hostname is its FQDN (with a subdomain: hostname.subdomain.namespace.svc.cluster.local).
+    #[serde(rename = "setHostnameAsFQDN", skip_serializing_if = "is_false")]
+    pub set_hostname_as_fqdn: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -173,6 +176,7 @@ impl Default for PodSpec {
             host_aliases: Vec::new(),
             subdomain: None,
             active_deadline_seconds: None,
+            set_hostname_as_fqdn: false,
         }
     }
 }
@@ -234,6 +238,13 @@ pub struct Container {
     /// `File` (default) or `FallbackToLogsOnError`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub termination_message_policy: Option<String>,
+    /// Refused at validation: podctl has no attach, so a process waiting on stdin would end.
+    #[serde(skip_serializing_if = "is_false")]
+    pub stdin: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub stdin_once: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub tty: bool,
 }
 
 /// `lifecycle`: hooks run right after the container starts and before it is stopped.

@@ -729,8 +729,8 @@ fn unknown_fields_become_one_warning() {
         "  containers:",                             // 8
         "  - name: a",                               // 9
         "    image: i",                              // 10
-        "    stdin: true",                           // 11
-        "    tty: true",                             // 12
+        "    resizePolicy: []",                      // 11
+        "    stdinOnce: false",                      // 12
         "    securityContext: {seLinuxOptions: {}}", // 13
         "    resources:",                            // 14
         "      limits:",                             // 15
@@ -745,7 +745,7 @@ fn unknown_fields_become_one_warning() {
     assert_eq!(
         parsed.warnings,
         ["ignoring fields podctl does not support yet: metadata.uid (line 6), \
-          spec.containers[0].stdin (line 11), spec.containers[0].tty (line 12), \
+          spec.containers[0].resizePolicy (line 11), \
           spec.containers[0].securityContext.seLinuxOptions (line 13), \
           spec.containers[0].resources.limits[nvidia.com/gpu] (line 16), spec.nodeSelector (line 17), \
           spec.tolerations (line 19)"]

@@ -414,11 +414,25 @@ pub(crate) fn validate(pod: &Pod, c: &mut Checker<'_>) {
 /// The pod-level fields: host namespaces, DNS, /etc/hosts entries, the active deadline.
 fn check_pod_level(c: &mut Checker<'_>, spec: &FieldPath, pod: &Pod) {
     if pod.spec.host_network {
-        c.fail(
-            &spec.key("hostNetwork"),
-            "hostNetwork: true is not supported: every podctl pod gets its own network namespace from CNI; \
-             remove it and publish the ports the host needs with `hostPort`",
-        );
+        // As the API server: in the host's network, a container's port is the host's.
+        for (list, containers) in [
+            ("initContainers", &pod.spec.init_containers),
+            ("containers", &pod.spec.containers),
+        ] {
+            for (i, container) in containers.iter().enumerate() {
+                for (j, port) in container.ports.iter().enumerate() {
+                    if port.host_port.is_some_and(|hp| hp != port.container_port) {
+                        c.fail(
+                            &spec.key(list).idx(i).key("ports").idx(j).key("hostPort"),
+                            format!(
+                                "hostPort must match containerPort {} when hostNetwork is true; remove hostPort",
+                                port.container_port
+                            ),
+                        );
+                    }
+                }
+            }
+        }
     }
     if let Some(policy) = &pod.spec.dns_policy {
         if !matches!(
@@ -523,6 +537,14 @@ fn check_pod_level(c: &mut Checker<'_>, spec: &FieldPath, pod: &Pod) {
                     format!(
                         "{:?} is not a namespaced sysctl; a pod may set kernel.shm*, kernel.msg*, kernel.sem, \
                          fs.mqueue.* and net.* (the others are the host's)",
+                        sysctl.name
+                    ),
+                );
+            } else if net && pod.spec.host_network {
+                c.fail(
+                    &np,
+                    format!(
+                        "{:?} would change the host's network (hostNetwork: true); drop one of them",
                         sysctl.name
                     ),
                 );
@@ -896,6 +918,22 @@ fn check_container(c: &mut Checker<'_>, cp: &FieldPath, container: &Container, v
             if let Some(hook) = hook {
                 check_hook(c, &lp.key(key), hook, container);
             }
+        }
+    }
+    for (key, set) in [
+        ("stdin", container.stdin),
+        ("stdinOnce", container.stdin_once),
+        ("tty", container.tty),
+    ] {
+        if set {
+            c.fail(
+                &cp.key(key),
+                format!(
+                    "{key}: true needs `kubectl attach`, which podctl has not, so a process waiting on its input \
+                     would end at once; remove it, and run an interactive shell with `podctl exec -it POD -- sh` \
+                     in a member that runs `sleep infinity`"
+                ),
+            );
         }
     }
     if let Some(policy) = &container.termination_message_policy {

@@ -98,11 +98,15 @@ pub async fn create_pod(
         &sandbox_id,
         Some(format!("podctl-create-{sandbox_id}")),
         NetworkRecord {
-            netns: Path::new(netns::NETNS_RUN_DIR).join(netns_name(&sandbox_id)),
+            netns: match pod.spec.host_network {
+                true => std::path::PathBuf::new(),
+                false => Path::new(netns::NETNS_RUN_DIR).join(netns_name(&sandbox_id)),
+            },
             network: network.raw.clone(),
             bin_dirs: settings.cni_bin_dirs.clone(),
             result: None,
             port_mappings: port_mappings(&pod),
+            host_network: pod.spec.host_network,
         },
         settings.pod_state_dir(client, &sandbox_id),
         settings.pod_log_dir(&pod, &uid),
@@ -226,13 +230,15 @@ fn long_running_with_paths(pod: &Pod) -> impl Iterator<Item = (String, &crate::m
     sidecars.chain(apps)
 }
 
-/// The pod's hostPort mappings, as CNI's portmap takes them.
+/// The pod's hostPort mappings, as CNI's portmap takes them. Under `hostNetwork` every
+/// containerPort is a port of the host (recorded so other pods see it taken; nothing maps it).
 fn port_mappings(pod: &Pod) -> Vec<PortMapping> {
+    let host_network = pod.spec.host_network;
     pod.long_running()
         .flat_map(|c| &c.ports)
         .filter_map(|p| {
             Some(PortMapping {
-                host_port: p.host_port?,
+                host_port: if host_network { p.container_port } else { p.host_port? },
                 container_port: p.container_port,
                 protocol: p.protocol.as_str().to_lowercase(),
                 host_ip: p.host_ip.clone().unwrap_or_default(),
@@ -323,8 +329,12 @@ pub(crate) async fn resolve_present(client: &Client, image: &str) -> Result<Reso
 fn check_host_ports(pod: &Pod, taken: &[(String, PortMapping)]) -> Result<(), PodError> {
     for (path, container) in long_running_with_paths(pod) {
         for (pi, port) in container.ports.iter().enumerate() {
-            let Some(host_port) = port.host_port else { continue };
-            let field = format!("{path}.ports[{pi}].hostPort");
+            // Under hostNetwork the container's own port is the host's.
+            let (host_port, field) = match (pod.spec.host_network, port.host_port) {
+                (true, _) => (port.container_port, format!("{path}.ports[{pi}].containerPort")),
+                (false, Some(host_port)) => (host_port, format!("{path}.ports[{pi}].hostPort")),
+                (false, None) => continue,
+            };
             let protocol = port.protocol.as_str().to_lowercase();
             let ip_text = port.host_ip.clone().unwrap_or_default();
             let ours = PortMapping {
@@ -394,9 +404,16 @@ impl CreatePlan<'_> {
         let lease = lease.to_string();
         undo.lease = Some(lease.clone());
 
-        // The network namespace first, pinned, so CNI teardown never depends on a live task.
-        let netns = netns::create_netns(&netns_name(self.sandbox_id))?;
-        undo.push(Step::RemoveNetns(netns.path.clone()));
+        // The network namespace first, pinned, so CNI teardown never depends on a live task
+        // (`hostNetwork`: none, the pod lives in the host's).
+        let host_network = self.pod.spec.host_network;
+        let netns_path = if host_network {
+            std::path::PathBuf::new()
+        } else {
+            let netns = netns::create_netns(&netns_name(self.sandbox_id))?;
+            undo.push(Step::RemoveNetns(netns.path.clone()));
+            netns.path
+        };
         let state_dir = self.settings.pod_state_dir(client, self.sandbox_id);
         std::fs::create_dir_all(&state_dir).map_err(io_error(&state_dir))?;
         // Root only: the agent's control socket lives here.
@@ -414,7 +431,7 @@ impl CreatePlan<'_> {
         let port_mappings = port_mappings(self.pod);
         let attachment = Attachment {
             container_id: self.sandbox_id,
-            netns: &netns.path,
+            netns: &netns_path,
             ifname: "eth0",
             bin_dirs: &self.settings.cni_bin_dirs,
             port_mappings: &port_mappings,
@@ -425,6 +442,9 @@ impl CreatePlan<'_> {
         let (sandbox_tx, sandbox_rx) = tokio::sync::watch::channel(None);
         let network = async {
             let added = async {
+                if host_network {
+                    return Ok(CniResult::host(&crate::record::host_ip()));
+                }
                 cni::setup_loopback(&attachment).await?;
                 let result = cni::add(&self.network, &attachment).await?;
                 Ok::<_, PodError>(result)
@@ -440,7 +460,7 @@ impl CreatePlan<'_> {
             added
         };
         let members = async {
-            let pause_pid = self.create_sandbox(&lease, undo, &netns.path, &state_dir).await?;
+            let pause_pid = self.create_sandbox(&lease, undo, &netns_path, &state_dir).await?;
             let ctx = PodContext {
                 client,
                 settings: self.settings,
@@ -450,11 +470,12 @@ impl CreatePlan<'_> {
                 hostname: self.hostname(),
                 lease: lease.clone(),
                 namespaces: spec::SandboxNamespaces {
-                    netns: netns.path.clone(),
+                    netns: netns_path.clone(),
                     pause_pid,
                     share_pid: self.pod.spec.share_process_namespace,
                     host_pid: self.pod.spec.host_pid,
                     host_ipc: self.pod.spec.host_ipc,
+                    host_network: self.pod.spec.host_network,
                 },
                 etc_mounts,
                 state_dir: state_dir.clone(),
@@ -555,13 +576,14 @@ impl CreatePlan<'_> {
         };
         let (network, members) = tokio::join!(network, members);
         let record = network.as_ref().ok().map(|result| NetworkRecord {
-            netns: netns.path.clone(),
+            netns: netns_path.clone(),
             network: self.network.raw.clone(),
             bin_dirs: self.settings.cni_bin_dirs.clone(),
             result: Some(result.clone()),
             port_mappings: port_mappings.clone(),
+            host_network,
         });
-        if let Some(record) = &record {
+        if let Some(record) = record.as_ref().filter(|r| !r.host_network) {
             undo.push(Step::CniDel {
                 record: record.clone(),
                 sandbox_id: self.sandbox_id.to_string(),
@@ -569,7 +591,11 @@ impl CreatePlan<'_> {
         }
         let (result, (ctx, oci_members, pause_pid)) = (network?, members?);
         // portmap appends its rules: one that another network left for the same port would win.
-        if let Some((network, owner)) = leftovers::shadowed_host_port(&port_mappings, self.sandbox_id).await? {
+        let shadowed = match host_network {
+            true => None,
+            false => leftovers::shadowed_host_port(&port_mappings, self.sandbox_id).await?,
+        };
+        if let Some((network, owner)) = shadowed {
             return Err(PodError::HostPortShadowed {
                 port: network.0,
                 network: network.1,
@@ -693,6 +719,7 @@ impl CreatePlan<'_> {
             etc_mounts: vec![],
             host_pid: self.pod.spec.host_pid,
             host_ipc: self.pod.spec.host_ipc,
+            host_network: self.pod.spec.host_network,
             sysctls: self
                 .pod
                 .spec

@@ -133,6 +133,7 @@ fn default_network_record(settings: &Settings, sandbox_id: &str) -> NetworkRecor
         bin_dirs: settings.cni_bin_dirs.clone(),
         result: None,
         port_mappings: Vec::new(),
+        host_network: false,
     }
 }
 

@@ -19,20 +19,46 @@ const CLUSTER_DOMAIN: &str = "cluster.local";
 const MAX_NAMESERVERS: usize = 3;
 const MAX_SEARCHES: usize = 32;
 
-pub(crate) fn hostname(pod: &Pod) -> String {
+/// The pod's short hostname: `hostname`, else its name.
+fn short_hostname(pod: &Pod) -> String {
     pod.spec.hostname.clone().unwrap_or_else(|| pod.metadata.name.clone())
+}
+
+/// Its fully qualified name under a subdomain, as cluster DNS would serve it.
+fn fqdn(pod: &Pod) -> Option<String> {
+    let subdomain = pod.spec.subdomain.as_ref()?;
+    Some(format!(
+        "{}.{subdomain}.{}.svc.{CLUSTER_DOMAIN}",
+        short_hostname(pod),
+        pod.metadata.namespace
+    ))
+}
+
+/// The hostname its members see: the short one, or the FQDN under `setHostnameAsFQDN`; the
+/// host's own under `hostNetwork` (its UTS namespace comes with its network).
+pub(crate) fn hostname(pod: &Pod) -> String {
+    if pod.spec.host_network {
+        return crate::record::node_name();
+    }
+    match (pod.spec.set_hostname_as_fqdn, fqdn(pod)) {
+        (true, Some(fqdn)) => fqdn,
+        _ => short_hostname(pod),
+    }
 }
 
 /// `/etc/hosts`: localhost, the pod's address under its names once it has one, then its aliases.
 fn hosts(pod: &Pod, ip: Option<&str>) -> String {
     let mut hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
-    let name = hostname(pod);
-    if let Some(ip) = ip {
-        match &pod.spec.subdomain {
-            Some(subdomain) => {
-                let fqdn = format!("{name}.{subdomain}.{}.svc.{CLUSTER_DOMAIN}", pod.metadata.namespace);
-                hosts.push_str(&format!("{ip}\t{fqdn}\t{name}\n"));
-            }
+    let name = short_hostname(pod);
+    if pod.spec.host_network {
+        // In the host's network the host's names hold, as kubelet leaves them.
+        hosts = std::fs::read_to_string("/etc/hosts").unwrap_or(hosts);
+        if !hosts.ends_with('\n') {
+            hosts.push('\n');
+        }
+    } else if let Some(ip) = ip {
+        match fqdn(pod) {
+            Some(fqdn) => hosts.push_str(&format!("{ip}\t{fqdn}\t{name}\n")),
             None => hosts.push_str(&format!("{ip}\t{name}\n")),
         }
     }

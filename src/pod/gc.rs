@@ -100,6 +100,7 @@ pub async fn gc(
             bin_dirs: settings.cni_bin_dirs.clone(),
             result: None,
             port_mappings: Vec::new(),
+            host_network: false,
         };
         if let Err(e) = record.teardown(id).await {
             eprintln!("warning: sandbox {id}: {e}");

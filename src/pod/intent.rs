@@ -413,6 +413,7 @@ mod tests {
             bin_dirs: Vec::new(),
             result: None,
             port_mappings: Vec::new(),
+            host_network: false,
         };
         let mut intent = Intent::new(op, "p", "default", "u", "p-1", None, network, "/s".into(), "/l".into());
         intent.owner = Owner {

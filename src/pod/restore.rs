@@ -70,7 +70,11 @@ async fn restore_pod(
     // The reservation of the address it had: released, so ADD can hand it out again (asked for).
     let old_ip = record.result.as_ref().and_then(CniResult::primary_ip);
     record.teardown(&id).await?;
-    let pinned = netns::create_netns(&netns_name(&id))?;
+    // A hostNetwork pod has no netns of its own, nor CNI: the host's address is its IP.
+    let netns_path = match record.host_network {
+        true => std::path::PathBuf::new(),
+        false => netns::create_netns(&netns_name(&id))?.path,
+    };
     let state_dir = settings.pod_state_dir(client, &id);
     let rootfs = client.snapshot_mounts(&id).await?;
     let log = state_dir.join("sandbox.log");
@@ -82,14 +86,20 @@ async fn restore_pod(
     let network = record.cni_network();
     let attachment = Attachment {
         container_id: &id,
-        netns: &pinned.path,
+        netns: &netns_path,
         ifname: "eth0",
         bin_dirs: &record.bin_dirs,
         port_mappings: &record.port_mappings,
         requested_ip: old_ip.as_deref(),
     };
-    cni::setup_loopback(&attachment).await?;
-    let result = match cni::add(&network, &attachment).await {
+    let added = match record.host_network {
+        true => Ok(CniResult::host(&crate::record::host_ip())),
+        false => {
+            cni::setup_loopback(&attachment).await?;
+            cni::add(&network, &attachment).await
+        }
+    };
+    let result = match added {
         Ok(result) => result,
         // Taken meanwhile (or an IPAM without the `IP` argument): any address will do.
         Err(_) if old_ip.is_some() => {
@@ -119,7 +129,7 @@ async fn restore_pod(
     }
     let ip = result.primary_ip();
     let record = NetworkRecord {
-        netns: pinned.path.clone(),
+        netns: netns_path.clone(),
         result: Some(result),
         ..record
     };

@@ -24,6 +24,9 @@ pub struct NetworkRecord {
     pub bin_dirs: Vec<PathBuf>,
     pub result: Option<CniResult>,
     pub port_mappings: Vec<PortMapping>,
+    /// `hostNetwork`: no netns and no CNI; `result` holds the host's address.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_network: bool,
 }
 
 impl NetworkRecord {
@@ -42,6 +45,9 @@ impl NetworkRecord {
 
     /// CNI DEL (with the ADD result as prevResult), then the pinned netns goes.
     pub async fn teardown(&self, sandbox_id: &str) -> Result<(), SandboxError> {
+        if self.host_network {
+            return Ok(());
+        }
         let network = self.cni_network();
         let attachment = Attachment {
             container_id: sandbox_id,

@@ -219,6 +219,14 @@ impl CniResult {
         Some(ip.split('/').next().unwrap_or(ip).to_string())
     }
 
+    /// A `hostNetwork` pod's "result": the host's address, as the pod's IP.
+    pub fn host(ip: &str) -> CniResult {
+        CniResult {
+            ips: vec![ip.to_string()],
+            raw: serde_json::json!({ "hostNetwork": true }),
+        }
+    }
+
     /// Every address of the pod, the primary first, without prefix lengths.
     pub fn all_ips(&self) -> Vec<String> {
         let bare = |ip: &String| ip.split('/').next().unwrap_or(ip).to_string();

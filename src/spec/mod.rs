@@ -49,9 +49,11 @@ pub struct SandboxNamespaces {
     /// The pause task's PID: its /proc/<pid>/ns/{ipc,uts,pid} are the pod's.
     pub pause_pid: u32,
     pub share_pid: bool,
-    /// `hostPID` and `hostIPC`: the host's namespace instead of the pod's.
+    /// `hostPID`, `hostIPC` and `hostNetwork`: the host's namespace instead of the pod's (the
+    /// host's network comes with its UTS namespace, as in Kubernetes).
     pub host_pid: bool,
     pub host_ipc: bool,
+    pub host_network: bool,
 }
 
 /// Annotations the runc shim groups by, so all tasks of one pod share one shim process.
@@ -314,6 +316,7 @@ pub struct SandboxSpecInput<'a> {
     pub etc_mounts: Vec<Mount>,
     pub host_pid: bool,
     pub host_ipc: bool,
+    pub host_network: bool,
     /// The pod's sysctls: set in the namespaces the pause task owns, which its members join.
     pub sysctls: Vec<(String, String)>,
 }
@@ -321,11 +324,11 @@ pub struct SandboxSpecInput<'a> {
 /// The pause task: joins the pinned netns, owns fresh IPC, UTS (hostname = pod) and PID namespaces
 /// (IPC and PID stay the host's under `hostIPC` and `hostPID`).
 pub fn sandbox_spec(input: SandboxSpecInput<'_>) -> Result<Spec, SpecError> {
-    let mut namespaces = vec![
-        (LinuxNamespaceType::Network, Some(input.netns.to_path_buf())),
-        (LinuxNamespaceType::Uts, None),
-        (LinuxNamespaceType::Mount, None),
-    ];
+    let mut namespaces = vec![(LinuxNamespaceType::Mount, None)];
+    if !input.host_network {
+        namespaces.push((LinuxNamespaceType::Network, Some(input.netns.to_path_buf())));
+        namespaces.push((LinuxNamespaceType::Uts, None));
+    }
     if !input.host_ipc {
         namespaces.push((LinuxNamespaceType::Ipc, None));
     }
@@ -345,7 +348,8 @@ pub fn sandbox_spec(input: SandboxSpecInput<'_>) -> Result<Spec, SpecError> {
             gid: 0,
             additional_gids: Vec::new(),
         },
-        hostname: Some(input.hostname.to_string()),
+        // The host's UTS namespace keeps the host's name.
+        hostname: (!input.host_network).then(|| input.hostname.to_string()),
         namespaces,
         extra_mounts: input.etc_mounts,
         memory_limit: None,
@@ -371,11 +375,11 @@ pub struct MemberSpecInput<'a> {
 pub fn member_spec(input: MemberSpecInput<'_>) -> Result<Spec, SpecError> {
     let proc_ns = |kind: &str| Some(PathBuf::from(format!("/proc/{}/ns/{kind}", input.namespaces.pause_pid)));
     let ns = input.namespaces;
-    let mut namespaces = vec![
-        (LinuxNamespaceType::Network, Some(ns.netns.clone())),
-        (LinuxNamespaceType::Uts, proc_ns("uts")),
-        (LinuxNamespaceType::Mount, None),
-    ];
+    let mut namespaces = vec![(LinuxNamespaceType::Mount, None)];
+    if !ns.host_network {
+        namespaces.push((LinuxNamespaceType::Network, Some(ns.netns.clone())));
+        namespaces.push((LinuxNamespaceType::Uts, proc_ns("uts")));
+    }
     // No entry: the host's namespace, as hostIPC and hostPID ask.
     if !ns.host_ipc {
         namespaces.push((LinuxNamespaceType::Ipc, proc_ns("ipc")));
@@ -438,6 +442,7 @@ mod tests {
             etc_mounts: vec![],
             host_pid: false,
             host_ipc: false,
+            host_network: false,
             sysctls: vec![],
         })
         .unwrap();
@@ -493,6 +498,7 @@ mod tests {
             share_pid: true,
             host_pid: false,
             host_ipc: false,
+            host_network: false,
         };
         let plan = ProcessPlan {
             args: vec!["/a".into()],
