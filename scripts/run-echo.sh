@@ -10,6 +10,10 @@ cargo build --release --quiet     # podctl and its plugins (the workspace's defa
 install -m 0755 target/release/podctl target/release/podctl-log-driver target/release/podctl-agent-monitor target/release/podctl-agent /usr/local/bin/
 install -d /usr/libexec/podctl/runtimes
 install -m 0755 target/release/podctl-runtime-wasmtime target/release/podctl-runtime-exec /usr/libexec/podctl/runtimes/
+# Shell completion (new shells pick it up; `source <(podctl completion bash)` for this one) and man pages.
+install -d /usr/share/bash-completion/completions /usr/local/share/man/man1
+/usr/local/bin/podctl completion bash > /usr/share/bash-completion/completions/podctl
+/usr/local/bin/podctl man --dir /usr/local/share/man/man1 > /dev/null
 scripts/start-containerd.sh
 if podctl get pod echo >/dev/null 2>&1; then
   echo "run-echo: pod echo exists already; recreating it"

@@ -62,6 +62,11 @@ pub fn tabulate(rows: Vec<Vec<String>>) -> String {
 }
 
 pub fn pod_table(pods: &[PodView], wide: bool) -> String {
+    tabulate(pod_rows(pods, wide))
+}
+
+/// The rows of `get pods`, the header first.
+pub fn pod_rows(pods: &[PodView], wide: bool) -> Vec<Vec<String>> {
     let mut header = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
     if wide {
         header.extend(["IP", "NODE"]);
@@ -82,7 +87,7 @@ pub fn pod_table(pods: &[PodView], wide: bool) -> String {
         }
         rows.push(row);
     }
-    tabulate(rows)
+    rows
 }
 
 /// kubectl's RESTARTS: `3 (20s ago)`.

@@ -32,13 +32,18 @@ pub async fn get(client: &Client, settings: &Settings, registry: &Registry, args
     if let Some(selector) = selector(args)? {
         pods.retain(|p| selector.matches(&pod_labels(p)));
     }
-    match args.output {
+    if let Some(path) = &args.sort_by {
+        sort_by(&mut pods, path, format::pod_object)?;
+    }
+    match &args.output {
         None | Some(OutputFormat::Wide) => {
             if pods.is_empty() {
                 eprintln!("No pods found in containerd namespace {}.", client.namespace());
                 return Ok(());
             }
-            print!("{}", format::pod_table(&pods, args.output == Some(OutputFormat::Wide)));
+            let mut rows = format::pod_rows(&pods, args.output == Some(OutputFormat::Wide));
+            add_label_columns(&mut rows, args, pods.iter().map(pod_labels));
+            print_table(rows, args.no_headers);
             for pod in &pods {
                 if let Some(why) = &pod.interrupted {
                     eprintln!(
@@ -77,15 +82,75 @@ pub async fn get(client: &Client, settings: &Settings, registry: &Registry, args
                 println!("pod/{}", p.name);
             }
         }
-        Some(kind @ (OutputFormat::Yaml | OutputFormat::Json)) => {
+        Some(kind) => {
             print_objects(
                 pods.iter().map(format::pod_object).collect(),
                 args.names.len() == 1,
                 kind,
+                args.no_headers,
             )?;
         }
     }
     Ok(())
+}
+
+/// `--sort-by PATH`: the objects in the order of the value the path finds (numbers as numbers,
+/// objects without one last; a stable sort).
+fn sort_by<T>(items: &mut Vec<T>, path: &str, object: impl Fn(&T) -> serde_json::Value) -> Result<()> {
+    use std::cmp::Ordering;
+    let expression = super::jsonpath::path_expression(path)?;
+    let mut keyed: Vec<(Option<serde_json::Value>, T)> = items
+        .drain(..)
+        .map(|item| (expression.values(&object(&item)).first().map(|v| (*v).clone()), item))
+        .collect();
+    keyed.sort_by(|(a, _), (b, _)| match (a, b) {
+        (Some(a), Some(b)) => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+            _ => super::jsonpath::show(a).cmp(&super::jsonpath::show(b)),
+        },
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (None, None) => Ordering::Equal,
+    });
+    items.extend(keyed.into_iter().map(|(_, item)| item));
+    Ok(())
+}
+
+/// `--show-labels` and `-L KEY` as kubectl: a LABELS column, and a column per key.
+fn add_label_columns(
+    rows: &mut [Vec<String>],
+    args: &GetArgs,
+    labels: impl Iterator<Item = std::collections::BTreeMap<String, String>>,
+) {
+    let labels: Vec<_> = labels.collect();
+    let Some((header, body)) = rows.split_first_mut() else {
+        return;
+    };
+    for key in &args.label_columns {
+        header.push(key.rsplit('/').next().unwrap_or(key).to_uppercase());
+        for (row, labels) in body.iter_mut().zip(&labels) {
+            row.push(labels.get(key).cloned().unwrap_or_default());
+        }
+    }
+    if args.show_labels {
+        header.push("LABELS".into());
+        for (row, labels) in body.iter_mut().zip(&labels) {
+            let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            row.push(if text.is_empty() {
+                "<none>".into()
+            } else {
+                text.join(",")
+            });
+        }
+    }
+}
+
+fn print_table(rows: Vec<Vec<String>>, no_headers: bool) {
+    let text = format::tabulate(rows);
+    let skip = usize::from(no_headers);
+    for line in text.lines().skip(skip) {
+        println!("{line}");
+    }
 }
 
 /// `get pods -w`: the table once, then a row whenever a pod's READY, STATUS or RESTARTS change,
@@ -131,17 +196,57 @@ async fn watch(client: &Client, settings: &Settings, registry: &Registry, args: 
     }
 }
 
-/// One named object prints as the object itself, several as a v1 List, like kubectl.
-fn print_objects(objects: Vec<serde_json::Value>, one_named: bool, kind: OutputFormat) -> Result<()> {
+/// One named object prints as the object itself, several as a v1 List, like kubectl; JSONPath
+/// templates see the same, custom columns a row per object.
+fn print_objects(
+    objects: Vec<serde_json::Value>,
+    one_named: bool,
+    kind: &OutputFormat,
+    no_headers: bool,
+) -> Result<()> {
+    if let OutputFormat::CustomColumns(spec) = kind {
+        let mut columns = Vec::new();
+        for column in spec.split(',').filter(|c| !c.trim().is_empty()) {
+            let Some((name, path)) = column.split_once(':') else {
+                anyhow::bail!("custom-columns {column:?}: write NAME:JSONPATH, e.g. custom-columns=NAME:.metadata.name,IP:.status.podIP");
+            };
+            columns.push((name.trim().to_string(), super::jsonpath::path_expression(path)?));
+        }
+        let mut rows = vec![columns.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>()];
+        for object in &objects {
+            rows.push(
+                columns
+                    .iter()
+                    .map(|(_, path)| {
+                        let found: Vec<String> = path.values(object).into_iter().map(super::jsonpath::show).collect();
+                        if found.is_empty() {
+                            "<none>".to_string()
+                        } else {
+                            found.join(",")
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        print_table(rows, no_headers);
+        return Ok(());
+    }
     let value = if one_named {
         objects.into_iter().next().unwrap_or_default()
     } else {
         serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects})
     };
-    if kind == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        print!("{}", to_yaml(&value));
+    match kind {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&value)?),
+        // As kubectl: exactly what the template says, no newline added.
+        OutputFormat::JsonPath(template) => {
+            use std::io::Write;
+            let text = super::jsonpath::Template::parse(template)?.render(&value);
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+        _ => print!("{}", to_yaml(&value)),
     }
     Ok(())
 }
@@ -243,7 +348,7 @@ fn print_config_objects<T: ConfigObject>(
     rows: Vec<Vec<String>>,
     objects: Vec<serde_json::Value>,
 ) -> Result<()> {
-    match args.output {
+    match &args.output {
         None | Some(OutputFormat::Wide) => {
             if rows.is_empty() {
                 eprintln!(
@@ -262,8 +367,8 @@ fn print_config_objects<T: ConfigObject>(
                 println!("{}/{}", T::RESOURCE, row[0]);
             }
         }
-        Some(kind @ (OutputFormat::Yaml | OutputFormat::Json)) => {
-            print_objects(objects, args.names.len() == 1, kind)?;
+        Some(kind) => {
+            print_objects(objects, args.names.len() == 1, kind, args.no_headers)?;
         }
     }
     Ok(())
@@ -284,7 +389,7 @@ pub async fn runtime_classes(client: &Client, args: &GetArgs) -> Result<()> {
     if !args.names.is_empty() {
         classes.retain(|c| args.names.contains(&c.metadata.name));
     }
-    match args.output {
+    match &args.output {
         None | Some(OutputFormat::Wide) => {
             if classes.is_empty() {
                 eprintln!(
@@ -302,12 +407,12 @@ pub async fn runtime_classes(client: &Client, args: &GetArgs) -> Result<()> {
                 println!("runtimeclass.node.k8s.io/{}", c.metadata.name);
             }
         }
-        Some(kind @ (OutputFormat::Yaml | OutputFormat::Json)) => {
+        Some(kind) => {
             let objects = classes
                 .iter()
                 .map(|c| serde_json::to_value(c).expect("runtime classes serialize"))
                 .collect();
-            print_objects(objects, args.names.len() == 1, kind)?;
+            print_objects(objects, args.names.len() == 1, kind, args.no_headers)?;
         }
     }
     Ok(())

@@ -4,9 +4,11 @@
 mod exec;
 mod format;
 mod get;
+mod jsonpath;
 mod manifests;
 mod progress;
 mod system;
+mod version;
 mod wait;
 
 use std::io::{Read, Write};
@@ -198,6 +200,40 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let client = connect(global).await?;
             let settings = settings(global);
             get::events(&client, &settings, &existing(&settings), &args).await?;
+        }
+        Command::Version(args) => version::version(global, &args).await?,
+        Command::Completion(args) => {
+            std::io::Write::write_all(&mut std::io::stdout(), &crate::cli::complete::script(args.shell))?;
+        }
+        Command::Man(args) => match &args.dir {
+            Some(dir) => {
+                for page in crate::cli::complete::write_man_pages(dir)? {
+                    println!("{}", page.display());
+                }
+            }
+            None => std::io::Write::write_all(&mut std::io::stdout(), &crate::cli::complete::man_page()?)?,
+        },
+        Command::CompleteNames(args) => {
+            // Quiet on any failure: a <TAB> must never print errors into the command line.
+            let Ok(client) = connect(global).await else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            let settings = settings(global);
+            let Ok(pods) = pod::list_pods(&client, &settings, &existing(&settings)).await else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            match (args.what.as_str(), &args.pod) {
+                ("members", Some(name)) => {
+                    for member in pods.iter().filter(|p| &p.name == name).flat_map(|p| &p.members) {
+                        println!("{}", member.name);
+                    }
+                }
+                _ => {
+                    for pod in &pods {
+                        println!("{}", pod.name);
+                    }
+                }
+            }
         }
         Command::Wait(args) => {
             let client = connect(global).await?;

@@ -1,4 +1,7 @@
 //! Command-line types (clap derive) and nothing else: what a user can type, with ctr's global flags.
+//! [`complete`] turns them into shell completion scripts and man pages.
+
+pub mod complete;
 
 use std::path::PathBuf;
 
@@ -124,6 +127,15 @@ pub enum Command {
     Exec(ExecArgs),
     /// Wait until pods meet a condition, or are deleted (as `kubectl wait`)
     Wait(WaitArgs),
+    /// podctl's version, containerd's, and the runc, CNI plugin and member runtime versions in use
+    Version(VersionArgs),
+    /// A shell completion script: `source <(podctl completion bash)` (pod and member names too)
+    Completion(CompletionArgs),
+    /// Man pages: `podctl man` prints podctl(1); `--dir DIR` writes one per command
+    Man(ManArgs),
+    /// Names for shell completion (used by the completion scripts)
+    #[command(name = "__complete", hide = true)]
+    CompleteNames(CompleteNamesArgs),
     /// Member runtimes and runtime handlers (`runtime ls`)
     #[command(subcommand)]
     Runtime(RuntimeCommand),
@@ -243,12 +255,38 @@ pub struct ConfigDataArgs {
     pub from_file: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+/// `-o`: wide, yaml, json, name, `jsonpath=TEMPLATE` or `custom-columns=NAME:PATH,...` (as kubectl).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutputFormat {
     Wide,
     Yaml,
     Json,
     Name,
+    JsonPath(String),
+    CustomColumns(String),
+}
+
+fn parse_output(text: &str) -> Result<OutputFormat, String> {
+    let unquote = |t: &str| {
+        let t = t.trim();
+        t.strip_prefix('\'')
+            .and_then(|t| t.strip_suffix('\''))
+            .unwrap_or(t)
+            .to_string()
+    };
+    match text.split_once('=') {
+        Some(("jsonpath", template)) => Ok(OutputFormat::JsonPath(unquote(template))),
+        Some(("custom-columns", spec)) => Ok(OutputFormat::CustomColumns(unquote(spec))),
+        _ => match text {
+            "wide" => Ok(OutputFormat::Wide),
+            "yaml" => Ok(OutputFormat::Yaml),
+            "json" => Ok(OutputFormat::Json),
+            "name" => Ok(OutputFormat::Name),
+            other => Err(format!(
+                "{other:?} is not an output format; use wide, yaml, json, name, jsonpath=TEMPLATE or custom-columns=NAME:.path,..."
+            )),
+        },
+    }
 }
 
 #[derive(Args, Debug)]
@@ -257,8 +295,8 @@ pub struct GetArgs {
     pub resource: String,
     /// Names (all when none)
     pub names: Vec<String>,
-    /// Output format
-    #[arg(long, short = 'o', value_enum)]
+    /// Output format: wide, yaml, json, name, jsonpath=TEMPLATE, custom-columns=NAME:.path,...
+    #[arg(long, short = 'o', value_parser = parse_output)]
     pub output: Option<OutputFormat>,
     /// After the table, print each pod's row again whenever it changes
     #[arg(long, short = 'w')]
@@ -266,6 +304,18 @@ pub struct GetArgs {
     /// Only objects whose labels match, as kubectl's: `app=web,tier!=db,env in (a,b),k,!k`
     #[arg(long, short = 'l')]
     pub selector: Option<String>,
+    /// Sort by a JSONPath of the objects, e.g. `.metadata.name` or `{.status.startTime}`
+    #[arg(long)]
+    pub sort_by: Option<String>,
+    /// A LABELS column with every label
+    #[arg(long)]
+    pub show_labels: bool,
+    /// A column with this label's value (repeat, or separate keys with ',')
+    #[arg(long = "label-columns", short = 'L', value_delimiter = ',')]
+    pub label_columns: Vec<String>,
+    /// Tables without their header line
+    #[arg(long)]
+    pub no_headers: bool,
 }
 
 #[derive(Args, Debug)]
@@ -373,6 +423,48 @@ pub struct ExecArgs {
     /// The command and its arguments (after `--`)
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionArgs {
+    pub shell: CompletionShell,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write podctl.1 and podctl-COMMAND.1 here (e.g. /usr/local/share/man/man1)
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompleteNamesArgs {
+    /// `pods`, or `members` with a pod name
+    pub what: String,
+    pub pod: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VersionArgs {
+    /// Only podctl's own version (no containerd needed)
+    #[arg(long)]
+    pub client: bool,
+    /// Output format
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<VersionFormat>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersionFormat {
+    Yaml,
+    Json,
 }
 
 #[derive(Args, Debug)]

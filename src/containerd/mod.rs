@@ -118,6 +118,17 @@ impl Client {
         &self.namespace
     }
 
+    /// containerd's own version and git revision (its Version API).
+    pub async fn server_version(&self) -> Result<(String, String)> {
+        let mut version = containerd_client::services::v1::version_client::VersionClient::new(self.channel());
+        let reply = version
+            .version(Request::new(()))
+            .await
+            .map_err(self.status_error("version", "containerd"))?
+            .into_inner();
+        Ok((reply.version, reply.revision))
+    }
+
     /// The same connection, working in another namespace.
     pub fn in_namespace(&self, namespace: &str) -> Client {
         Client {
