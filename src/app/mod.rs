@@ -202,6 +202,19 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             get::events(&client, &settings, &existing(&settings), &args).await?;
         }
         Command::Version(args) => version::version(global, &args).await?,
+        Command::Kube(crate::cli::KubeCommand::Generate { pod, filename }) => {
+            let client = connect(global).await?;
+            let settings = settings(global);
+            let view = find(&client, &settings, &existing(&settings), &pod).await?;
+            let text = format::kube_yaml(&view)?;
+            match filename {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("pod/{pod} written to {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+        }
         Command::Completion(args) => {
             std::io::Write::write_all(&mut std::io::stdout(), &crate::cli::complete::script(args.shell))?;
         }
@@ -328,66 +341,142 @@ async fn find(client: &Client, settings: &Settings, registry: &Registry, name: &
         })?)
 }
 
-async fn logs(client: &Client, settings: &Settings, registry: &Registry, args: &LogsArgs) -> Result<()> {
-    let view = find(client, settings, registry, &args.pod).await?;
-    let init_log = args
-        .container
-        .as_deref()
-        .and_then(|name| view.init_container_log(settings, name));
-    let (name, mut path) = match init_log {
-        Some(path) => (args.container.clone().unwrap_or_default(), path),
-        None => {
-            let member = view.member_or_default(args.container.as_deref())?;
-            let path = member
-                .log_path
-                .clone()
-                .with_context(|| format!("container {} of pod {} records no log file", member.name, view.name))?;
-            (member.name.clone(), path)
+/// One log `podctl logs` prints: a container of a pod, at its current run's file.
+struct LogStream {
+    pod: String,
+    container: String,
+    path: std::path::PathBuf,
+}
+
+/// The streams asked for: one pod's (or each pod `-l` matches), its chosen container or all of
+/// them (`--all-containers`: init containers that left a log, then the members).
+async fn log_streams(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    args: &LogsArgs,
+) -> Result<Vec<LogStream>> {
+    let views = match (&args.pod, &args.selector) {
+        (Some(name), _) => vec![find(client, settings, registry, name).await?],
+        (None, Some(selector)) => {
+            let selector = crate::manifest::selector::Selector::parse(selector)?;
+            let pods = pod::list_pods(client, settings, registry).await?;
+            pods.into_iter()
+                .filter(|p| selector.matches(&get::pod_labels(p)))
+                .collect()
         }
+        (None, None) => bail!("name a pod, or select pods with -l"),
     };
-    if args.previous {
-        let previous = crate::logs::other_run(&path, -1).filter(|p| p.exists());
-        path = previous.with_context(|| {
-            format!(
-                "previous terminated container \"{}\" in pod \"{}\" not found",
-                name, view.name
-            )
-        })?;
-    }
-    // The run's rotated files first, oldest first, then the current one.
-    let mut data = Vec::new();
-    let mut current_len = 0;
-    for file in crate::logs::rotated_files(&path) {
-        match std::fs::read(&file) {
-            Ok(bytes) => {
-                current_len = bytes.len();
-                data.extend(bytes);
+    let mut streams = Vec::new();
+    for view in &views {
+        let stream = |container: &str, path: std::path::PathBuf| LogStream {
+            pod: view.name.clone(),
+            container: container.to_string(),
+            path,
+        };
+        if args.all_containers {
+            let inits = view.pod.iter().flat_map(|p| &p.spec.init_containers);
+            for init in inits.filter(|c| !c.is_sidecar()) {
+                if let Some(path) = view.init_container_log(settings, &init.name) {
+                    streams.push(stream(&init.name, path));
+                }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => current_len = 0,
-            Err(e) => return Err(e).with_context(|| format!("reading log {}", file.display())),
+            for member in &view.members {
+                streams.extend(member.log_path.clone().map(|path| stream(&member.name, path)));
+            }
+            continue;
+        }
+        let init_log = args
+            .container
+            .as_deref()
+            .and_then(|name| view.init_container_log(settings, name));
+        match init_log {
+            Some(path) => streams.push(stream(args.container.as_deref().unwrap_or_default(), path)),
+            None => {
+                let member = view.member_or_default(args.container.as_deref())?;
+                let path = member
+                    .log_path
+                    .clone()
+                    .with_context(|| format!("container {} of pod {} records no log file", member.name, view.name))?;
+                streams.push(stream(&member.name, path));
+            }
         }
     }
-    let following = args.follow && !args.previous;
-    let mut renderer = crate::logs::Renderer::new(args.timestamps);
-    let mut rendered = Vec::with_capacity(data.len());
-    let mut used = renderer.lines(&data, &mut rendered);
-    // A follower keeps an unfinished last line until the rest of it is logged.
-    if !following && used < data.len() {
-        renderer.line(&data[used..], &mut rendered);
-        used = data.len();
+    if streams.is_empty() {
+        bail!(
+            "no pods match {:?} in containerd namespace {}",
+            args.selector.as_deref().unwrap_or_default(),
+            client.namespace()
+        );
     }
-    let shown = match args.tail {
-        Some(n) => crate::logs::tail(&rendered, n),
-        None => &rendered,
+    Ok(streams)
+}
+
+async fn logs(client: &Client, settings: &Settings, registry: &Registry, args: &LogsArgs) -> Result<()> {
+    let streams = log_streams(client, settings, registry, args).await?;
+    let since = match (args.since, args.since_time) {
+        (Some(window), _) => Some(std::time::SystemTime::now() - window),
+        (None, at) => at,
     };
-    let mut out = std::io::stdout().lock();
-    out.write_all(shown)?;
-    out.flush()?;
-    drop(out);
-    if following {
-        // Where in the current file the rendering stopped (it keeps an unfinished last line).
-        let offset = (used + current_len).saturating_sub(data.len());
-        follow(path, offset as u64, renderer).await?;
+    // As kubectl: the last 10 lines of each pod a selector picks, unless --tail says otherwise.
+    let tail = args.tail.or(args.selector.as_ref().map(|_| 10));
+    let following = args.follow && !args.previous;
+    let mut followers = Vec::new();
+    for stream in streams {
+        let mut path = stream.path.clone();
+        if args.previous {
+            let previous = crate::logs::other_run(&path, -1).filter(|p| p.exists());
+            path = previous.with_context(|| {
+                format!(
+                    "previous terminated container \"{}\" in pod \"{}\" not found",
+                    stream.container, stream.pod
+                )
+            })?;
+        }
+        // The run's rotated files first, oldest first, then the current one.
+        let mut data = Vec::new();
+        let mut current_len = 0;
+        for file in crate::logs::rotated_files(&path) {
+            match std::fs::read(&file) {
+                Ok(bytes) => {
+                    current_len = bytes.len();
+                    data.extend(bytes);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => current_len = 0,
+                Err(e) => return Err(e).with_context(|| format!("reading log {}", file.display())),
+            }
+        }
+        let prefix = args
+            .prefix
+            .then(|| format!("[pod/{}/{}] ", stream.pod, stream.container));
+        let mut renderer = crate::logs::Renderer::new(args.timestamps).since(since).prefix(prefix);
+        let mut rendered = Vec::with_capacity(data.len());
+        let mut used = renderer.lines(&data, &mut rendered);
+        // A follower keeps an unfinished last line until the rest of it is logged.
+        if !following && used < data.len() {
+            renderer.line(&data[used..], &mut rendered);
+            used = data.len();
+        }
+        let mut shown = match tail {
+            Some(n) => crate::logs::tail(&rendered, n),
+            None => &rendered,
+        };
+        if let Some(limit) = args.limit_bytes {
+            shown = &shown[..shown.len().min(limit)];
+        }
+        let mut out = std::io::stdout().lock();
+        out.write_all(shown)?;
+        out.flush()?;
+        drop(out);
+        if following {
+            // Where in the current file the rendering stopped (it keeps an unfinished last line).
+            let offset = (used + current_len).saturating_sub(data.len());
+            followers.push(follow(path, offset as u64, renderer));
+        }
+    }
+    // Several streams are followed together, each line whole.
+    for result in futures_util::future::join_all(followers).await {
+        result?;
     }
     Ok(())
 }

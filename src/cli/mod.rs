@@ -131,6 +131,9 @@ pub enum Command {
     Version(VersionArgs),
     /// A shell completion script: `source <(podctl completion bash)` (pod and member names too)
     Completion(CompletionArgs),
+    /// Kubernetes YAML of a pod made here (`kube generate POD`), as `podman kube generate`
+    #[command(subcommand)]
+    Kube(KubeCommand),
     /// Man pages: `podctl man` prints podctl(1); `--dir DIR` writes one per command
     Man(ManArgs),
     /// Names for shell completion (used by the completion scripts)
@@ -328,11 +331,30 @@ pub struct DescribeArgs {
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
-    /// Pod name
-    pub pod: String,
+    /// Pod name (or `-l SELECTOR`)
+    #[arg(required_unless_present = "selector")]
+    pub pod: Option<String>,
     /// Member name (default: the kubectl.kubernetes.io/default-container annotation, else the first)
     #[arg(long, short = 'c')]
     pub container: Option<String>,
+    /// The logs of every pod whose labels match (`app=web`); --tail defaults to 10 then, as in kubectl
+    #[arg(long, short = 'l', conflicts_with = "pod")]
+    pub selector: Option<String>,
+    /// Every container of the pod: init containers, sidecars and app containers
+    #[arg(long)]
+    pub all_containers: bool,
+    /// Start each line with `[pod/NAME/CONTAINER] `
+    #[arg(long)]
+    pub prefix: bool,
+    /// Only what was logged in this last stretch of time: `10s`, `5m`, `2h`
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "since_time")]
+    pub since: Option<std::time::Duration>,
+    /// Only what was logged from this time on (RFC 3339, e.g. 2026-12-01T10:00:00Z)
+    #[arg(long, value_parser = humantime::parse_rfc3339_weak)]
+    pub since_time: Option<std::time::SystemTime>,
+    /// At most this many bytes of each container's log
+    #[arg(long)]
+    pub limit_bytes: Option<usize>,
     /// Print only the last N lines
     #[arg(long)]
     pub tail: Option<usize>,
@@ -423,6 +445,19 @@ pub struct ExecArgs {
     /// The command and its arguments (after `--`)
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KubeCommand {
+    /// A clean `kind: Pod` of the pod: no status, no podctl-only fields; `podctl create -f` of it
+    /// makes the same pod again
+    Generate {
+        /// Pod name
+        pod: String,
+        /// Write it to this file instead of stdout
+        #[arg(long, short = 'f')]
+        filename: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]

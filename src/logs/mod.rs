@@ -72,6 +72,12 @@ pub struct Renderer {
     timestamps: bool,
     /// The last record was partial: the next one continues its line, without a new prefix.
     in_line: bool,
+    /// `--since`, `--since-time`: records logged before this are left out.
+    since: Option<std::time::SystemTime>,
+    /// `--prefix`: `[pod/NAME/CONTAINER] ` before each line.
+    prefix: Option<String>,
+    /// The line under way is left out (it began before `since`).
+    skipping: bool,
 }
 
 impl Renderer {
@@ -79,24 +85,53 @@ impl Renderer {
         Renderer {
             timestamps,
             in_line: false,
+            since: None,
+            prefix: None,
+            skipping: false,
         }
+    }
+
+    /// Leaves out what was logged before `since`.
+    pub fn since(mut self, since: Option<std::time::SystemTime>) -> Self {
+        self.since = since;
+        self
+    }
+
+    /// Starts each line with `prefix`.
+    pub fn prefix(mut self, prefix: Option<String>) -> Self {
+        self.prefix = prefix;
+        self
     }
 
     /// Renders one line of the file (without its newline) into `out`.
     pub fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
         match parse_record(line) {
             Some(record) => {
-                if self.timestamps && !self.in_line {
-                    out.extend_from_slice(record.time.as_bytes());
-                    out.push(b' ');
+                if !self.in_line {
+                    let logged = humantime::parse_rfc3339(record.time).ok();
+                    self.skipping = matches!((self.since, logged), (Some(since), Some(at)) if at < since);
                 }
-                out.extend_from_slice(record.text);
-                if !record.partial {
-                    out.push(b'\n');
+                if !self.skipping {
+                    if !self.in_line {
+                        if let Some(prefix) = &self.prefix {
+                            out.extend_from_slice(prefix.as_bytes());
+                        }
+                        if self.timestamps {
+                            out.extend_from_slice(record.time.as_bytes());
+                            out.push(b' ');
+                        }
+                    }
+                    out.extend_from_slice(record.text);
+                    if !record.partial {
+                        out.push(b'\n');
+                    }
                 }
                 self.in_line = record.partial;
             }
             None => {
+                if let Some(prefix) = &self.prefix {
+                    out.extend_from_slice(prefix.as_bytes());
+                }
                 out.extend_from_slice(line);
                 out.push(b'\n');
                 self.in_line = false;
