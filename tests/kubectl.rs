@@ -227,3 +227,210 @@ spec:
     );
     env.delete_leaving_nothing("gen");
 }
+
+#[test]
+fn top_shows_a_busy_member_and_memory_as_the_cgroup_counts_it() {
+    let env = require_env!("top");
+    env.import_busybox();
+    env.create(
+        "busy.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: busy}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {{name: spin, image: {BUSYBOX_IMAGE}, command: [sh, -c, 'while :; do :; done']}}
+  - {{name: idle, image: {BUSYBOX_IMAGE}, command: [sleep, '3600']}}
+"#
+        ),
+    );
+    env.wait_running("busy");
+    let table = env.ok(&[
+        "top",
+        "pod",
+        "busy",
+        "--containers",
+        "--window",
+        "1s",
+        "--sort-by",
+        "cpu",
+    ]);
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["POD", "NAME", "CPU(cores)", "MEMORY(bytes)"], "{table}");
+    assert_eq!(rows[1][1], "spin", "the busy one first: {table}");
+    let millicores = |row: &[&str]| row[2].trim_end_matches('m').parse::<u64>().unwrap();
+    assert!(
+        millicores(&rows[1]) > 300,
+        "a spinning shell uses a core's worth: {table}"
+    );
+    assert!(millicores(&rows[2]) < 50, "{table}");
+    // Memory as the member's cgroup counts it (working set), within 10 %.
+    let pid = env.pids("busy")[2];
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let memory = cgroup
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string()));
+    let (usage, inactive) = match memory {
+        Some(path) => {
+            let dir = std::path::Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'));
+            let usage: u64 = std::fs::read_to_string(dir.join("memory.usage_in_bytes"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap();
+            let inactive = stat
+                .lines()
+                .find_map(|l| l.strip_prefix("total_inactive_file "))
+                .unwrap()
+                .trim()
+                .parse::<u64>()
+                .unwrap();
+            (usage, inactive)
+        }
+        None => {
+            let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+            let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+            let usage: u64 = std::fs::read_to_string(dir.join("memory.current"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap();
+            let inactive = stat
+                .lines()
+                .find_map(|l| l.strip_prefix("inactive_file "))
+                .unwrap()
+                .trim()
+                .parse::<u64>()
+                .unwrap();
+            (usage, inactive)
+        }
+    };
+    let expected_mi = (usage - inactive).div_ceil(1 << 20) as f64;
+    let idle = rows.iter().find(|r| r[1] == "idle").unwrap();
+    let shown: f64 = idle[3].trim_end_matches("Mi").parse().unwrap();
+    assert!(
+        (shown - expected_mi).abs() <= (expected_mi * 0.1).max(1.0),
+        "{shown} vs {expected_mi}: {table}"
+    );
+    let pods = env.ok(&["top", "pod", "--no-headers"]);
+    assert!(pods.starts_with("busy"), "{pods}");
+    env.delete_leaving_nothing("busy");
+}
+
+#[test]
+fn cp_copies_files_and_directories_both_ways() {
+    let env = require_env!("cp");
+    env.import_busybox();
+    let hello = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("wasm-examples/hello.wasm");
+    env.create(
+        "files.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: files}}
+spec:
+  terminationGracePeriodSeconds: 0
+  volumes: [{{name: data, emptyDir: {{}}}}]
+  containers:
+  - name: main
+    image: {BUSYBOX_IMAGE}
+    command: [sleep, '3600']
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  - name: wasm
+    image: file://{hello}
+    volumeMounts: [{{name: data, mountPath: /data}}]
+"#,
+            hello = hello.display()
+        ),
+    );
+    env.wait_until(std::time::Duration::from_secs(20), "main to run", || {
+        env.container_status("files", "main")["state"]["running"].is_object()
+    });
+    // A file of every byte value, and a directory with a nested file.
+    let local = env.dir.join("local");
+    std::fs::create_dir_all(local.join("tree/sub")).unwrap();
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(local.join("blob.bin"), &bytes).unwrap();
+    std::fs::write(local.join("tree/sub/note.txt"), "nested\n").unwrap();
+    let path = |p: &str| local.join(p).to_str().unwrap().to_string();
+    env.ok(&["cp", &path("blob.bin"), "files:/tmp/blob.bin"]);
+    env.ok(&["cp", "files:/tmp/blob.bin", &path("back.bin")]);
+    assert_eq!(
+        std::fs::read(local.join("back.bin")).unwrap(),
+        bytes,
+        "the same bytes back"
+    );
+    env.ok(&["cp", &path("tree"), "files:/tmp/tree"]);
+    let listed = env.ok(&["exec", "files", "--", "sh", "-c", "cat /tmp/tree/sub/note.txt"]);
+    assert_eq!(listed, "nested\n");
+    env.ok(&["cp", "files:/tmp/tree", &path("tree-back")]);
+    assert_eq!(
+        std::fs::read_to_string(local.join("tree-back/sub/note.txt")).unwrap(),
+        "nested\n"
+    );
+    // Into an existing directory: the copy goes inside it, under its own name.
+    std::fs::create_dir_all(local.join("into")).unwrap();
+    env.ok(&["cp", "files:/tmp/blob.bin", &path("into")]);
+    assert_eq!(std::fs::read(local.join("into/blob.bin")).unwrap(), bytes);
+    // A WASM member: through its volumes only.
+    env.ok(&[
+        "cp",
+        "-c",
+        "wasm",
+        &path("tree/sub/note.txt"),
+        "files:/data/from-host.txt",
+    ]);
+    assert_eq!(
+        env.ok(&["exec", "files", "--", "sh", "-c", "cat /data/from-host.txt"]),
+        "nested\n"
+    );
+    let refused = env.fails(&["cp", "-c", "wasm", "files:/etc/passwd", &path("passwd")]);
+    assert!(refused.contains("only paths inside its volumeMounts"), "{refused}");
+    let missing = env.fails(&["cp", "files:/nope", &path("nope")]);
+    assert!(missing.contains("tar in the container exited"), "{missing}");
+    env.delete_leaving_nothing("files");
+}
+
+#[test]
+fn events_print_as_v1_event_objects_for_scripts() {
+    let env = require_env!("events-out");
+    env.import_busybox();
+    env.create("ev.yaml", &sleeper("ev", "web"));
+    env.wait_running("ev");
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&["events", "ev", "-o", "json"])).unwrap();
+    let items = json["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .all(|e| e["kind"] == "Event" && e["involvedObject"]["name"] == "ev"),
+        "{json:#}"
+    );
+    assert!(items
+        .iter()
+        .any(|e| e["reason"] == "Started" && e["involvedObject"]["fieldPath"] == "spec.containers{main}"));
+    let reasons = env.ok(&[
+        "events",
+        "ev",
+        "-o",
+        r#"jsonpath={range .items[*]}{.reason}{"\n"}{end}"#,
+    ]);
+    assert!(reasons.lines().any(|r| r == "SandboxReady"), "{reasons}");
+    let columns = env.ok(&[
+        "events",
+        "ev",
+        "--no-headers",
+        "--sort-by",
+        ".reason",
+        "-o",
+        "custom-columns=REASON:.reason",
+    ]);
+    let sorted: Vec<&str> = columns.lines().map(str::trim).collect();
+    let mut expected = sorted.clone();
+    expected.sort();
+    assert_eq!(sorted, expected, "sorted by reason");
+    env.delete_leaving_nothing("ev");
+}

@@ -42,7 +42,7 @@ fn age(at: Option<f64>) -> String {
         .unwrap_or_else(|| "<unknown>".into())
 }
 
-fn rfc3339(at: Option<f64>) -> Value {
+pub(super) fn rfc3339(at: Option<f64>) -> Value {
     match at {
         Some(t) => {
             let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t);

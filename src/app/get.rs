@@ -419,10 +419,95 @@ pub async fn runtime_classes(client: &Client, args: &GetArgs) -> Result<()> {
 }
 
 /// `podctl events [POD] [-f]`: the pods' events oldest first, like `kubectl get events`.
+/// A pod event as the API server's `v1 Event` (what `kubectl get events -o json` prints).
+fn event_object(namespace: &str, pod: &str, event: &pod::PodEvent) -> serde_json::Value {
+    let at = format::rfc3339(Some(event.time));
+    let mut involved = serde_json::json!({"kind": "Pod", "name": pod, "namespace": namespace});
+    if !event.object.is_empty() {
+        involved["fieldPath"] = serde_json::json!(format!("spec.containers{{{}}}", event.object));
+    }
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": format!("{pod}.{:x}", (event.time * 1e6) as u64), "namespace": namespace},
+        "involvedObject": involved,
+        "type": event.kind,
+        "reason": event.reason,
+        "message": event.message,
+        "firstTimestamp": at,
+        "lastTimestamp": at,
+        "count": 1,
+        "source": {"component": "podctl"},
+    })
+}
+
 pub async fn events(client: &Client, settings: &Settings, registry: &Registry, args: &EventsArgs) -> Result<()> {
     use std::io::Write;
     let mut printed_until = f64::MIN;
     let mut first = true;
+    if args.output.as_ref().is_some_and(|o| *o != OutputFormat::Wide) || args.sort_by.is_some() {
+        let mut pods = pod::list_pods(client, settings, registry).await?;
+        if let Some(name) = &args.pod {
+            pods.retain(|p| &p.name == name);
+            if pods.is_empty() {
+                return Err(PodError::NotFound {
+                    name: name.clone(),
+                    namespace: client.namespace().to_string(),
+                }
+                .into());
+            }
+        }
+        let mut events: Vec<(f64, serde_json::Value)> = pods
+            .iter()
+            .flat_map(|p| {
+                p.events
+                    .iter()
+                    .map(move |e| (e.time, event_object(&p.namespace, &p.name, e)))
+            })
+            .collect();
+        events.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut objects: Vec<serde_json::Value> = events.into_iter().map(|(_, o)| o).collect();
+        if let Some(path) = &args.sort_by {
+            sort_by(&mut objects, path, |o| o.clone())?;
+        }
+        return match &args.output {
+            Some(OutputFormat::Name) => {
+                for object in &objects {
+                    println!("event/{}", object["metadata"]["name"].as_str().unwrap_or_default());
+                }
+                Ok(())
+            }
+            Some(kind) if *kind != OutputFormat::Wide => print_objects(objects, false, kind, args.no_headers),
+            _ => {
+                let mut rows = vec![["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+                    .map(String::from)
+                    .to_vec()];
+                for o in &objects {
+                    let field = o["involvedObject"]["fieldPath"].as_str().unwrap_or_default();
+                    let container = field.strip_prefix("spec.containers{").and_then(|f| f.strip_suffix('}'));
+                    let name = o["involvedObject"]["name"].as_str().unwrap_or_default();
+                    let at = o["lastTimestamp"]
+                        .as_str()
+                        .and_then(|t| humantime::parse_rfc3339(t).ok());
+                    let ago = at
+                        .and_then(|t| t.elapsed().ok())
+                        .map_or_else(String::new, |d| format::human_duration(d.as_secs_f64()));
+                    rows.push(vec![
+                        ago,
+                        o["type"].as_str().unwrap_or_default().to_string(),
+                        o["reason"].as_str().unwrap_or_default().to_string(),
+                        match container {
+                            Some(c) => format!("pod/{name}/{c}"),
+                            None => format!("pod/{name}"),
+                        },
+                        o["message"].as_str().unwrap_or_default().to_string(),
+                    ]);
+                }
+                print_table(rows, args.no_headers);
+                Ok(())
+            }
+        };
+    }
     loop {
         let mut pods = pod::list_pods(client, settings, registry).await?;
         if let Some(name) = &args.pod {
@@ -462,7 +547,7 @@ pub async fn events(client: &Client, settings: &Settings, registry: &Registry, a
             printed_until = last.0;
         }
         let mut table = Vec::new();
-        if first {
+        if first && !args.no_headers {
             table.push(
                 ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
                     .map(String::from)

@@ -1,6 +1,7 @@
 //! The binary's edge: turns parsed command lines into calls on the library and prints results.
 //! `anyhow` lives here only; everything below returns typed errors.
 
+mod cp;
 mod exec;
 mod format;
 mod get;
@@ -8,6 +9,7 @@ mod jsonpath;
 mod manifests;
 mod progress;
 mod system;
+mod top;
 mod version;
 mod wait;
 
@@ -202,6 +204,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             get::events(&client, &settings, &existing(&settings), &args).await?;
         }
         Command::Version(args) => version::version(global, &args).await?,
+        Command::Cp(args) => {
+            let client = connect(global).await?;
+            let settings = settings(global);
+            cp::cp(&client, &settings, &existing(&settings), &args).await?;
+        }
+        Command::Top(crate::cli::TopCommand::Pod(args)) => {
+            let client = connect(global).await?;
+            let settings = settings(global);
+            top::top(&client, &settings, &existing(&settings), &args).await?;
+        }
         Command::Kube(crate::cli::KubeCommand::Generate { pod, filename }) => {
             let client = connect(global).await?;
             let settings = settings(global);

@@ -127,10 +127,16 @@ pub enum Command {
     Exec(ExecArgs),
     /// Wait until pods meet a condition, or are deleted (as `kubectl wait`)
     Wait(WaitArgs),
+    /// Copy files and directories between a member and the host: `cp POD:PATH LOCAL`,
+    /// `cp LOCAL POD:PATH` (as kubectl cp)
+    Cp(CpArgs),
     /// podctl's version, containerd's, and the runc, CNI plugin and member runtime versions in use
     Version(VersionArgs),
     /// A shell completion script: `source <(podctl completion bash)` (pod and member names too)
     Completion(CompletionArgs),
+    /// CPU and memory of pods and their members (`top pod [NAME] [--containers]`), as kubectl top
+    #[command(subcommand)]
+    Top(TopCommand),
     /// Kubernetes YAML of a pod made here (`kube generate POD`), as `podman kube generate`
     #[command(subcommand)]
     Kube(KubeCommand),
@@ -427,6 +433,15 @@ pub struct EventsArgs {
     /// Keep printing new events
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// Output format: yaml, json, jsonpath=TEMPLATE, custom-columns=NAME:.path,... (Event objects)
+    #[arg(long, short = 'o', value_parser = parse_output, conflicts_with = "follow")]
+    pub output: Option<OutputFormat>,
+    /// Sort by a JSONPath of the Event objects, e.g. `.reason` (default: the time)
+    #[arg(long)]
+    pub sort_by: Option<String>,
+    /// The table without its header line
+    #[arg(long)]
+    pub no_headers: bool,
 }
 
 #[derive(Args, Debug)]
@@ -445,6 +460,34 @@ pub struct ExecArgs {
     /// The command and its arguments (after `--`)
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TopCommand {
+    /// CPU(cores) in millicores and MEMORY(bytes) in Mi, sampled over a short window
+    #[command(alias = "pods", alias = "po")]
+    Pod(TopArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// Pod name (all when none)
+    pub name: Option<String>,
+    /// A row per member
+    #[arg(long)]
+    pub containers: bool,
+    /// cpu or memory, highest first
+    #[arg(long, value_parser = ["cpu", "memory"])]
+    pub sort_by: Option<String>,
+    /// Only pods whose labels match
+    #[arg(long, short = 'l')]
+    pub selector: Option<String>,
+    /// Tables without their header line
+    #[arg(long)]
+    pub no_headers: bool,
+    /// How long CPU use is sampled
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub window: std::time::Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -484,6 +527,17 @@ pub struct CompleteNamesArgs {
     /// `pods`, or `members` with a pod name
     pub what: String,
     pub pod: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// `POD:PATH` or a local path
+    pub source: String,
+    /// `POD:PATH` or a local path
+    pub destination: String,
+    /// Member name (default: the kubectl.kubernetes.io/default-container annotation, else the first)
+    #[arg(long, short = 'c')]
+    pub container: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -1,0 +1,258 @@
+//! `podctl cp POD:PATH LOCAL` and `podctl cp LOCAL POD:PATH`, as kubectl cp: a tar stream through
+//! `tar` run in the member (so the member's own view of its files, volumes included, and its
+//! user's permissions hold), unpacked on the host with the tar crate, which keeps every entry
+//! inside the destination. A member that a plugin runs (WASM) has no process to run tar in: only
+//! paths inside its declared volumes are copied, straight from their host directories.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::CpArgs;
+use crate::containerd::Client;
+use crate::member::Registry;
+use crate::pod::{self, MemberView, PodView, Settings};
+
+/// `POD:PATH`, or a local path (one with a `/` before any `:` is local, as in kubectl).
+fn remote(spec: &str) -> Option<(&str, &str)> {
+    let (pod, path) = spec.split_once(':')?;
+    (!pod.is_empty() && !pod.contains('/')).then_some((pod, path))
+}
+
+/// The container path's parent and last component (`/tmp/a/` → (`/tmp`, `a`)).
+fn split(path: &str) -> Result<(String, String)> {
+    let trimmed = path.trim_end_matches('/');
+    let path = Path::new(if trimmed.is_empty() { "/" } else { trimmed });
+    let name = path
+        .file_name()
+        .with_context(|| format!("{path:?} names no file or directory; give one, e.g. /tmp/data"))?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match path.parent().map(|p| p.to_string_lossy().into_owned()) {
+        Some(p) if !p.is_empty() => p,
+        _ => ".".to_string(),
+    };
+    Ok((parent, name))
+}
+
+pub async fn cp(client: &Client, settings: &Settings, registry: &Registry, args: &CpArgs) -> Result<()> {
+    match (remote(&args.source), remote(&args.destination)) {
+        (Some((pod, path)), None) => {
+            let (view, member) = member(client, settings, registry, pod, args.container.as_deref()).await?;
+            copy_out(client, settings, &view, &member, path, Path::new(&args.destination)).await
+        }
+        (None, Some((pod, path))) => {
+            let (view, member) = member(client, settings, registry, pod, args.container.as_deref()).await?;
+            copy_in(client, settings, &view, &member, Path::new(&args.source), path).await
+        }
+        (Some(_), Some(_)) => bail!("copy between two pods is not supported; copy to the host first"),
+        (None, None) => bail!("one side must be POD:PATH, e.g. `podctl cp web:/etc/hosts ./hosts`"),
+    }
+}
+
+async fn member(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    pod: &str,
+    container: Option<&str>,
+) -> Result<(PodView, MemberView)> {
+    let view = pod::find_pod(client, settings, registry, pod)
+        .await?
+        .ok_or_else(|| pod::PodError::NotFound {
+            name: pod.to_string(),
+            namespace: client.namespace().to_string(),
+        })?;
+    let member = view.member_or_default(container)?.clone();
+    Ok((view, member))
+}
+
+/// Where a path of a plugin-run member lives on the host: inside one of its volume mounts.
+fn volume_path(
+    settings: &Settings,
+    client: &Client,
+    view: &PodView,
+    member: &MemberView,
+    path: &str,
+) -> Result<PathBuf> {
+    let refuse = || {
+        anyhow::anyhow!(
+            "container {} of pod {} is a {} member with no process to copy through; only paths inside its volumeMounts \
+             can be copied, and {path:?} is in none",
+            member.name,
+            view.name,
+            member.runtime
+        )
+    };
+    let manifest = view.pod.as_ref().ok_or_else(refuse)?;
+    let container = manifest.container(&member.name).ok_or_else(refuse)?;
+    let wanted = Path::new(path);
+    for mount in &container.volume_mounts {
+        let Ok(rest) = wanted.strip_prefix(&mount.mount_path) else {
+            continue;
+        };
+        if rest.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            continue;
+        }
+        let volume = manifest
+            .spec
+            .volumes
+            .iter()
+            .find(|v| v.name == mount.name)
+            .ok_or_else(refuse)?;
+        let base = match &volume.source {
+            crate::manifest::VolumeSource::HostPath { path, .. } => PathBuf::from(path),
+            _ => settings
+                .pod_state_dir(client, &view.sandbox_id)
+                .join("volumes")
+                .join(&volume.name),
+        };
+        let base = match mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) => base.join(sub),
+            None => base,
+        };
+        return Ok(base.join(rest));
+    }
+    Err(refuse())
+}
+
+async fn copy_out(
+    client: &Client,
+    settings: &Settings,
+    view: &PodView,
+    member: &MemberView,
+    path: &str,
+    local: &Path,
+) -> Result<()> {
+    let (parent, name) = split(path)?;
+    let tar_file = settings.state_dir.join(format!("cp-{}.tar", std::process::id()));
+    if member.in_agent {
+        let source = volume_path(settings, client, view, member, path)?;
+        let mut builder = tar::Builder::new(std::fs::File::create(&tar_file)?);
+        builder.follow_symlinks(false);
+        append(&mut builder, &source, &name)?;
+        builder.finish()?;
+    } else {
+        let out = tokio::fs::File::create(&tar_file)
+            .await
+            .with_context(|| format!("creating {}", tar_file.display()))?;
+        let tar = ["tar".into(), "cf".into(), "-".into(), "-C".into(), parent, name.clone()];
+        let ran = run_tar(client, settings, member, &tar, None, out).await;
+        let failed = match ran {
+            Ok((0, _)) => None,
+            Ok((code, errors)) => Some(format!("tar in the container exited with {code}: {errors}")),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = failed {
+            let _ = std::fs::remove_file(&tar_file);
+            bail!(
+                "copying {path} out of container {} of pod {}: {why}; the image needs `tar` (kubectl cp needs it too)",
+                member.name,
+                view.name
+            );
+        }
+    }
+    let unpacked = unpack(&tar_file, &name, local);
+    let _ = std::fs::remove_file(&tar_file);
+    unpacked
+}
+
+/// Unpacks `tar_file` (one top entry, `name`) so that it becomes `local` (kubectl's rename), or
+/// goes inside `local` when that is an existing directory.
+fn unpack(tar_file: &Path, name: &str, local: &Path) -> Result<()> {
+    let (into, rename) = if local.is_dir() {
+        (local.to_path_buf(), None)
+    } else {
+        let parent = local
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        (parent.to_path_buf(), Some(local.to_path_buf()))
+    };
+    // A staging directory next to the destination: entries land inside it (never outside: the
+    // tar crate refuses `..` and absolute paths), then one rename puts the copy in place.
+    let staging = into.join(format!(".podctl-cp-{}", std::process::id()));
+    std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let result = (|| -> Result<()> {
+        let mut archive = tar::Archive::new(std::fs::File::open(tar_file)?);
+        archive.set_preserve_permissions(true);
+        archive.unpack(&staging).context("unpacking the copy")?;
+        let target = rename.unwrap_or_else(|| into.join(name));
+        std::fs::rename(staging.join(name), &target)
+            .with_context(|| format!("moving the copy to {}", target.display()))?;
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+fn append(builder: &mut tar::Builder<std::fs::File>, source: &Path, name: &str) -> Result<()> {
+    let meta = std::fs::symlink_metadata(source).with_context(|| format!("{} does not exist", source.display()))?;
+    if meta.is_dir() {
+        builder.append_dir_all(name, source)?;
+    } else {
+        builder.append_path_with_name(source, name)?;
+    }
+    Ok(())
+}
+
+async fn copy_in(
+    client: &Client,
+    settings: &Settings,
+    view: &PodView,
+    member: &MemberView,
+    local: &Path,
+    path: &str,
+) -> Result<()> {
+    let (parent, name) = split(path)?;
+    if member.in_agent {
+        let target = volume_path(settings, client, view, member, path)?;
+        let tar_file = settings.state_dir.join(format!("cp-{}.tar", std::process::id()));
+        let mut builder = tar::Builder::new(std::fs::File::create(&tar_file)?);
+        append(&mut builder, local, &name)?;
+        builder.finish()?;
+        let unpacked = unpack(&tar_file, &name, &target);
+        let _ = std::fs::remove_file(&tar_file);
+        return unpacked;
+    }
+    let tar_file = settings.state_dir.join(format!("cp-{}.tar", std::process::id()));
+    {
+        let mut builder = tar::Builder::new(std::fs::File::create(&tar_file)?);
+        builder.follow_symlinks(false);
+        append(&mut builder, local, &name)?;
+        builder.finish()?;
+    }
+    let input = tokio::fs::File::open(&tar_file).await?;
+    let tar = ["tar".into(), "xf".into(), "-".into(), "-C".into(), parent];
+    let ran = run_tar(client, settings, member, &tar, Some(input), tokio::io::sink()).await;
+    let _ = std::fs::remove_file(&tar_file);
+    let (code, errors) = ran?;
+    if code != 0 {
+        bail!(
+            "copying {} into container {} of pod {}: tar in the container exited with {code}: {errors}; the image \
+             needs `tar`, and the member's user must be allowed to write {path}",
+            local.display(),
+            member.name,
+            view.name
+        );
+    }
+    Ok(())
+}
+
+/// Runs tar in the member; returns its exit code and what it said on stderr.
+async fn run_tar(
+    client: &Client,
+    settings: &Settings,
+    member: &MemberView,
+    command: &[String],
+    stdin: Option<tokio::fs::File>,
+    stdout: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
+) -> Result<(u32, String)> {
+    let err_file = settings.state_dir.join(format!("cp-{}.err", std::process::id()));
+    let stderr = tokio::fs::File::create(&err_file).await?;
+    let input = stdin.map(|f| Box::new(f) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
+    let code = super::exec::run_piped(client, settings, &member.id, command, input, stdout, stderr).await;
+    let errors = std::fs::read_to_string(&err_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&err_file);
+    Ok((code?, errors.trim().to_string()))
+}
