@@ -59,7 +59,8 @@ pub fn prepare_dir(dir: &Path, tmpfs: bool) -> Result<(), VolumeError> {
 
 /// The pod's one `/dev/shm`: a tmpfs that every member bind-mounts, so POSIX shared memory is
 /// shared as SysV IPC is (the members share the pause's IPC namespace), as under CRI. Mounted once.
-/// Gives the tree at `dir` to group `gid`, as kubelet applies a pod's fsGroup: everything
+/// Gives the tree at `dir` to group `gid`, as kubelet applies a pod's fsGroup (only to trees no
+/// container can change meanwhile: new emptyDirs, podctl's own read-only volume files): everything
 /// group-owned, directories setgid (new files join the group) and group-searchable, files
 /// group-readable; writable by the group too when `writable` (emptyDir, not configMap or secret).
 pub fn give_to_group(dir: &Path, gid: u32, writable: bool) -> Result<(), VolumeError> {
@@ -161,7 +162,7 @@ fn unescape_mount_path(field: &str) -> PathBuf {
     PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
 }
 
-fn is_mount_point(dir: &Path) -> bool {
+pub fn is_mount_point(dir: &Path) -> bool {
     mounts_under(dir).iter().any(|p| p == dir)
 }
 

@@ -49,6 +49,8 @@ spec:
     restartPolicy: Always
     command: [sh, -c, '{ticker}']
     volumeMounts: [{{name: order, mountPath: /order}}]
+    lifecycle:
+      preStop: {{exec: {{command: [sh, -c, 'echo ticker-prestop >> /order/log']}}}}
   containers:
   - name: main
     image: {BUSYBOX_IMAGE}
@@ -109,10 +111,14 @@ spec:
             && json["status"]["initContainerStatuses"][2]["state"]["running"].is_object()
     });
 
-    // Delete: the app container first, then the sidecars, the last started first.
+    // Delete: the app container first, then the sidecars, the last started first, each after its
+    // preStop hook.
     env.delete_leaving_nothing("sidecars");
     let log = std::fs::read_to_string(order.join("log")).unwrap();
-    assert_eq!(log.lines().collect::<Vec<_>>(), ["main", "ticker", "web"]);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["main", "ticker-prestop", "ticker", "web"]
+    );
     env.ok(&["wait", "--for=delete", "pod/sidecars", "--timeout=5s"]);
 }
 

@@ -1,7 +1,7 @@
 //! `lifecycle` hooks, run by the agent from inside the pod's network namespace: `postStart` once
 //! per run of a member, right after it started (a failure kills the run, which then restarts per
 //! the policy, with a `FailedPostStartHook` event); `preStop` before the stop signal of a stop or
-//! delete, within the grace period. Their actions are the probes' (exec, httpGet, tcpSocket), or a
+//! delete, within the grace period (a sidecar's after the app containers ended, by podctl). Their actions are the probes' (exec, httpGet, tcpSocket), or a
 //! sleep.
 
 use std::time::{Duration, Instant};
@@ -110,21 +110,38 @@ async fn watch_post_start(member: Hooked, host: &str, sandbox_id: &str, containe
     }
 }
 
-/// Runs the preStop hooks of the members that have one, within `grace`: the app containers'
-/// together, then the sidecars', the last first. Returns when they are done or the time is up.
+/// Runs the app containers' preStop hooks together, within `grace`. A sidecar's runs later, just
+/// before it is stopped, after the app containers have ended ([`pre_stop_from_host`]).
 pub(super) async fn pre_stop_all(client: &Client, members: &[Hooked], host: &str, sandbox_id: &str, grace: Duration) {
     let deadline = Instant::now() + grace;
-    let with_hook = |sidecar: bool| {
-        members
-            .iter()
-            .filter(move |m| m.sidecar == sidecar && m.pre_stop.is_some())
+    let apps = members.iter().filter(|m| !m.sidecar && m.pre_stop.is_some());
+    let left = deadline.saturating_duration_since(Instant::now());
+    futures_util::future::join_all(apps.map(|m| pre_stop(client, m, host, sandbox_id, left))).await;
+}
+
+/// A sidecar's preStop hook, run by podctl as it stops the pod's sidecars one by one (the agent has
+/// stopped by then): exec through containerd, httpGet and tcpSocket against the pod's IP from the
+/// host, or a sleep; for at most `left`.
+pub async fn pre_stop_from_host(
+    client: &Client,
+    sandbox_id: &str,
+    member_id: &str,
+    name: &str,
+    hook: HookDef,
+    pod_ip: &str,
+    left: Duration,
+) {
+    let member = Hooked {
+        name: name.to_string(),
+        record_id: Some(member_id.to_string()),
+        post_start: None,
+        pre_stop: Some(hook),
+        sidecar: true,
+        target: Target::Oci {
+            id: member_id.to_string(),
+        },
     };
-    let apps: Vec<&Hooked> = with_hook(false).collect();
-    let sidecars: Vec<Vec<&Hooked>> = with_hook(true).rev().map(|m| vec![m]).collect();
-    for step in std::iter::once(apps).chain(sidecars) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        futures_util::future::join_all(step.into_iter().map(|m| pre_stop(client, m, host, sandbox_id, left))).await;
-    }
+    pre_stop(client, &member, pod_ip, sandbox_id, left).await;
 }
 
 /// Runs one member's preStop hook, if it runs, for at most `left`.

@@ -10,7 +10,7 @@
 //! - [`client`]: what podctl uses to spawn, query, stop and restart an agent.
 
 pub mod client;
-mod hooks;
+pub mod hooks;
 mod init;
 mod keeper;
 pub mod monitor;

@@ -624,6 +624,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
         let deadline = DeadlineEnd {
             at: deadline,
             supervisor: supervisor.clone(),
+            init: config.init.clone(),
             agent: agent.clone(),
             pre_stop: pre_stop.clone(),
             stop_supervising: stop_supervising.clone(),
@@ -660,6 +661,7 @@ async fn serve(pod_dir: PathBuf, config: AgentConfig) -> Result<(), AgentError> 
 struct DeadlineEnd {
     at: f64,
     supervisor: SupervisorConfig,
+    init: Vec<super::protocol::InitRef>,
     agent: Arc<RwLock<Agent>>,
     pre_stop: Option<Arc<PreStop>>,
     stop_supervising: Arc<tokio::sync::watch::Sender<bool>>,
@@ -690,6 +692,12 @@ impl DeadlineEnd {
             let signal = crate::containerd::signal_number(m.stop_signal.as_deref().unwrap_or("SIGTERM"));
             client.end_task(&m.id, signal, left)
         });
+        // Init containers still running (retried by the agent) end too.
+        for init in self.init.iter().filter(|i| !i.sidecar) {
+            let _ = client
+                .end_task(&init.id, crate::containerd::SIGKILL, Duration::ZERO)
+                .await;
+        }
         let agent = self.agent.read().await;
         tokio::join!(futures_util::future::join_all(oci), agent.stop_all(left));
     }

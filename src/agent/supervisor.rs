@@ -153,20 +153,30 @@ impl Supervisor {
 
     /// Once every app container has ended and none runs again (restartPolicy Never or
     /// OnFailure), the sidecars are stopped, the last first, as kubelet does: the pod completes.
-    async fn end_sidecars_after_apps(&self, client: &Client) {
-        let sidecars: Vec<&OciMemberRef> = self.config.members.iter().filter(|m| m.sidecar).collect();
-        if sidecars.is_empty() || self.apps_in_plugins {
-            return;
+    /// Every app container has ended and none runs again (none waits out a backoff): the pod's
+    /// work is done. A pod with app containers in a plugin is never judged here.
+    async fn apps_ended_for_good(&self, client: &Client) -> bool {
+        if self.apps_in_plugins {
+            return false;
         }
         for app in self.config.members.iter().filter(|m| !m.sidecar) {
-            match client.get_task(&app.id).await {
-                Ok(Some(task)) if task.state == TaskState::Stopped => {}
-                _ => return,
+            let code = match client.get_task(&app.id).await {
+                Ok(Some(task)) if task.state == TaskState::Stopped => task.exit_status,
+                _ => return false,
+            };
+            let runs_again = should_restart(&self.config.restart_policy, code)
+                || self.tracks.lock().await.get(&app.id).is_some_and(|t| t.busy);
+            if runs_again {
+                return false;
             }
-            // One that waits out its backoff runs again.
-            if self.tracks.lock().await.get(&app.id).is_some_and(|t| t.busy) {
-                return;
-            }
+        }
+        true
+    }
+
+    async fn end_sidecars_after_apps(&self, client: &Client) {
+        let sidecars: Vec<&OciMemberRef> = self.config.members.iter().filter(|m| m.sidecar).collect();
+        if sidecars.is_empty() || !self.apps_ended_for_good(client).await {
+            return;
         }
         if self.ending_sidecars.swap(true, Ordering::SeqCst) {
             return;
@@ -385,6 +395,17 @@ impl Supervisor {
             _ = stopping.changed() => return false,
         }
         if *self.stopping.borrow() {
+            return false;
+        }
+        // A sidecar that crashed as the app containers ended (or an agent that came back to a
+        // completed pod) is not started again: the pod's work is done.
+        if member.sidecar && (self.ending_sidecars.load(Ordering::SeqCst) || self.apps_ended_for_good(client).await) {
+            self.ending_sidecars.store(true, Ordering::SeqCst);
+            self.tracks
+                .lock()
+                .await
+                .entry(id.to_string())
+                .and_modify(|t| t.busy = false);
             return false;
         }
         let outcome = self.restart(client, &member).await;

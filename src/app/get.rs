@@ -103,10 +103,13 @@ fn sort_by<T>(items: &mut Vec<T>, path: &str, object: impl Fn(&T) -> serde_json:
         .drain(..)
         .map(|item| (expression.values(&object(&item)).first().map(|v| (*v).clone()), item))
         .collect();
+    // A total order: numbers (by value) before text (by its characters), objects without a value last.
     keyed.sort_by(|(a, _), (b, _)| match (a, b) {
         (Some(a), Some(b)) => match (a.as_f64(), b.as_f64()) {
-            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
-            _ => super::jsonpath::show(a).cmp(&super::jsonpath::show(b)),
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => super::jsonpath::show(a).cmp(&super::jsonpath::show(b)),
         },
         (None, Some(_)) => Ordering::Greater,
         (Some(_), None) => Ordering::Less,

@@ -427,7 +427,11 @@ async fn log_streams(
 async fn logs(client: &Client, settings: &Settings, registry: &Registry, args: &LogsArgs) -> Result<()> {
     let streams = log_streams(client, settings, registry, args).await?;
     let since = match (args.since, args.since_time) {
-        (Some(window), _) => Some(std::time::SystemTime::now() - window),
+        (Some(window), _) => Some(
+            std::time::SystemTime::now()
+                .checked_sub(window)
+                .unwrap_or(std::time::UNIX_EPOCH),
+        ),
         (None, at) => at,
     };
     // As kubectl: the last 10 lines of each pod a selector picks, unless --tail says otherwise.

@@ -82,21 +82,28 @@ pub async fn version(global: &GlobalArgs, args: &VersionArgs) -> Result<()> {
     let mut server_error = None;
     if !args.client {
         match Client::connect(&global.address, &global.namespace).await {
-            Ok(client) => {
-                let (version, revision) = client.server_version().await?;
-                report["serverVersion"] =
-                    json!({"containerd": {"version": version, "revision": revision, "address": global.address}});
-            }
+            Ok(client) => match client.server_version().await {
+                Ok((version, revision)) => {
+                    report["serverVersion"] =
+                        json!({"containerd": {"version": version, "revision": revision, "address": global.address}});
+                }
+                Err(e) => server_error = Some(e),
+            },
             Err(e) => server_error = Some(e),
         }
         let settings = super::settings(global);
         report["runc"] = json!(crate::member::oci::binary_version("runc"));
-        let network = CniNetwork::load(settings.cni_conf_dir.as_deref())?;
-        report["cniNetwork"] = json!(network.name);
-        report["cniPlugins"] = json!(network_plugins(&network.raw)
-            .iter()
-            .map(|p| cni_plugin_version(&settings.cni_bin_dirs, p))
-            .collect::<Vec<_>>());
+        // A broken CNI config is reported, not fatal: the rest of the report still helps.
+        match CniNetwork::load(settings.cni_conf_dir.as_deref()) {
+            Ok(network) => {
+                report["cniNetwork"] = json!(network.name);
+                report["cniPlugins"] = json!(network_plugins(&network.raw)
+                    .iter()
+                    .map(|p| cni_plugin_version(&settings.cni_bin_dirs, p))
+                    .collect::<Vec<_>>());
+            }
+            Err(e) => report["cniNetwork"] = json!(format!("error: {e}")),
+        }
         let registry = super::registry(global)?;
         let mut runtimes = Vec::new();
         for (_, runtime) in registry.runtimes() {

@@ -22,9 +22,9 @@ enum Wanted {
         status: String,
     },
     Deleted,
-    /// The value at a `{.a.b}` path, as text.
+    /// The value at a JSONPath (`{.status.containerStatuses[0].ready}`), as text.
     JsonPath {
-        path: Vec<String>,
+        path: String,
         value: String,
     },
 }
@@ -54,12 +54,10 @@ fn parse_for(text: &str) -> Result<Wanted> {
         let Some((template, value)) = rest.split_once("}=") else {
             bail!("--for={text}: write jsonpath='{{.status.phase}}=Running'");
         };
-        let path = template.trim_start_matches('{').trim_start_matches('.');
-        if path.is_empty() {
-            bail!("--for={text}: the path is empty; write jsonpath='{{.status.phase}}=Running'");
-        }
+        let path = format!("{template}}}");
+        super::jsonpath::path_expression(&path)?;
         return Ok(Wanted::JsonPath {
-            path: path.split('.').map(str::to_string).collect(),
+            path,
             value: value.to_string(),
         });
     }
@@ -76,12 +74,13 @@ fn met(wanted: &Wanted, pod: &PodView) -> bool {
             .flatten()
             .any(|c| c["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(kind)) && c["status"] == **status),
         Wanted::JsonPath { path, value } => {
-            let found = path.iter().try_fold(&object, |at, key| at.get(key));
-            match found {
-                Some(Value::String(s)) => s == value,
-                Some(other) => *other == serde_json::from_str::<Value>(value).unwrap_or(Value::Null),
-                None => false,
-            }
+            let Ok(expression) = super::jsonpath::path_expression(path) else {
+                return false;
+            };
+            expression.values(&object).iter().any(|found| match found {
+                Value::String(s) => s == value,
+                other => **other == serde_json::from_str::<Value>(value).unwrap_or(Value::Null),
+            })
         }
     }
 }
@@ -174,7 +173,7 @@ mod tests {
         assert_eq!(
             parse_for("jsonpath={.status.phase}=Running").unwrap(),
             Wanted::JsonPath {
-                path: vec!["status".into(), "phase".into()],
+                path: "{.status.phase}".into(),
                 value: "Running".into()
             }
         );

@@ -192,8 +192,10 @@ const TERMINATION_MESSAGE_MAX: usize = 4096;
 /// A run's termination message: its file, or under `FallbackToLogsOnError` after a failure with an
 /// empty file, the end of its log (at most 80 lines), as kubelet does.
 pub fn termination_message(file: &std::path::Path, fallback_log: Option<&std::path::Path>) -> Option<String> {
-    let mut text = std::fs::read(file).unwrap_or_default();
-    text.truncate(TERMINATION_MESSAGE_MAX);
+    let mut text = Vec::new();
+    if let Ok(f) = std::fs::File::open(file) {
+        let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, TERMINATION_MESSAGE_MAX as u64), &mut text);
+    }
     let mut message = String::from_utf8_lossy(&text).into_owned();
     if message.is_empty() {
         if let Some(log) = fallback_log {

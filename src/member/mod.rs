@@ -311,7 +311,8 @@ impl PodContext<'_> {
         Ok(crate::logs::run_file(&dir, 0))
     }
 
-    /// The pod's fsGroup takes the emptyDir at `dir` (a no-op without one).
+    /// The pod's fsGroup takes the new, still empty emptyDir at `dir` (a no-op without one): no
+    /// member has written into it yet, so the walk meets nothing a member could have swapped.
     fn give_to_fs_group(&self, dir: &std::path::Path) -> Result<(), MemberError> {
         match self.pod.spec.security_context.as_ref().and_then(|s| s.fs_group) {
             Some(gid) => crate::volume::give_to_group(dir, gid, true).map_err(volume_error(dir)),
@@ -334,19 +335,25 @@ impl PodContext<'_> {
                 // tmpfs takes memory only as written.
                 source @ VolumeSource::EmptyDir { .. } if source.memory_size().is_some() => {
                     let dir = self.state_dir.join("volumes").join(&volume.name);
+                    let fresh = !crate::volume::is_mount_point(&dir);
                     let size = source.memory_size().unwrap_or_default();
                     crate::volume::prepare_memory_dir(&dir, size, crate::volume::MemoryUse::EmptyDir)
                         .map_err(volume_error(&dir))?;
-                    self.give_to_fs_group(&dir)?;
+                    if fresh {
+                        self.give_to_fs_group(&dir)?;
+                    }
                     dir
                 }
                 VolumeSource::EmptyDir { .. } => {
                     let dir = self.state_dir.join("volumes").join(&volume.name);
-                    std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-                    // Writable by any user, as kubelet makes an emptyDir.
-                    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
-                        .map_err(io_error(&dir))?;
-                    self.give_to_fs_group(&dir)?;
+                    // Only a new one is set up: once a member runs, it is theirs to change.
+                    if !dir.exists() {
+                        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+                        // Writable by any user, as kubelet makes an emptyDir.
+                        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+                            .map_err(io_error(&dir))?;
+                        self.give_to_fs_group(&dir)?;
+                    }
                     dir
                 }
                 // Written by create before the members (see `pod::config`); read-only, as kubelet

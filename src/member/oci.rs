@@ -120,7 +120,6 @@ async fn create_records(
         .termination_message_path
         .as_deref()
         .unwrap_or("/dev/termination-log");
-    mounts.push(spec::bind_mount(&message_file, message_path, false)?);
     for binding in ctx.volumes(container)? {
         mounts.push(match &binding.source {
             Some(source) => spec::bind_mount(source, &binding.target, binding.read_only)?,
@@ -133,6 +132,8 @@ async fn create_records(
                 .map_err(spec::SpecError::from)?,
         });
     }
+    // After the volumes, as kubelet mounts it: a volume over its directory does not hide it.
+    mounts.push(spec::bind_mount(&message_file, message_path, false)?);
     let spec = spec::member_spec(spec::MemberSpecInput {
         id,
         sandbox_id: ctx.sandbox_id,
@@ -200,15 +201,54 @@ pub(crate) fn image_accounts(rootfs: &[crate::containerd::RootfsMount]) -> spec:
             _ => {}
         }
     }
+    // The topmost layer that has the file (or deletes it: an overlay whiteout) decides.
     let read = |file: &str| {
         dirs.iter()
-            .find_map(|dir| std::fs::read_to_string(dir.join(file)).ok())
+            .find_map(|dir| layer_file(dir, file))
+            .flatten()
             .unwrap_or_default()
     };
     spec::ImageAccounts {
-        passwd: read("etc/passwd"),
-        group: read("etc/group"),
+        passwd: read("passwd"),
+        group: read("group"),
     }
+}
+
+/// The image's `etc/NAME` in one layer directory, opened without following any symlink (an image's
+/// `etc/passwd -> /etc/shadow` must not read the host's) and at most 1 MiB of it: `None` when the
+/// layer has none, `Some(None)` when it deletes it or has something other than a regular file.
+fn layer_file(layer: &std::path::Path, name: &str) -> Option<Option<String>> {
+    use nix::fcntl::{openat, OFlag, AT_FDCWD};
+    use nix::sys::stat::{fstat, Mode, SFlag};
+    use std::io::Read;
+    use std::os::fd::{AsFd, OwnedFd};
+    let open = |dir: Option<&OwnedFd>, path: &str, flags: OFlag| -> Option<OwnedFd> {
+        let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        match dir {
+            Some(dir) => openat(dir.as_fd(), path, flags, Mode::empty()).ok(),
+            None => openat(AT_FDCWD, path, flags, Mode::empty()).ok(),
+        }
+    };
+    let root = open(None, &layer.to_string_lossy(), OFlag::O_DIRECTORY | OFlag::O_RDONLY)?;
+    let etc = open(Some(&root), "etc", OFlag::O_DIRECTORY | OFlag::O_RDONLY)?;
+    let file = match open(Some(&etc), name, OFlag::O_RDONLY | OFlag::O_NONBLOCK) {
+        Some(file) => file,
+        // A symlink (ELOOP under O_NOFOLLOW) or anything unreadable stands for no file.
+        None => {
+            return std::fs::symlink_metadata(layer.join("etc").join(name))
+                .ok()
+                .map(|_| None)
+        }
+    };
+    let kind = fstat(file.as_fd())
+        .ok()
+        .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT);
+    if kind != Some(SFlag::S_IFREG) {
+        return Some(None);
+    }
+    let mut text = String::new();
+    std::fs::File::from(file).take(1 << 20).read_to_string(&mut text).ok()?;
+    Some(Some(text))
 }
 
 /// The task (created, not started) on the records [`create_records`] made; recorded in `undo`.
@@ -297,7 +337,12 @@ pub async fn run_init(
     events: &mut Vec<PodEvent>,
 ) -> Result<(), MemberError> {
     let client = ctx.client;
-    let id = member_id(ctx.sandbox_id, &format!("init-{}", container.name), index);
+    // Numbered after the app containers and sidecars where the name is too long to be part of it.
+    let id = member_id(
+        ctx.sandbox_id,
+        &format!("init-{}", container.name),
+        ctx.pod.spec.containers.len() + ctx.pod.spec.init_containers.len() + index,
+    );
     let total = ctx.pod.spec.init_containers.len();
     let handover = InitRef {
         name: container.name.clone(),

@@ -391,7 +391,10 @@ async fn volumes_with(
         };
         let mut files = Vec::new();
         let mut secret = false;
-        let mode = default_mode.unwrap_or(DEFAULT_OBJECT_FILE_MODE);
+        let fs_group = pod.spec.security_context.as_ref().and_then(|s| s.fs_group);
+        // fsGroup makes the files group-readable: written so, they compare equal next time.
+        let group_bits = if fs_group.is_some() { 0o040 } else { 0 };
+        let mode = default_mode.unwrap_or(DEFAULT_OBJECT_FILE_MODE) | group_bits;
         for file in downward {
             let value = match (&file.field_ref, &file.resource_field_ref) {
                 (Some(field), _) => field_value(pod, facts, &field.field_path).unwrap_or_default(),
@@ -404,7 +407,7 @@ async fn volumes_with(
             files.push(crate::volume::File {
                 path: file.path.clone(),
                 data: value.into_bytes(),
-                mode: file.mode.unwrap_or(mode),
+                mode: file.mode.map_or(mode, |m| m | group_bits),
             });
         }
         for (s, (kind, wanted)) in sources.iter().enumerate() {
@@ -441,7 +444,7 @@ async fn volumes_with(
                     Some(data) => files.push(crate::volume::File {
                         path: item.path.clone(),
                         data: data.clone(),
-                        mode: item.mode.unwrap_or(mode),
+                        mode: item.mode.map_or(mode, |m| m | group_bits),
                     }),
                     None if wanted.optional => {}
                     None => {
@@ -454,7 +457,7 @@ async fn volumes_with(
             name: volume.name.clone(),
             files,
             secret,
-            group: pod.spec.security_context.as_ref().and_then(|s| s.fs_group),
+            group: fs_group,
         });
     }
     Ok(volumes)

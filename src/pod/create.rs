@@ -31,6 +31,7 @@ pub async fn create_pod(
     registry: &Registry,
     pod: Pod,
 ) -> Result<String, PodError> {
+    let began = crate::record::now_secs();
     let name = &pod.metadata.name;
     // What an interrupted create or delete of this name left is named, not just "exists".
     intent::check_free(settings, client, name)?;
@@ -125,6 +126,7 @@ pub async fn create_pod(
         registry,
         runtime_class,
         facts,
+        began,
     };
     let result = plan
         .run(
@@ -384,6 +386,8 @@ struct CreatePlan<'a> {
     registry: &'a Registry,
     runtime_class: RuntimeClass,
     facts: crate::manifest::downward::PodFacts,
+    /// When create began (Unix seconds): activeDeadlineSeconds counts from here.
+    began: f64,
 }
 
 impl CreatePlan<'_> {
@@ -660,11 +664,12 @@ impl CreatePlan<'_> {
                 log_rotation: self.settings.log_rotation,
                 grace_seconds: Some(self.pod.spec.termination_grace_period_seconds),
                 state_dir: Some(ctx.state_dir.clone()),
+                // Counted from when create began, as kubelet counts from the pod's start.
                 deadline: self
                     .pod
                     .spec
                     .active_deadline_seconds
-                    .map(|seconds| crate::record::now_secs() + seconds as f64),
+                    .map(|seconds| self.began + seconds as f64),
             }),
             init: std::mem::take(&mut *ctx.init_handover.lock().expect("not poisoned")),
         };

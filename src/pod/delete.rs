@@ -165,6 +165,13 @@ async fn delete_claimed(
         let mut results: Vec<Result<(), PodError>> = Vec::new();
         // The app containers first, then the sidecars: all within the one grace period.
         for step in registry.stop_order(&pod) {
+            super::sidecar_pre_stops(
+                client,
+                &pod,
+                &step,
+                deadline.saturating_duration_since(std::time::Instant::now()),
+            )
+            .await;
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let stops = step
                 .iter()

@@ -86,6 +86,13 @@ async fn stop_claimed(
     agent::stop(&pod.name, &dir, grace).await?;
     // The app containers first, then the sidecars: all within the one grace period.
     for step in registry.stop_order(pod) {
+        super::sidecar_pre_stops(
+            client,
+            pod,
+            &step,
+            deadline.saturating_duration_since(std::time::Instant::now()),
+        )
+        .await;
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let halts = step
             .iter()

@@ -142,3 +142,25 @@ fn plural(kind: &str) -> String {
         format!("{kind}s")
     }
 }
+
+/// Before a stop step of sidecars: their preStop hooks, from the host (the agent has stopped),
+/// within what is `left` of the grace period.
+pub(crate) async fn sidecar_pre_stops(
+    client: &Client,
+    pod: &PodView,
+    step: &crate::member::RuntimeGroups<'_>,
+    left: std::time::Duration,
+) {
+    let ip = pod.ip().unwrap_or_else(|| "127.0.0.1".into());
+    for member in step.iter().flat_map(|(_, members)| members).filter(|m| m.sidecar) {
+        let hook = pod
+            .pod
+            .as_ref()
+            .and_then(|p| p.container(&member.name))
+            .and_then(|c| crate::member::hook_defs(c).pre_stop);
+        if let Some(hook) = hook {
+            crate::agent::hooks::pre_stop_from_host(client, &pod.sandbox_id, &member.id, &member.name, hook, &ip, left)
+                .await;
+        }
+    }
+}

@@ -125,6 +125,10 @@ async fn restore_pod(
         if let Some(size) = volume.source.memory_size() {
             let dir = state_dir.join("volumes").join(&volume.name);
             crate::volume::prepare_memory_dir(&dir, size, crate::volume::MemoryUse::EmptyDir)?;
+            // A new, empty tmpfs: the pod's fsGroup takes it as create gave it the first one.
+            if let Some(gid) = spec.spec.security_context.as_ref().and_then(|s| s.fs_group) {
+                crate::volume::give_to_group(&dir, gid, true)?;
+            }
         }
     }
     let ip = result.primary_ip();

@@ -1,8 +1,9 @@
 //! `seccompProfile` as an OCI seccomp filter. `RuntimeDefault` denies what containerd's default
 //! profile denies: the system calls no container needs, and those a capability unlocks unless the
 //! container holds that capability (so `privileged` or `add: [SYS_ADMIN]` still mount). They fail
-//! with EPERM, everything else is allowed. `Localhost` loads a profile (OCI or Docker JSON) from the
-//! host's seccomp directory, as kubelet does from `<root>/seccomp`. `Unconfined` and no profile
+//! with EPERM, everything else is allowed. `Localhost` loads a profile in OCI form (Docker's
+//! conditional rules are refused) from the host's seccomp directory, as kubelet does from
+//! `<root>/seccomp`. `Unconfined` and no profile
 //! install none, Kubernetes' default.
 
 use std::path::Path;
@@ -110,10 +111,29 @@ pub fn filter(
                 profile: path.display().to_string(),
                 cause: e.to_string(),
             })?;
-            let parsed: LinuxSeccomp = serde_json::from_str(&text).map_err(|e| SpecError::Seccomp {
+            let fail = |cause: String| SpecError::Seccomp {
                 profile: path.display().to_string(),
-                cause: format!("it is not a seccomp profile in OCI or Docker JSON: {e}"),
-            })?;
+                cause,
+            };
+            let raw: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| fail(format!("it is not JSON: {e}")))?;
+            // Docker's conditional rules (by capability, kernel or architecture) would be dropped
+            // silently, widening the filter: refused instead.
+            let conditional = raw.get("archMap").is_some()
+                || raw["syscalls"].as_array().is_some_and(|rules| {
+                    rules
+                        .iter()
+                        .any(|r| r.get("includes").is_some() || r.get("excludes").is_some())
+                });
+            if conditional {
+                return Err(fail(
+                    "it uses Docker's conditional rules (archMap, includes, excludes), which podctl does not \
+                     evaluate; write the rules out in OCI form (defaultAction, architectures, syscalls)"
+                        .into(),
+                ));
+            }
+            let parsed: LinuxSeccomp = serde_json::from_value(raw)
+                .map_err(|e| fail(format!("it is not a seccomp profile in OCI form: {e}")))?;
             Ok(Some(parsed))
         }
         other => Err(SpecError::Seccomp {
