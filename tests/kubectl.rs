@@ -319,6 +319,24 @@ spec:
     let pods = env.ok(&["top", "pod", "--no-headers"]);
     assert!(pods.starts_with("busy"), "{pods}");
     env.delete_leaving_nothing("busy");
+
+    // WASM members: what the plugin counts (linear memory, CPU time of the member's own work).
+    let misbehave = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("wasm-examples/misbehave.wasm");
+    env.create(
+        "wasm-top.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: wasm-top}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: spin, image: 'file://{}', args: [spin]}}\n",
+            misbehave.display()
+        ),
+    );
+    env.wait_for_log("wasm-top", "spin", "spinning");
+    let table = env.ok(&["top", "pod", "wasm-top", "--containers", "--window", "1s"]);
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    let millicores = row[2].trim_end_matches('m').parse::<u64>().unwrap_or(0);
+    assert!(millicores > 300, "a spinning module uses a core's worth: {table}");
+    let mib: u64 = row[3].trim_end_matches("Mi").parse().unwrap_or(0);
+    assert!((1..64).contains(&mib), "its linear memory, a few MiB: {table}");
+    env.delete_leaving_nothing("wasm-top");
 }
 
 #[test]

@@ -307,4 +307,9 @@ pub struct PluginMemberStatus {
     /// Its own process, if the plugin runs it in one (else it lives in the plugin's).
     #[serde(default)]
     pub pid: Option<u32>,
+    /// What the plugin counts it uses (`podctl top`): memory in bytes, CPU time in nanoseconds.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub cpu_nanos: Option<u64>,
 }

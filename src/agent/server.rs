@@ -252,6 +252,8 @@ impl Agent {
                     load_ms: 0.0,
                     start_ms: 0.0,
                     pid: None,
+                    memory_bytes: None,
+                    cpu_nanos: None,
                 };
                 let status = match slot {
                     Slot::Running {
@@ -272,6 +274,11 @@ impl Agent {
                             Ok(status) if status.state() == State::Running => PluginMemberStatus {
                                 ready: status.ready && self.probed_ready(name),
                                 started_at: Some(status.started_at),
+                                // 0 and 0: a plugin that does not count (or an older one).
+                                memory_bytes: (status.memory_bytes > 0 || status.cpu_nanos > 0)
+                                    .then_some(status.memory_bytes),
+                                cpu_nanos: (status.memory_bytes > 0 || status.cpu_nanos > 0)
+                                    .then_some(status.cpu_nanos),
                                 ..base
                             },
                             Ok(status) => exited(base, &status),

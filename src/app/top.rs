@@ -1,7 +1,8 @@
 //! `podctl top pod`: kubectl's CPU(cores) and MEMORY(bytes) of each pod (or member), without a
 //! metrics daemon: an OCI member's cgroup is read twice over a short window (its CPU time, its
 //! working set = usage minus inactive file pages, as kubelet reports it), cgroup v1 or v2, found
-//! through /proc/PID/cgroup whatever the cgroup driver.
+//! through /proc/PID/cgroup whatever the cgroup driver. A member a plugin runs (WASM) reports what
+//! the plugin counts, through the pod's agent: its linear memory in use and its CPU time.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -99,6 +100,21 @@ struct Usage {
     bytes: Option<u64>,
 }
 
+/// What a pod's plugins count for their members, by member name: (memory bytes, CPU nanoseconds).
+type PluginUsage = std::collections::HashMap<String, (Option<u64>, Option<u64>)>;
+
+async fn plugin_usage(client: &Client, settings: &Settings, pod: &PodView) -> PluginUsage {
+    let dir = settings.pod_state_dir(client, &pod.sandbox_id);
+    match crate::agent::client::status(&pod.name, &dir).await {
+        Ok(reply) => reply
+            .members
+            .into_iter()
+            .map(|m| (m.name, (m.memory_bytes, m.cpu_nanos)))
+            .collect(),
+        Err(_) => PluginUsage::new(),
+    }
+}
+
 pub async fn top(client: &Client, settings: &Settings, registry: &Registry, args: &TopArgs) -> Result<()> {
     let mut pods: Vec<PodView> = pod::list_pods(client, settings, registry).await?;
     if let Some(name) = &args.name {
@@ -118,7 +134,8 @@ pub async fn top(client: &Client, settings: &Settings, registry: &Registry, args
     if pods.is_empty() {
         bail!("no pods to measure in containerd namespace {}", client.namespace());
     }
-    // Each measurable member's cgroup, sampled twice over the window.
+    // Each measurable member sampled twice over the window: an OCI member's cgroup, a member a
+    // plugin runs through what the plugin counts (asked of the pod's agent).
     let mut measured = Vec::new();
     for pod in &pods {
         for member in &pod.members {
@@ -130,26 +147,47 @@ pub async fn top(client: &Client, settings: &Settings, registry: &Registry, args
                 _ => None,
             };
             let first = cgroup.as_ref().and_then(Cgroup::cpu_nanos);
-            measured.push((pod.name.clone(), member.name.clone(), cgroup, first));
+            measured.push((pod, member, cgroup, first));
         }
+    }
+    let hosted: Vec<&PodView> = pods.iter().filter(|p| p.members.iter().any(|m| m.in_agent)).collect();
+    let mut before = Vec::new();
+    for pod in &hosted {
+        before.push(plugin_usage(client, settings, pod).await);
     }
     let began = Instant::now();
     tokio::time::sleep(args.window).await;
     let elapsed = began.elapsed().max(Duration::from_millis(1));
+    let mut after = Vec::new();
+    for pod in &hosted {
+        after.push(plugin_usage(client, settings, pod).await);
+    }
+    let rate = |a: u64, b: u64| (b.saturating_sub(a) as f64 / elapsed.as_nanos() as f64 * 1000.0).round() as u64;
     let mut usages: Vec<Usage> = measured
         .into_iter()
         .map(|(pod, member, cgroup, first)| {
+            if member.in_agent && cgroup.is_none() {
+                let index = hosted.iter().position(|p| p.sandbox_id == pod.sandbox_id);
+                let sample = |samples: &[PluginUsage]| index.and_then(|i| samples[i].get(&member.name).copied());
+                let (first, last) = (sample(&before), sample(&after));
+                return Usage {
+                    pod: pod.name.clone(),
+                    member: member.name.clone(),
+                    millicores: match (first.and_then(|f| f.1), last.and_then(|l| l.1)) {
+                        (Some(a), Some(b)) => Some(rate(a, b)),
+                        _ => None,
+                    },
+                    bytes: last.and_then(|l| l.0),
+                };
+            }
             let last = cgroup.as_ref().and_then(Cgroup::cpu_nanos);
-            let millicores = match (first, last) {
-                (Some(a), Some(b)) => {
-                    Some((b.saturating_sub(a) as f64 / elapsed.as_nanos() as f64 * 1000.0).round() as u64)
-                }
-                _ => None,
-            };
             Usage {
-                pod,
-                member,
-                millicores,
+                pod: pod.name.clone(),
+                member: member.name.clone(),
+                millicores: match (first, last) {
+                    (Some(a), Some(b)) => Some(rate(a, b)),
+                    _ => None,
+                },
                 bytes: cgroup.as_ref().and_then(Cgroup::working_set),
             }
         })
@@ -194,10 +232,7 @@ pub async fn top(client: &Client, settings: &Settings, registry: &Registry, args
         println!("{line}");
     }
     if usages.iter().any(|u| u.millicores.is_none()) {
-        eprintln!(
-            "note: `<unknown>` is a member that is not running, or one a plugin runs inside the pod's agent \
-             (WASM members: the plugin protocol reports no per-member usage yet)"
-        );
+        eprintln!("note: `<unknown>` is a member that is not running, or one whose plugin does not count what it uses");
     }
     Ok(())
 }

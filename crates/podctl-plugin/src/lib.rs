@@ -138,6 +138,7 @@ impl MemberStatus {
             reason: reason.into(),
             message: message.into(),
             ready: false,
+            ..MemberStatus::default()
         }
     }
 

@@ -202,7 +202,9 @@ impl Server {
         let factory = self.factory.clone();
         let mut abort = self.abort.subscribe();
         // The guest runs in its own task: it may keep streaming the body after the response head.
-        let task = tokio::spawn(async move {
+        // Its CPU time is the member's.
+        let usage = self.factory.usage.clone();
+        let task = tokio::spawn(crate::member::timed(usage, async move {
             let _guard = guard;
             let result = {
                 let run = async {
@@ -225,7 +227,7 @@ impl Server {
                 }
                 Err(None) => Err("interrupted by podctl stop".to_string()),
             }
-        });
+        }));
 
         let log_later =
             |task: tokio::task::JoinHandle<Result<(), String>>, factory: Arc<StoreFactory>, what: String| {

@@ -26,7 +26,7 @@ mod member;
 pub use error::WasmError;
 pub use host::{HostConfig, WasmHost, EPOCH_TICK};
 pub use load::{is_wasm, Program, ProgramKind};
-pub use member::{ExitInfo, ExitReason, MemberSpec, MemberStatus, Output, Preopen, RunningMember, SharedWriter};
+pub use member::{ExitInfo, ExitReason, MemberSpec, MemberStatus, Output, Preopen, RunningMember, SharedWriter, Usage};
 
 /// The wasmtime release this crate is built against (pinned in its Cargo.toml).
 pub const WASMTIME_VERSION: &str = "48.0.8";

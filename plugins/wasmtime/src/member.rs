@@ -174,8 +174,49 @@ pub(crate) async fn requested(rx: &mut watch::Receiver<Control>, pred: impl FnMu
     }
 }
 
+/// What a member uses, counted as it runs: the bytes of its live linear memories and the CPU
+/// time its futures took (thread CPU time per poll, so waiting costs nothing).
+#[derive(Debug, Default)]
+pub struct Usage {
+    pub memory_bytes: std::sync::atomic::AtomicU64,
+    pub cpu_nanos: std::sync::atomic::AtomicU64,
+}
+
+/// The calling thread's CPU time so far.
+fn thread_cpu_nanos() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+/// A future whose polls count their CPU time into `usage`.
+pub(crate) struct Timed<F> {
+    inner: Pin<Box<F>>,
+    usage: Arc<Usage>,
+}
+
+pub(crate) fn timed<F: Future>(usage: Arc<Usage>, future: F) -> Timed<F> {
+    Timed {
+        inner: Box::pin(future),
+        usage,
+    }
+}
+
+impl<F: Future> Future for Timed<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        let began = thread_cpu_nanos();
+        let polled = self.inner.as_mut().poll(cx);
+        let spent = thread_cpu_nanos().saturating_sub(began);
+        self.usage.cpu_nanos.fetch_add(spent, Ordering::Relaxed);
+        polled
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) name: String,
+    pub(crate) usage: Arc<Usage>,
     pub(crate) kind: ProgramKind,
     since: SystemTime,
     pub(crate) ready: AtomicBool,
@@ -197,6 +238,14 @@ impl RunningMember {
     /// When it started (also once it has exited).
     pub fn started_at(&self) -> SystemTime {
         self.shared.since
+    }
+
+    /// What it uses now: memory bytes and CPU nanoseconds.
+    pub fn usage(&self) -> (u64, u64) {
+        (
+            self.shared.usage.memory_bytes.load(Ordering::Relaxed),
+            self.shared.usage.cpu_nanos.load(Ordering::Relaxed),
+        )
     }
 
     pub fn status(&self) -> MemberStatus {
@@ -264,10 +313,19 @@ pub(crate) struct Limiter {
     memory: Option<usize>,
     tables: Option<usize>,
     pub(crate) refused: bool,
+    /// The member's count of live memory, and what this store added to it (taken back on drop).
+    usage: Arc<Usage>,
+    counted: u64,
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        self.usage.memory_bytes.fetch_sub(self.counted, Ordering::Relaxed);
+    }
 }
 
 impl Limiter {
-    fn new(memory_limit: Option<u64>) -> Limiter {
+    fn new(memory_limit: Option<u64>, usage: Arc<Usage>) -> Limiter {
         let memory = memory_limit.map(|m| usize::try_from(m).unwrap_or(usize::MAX));
         let tables = memory.map(|m| (m / 8).max(1));
         let mut b = StoreLimitsBuilder::new();
@@ -279,6 +337,8 @@ impl Limiter {
             memory,
             tables,
             refused: false,
+            usage,
+            counted: 0,
         }
     }
 }
@@ -288,7 +348,13 @@ impl ResourceLimiter for Limiter {
         if self.memory.is_some_and(|m| desired > m) {
             self.refused = true;
         }
-        self.inner.memory_growing(current, desired, maximum)
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if allowed {
+            let grown = desired.saturating_sub(current) as u64;
+            self.counted += grown;
+            self.usage.memory_bytes.fetch_add(grown, Ordering::Relaxed);
+        }
+        Ok(allowed)
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
@@ -389,6 +455,7 @@ pub(crate) struct StoreFactory {
     memory_limit: Option<u64>,
     throttle: Option<Duration>,
     interrupt: Arc<AtomicBool>,
+    pub(crate) usage: Arc<Usage>,
 }
 
 impl StoreFactory {
@@ -448,7 +515,7 @@ impl StoreFactory {
             &self.engine,
             CoreData {
                 wasi,
-                limiter: Limiter::new(self.memory_limit),
+                limiter: Limiter::new(self.memory_limit, self.usage.clone()),
             },
         );
         self.configure(&mut store);
@@ -462,7 +529,7 @@ impl StoreFactory {
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             hooks: PlainHttpHooks,
-            limiter: Limiter::new(self.memory_limit),
+            limiter: Limiter::new(self.memory_limit, self.usage.clone()),
         };
         let mut store = Store::new(&self.engine, data);
         self.configure(&mut store);
@@ -659,6 +726,7 @@ impl WasmHost {
             }
         }
         let interrupt = Arc::new(AtomicBool::new(false));
+        let usage = Arc::new(Usage::default());
         let throttle = spec.cpu_limit_millis.filter(|m| *m < 1000).map(|m| {
             let m = m.max(10) as u32;
             EPOCH_TICK * (1000 - m) / m
@@ -674,9 +742,11 @@ impl WasmHost {
             memory_limit: spec.memory_limit,
             throttle,
             interrupt: interrupt.clone(),
+            usage: usage.clone(),
         });
         let shared = Arc::new(Shared {
             name: name.clone(),
+            usage: usage.clone(),
             kind: program.kind,
             since: SystemTime::now(),
             ready: AtomicBool::new(false),
@@ -706,7 +776,7 @@ impl WasmHost {
         };
         shared.ready.store(true, Ordering::SeqCst);
 
-        let task = handle.spawn(run);
+        let task = handle.spawn(timed(usage, run));
         let host = self.clone();
         let done = shared.clone();
         handle.spawn(async move {

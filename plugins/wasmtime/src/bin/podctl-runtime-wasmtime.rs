@@ -163,9 +163,12 @@ impl MemberRuntime for Wasmtime {
 
     async fn status(&self, name: &str) -> Result<MemberStatus, Error> {
         let member = self.member(name)?;
+        let (memory_bytes, cpu_nanos) = member.usage();
         Ok(match member.status() {
             podctl_wasmtime::MemberStatus::Running { since, ready } => MemberStatus {
                 ready,
+                memory_bytes,
+                cpu_nanos,
                 ..MemberStatus::running(secs(since))
             },
             podctl_wasmtime::MemberStatus::Exited(exit) => exited(&member, &exit),
