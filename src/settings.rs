@@ -19,6 +19,8 @@ pub struct Settings {
     pub wasm_cache_dir: PathBuf,
     /// First delay of the crash-loop backoff (kubelet: 10 s, doubling to 5 minutes).
     pub backoff_base: std::time::Duration,
+    /// How long `create` waits for an init container before handing it to the agent.
+    pub init_wait: std::time::Duration,
     /// When members' logs are rotated (kubelet's containerLogMaxSize/MaxFiles).
     pub log_rotation: crate::logs::Rotation,
     /// Registries, pull locks and progress for the images pods need.

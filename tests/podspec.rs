@@ -518,3 +518,34 @@ spec:
         &["spec.containers[0].ports[0].hostPort", "must match containerPort 80"],
     );
 }
+
+#[test]
+fn create_never_waits_without_bound_for_an_init_container() {
+    let env = require_env!("initwait");
+    env.import_busybox();
+    let pod = |name: &str, code: u8| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 0\n  initContainers:\n  - {{name: slow, image: {BUSYBOX_IMAGE}, command: [sh, -c, 'sleep 3; exit {code}']}}\n  containers:\n  - {{name: main, image: {BUSYBOX_IMAGE}, command: [sleep, '3600']}}\n"
+        )
+    };
+    let path = env.manifest("slow.yaml", &pod("slow", 0));
+    let began = std::time::Instant::now();
+    env.ok(&["--init-wait", "1", "create", "-f", &path]);
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "create returned after {:?}",
+        began.elapsed()
+    );
+    let table = env.ok(&["get", "pods", "slow"]);
+    assert!(table.contains("Init:0/1"), "{table}");
+    // The agent waits it out and starts the member.
+    env.wait_running("slow");
+    env.delete_leaving_nothing("slow");
+    // One that fails under Never: Init:Error, and the member never starts.
+    let path = env.manifest("failing.yaml", &pod("failing", 1));
+    env.ok(&["--init-wait", "1", "create", "-f", &path]);
+    env.wait_until(Duration::from_secs(20), "Init:Error", || {
+        env.ok(&["get", "pods", "failing"]).contains("Init:Error")
+    });
+    env.delete_leaving_nothing("failing");
+}

@@ -70,6 +70,7 @@ fn settings(global: &GlobalArgs) -> Settings {
         sandbox_image: global.sandbox_image.clone(),
         wasm_cache_dir: global.wasm_cache_dir.clone(),
         backoff_base: std::time::Duration::from_secs_f64(global.backoff_base.max(0.0)),
+        init_wait: std::time::Duration::from_secs_f64(global.init_wait.max(0.0)),
         log_rotation: crate::logs::Rotation {
             max_bytes: global.log_max_size,
             max_files: global.log_max_files,

@@ -72,6 +72,10 @@ pub struct GlobalArgs {
     /// First delay (seconds) before restarting a crashed member; doubles per crash up to 5 minutes
     #[arg(long, global = true, env = "PODCTL_BACKOFF_BASE", default_value_t = 10.0, value_parser = seconds)]
     pub backoff_base: f64,
+    /// Seconds `create` waits for an init container to end before the pod's agent takes it over
+    /// (and the init containers after it); create then returns with the pod in `Init:N/M`
+    #[arg(long, global = true, env = "PODCTL_INIT_WAIT", default_value_t = 30.0, value_parser = seconds)]
+    pub init_wait: f64,
     /// Registry host configuration: directories of `<registry>/hosts.toml`, as containerd and
     /// nerdctl read them (mirrors, server, CA, skip_verify)
     #[arg(

@@ -367,7 +367,25 @@ pub async fn run_init(
     let records = create_records(ctx, &id, container, image, init_record(ctx, index), undo).await?;
     create_task(ctx, &id, records, undo).await?;
     client.start_task(&id).await?;
-    let exit = client.wait_task(&id).await?;
+    // A create never waits without bound: an init container still running after --init-wait is
+    // the agent's to wait for (it applies the restart policy to how it ends), with the ones after
+    // it; create returns with the pod in Init:N/M.
+    let exit = match tokio::time::timeout(ctx.settings.init_wait, client.wait_task(&id)).await {
+        Ok(exit) => exit?,
+        Err(_) => {
+            events.push(PodEvent::normal(
+                "Started",
+                &container.name,
+                format!(
+                    "Init container {} still runs after {}s; the pod's agent waits for it",
+                    container.name,
+                    ctx.settings.init_wait.as_secs_f64()
+                ),
+            ));
+            ctx.hand_over_init(handover);
+            return Ok(());
+        }
+    };
     // Task delete waits for the log driver: the log is complete afterwards.
     client.delete_task(&id).await?;
     if exit.code == 0 {
