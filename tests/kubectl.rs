@@ -272,43 +272,35 @@ spec:
     let memory = cgroup
         .lines()
         .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string()));
-    let (usage, inactive) = match memory {
-        Some(path) => {
-            let dir = std::path::Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'));
-            let usage: u64 = std::fs::read_to_string(dir.join("memory.usage_in_bytes"))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-            let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap();
-            let inactive = stat
-                .lines()
-                .find_map(|l| l.strip_prefix("total_inactive_file "))
-                .unwrap()
-                .trim()
-                .parse::<u64>()
-                .unwrap();
-            (usage, inactive)
-        }
+    // cgroup v1 (this host) or v2: the directory, the usage file and the inactive-file key.
+    let (dir, usage_file, inactive_key) = match memory {
+        Some(path) => (
+            std::path::Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/')),
+            "memory.usage_in_bytes",
+            "total_inactive_file ",
+        ),
         None => {
             let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
-            let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
-            let usage: u64 = std::fs::read_to_string(dir.join("memory.current"))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-            let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap();
-            let inactive = stat
-                .lines()
-                .find_map(|l| l.strip_prefix("inactive_file "))
-                .unwrap()
-                .trim()
-                .parse::<u64>()
-                .unwrap();
-            (usage, inactive)
+            (
+                std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/')),
+                "memory.current",
+                "inactive_file ",
+            )
         }
     };
+    let usage: u64 = std::fs::read_to_string(dir.join(usage_file))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap();
+    let inactive: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix(inactive_key))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let expected_mi = (usage - inactive).div_ceil(1 << 20) as f64;
     let idle = rows.iter().find(|r| r[1] == "idle").unwrap();
     let shown: f64 = idle[3].trim_end_matches("Mi").parse().unwrap();

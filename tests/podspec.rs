@@ -500,13 +500,19 @@ spec:
     assert!(!gc.contains(&sandbox), "{gc}");
     // Its port is the host's: a second pod that wants it is refused, and nothing is made.
     let second = env.manifest("second.yaml", &pod("second"));
-    let before = env.containerd_objects();
+    // (ctr lists tasks in no fixed order: compared as sets.)
+    let objects = || {
+        let mut all = env.containerd_objects();
+        all.sort();
+        all
+    };
+    let before = objects();
     let refused = env.fails(&["create", "-f", &second]);
     assert!(
         refused.contains("containerPort") && refused.contains(&port.to_string()),
         "{refused}"
     );
-    assert_eq!(env.containerd_objects(), before, "the refused create made nothing");
+    assert_eq!(objects(), before, "the refused create made nothing");
     env.delete_leaving_nothing("hostnet");
 
     let bad = env.manifest(

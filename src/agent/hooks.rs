@@ -119,9 +119,9 @@ pub(super) async fn pre_stop_all(client: &Client, members: &[Hooked], host: &str
     futures_util::future::join_all(apps.map(|m| pre_stop(client, m, host, sandbox_id, left))).await;
 }
 
-/// A sidecar's preStop hook, run by podctl as it stops the pod's sidecars one by one (the agent has
-/// stopped by then): exec through containerd, httpGet and tcpSocket against the pod's IP from the
-/// host, or a sleep; for at most `left`.
+/// A sidecar's preStop hook, as its stop comes (podctl's stop or delete, the agent has stopped by
+/// then; or the supervisor, once the app containers ended): exec through containerd, httpGet and
+/// tcpSocket against `pod_ip`, or a sleep; for at most `left`.
 pub async fn pre_stop_from_host(
     client: &Client,
     sandbox_id: &str,

@@ -184,15 +184,10 @@ impl Supervisor {
         let grace = Duration::from_secs(self.config.grace_seconds.unwrap_or(30));
         let host = self.config.pod_ip.clone().unwrap_or_else(|| "127.0.0.1".into());
         for sidecar in sidecars.into_iter().rev() {
-            let hooked = super::hooks::Hooked {
-                name: sidecar.name.clone(),
-                record_id: Some(sidecar.id.clone()),
-                post_start: None,
-                pre_stop: sidecar.hooks.pre_stop.clone(),
-                sidecar: true,
-                target: super::probes::Target::Oci { id: sidecar.id.clone() },
-            };
-            super::hooks::pre_stop(client, &hooked, &host, &self.config.sandbox_id, grace).await;
+            if let Some(hook) = sidecar.hooks.pre_stop.clone() {
+                let sandbox = &self.config.sandbox_id;
+                super::hooks::pre_stop_from_host(client, sandbox, &sidecar.id, &sidecar.name, hook, &host, grace).await;
+            }
             let signal = signal_number(sidecar.stop_signal.as_deref().unwrap_or("SIGTERM"));
             if let Err(e) = client.end_task(&sidecar.id, signal, grace).await {
                 eprintln!("agent: stopping sidecar {} after the app containers: {e}", sidecar.name);

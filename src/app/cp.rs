@@ -125,13 +125,10 @@ async fn copy_out(
     local: &Path,
 ) -> Result<()> {
     let (parent, name) = split(path)?;
-    let tar_file = settings.state_dir.join(format!("cp-{}.tar", std::process::id()));
+    let tar_file = tar_path(settings);
     if member.in_agent {
         let source = volume_path(settings, client, view, member, path)?;
-        let mut builder = tar::Builder::new(std::fs::File::create(&tar_file)?);
-        builder.follow_symlinks(false);
-        append(&mut builder, &source, &name)?;
-        builder.finish()?;
+        write_tar(&tar_file, &source, &name)?;
     } else {
         let out = tokio::fs::File::create(&tar_file)
             .await
@@ -186,13 +183,23 @@ fn unpack(tar_file: &Path, name: &str, local: &Path) -> Result<()> {
     result
 }
 
-fn append(builder: &mut tar::Builder<std::fs::File>, source: &Path, name: &str) -> Result<()> {
+/// Where this podctl keeps the tar stream of one copy.
+fn tar_path(settings: &Settings) -> PathBuf {
+    settings.state_dir.join(format!("cp-{}.tar", std::process::id()))
+}
+
+/// Writes `source` (a file or a directory tree; symlinks as symlinks) into a tar at `tar_file`,
+/// its top entry named `name`.
+fn write_tar(tar_file: &Path, source: &Path, name: &str) -> Result<()> {
     let meta = std::fs::symlink_metadata(source).with_context(|| format!("{} does not exist", source.display()))?;
+    let mut builder = tar::Builder::new(std::fs::File::create(tar_file)?);
+    builder.follow_symlinks(false);
     if meta.is_dir() {
         builder.append_dir_all(name, source)?;
     } else {
         builder.append_path_with_name(source, name)?;
     }
+    builder.finish()?;
     Ok(())
 }
 
@@ -207,21 +214,14 @@ async fn copy_in(
     let (parent, name) = split(path)?;
     if member.in_agent {
         let target = volume_path(settings, client, view, member, path)?;
-        let tar_file = settings.state_dir.join(format!("cp-{}.tar", std::process::id()));
-        let mut builder = tar::Builder::new(std::fs::File::create(&tar_file)?);
-        append(&mut builder, local, &name)?;
-        builder.finish()?;
+        let tar_file = tar_path(settings);
+        write_tar(&tar_file, local, &name)?;
         let unpacked = unpack(&tar_file, &name, &target);
         let _ = std::fs::remove_file(&tar_file);
         return unpacked;
     }
-    let tar_file = settings.state_dir.join(format!("cp-{}.tar", std::process::id()));
-    {
-        let mut builder = tar::Builder::new(std::fs::File::create(&tar_file)?);
-        builder.follow_symlinks(false);
-        append(&mut builder, local, &name)?;
-        builder.finish()?;
-    }
+    let tar_file = tar_path(settings);
+    write_tar(&tar_file, local, &name)?;
     let input = tokio::fs::File::open(&tar_file).await?;
     let tar = ["tar".into(), "xf".into(), "-".into(), "-C".into(), parent];
     let ran = run_tar(client, settings, member, &tar, Some(input), tokio::io::sink()).await;

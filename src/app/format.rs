@@ -396,8 +396,7 @@ fn conditions(pod: &PodView) -> Value {
         c
     };
     let initialized = init_progress(pod).is_none();
-    let expected = pod.pod.as_ref().map_or(0, |p| p.long_running().count());
-    let ready = pod.members.len() >= expected.max(1)
+    let ready = pod.members.len() >= pod.expected_members().max(1)
         && pod.members.iter().all(|m| m.ready())
         && pod.interrupted.is_none()
         && !pod.lost_to_restart;

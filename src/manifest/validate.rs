@@ -968,19 +968,14 @@ fn check_hook(c: &mut Checker<'_>, hp: &FieldPath, hook: &crate::manifest::Lifec
         );
         return;
     }
-    let port = hook
-        .http_get
-        .as_ref()
-        .map(|h| (&h.port, "httpGet"))
-        .or(hook.tcp_socket.as_ref().map(|t| (&t.port, "tcpSocket")));
-    if let Some((port, kind)) = port {
-        if port.resolve(container).is_none() {
-            c.fail(
-                &hp.key(kind).key("port"),
-                format!("hook port {port:?} is neither 1-65535 nor the name of one of this container's ports"),
-            );
-        }
-    }
+    check_action_port(
+        c,
+        hp,
+        "hook",
+        hook.http_get.as_ref(),
+        hook.tcp_socket.as_ref(),
+        container,
+    );
     if hook.exec.as_ref().is_some_and(|e| e.command.is_empty()) {
         c.fail(
             &hp.key("exec").key("command"),
@@ -997,6 +992,28 @@ fn check_hook(c: &mut Checker<'_>, hp: &FieldPath, hook: &crate::manifest::Lifec
     }
 }
 
+/// The port of a probe's or hook's httpGet or tcpSocket: a number or one of the container's ports.
+fn check_action_port(
+    c: &mut Checker<'_>,
+    at: &FieldPath,
+    what: &str,
+    http: Option<&super::model::HttpGetAction>,
+    tcp: Option<&super::model::TcpSocketAction>,
+    container: &Container,
+) {
+    let port = http
+        .map(|h| (&h.port, "httpGet"))
+        .or(tcp.map(|t| (&t.port, "tcpSocket")));
+    if let Some((port, kind)) = port {
+        if port.resolve(container).is_none() {
+            c.fail(
+                &at.key(kind).key("port"),
+                format!("{what} port {port:?} is neither 1-65535 nor the name of one of this container's ports"),
+            );
+        }
+    }
+}
+
 fn check_probe(c: &mut Checker<'_>, pp: &FieldPath, probe: &super::model::Probe, container: &Container) {
     let handlers = [
         probe.http_get.is_some(),
@@ -1007,19 +1024,14 @@ fn check_probe(c: &mut Checker<'_>, pp: &FieldPath, probe: &super::model::Probe,
         c.fail(pp, "a probe needs exactly one of httpGet, tcpSocket or exec");
         return;
     }
-    let port = probe
-        .http_get
-        .as_ref()
-        .map(|h| (&h.port, "httpGet"))
-        .or(probe.tcp_socket.as_ref().map(|t| (&t.port, "tcpSocket")));
-    if let Some((port, kind)) = port {
-        if port.resolve(container).is_none() {
-            c.fail(
-                &pp.key(kind).key("port"),
-                format!("probe port {port:?} is neither 1-65535 nor the name of one of this container's ports"),
-            );
-        }
-    }
+    check_action_port(
+        c,
+        pp,
+        "probe",
+        probe.http_get.as_ref(),
+        probe.tcp_socket.as_ref(),
+        container,
+    );
     if let Some(exec) = &probe.exec {
         if exec.command.is_empty() {
             c.fail(

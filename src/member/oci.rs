@@ -42,24 +42,31 @@ impl OciRuntime {
         };
         let records = create_records(ctx, &id, container, &image, kind, undo).await?;
         create_task(ctx, &id, records, undo).await?;
-        events.push(PodEvent::normal(
-            "Created",
-            &container.name,
-            format!("Created container {}", container.name),
-        ));
+        push_event(events, "Created", container);
         if ctx.start_deferred() {
             // The agent starts it once the init containers it took over have completed.
             return Ok(());
         }
-        ctx.wait_sandbox_ready().await?;
-        ctx.client.start_task(&id).await?;
-        events.push(PodEvent::normal(
-            "Started",
-            &container.name,
-            format!("Started container {}", container.name),
-        ));
-        Ok(())
+        start_in_ready_sandbox(ctx, &id, container, events).await
     }
+}
+
+fn push_event(events: &mut Vec<PodEvent>, reason: &str, container: &Container) {
+    let message = format!("{reason} container {}", container.name);
+    events.push(PodEvent::normal(reason, &container.name, message));
+}
+
+/// Starts a created member's task once the sandbox is ready (kubelet's order), with its event.
+async fn start_in_ready_sandbox(
+    ctx: &PodContext<'_>,
+    id: &str,
+    container: &Container,
+    events: &mut Vec<PodEvent>,
+) -> Result<(), MemberError> {
+    ctx.wait_sandbox_ready().await?;
+    ctx.client.start_task(id).await?;
+    push_event(events, "Started", container);
+    Ok(())
 }
 
 fn init_record<'a>(ctx: &'a PodContext<'_>, index: usize) -> RecordKind<'a> {
@@ -297,11 +304,7 @@ pub async fn start_sidecar(
     };
     let records = create_records(ctx, &id, container, image, kind, undo).await?;
     create_task(ctx, &id, records, undo).await?;
-    events.push(PodEvent::normal(
-        "Created",
-        &container.name,
-        format!("Created container {}", container.name),
-    ));
+    push_event(events, "Created", container);
     if ctx.start_deferred() || container.startup_probe.is_some() {
         ctx.hand_over_init(InitRef {
             name: container.name.clone(),
@@ -313,14 +316,7 @@ pub async fn start_sidecar(
         });
         return Ok(());
     }
-    ctx.wait_sandbox_ready().await?;
-    ctx.client.start_task(&id).await?;
-    events.push(PodEvent::normal(
-        "Started",
-        &container.name,
-        format!("Started container {}", container.name),
-    ));
-    Ok(())
+    start_in_ready_sandbox(ctx, &id, container, events).await
 }
 
 /// Runs one init container in the ready sandbox. Under `restartPolicy: Never` a failure fails the

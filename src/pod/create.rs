@@ -504,30 +504,17 @@ impl CreatePlan<'_> {
                 .enumerate()
                 .filter(|(_, (c, _))| c.is_sidecar())
                 .map(|(index, (container, image))| OciMemberRef {
-                    name: container.name.clone(),
-                    id: crate::member::oci::sidecar_id(&ctx, container, index),
-                    log_dir: ctx.log_dir.join(&container.name),
-                    probes: member::probe_defs(container),
                     sidecar: true,
                     stop_signal: Some(crate::member::oci::image_stop_signal(image)),
-                    hooks: member::hook_defs(container),
-                    message_from_logs: message_from_logs(container),
+                    ..oci_member_ref(&ctx, crate::member::oci::sidecar_id(&ctx, container, index), container)
                 })
                 .collect();
             for (index, (selected, payload)) in prepared.into_iter().enumerate() {
                 let container = &self.config.pod.spec.containers[index];
                 let runtime = selected.runtime;
                 if self.registry.get(runtime).runs_tasks() {
-                    oci_members.push(OciMemberRef {
-                        name: container.name.clone(),
-                        id: member_id(self.sandbox_id, &container.name, index),
-                        log_dir: ctx.log_dir.join(&container.name),
-                        probes: member::probe_defs(container),
-                        sidecar: false,
-                        stop_signal: None,
-                        hooks: member::hook_defs(container),
-                        message_from_logs: message_from_logs(container),
-                    });
+                    let id = member_id(self.sandbox_id, &container.name, index);
+                    oci_members.push(oci_member_ref(&ctx, id, container));
                 }
                 if by_runtime.len() <= runtime {
                     by_runtime.resize_with(runtime + 1, Vec::new);
@@ -772,8 +759,18 @@ impl CreatePlan<'_> {
     }
 }
 
-fn message_from_logs(container: &crate::manifest::Container) -> bool {
-    container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError")
+/// An OCI member as the agent supervises it (an app container; sidecars set their two fields).
+fn oci_member_ref(ctx: &PodContext<'_>, id: String, container: &crate::manifest::Container) -> OciMemberRef {
+    OciMemberRef {
+        name: container.name.clone(),
+        id,
+        log_dir: ctx.log_dir.join(&container.name),
+        probes: member::probe_defs(container),
+        sidecar: false,
+        stop_signal: None,
+        hooks: member::hook_defs(container),
+        message_from_logs: container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
+    }
 }
 
 fn sandbox_labels(pod: &Pod, uid: &str, sandbox_id: &str) -> HashMap<String, String> {

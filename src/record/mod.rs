@@ -111,8 +111,14 @@ pub fn node_name() -> String {
 }
 
 /// The node's own address, as Kubernetes' `status.hostIP`: the IPv4 address of the interface the
-/// default route leaves by (127.0.0.1 on a host without one).
+/// default route leaves by (127.0.0.1 on a host without one). Looked up once per process: every
+/// pod's status carries it, and `wait` renders statuses five times a second.
 pub fn host_ip() -> String {
+    static HOST_IP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST_IP.get_or_init(find_host_ip).clone()
+}
+
+fn find_host_ip() -> String {
     let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
     let default_interface = routes.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();

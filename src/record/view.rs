@@ -160,7 +160,7 @@ impl PodView {
     }
 
     /// How many members the pod has once it is made: its sidecars and app containers.
-    fn expected_members(&self) -> usize {
+    pub fn expected_members(&self) -> usize {
         self.pod.as_ref().map_or(0, |p| p.long_running().count())
     }
 
