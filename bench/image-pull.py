@@ -20,6 +20,8 @@ What it does, in one run:
       ctr     `ctr image pull --plain-http REF`        (the same, containerd's own client)
       ctr -j2 the same with --max-concurrent-downloads 2 (podctl's default; ctr's is unlimited)
       podman  `podman pull --tls-verify=false REF`     (podman's own storage)
+      (--compare-unpack) podctl with PODCTL_UNPACK=containerd: containerd's diff service unpacks
+      (--podctl-jobs 3,5) podctl with --max-concurrent-downloads 3, 5
     and removes what was pulled (then syncs, so no tool pays for the last one's writeback)
     before the next tool runs;
   * then the time from `podctl create` to the first HTTP answer of a pod whose image (podctl's
@@ -182,6 +184,10 @@ def main():
     ap.add_argument("--podctl", default=str(REPO / "target/release/podctl"))
     ap.add_argument("--build", action="store_true", help="cargo build --release first")
     ap.add_argument("--no-podman", action="store_true")
+    ap.add_argument("--compare-unpack", action="store_true",
+                    help="also podctl with PODCTL_UNPACK=containerd (containerd's diff service unpacks)")
+    ap.add_argument("--podctl-jobs", default="",
+                    help="comma-separated --max-concurrent-downloads values to run podctl with, too")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("image-pull: run as root", file=sys.stderr)
@@ -211,12 +217,18 @@ def main():
         }
         if not args.no_podman:
             pulls["podman"] = ["podman", "pull", "-q", "--tls-verify=false", ref]
+        envs = {}
+        if args.compare_unpack:
+            pulls["podctl cd-unpack"] = pulls["podctl"]
+            envs["podctl cd-unpack"] = dict(os.environ, PODCTL_UNPACK="containerd")
+        for jobs in filter(None, args.podctl_jobs.split(",")):
+            pulls[f"podctl -j{jobs}"] = b.pod("image", "pull", "-q", "--plain-http", "--max-concurrent-downloads", jobs, ref)
         samples = {t: [] for t in pulls}
         order = list(pulls)
         for i in range(args.runs + 1):
             for tool in order:
                 start = time.monotonic()
-                run(pulls[tool])
+                run(pulls[tool], env=envs.get(tool))
                 ms = (time.monotonic() - start) * 1000
                 if i > 0:  # the first round warms page cache and binaries
                     samples[tool].append(ms)

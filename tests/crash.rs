@@ -512,8 +512,8 @@ fn broken_forged_and_bomb_layers_never_panic_and_leave_nothing() {
         !env.ok(&["image", "ls"]).contains("podctl.test/"),
         "a refused image is listed"
     );
-    // A gzip bomb (256 MiB from ~256 KiB): podctl streams it to containerd, which unpacks it;
-    // podctl's memory stays small whatever the layer expands to, and `image rm` takes it all.
+    // A gzip bomb (256 MiB from ~256 KiB): podctl's applier streams it into the snapshot; its
+    // memory stays small whatever the layer expands to, and `image rm` takes it all.
     let (bomb, bomb_diff_id) = zeros_layer_gzipped(256 << 20);
     eprintln!("bomb layer: {} KiB gzipped, 256 MiB unpacked", bomb.len() >> 10);
     let out = import("bomb.tar", docker_archive("podctl.test/bomb:1", &bomb, &bomb_diff_id));

@@ -651,6 +651,8 @@ fn throttling_proxy(target: u16, bytes_per_sec: usize) -> u16 {
     port
 }
 
+/// The bytes of the largest partial write in containerd's ingest (the big layer's: the small one
+/// may be committed, and gone from the ingest, at any moment).
 fn ingest_bytes(env: &TestEnv) -> u64 {
     let dir = env.dir.join("root/io.containerd.content.v1.content/ingest");
     std::fs::read_dir(dir)
@@ -659,7 +661,8 @@ fn ingest_bytes(env: &TestEnv) -> u64 {
                 .filter_map(|e| e.ok())
                 .filter_map(|e| std::fs::metadata(e.path().join("data")).ok())
                 .map(|m| m.len())
-                .sum()
+                .max()
+                .unwrap_or(0)
         })
         .unwrap_or(0)
 }
@@ -1016,4 +1019,352 @@ fn the_bearer_token_flow_gets_a_token_for_the_pull_and_push_scopes() {
     );
     env.ok(&["delete", "t"]);
     assert!(env.containerd_objects().is_empty(), "{:?}", env.containerd_objects());
+}
+
+/// One entry of a hand-made layer (the types `Entry` has no words for).
+enum Raw {
+    Dir(&'static str, u32, u64),
+    File(&'static str, u32, u64, &'static [u8]),
+    /// A file with PAX records (xattrs, a fractional mtime).
+    PaxFile(&'static str, &'static [u8], &'static [(&'static str, &'static [u8])]),
+    Symlink(&'static str, &'static str),
+    Hardlink(&'static str, &'static str),
+    Fifo(&'static str),
+    Char(&'static str, u32, u32),
+}
+
+fn raw_layer(entries: &[Raw]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for entry in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(1_600_000_000);
+        header.set_size(0);
+        match entry {
+            Raw::Dir(path, mode, owner) => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(*mode);
+                header.set_uid(*owner);
+                header.set_gid(*owner);
+                tar.append_data(&mut header, path, &[][..]).unwrap();
+            }
+            Raw::File(path, mode, owner, data) => {
+                header.set_mode(*mode);
+                header.set_uid(*owner);
+                header.set_gid(*owner);
+                header.set_size(data.len() as u64);
+                tar.append_data(&mut header, path, *data).unwrap();
+            }
+            Raw::PaxFile(path, data, records) => {
+                tar.append_pax_extensions(records.iter().map(|(k, v)| (*k, *v)))
+                    .unwrap();
+                header.set_mode(0o644);
+                header.set_size(data.len() as u64);
+                tar.append_data(&mut header, path, *data).unwrap();
+            }
+            Raw::Symlink(path, target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                tar.append_link(&mut header, path, target).unwrap();
+            }
+            Raw::Hardlink(path, target) => {
+                header.set_entry_type(tar::EntryType::Link);
+                header.set_mode(0o755);
+                tar.append_link(&mut header, path, target).unwrap();
+            }
+            Raw::Fifo(path) => {
+                header.set_entry_type(tar::EntryType::Fifo);
+                header.set_mode(0o600);
+                tar.append_data(&mut header, path, &[][..]).unwrap();
+            }
+            Raw::Char(path, major, minor) => {
+                header.set_entry_type(tar::EntryType::Char);
+                header.set_mode(0o666);
+                header.set_device_major(*major).unwrap();
+                header.set_device_minor(*minor).unwrap();
+                tar.append_data(&mut header, path, &[][..]).unwrap();
+            }
+        }
+    }
+    tar.into_inner().unwrap()
+}
+
+/// An OCI image-layout tar of `layers` (each gzipped), named `name`; and its top chain ID and the
+/// chain ID of every layer.
+fn raw_image(name: &str, layers: &[Vec<u8>]) -> (Vec<u8>, Vec<String>) {
+    use sha2::Digest;
+    let sha = |data: &[u8]| format!("sha256:{:x}", sha2::Sha256::digest(data));
+    let mut blobs = Vec::new();
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for layer in layers {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(layer).unwrap();
+        let gz = gz.finish().unwrap();
+        diff_ids.push(sha(layer));
+        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(&gz), "size": gz.len()}));
+        blobs.push(gz);
+    }
+    let mut chains: Vec<String> = Vec::new();
+    for diff_id in &diff_ids {
+        chains.push(match chains.last() {
+            None => diff_id.clone(),
+            Some(parent) => sha(format!("{parent} {diff_id}").as_bytes()),
+        });
+    }
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/x"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}})
+    .to_string()
+    .into_bytes();
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
+        "layers": descs})
+    .to_string()
+    .into_bytes();
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": sha(&manifest), "size": manifest.len(),
+        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name.rsplit(':').next().unwrap()}}]})
+    .to_string()
+    .into_bytes();
+    blobs.push(config);
+    blobs.push(manifest);
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |path: String, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, data).unwrap();
+    };
+    add("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#);
+    add("index.json".into(), &index);
+    for blob in &blobs {
+        add(format!("blobs/sha256/{}", &sha(blob)[7..]), blob);
+    }
+    (tar.into_inner().unwrap(), chains)
+}
+
+/// What a tree holds, path by path, as a user of the container sees it: type, mode, owner, size,
+/// device, time, symlink target, content digest, xattrs, and which paths share an inode.
+fn describe_tree(root: &Path, untimed: &[&str]) -> Vec<String> {
+    use sha2::Digest;
+    use std::os::unix::fs::MetadataExt;
+    let mut lines = Vec::new();
+    let mut inodes: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
+    let mut paths = common::walk(root);
+    paths.sort();
+    for path in paths {
+        let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let kind = meta.file_type();
+        let mut line = format!("{rel} mode={:o} owner={}:{}", meta.mode(), meta.uid(), meta.gid());
+        if !(kind.is_dir() && untimed.contains(&rel.as_str())) {
+            line += &format!(" mtime={}.{}", meta.mtime(), meta.mtime_nsec());
+        }
+        if kind.is_symlink() {
+            line += &format!(" -> {}", std::fs::read_link(&path).unwrap().display());
+        } else if kind.is_file() {
+            let digest = sha2::Sha256::digest(std::fs::read(&path).unwrap());
+            line += &format!(" size={} sha={:x}", meta.len(), digest);
+            if meta.nlink() > 1 {
+                let first = inodes.entry(meta.ino()).or_insert_with(|| rel.clone());
+                line += &format!(" inode-of={first}");
+            }
+        } else if !kind.is_dir() {
+            line += &format!(" rdev={}", meta.rdev());
+        }
+        if !kind.is_symlink() {
+            let names = xattr::list(&path).unwrap();
+            let mut names: Vec<_> = names.map(|n| n.to_string_lossy().into_owned()).collect();
+            names.sort();
+            for name in names {
+                let value = xattr::get(&path, &name).unwrap().unwrap_or_default();
+                line += &format!(" xattr:{name}={}", String::from_utf8_lossy(&value));
+            }
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+/// Mounts a read-only view of `chain` in containerd namespace `namespace`, describes it, unmounts.
+fn describe_snapshot(env: &TestEnv, namespace: &str, chain: &str, untimed: &[&str]) -> Vec<String> {
+    let address = env.socket.to_str().unwrap();
+    let target = env.dir.join(format!("view-{namespace}"));
+    std::fs::create_dir_all(&target).unwrap();
+    let key = format!("compare-{}", &chain[7..19]);
+    let ctr = |args: &[&str]| {
+        let mut all = vec![
+            "--address",
+            address,
+            "-n",
+            namespace,
+            "snapshots",
+            "--snapshotter",
+            "overlayfs",
+        ];
+        all.extend_from_slice(args);
+        run("ctr", &all)
+    };
+    // The mount command comes with the view: containerd's GC may take a view without a lease
+    // at any moment (its layers stay, and so does the mount).
+    let mount = ctr(&["view", "--target", target.to_str().unwrap(), &key, chain]);
+    run("sh", &["-c", &mount]);
+    let tree = describe_tree(&target, untimed);
+    run("umount", &[target.to_str().unwrap()]);
+    // containerd's GC may have taken the view already (it has no lease); its layers stay.
+    let _ = Command::new("ctr")
+        .args([
+            "--address",
+            address,
+            "-n",
+            namespace,
+            "snapshots",
+            "--snapshotter",
+            "overlayfs",
+            "rm",
+            &key,
+        ])
+        .output();
+    tree
+}
+
+#[test]
+fn layers_unpack_as_containerd_unpacks_them_from_a_pull_and_an_import() {
+    let env = require_env!("reg-unpack");
+    let registry = Registry::start(&env, "unpack", Auth::Open, None);
+    let name = format!("{}/team/tricky:1", registry.host());
+    let long = "long/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/file";
+    let base = raw_layer(&[
+        Raw::Dir("etc/", 0o755, 0),
+        Raw::File("etc/passwd", 0o644, 0, b"root:x:0:0::/root:/bin/sh\n"),
+        Raw::Dir("data/", 0o750, 1000),
+        Raw::File("data/keep", 0o640, 1000, b"keep"),
+        Raw::File("data/gone", 0o644, 0, b"gone"),
+        Raw::Dir("data/sub/", 0o700, 1000),
+        Raw::File("data/sub/f", 0o644, 1000, b"f"),
+        Raw::Dir("opq/", 0o755, 0),
+        Raw::File("opq/a", 0o644, 0, b"a"),
+        Raw::File("opq/b", 0o644, 0, b"b"),
+        Raw::Dir("bin/", 0o755, 0),
+        Raw::File("bin/su", 0o4755, 0, b"setuid"),
+        Raw::PaxFile(
+            "bin/tool",
+            b"tool",
+            &[("SCHILY.xattr.user.origin", b"pax"), ("mtime", b"1600000000.25")],
+        ),
+        Raw::File("bin/plain", 0o644, 0, b"plain"),
+        Raw::Hardlink("bin/plain-link", "bin/plain"),
+        Raw::Dir("usr/", 0o755, 0),
+        Raw::Dir("usr/lib/", 0o755, 0),
+        Raw::File("usr/lib/libx.so", 0o755, 0, b"libx"),
+        Raw::Symlink("lib", "usr/lib"),
+        Raw::Dir("run/", 0o755, 0),
+        Raw::Fifo("run/fifo"),
+        Raw::Dir("dev/", 0o755, 0),
+        Raw::Char("dev/null", 1, 3),
+        Raw::File(long, 0o644, 0, b"a long name"),
+        Raw::File("swap", 0o644, 0, b"a file first"),
+    ]);
+    let middle = raw_layer(&[
+        Raw::File("data/.wh.gone", 0o644, 0, b""),
+        Raw::File("opq/.wh..wh..opq", 0o644, 0, b""),
+        Raw::File("opq/c", 0o644, 0, b"c"),
+        Raw::File("etc/passwd", 0o600, 0, b"root:x:0:0::/root:/bin/ash\n"),
+        // Parents the layer does not list: new ones, and one of the layer below (its owner and mode kept).
+        Raw::File("newdir/deep/file", 0o644, 0, b"deep"),
+        Raw::File("data/sub/g", 0o644, 1000, b"g"),
+        // A file of the layer below becomes a directory; within this layer a file becomes one too.
+        Raw::Dir("usr/lib/libx.so/", 0o755, 0),
+        Raw::File("usr/lib/libx.so/inner", 0o644, 0, b"inner"),
+        Raw::File("tmpx", 0o644, 0, b"first a file"),
+        Raw::Dir("tmpx/", 0o711, 0),
+        Raw::Dir("swap/", 0o755, 0),
+    ]);
+    let top = raw_layer(&[
+        Raw::File("data/.wh.sub", 0o644, 0, b""),
+        // Through the lower layer's symlink `lib`.
+        Raw::File("lib/libz.so", 0o644, 0, b"libz"),
+        Raw::File("bin/.wh.su", 0o644, 0, b""),
+        Raw::Dir("opq/", 0o775, 0),
+    ]);
+    let (archive, chains) = raw_image(&name, &[base, middle, top]);
+    let path = env.dir.join("tricky.tar");
+    std::fs::write(&path, &archive).unwrap();
+    let address = env.socket.to_str().unwrap();
+    // containerd's own applier, in a namespace of its own.
+    run(
+        "ctr",
+        &[
+            "--address",
+            address,
+            "-n",
+            "reference",
+            "images",
+            "import",
+            path.to_str().unwrap(),
+        ],
+    );
+    // podctl's, from the content store (import) and from the download (pull).
+    env.ok(&["image", "import", path.to_str().unwrap()]);
+    env.ok(&["image", "push", &name]);
+    let pulled = env.podctl(&["--namespace", "pulled", "image", "pull", &name]);
+    let stderr = String::from_utf8_lossy(&pulled.stderr);
+    assert!(pulled.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("unpacked by podctl").count(), 3, "{stderr}");
+    // The way back to containerd's applier works too, and says so.
+    let forced = env
+        .command(&["--namespace", "forced", "image", "pull", &name])
+        .env("PODCTL_UNPACK", "containerd")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&forced.stderr);
+    assert!(forced.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("unpacked by containerd").count(), 3, "{stderr}");
+    // Directories made for entries whose parents the layers do not list: their time is when they
+    // were made.
+    let long_dirs = [&long[..4], &long[..long.find("/bbb").unwrap()], &long[..long.len() - 5]];
+    let mut untimed = vec![
+        "",
+        "etc",
+        "usr",
+        "usr/lib",
+        "bin",
+        "newdir",
+        "newdir/deep",
+        "data",
+        "data/sub",
+        "lib",
+        "opq",
+        "usr/lib/libx.so",
+        "tmpx",
+        "swap",
+    ];
+    untimed.extend(long_dirs);
+    for chain in [&chains[0], &chains[1], &chains[2]] {
+        let reference = describe_snapshot(&env, "reference", chain, &untimed);
+        assert!(reference.iter().any(|l| l.starts_with("bin/tool ")), "{reference:#?}");
+        for namespace in ["default", "pulled", "forced"] {
+            let ours = describe_snapshot(&env, namespace, chain, &untimed);
+            assert_eq!(ours, reference, "namespace {namespace}, snapshot {chain}");
+        }
+    }
+    let top = describe_snapshot(&env, "pulled", &chains[2], &untimed).join("\n");
+    for (needle, present) in [
+        ("data/gone", false),
+        ("data/sub", false),
+        ("opq/a", false),
+        ("opq/c mode=100644", true),
+        ("bin/su", false),
+        // As containerd does: the parent the layer does not list is made a directory, copying the
+        // lower layer's `lib` (the symlink's target), which it then hides.
+        ("\nlib mode=40755", true),
+        ("usr/lib/libz.so", false),
+        ("bin/tool mode=100644 owner=0:0 mtime=1600000000.250000000", true),
+        ("xattr:user.origin=pax", true),
+        ("bin/plain-link mode=100755", true),
+        ("inode-of=bin/plain", true),
+        ("dev/null mode=20666", true),
+        ("data mode=40750 owner=1000:1000", true),
+    ] {
+        assert_eq!(top.contains(needle), present, "{needle} in\n{top}");
+    }
 }

@@ -65,7 +65,7 @@ impl Progress for Lines {
                 short_digest(&digest),
                 size(at)
             ),
-            PullEvent::Unpacked { digest } => format!("{}: unpacked", short_digest(&digest)),
+            PullEvent::Unpacked { digest, by } => format!("{}: {}", short_digest(&digest), by.message()),
             PullEvent::Done {
                 image,
                 digest,
@@ -132,10 +132,12 @@ impl Progress for Bars {
                     bar.set_message("retrying");
                 }
             }
-            PullEvent::Unpacked { digest } => match self.bar(&digest) {
-                Some(bar) => bar.finish_with_message("unpacked"),
+            PullEvent::Unpacked { digest, by } => match self.bar(&digest) {
+                Some(bar) => bar.finish_with_message(by.message()),
                 None => {
-                    let _ = self.multi.println(format!("{}: unpacked", short_digest(&digest)));
+                    let _ = self
+                        .multi
+                        .println(format!("{}: {}", short_digest(&digest), by.message()));
                 }
             },
             PullEvent::BlobPresent { digest, .. } => {

@@ -180,16 +180,18 @@ impl Client {
         }
     }
 
-    /// The blob's bytes as a stream of chunks (for pushing without holding a layer in memory).
+    /// The blob's bytes from `offset` on, as a stream of chunks (for pushing or unpacking without
+    /// holding a layer in memory).
     pub async fn read_blob_stream(
         &self,
         digest: &str,
+        offset: u64,
     ) -> Result<impl tokio_stream::Stream<Item = Result<Vec<u8>>> + Send + 'static> {
         let mut content = ContentClient::new(self.channel());
         let object = format!("blob {digest}");
         let request = ReadContentRequest {
             digest: digest.to_string(),
-            offset: 0,
+            offset: offset as i64,
             size: 0,
         };
         let stream = content
@@ -281,7 +283,7 @@ impl Client {
     }
 
     pub async fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
-        let mut stream = std::pin::pin!(self.read_blob_stream(digest).await?);
+        let mut stream = std::pin::pin!(self.read_blob_stream(digest, 0).await?);
         let mut data = Vec::new();
         while let Some(part) = stream.next().await {
             data.extend_from_slice(&part?);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient;
 use containerd_client::services::v1::snapshots::{
     CommitSnapshotRequest, ListSnapshotsRequest, MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest,
-    StatSnapshotRequest,
+    StatSnapshotRequest, UsageRequest,
 };
 use containerd_client::types::Mount;
 use tokio_stream::StreamExt;
@@ -43,6 +43,20 @@ impl Client {
             .await
             .map_err(self.status_error("prepare", format!("snapshot {key}")))?;
         Ok(response.into_inner().mounts)
+    }
+
+    /// How many inodes containerd counts in a snapshot (for an active one, its writable layer).
+    pub async fn snapshot_inodes(&self, key: &str) -> Result<i64> {
+        let mut snapshots = SnapshotsClient::new(self.channel());
+        let request = UsageRequest {
+            snapshotter: SNAPSHOTTER.into(),
+            key: key.into(),
+        };
+        let response = snapshots
+            .usage(self.request(request, None))
+            .await
+            .map_err(self.status_error("usage", format!("snapshot {key}")))?;
+        Ok(response.into_inner().inodes)
     }
 
     pub async fn snapshot_mounts(&self, key: &str) -> Result<Vec<Mount>> {

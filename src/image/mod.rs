@@ -7,6 +7,7 @@ pub mod archive;
 pub mod auth;
 pub mod builtin;
 pub mod ensure;
+pub mod feed;
 pub mod hosts;
 pub mod layout;
 pub mod progress;
@@ -15,6 +16,7 @@ pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod unpack;
 pub mod wasm;
 
 use std::fmt;

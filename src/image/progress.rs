@@ -25,7 +25,7 @@ pub enum PullEvent {
     /// A download broke off and starts again from where it stopped.
     BlobRetry { digest: String, at: u64, cause: String },
     /// The layer is unpacked into the snapshotter.
-    Unpacked { digest: String },
+    Unpacked { digest: String, by: Unpacked },
     /// The image record exists.
     Done {
         image: String,
@@ -33,6 +33,27 @@ pub enum PullEvent {
         fetched: u64,
         elapsed: Duration,
     },
+}
+
+/// Who unpacked a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpacked {
+    /// podctl's applier, while the layer downloaded (or from the content store).
+    Podctl,
+    /// containerd's diff service (a snapshot or compression podctl's applier does not take).
+    Containerd,
+    /// Nobody: the layer's snapshot was there already (shared with another image).
+    AlreadyThere,
+}
+
+impl Unpacked {
+    pub fn message(self) -> &'static str {
+        match self {
+            Unpacked::Podctl => "unpacked by podctl",
+            Unpacked::Containerd => "unpacked by containerd",
+            Unpacked::AlreadyThere => "already unpacked",
+        }
+    }
 }
 
 /// Receives a pull's events; implementations must be cheap (they run on the pull's task).

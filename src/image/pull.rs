@@ -2,11 +2,14 @@
 //! Transfer service. The tag is resolved at the first endpoint that answers (mirrors from
 //! hosts.toml first), an index is narrowed to one platform, and the blobs stream into containerd's
 //! content store under a lease — layers in parallel, each verified by size and digest before it is
-//! committed and unpacked as soon as it and its parents are there. The lease is named after the
+//! committed, and unpacked while it streams in (see `feed` and `unpack`; its snapshot is committed
+//! once the blob and the diff_id are verified). The lease is named after the
 //! image and kept when a pull fails, so the next try resumes from the partial writes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt};
@@ -14,11 +17,12 @@ use oci_client::Reference;
 
 use super::archive::{chain_ids, is_filesystem_layer, sha256_digest, ConfigRootfs};
 use super::auth::{self, Credentials};
+use super::feed::{self, TeeSender};
 use super::hosts::{self, Scheme};
 use super::progress::{Progress, PullEvent};
 use super::reference::{parse_name, ImageName};
 use super::registry::{RegistryError, Remote};
-use super::store::{config_labels, is_index, manifest_labels, unpack_layer, Desc, Index, Manifest};
+use super::store::{config_labels, is_index, manifest_labels, unpack_layer, Desc, Index, LayerStep, Manifest};
 use super::{ImageError, ImageKind, Platform};
 use crate::containerd::{Client, Descriptor};
 
@@ -464,51 +468,43 @@ impl Session<'_> {
         Ok(data)
     }
 
-    /// Downloads the layers (a few at a time) while unpacking them in order as they complete.
+    /// Downloads the layers (a few at a time) while unpacking them in order, each from its
+    /// download as it streams in (see `feed`).
     async fn fetch_layers(&self, layers: &[Desc], diff_ids: &[String], chains: &[String]) -> Result<u64, ImageError> {
-        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
-        let downloads = futures_util::stream::iter(layers.iter().enumerate())
-            .map(move |(i, layer)| {
-                let done_tx = done_tx.clone();
-                async move {
-                    let labels = match diff_ids.get(i) {
-                        Some(diff_id) => HashMap::from([("containerd.io/uncompressed".to_string(), diff_id.clone())]),
-                        None => HashMap::new(),
-                    };
-                    let fetched = self.fetch_blob(layer, labels).await?;
-                    let _ = done_tx.send(i);
-                    Ok::<u64, ImageError>(fetched)
-                }
+        let head = Arc::new(AtomicUsize::new(0));
+        let (tees, mut lives) = if chains.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            feed::tees(layers.len(), &head)
+        };
+        let tees = tees.into_iter().map(Some).chain(std::iter::repeat_with(|| None));
+        let downloads = futures_util::stream::iter(layers.iter().enumerate().zip(tees))
+            .map(move |((i, layer), tee)| async move {
+                let labels = match diff_ids.get(i) {
+                    Some(diff_id) => HashMap::from([("containerd.io/uncompressed".to_string(), diff_id.clone())]),
+                    None => HashMap::new(),
+                };
+                self.fetch_blob(layer, labels, tee).await
             })
             .buffer_unordered(self.parallel)
             .try_fold(0u64, |total, n| async move { Ok(total + n) });
         let unpacker = async {
-            if chains.is_empty() {
-                return Ok(());
-            }
-            let mut present = HashSet::new();
-            let mut next = 0;
-            while next < layers.len() {
-                let Some(i) = done_rx.recv().await else { break };
-                present.insert(i);
-                while present.contains(&next) {
-                    let parent = if next == 0 { "" } else { chains[next - 1].as_str() };
-                    let layer = &layers[next];
-                    unpack_layer(
-                        self.client,
-                        &self.lease,
-                        &self.name.name,
-                        &layer.descriptor(),
-                        &diff_ids[next],
-                        parent,
-                        &chains[next],
-                    )
-                    .await?;
-                    self.progress.event(PullEvent::Unpacked {
-                        digest: layer.digest.clone(),
-                    });
-                    next += 1;
-                }
+            for (next, live) in lives.iter_mut().enumerate() {
+                head.store(next, Ordering::Relaxed);
+                let parent = if next == 0 { "" } else { chains[next - 1].as_str() };
+                let layer = &layers[next];
+                let descriptor = layer.descriptor();
+                let step = LayerStep {
+                    layer: &descriptor,
+                    diff_id: &diff_ids[next],
+                    parent,
+                    chain: &chains[next],
+                };
+                let by = unpack_layer(self.client, &self.lease, &self.name.name, &step, Some(live)).await?;
+                self.progress.event(PullEvent::Unpacked {
+                    digest: layer.digest.clone(),
+                    by,
+                });
             }
             Ok::<(), ImageError>(())
         };
@@ -517,10 +513,23 @@ impl Session<'_> {
     }
 
     /// Streams one blob into the content store, resuming a partial write, verified before commit.
-    async fn fetch_blob(&self, layer: &Desc, labels: HashMap<String, String>) -> Result<u64, ImageError> {
+    /// `tee`, when the layer is unpacked, gets its bytes too and hears when the blob is committed.
+    async fn fetch_blob(
+        &self,
+        layer: &Desc,
+        labels: HashMap<String, String>,
+        mut tee: Option<TeeSender>,
+    ) -> Result<u64, ImageError> {
         let digest = &layer.digest;
         let size = layer.size.max(0) as u64;
+        let stored = |tee: Option<TeeSender>| {
+            if let Some(mut tee) = tee {
+                tee.detach();
+                tee.committed();
+            }
+        };
         if self.client.content_exists(digest).await? {
+            stored(tee);
             self.progress.event(PullEvent::BlobPresent {
                 digest: digest.clone(),
                 size,
@@ -533,6 +542,7 @@ impl Session<'_> {
         let mut announced = false;
         for attempt in 1..=BLOB_TRIES {
             let Some(mut writer) = self.open_writer(&ingest, digest, layer.size).await? else {
+                stored(tee);
                 return Ok(fetched);
             };
             let mut offset = writer.offset();
@@ -544,6 +554,7 @@ impl Session<'_> {
                 // The store holds every byte already (e.g. the blob is in another namespace);
                 // if they do not verify, they are dropped and fetched again.
                 if writer.commit(labels.clone()).await.is_ok() {
+                    stored(tee);
                     self.progress.event(PullEvent::BlobPresent {
                         digest: digest.clone(),
                         size,
@@ -594,6 +605,9 @@ impl Session<'_> {
                             ),
                         });
                     }
+                    if let Some(tee) = &mut tee {
+                        tee.send(offset - chunk.len() as u64, &chunk).await;
+                    }
                     writer.write(&chunk).await?;
                     self.progress.event(PullEvent::BlobProgress {
                         digest: digest.clone(),
@@ -632,6 +646,9 @@ impl Session<'_> {
                     return Err(self.mismatch(digest, committed_digest(&e.to_string())).into());
                 }
                 Err(e) => return Err(e.into()),
+            }
+            if let Some(tee) = tee.take() {
+                tee.committed();
             }
             self.progress.event(PullEvent::BlobDone {
                 digest: digest.clone(),

@@ -143,7 +143,7 @@ async fn push_manifest_blobs(
                     blob.digest
                 ),
             })?;
-        let stream = client.read_blob_stream(&blob.digest).await?.map(|part| {
+        let stream = client.read_blob_stream(&blob.digest, 0).await?.map(|part| {
             part.map(bytes::Bytes::from)
                 .map_err(|e| oci_client::errors::OciDistributionError::GenericError(Some(e.to_string())))
         });

@@ -8,6 +8,9 @@ use oci_spec::image::ImageConfiguration;
 use serde::Deserialize;
 
 use super::archive::{chain_ids, is_filesystem_layer, ArchiveImage, DOCKER_MANIFEST_LIST, OCI_INDEX};
+use super::feed::{feed, ChunkReader, FeedError, LiveLayer};
+use super::progress::Unpacked;
+use super::unpack::{self, Target, UnpackError};
 use super::{ImageError, Platform, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPES};
 use crate::containerd::{descriptor, random_hex, Client, Descriptor, ImageRecord, SNAPSHOTTER};
 
@@ -207,27 +210,51 @@ pub(crate) async fn unpack_layers(
     let chains = chain_ids(diff_ids);
     let mut parent = String::new();
     for ((layer, chain), diff_id) in layers.iter().zip(&chains).zip(diff_ids) {
-        unpack_layer(client, lease, image, layer, diff_id, &parent, chain).await?;
+        let step = LayerStep {
+            layer,
+            diff_id,
+            parent: &parent,
+            chain,
+        };
+        unpack_layer(client, lease, image, &step, None).await?;
         parent = chain.clone();
     }
     Ok(())
+}
+
+/// One step of a layer chain: the layer, its uncompressed digest, and the chain IDs below and of it.
+#[derive(Clone, Copy)]
+pub(crate) struct LayerStep<'a> {
+    pub layer: &'a Descriptor,
+    pub diff_id: &'a str,
+    /// Empty for the first layer.
+    pub parent: &'a str,
+    pub chain: &'a str,
 }
 
 /// Applies one layer onto `parent` (a chain ID; empty for the first layer) and commits it as
 /// `chain`. A layer already unpacked (shared with another image) is skipped. A layer whose
 /// content is not what the config's `diff_id` names is refused: its snapshot would be filed under
 /// a chain ID that lies about it (and shared with images whose layer is the real one).
+///
+/// podctl's applier unpacks it (from `live`, its download, or from the content store) where the
+/// snapshot is an overlay this process can reach; containerd's diff service does otherwise. With
+/// `live`, the snapshot is committed only once the blob is (containerd verified its digest).
 pub(crate) async fn unpack_layer(
     client: &Client,
     lease: &str,
     image: &str,
-    layer: &Descriptor,
-    diff_id: &str,
-    parent: &str,
-    chain: &str,
-) -> Result<(), ImageError> {
+    step: &LayerStep<'_>,
+    mut live: Option<&mut LiveLayer>,
+) -> Result<Unpacked, ImageError> {
+    let LayerStep {
+        layer,
+        diff_id,
+        parent,
+        chain,
+    } = *step;
     if client.snapshot_exists(chain).await? {
-        return Ok(());
+        return Ok(Unpacked::AlreadyThere);
     }
     let key = format!("podctl-extract-{}-{chain}", random_hex(6));
     let mounts = client.prepare_snapshot(lease, &key, parent).await?;
@@ -235,15 +262,30 @@ pub(crate) async fn unpack_layer(
         image: image.to_string(),
         message: format!("layer {} could not be unpacked: {message}", layer.digest),
     };
-    let applied = match client.apply_layer(lease, layer, mounts).await {
+    let mut by = Unpacked::Podctl;
+    let applied = match apply_here(client, &key, layer, &mounts, live.as_deref_mut()).await {
+        Ok(Some(applied)) => Ok(applied),
+        // Not for this applier: containerd's, from the stored blob.
+        Ok(None) if !blob_stored(live.as_deref_mut()).await => Err(failed(FeedError::DownloadFailed.to_string())),
+        Ok(None) => {
+            by = Unpacked::Containerd;
+            client
+                .apply_layer(lease, layer, mounts)
+                .await
+                .map_err(|e| failed(e.to_string()))
+        }
+        Err(message) => Err(failed(message)),
+    };
+    let verified = match applied {
         Ok(applied) if applied != diff_id => Err(failed(format!(
             "its content is {applied}, but the image config's diff_id says {diff_id}; the image is \
              damaged or forged: build or pull it again"
         ))),
+        Ok(_) if !blob_stored(live).await => Err(failed(FeedError::DownloadFailed.to_string())),
         Ok(_) => Ok(()),
-        Err(e) => Err(failed(e.to_string())),
+        Err(e) => Err(e),
     };
-    let committed = match applied {
+    let committed = match verified {
         Ok(()) => client.commit_snapshot(lease, chain, &key).await,
         Err(e) => {
             client.remove_snapshot(&key).await.ok();
@@ -257,7 +299,72 @@ pub(crate) async fn unpack_layer(
             return Err(failed(e.to_string()));
         }
     }
-    Ok(())
+    Ok(by)
+}
+
+/// `PODCTL_UNPACK=containerd` leaves every layer to containerd's diff service (to compare, or
+/// where podctl's applier should not write).
+pub const UNPACK_ENV: &str = "PODCTL_UNPACK";
+
+/// Whether the layer's blob is in the content store (waiting for its download, if it has one).
+/// Whatever it tees is not read any more: a download waiting for the applier would wait forever.
+async fn blob_stored(live: Option<&mut LiveLayer>) -> bool {
+    match live {
+        Some(live) => {
+            live.abandon();
+            live.committed().await
+        }
+        None => true,
+    }
+}
+
+/// Unpacks the layer with podctl's applier; the diff ID it computed, or None when the snapshot or
+/// the layer's compression is not for it (nothing was written then).
+async fn apply_here(
+    client: &Client,
+    key: &str,
+    layer: &Descriptor,
+    mounts: &[crate::containerd::RootfsMount],
+    live: Option<&mut LiveLayer>,
+) -> Result<Option<String>, String> {
+    if std::env::var_os(UNPACK_ENV).is_some_and(|v| v == "containerd") {
+        return Ok(None);
+    }
+    let Some(target) = Target::open(mounts) else {
+        return Ok(None);
+    };
+    if !shares_filesystem(client, key, &target).await {
+        return Ok(None);
+    }
+    let (chunks, reader) = tokio::sync::mpsc::channel(8);
+    let applier = tokio::task::spawn_blocking(move || unpack::apply(&target, ChunkReader::new(reader)));
+    let fed = feed(client, &layer.digest, live, chunks).await;
+    let applied = applier.await.map_err(|e| e.to_string())?;
+    // A failed download explains a broken stream better than the stream does.
+    fed.map_err(|e| e.to_string())?;
+    match applied {
+        Ok(diff_id) => Ok(Some(diff_id)),
+        Err(UnpackError::Unsupported(_)) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Whether the snapshot's directory that this process opened is the one containerd made: a
+/// client in another mount namespace could see another directory at that path. containerd counts
+/// the inodes of a fresh snapshot: its root, and the probe file made here.
+async fn shares_filesystem(client: &Client, key: &str, target: &Target) -> bool {
+    let probe = target.root_path().join(format!(".podctl-probe-{}", random_hex(6)));
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .is_err()
+    {
+        return false;
+    }
+    let inodes = client.snapshot_inodes(key).await;
+    let _ = std::fs::remove_file(&probe);
+    matches!(inodes, Ok(2))
 }
 
 pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
