@@ -1150,7 +1150,9 @@ fn describe_tree(root: &Path, untimed: &[&str]) -> Vec<String> {
     let mut lines = Vec::new();
     let mut inodes: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
     let mut paths = common::walk(root);
+    paths.push(root.to_path_buf());
     paths.sort();
+    paths.dedup();
     for path in paths {
         let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
         let meta = std::fs::symlink_metadata(&path).unwrap();
@@ -1232,6 +1234,11 @@ fn layers_unpack_as_containerd_unpacks_them_from_a_pull_and_an_import() {
     let env = require_env!("reg-unpack");
     let registry = Registry::start(&env, "unpack", Auth::Open, None);
     let name = format!("{}/team/tricky:1", registry.host());
+    // A hard link to a symlink that points out of the snapshot: its mode must not reach the host.
+    let outside = env.dir.join("outside-file");
+    std::fs::write(&outside, "host\n").unwrap();
+    std::fs::set_permissions(&outside, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let outside_target: &'static str = Box::leak(outside.to_str().unwrap().to_string().into_boxed_str());
     let long = "long/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/file";
     let base = raw_layer(&[
         Raw::Dir("etc/", 0o755, 0),
@@ -1263,8 +1270,12 @@ fn layers_unpack_as_containerd_unpacks_them_from_a_pull_and_an_import() {
         Raw::Char("dev/null", 1, 3),
         Raw::File(long, 0o644, 0, b"a long name"),
         Raw::File("swap", 0o644, 0, b"a file first"),
+        Raw::Symlink("bin/out", outside_target),
+        Raw::Hardlink("bin/out-link", "bin/out"),
     ]);
     let middle = raw_layer(&[
+        // The root's own entry: containerd ignores it (the snapshot's root stays as made).
+        Raw::Dir("./", 0o700, 1000),
         Raw::File("data/.wh.gone", 0o644, 0, b""),
         Raw::File("opq/.wh..wh..opq", 0o644, 0, b""),
         Raw::File("opq/c", 0o644, 0, b"c"),
@@ -1347,6 +1358,8 @@ fn layers_unpack_as_containerd_unpacks_them_from_a_pull_and_an_import() {
             assert_eq!(ours, reference, "namespace {namespace}, snapshot {chain}");
         }
     }
+    let host_mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&outside).unwrap().permissions());
+    assert_eq!(host_mode & 0o7777, 0o600, "a layer changed a host file's mode");
     let top = describe_snapshot(&env, "pulled", &chains[2], &untimed).join("\n");
     for (needle, present) in [
         ("data/gone", false),

@@ -254,6 +254,10 @@ pub(crate) async fn unpack_layer(
         chain,
     } = *step;
     if client.snapshot_exists(chain).await? {
+        if let Some(live) = live {
+            // Its download must not wait for an applier that will not come.
+            live.abandon();
+        }
         return Ok(Unpacked::AlreadyThere);
     }
     let key = format!("podctl-extract-{}-{chain}", random_hex(6));

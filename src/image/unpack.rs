@@ -316,8 +316,12 @@ fn set_meta(dir: BorrowedFd<'_>, base: &[u8], kind: tar::EntryType, meta: &Meta)
     for (key, value) in &meta.xattrs {
         lsetxattr(dir, base, key, value)?;
     }
-    if kind != tar::EntryType::Symlink {
-        // Not a symlink (made just now, or a directory already there): following is safe.
+    // Never through a symlink: a hard link may name one (whose target is outside the snapshot),
+    // and chmod follows. What is not a symlink now stays one podctl made or found as a directory.
+    let is_symlink = fstatat(dir, base, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map(|stat| SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK)
+        .map_err(errno)?;
+    if !is_symlink {
         nix::sys::stat::fchmodat(
             dir,
             base,
@@ -341,11 +345,7 @@ impl Unpacker<'_> {
         let raw = entry.path_bytes().into_owned();
         let parts = clean(&raw);
         let Some((&base, parent)) = parts.split_last() else {
-            // The root itself: only a directory entry means something (its owner and mode).
-            if kind == tar::EntryType::Directory {
-                let meta = meta(entry)?;
-                self.root_meta(&meta)?;
-            }
+            // The root itself: ignored, as containerd ignores it (the snapshot's root is its own).
             return Ok(());
         };
         if base.starts_with(WHITEOUT_PREFIX) {
@@ -429,21 +429,6 @@ impl Unpacker<'_> {
             self.dir_times.push((path, meta.mtime));
         }
         self.parent = Some((join(parent), dir_fd));
-        Ok(())
-    }
-
-    fn root_meta(&mut self, meta: &Meta) -> io::Result<()> {
-        let root = self.target.root.as_fd();
-        fchownat(
-            root,
-            b"".as_slice(),
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-            AtFlags::AT_EMPTY_PATH,
-        )
-        .map_err(errno)?;
-        nix::sys::stat::fchmod(root, Mode::from_bits_truncate(meta.mode)).map_err(errno)?;
-        self.dir_times.push((Vec::new(), meta.mtime));
         Ok(())
     }
 
