@@ -489,6 +489,31 @@ fn broken_forged_and_bomb_layers_never_panic_and_leave_nothing() {
             "unexpected EOF",
         ),
         (
+            // `.wh..` names the directory itself and `.wh...` its parent: no whiteout may
+            // remove either (the parent of a first layer's root is the snapshot's own directory).
+            "whiteout.tar",
+            {
+                use sha2::Digest;
+                let mut layer = tar::Builder::new(Vec::new());
+                for name in ["etc/", "etc/.wh..."] {
+                    let mut header = tar::Header::new_gnu();
+                    header.set_entry_type(if name.ends_with('/') {
+                        tar::EntryType::Directory
+                    } else {
+                        tar::EntryType::Regular
+                    });
+                    header.set_mode(0o755);
+                    header.set_size(0);
+                    header.set_cksum();
+                    layer.append_data(&mut header, name, &[][..]).unwrap();
+                }
+                let layer = layer.into_inner().unwrap();
+                let diff_id = format!("sha256:{:x}", sha2::Sha256::digest(&layer));
+                docker_archive("podctl.test/whiteout:1", &layer, &diff_id)
+            },
+            "invalid whiteout name",
+        ),
+        (
             "forged.tar",
             docker_archive("podctl.test/forged:1", &small, &format!("sha256:{}", "0".repeat(64))),
             "diff_id says",

@@ -1270,6 +1270,8 @@ fn layers_unpack_as_containerd_unpacks_them_from_a_pull_and_an_import() {
         Raw::Char("dev/null", 1, 3),
         Raw::File(long, 0o644, 0, b"a long name"),
         Raw::File("swap", 0o644, 0, b"a file first"),
+        // trusted.* is the host's (overlayfs's own state): never taken from a layer.
+        Raw::PaxFile("bin/trusted", b"t", &[("SCHILY.xattr.trusted.overlay.opaque", b"y")]),
         Raw::Symlink("bin/out", outside_target),
         Raw::Hardlink("bin/out-link", "bin/out"),
     ]);
@@ -1373,6 +1375,7 @@ fn layers_unpack_as_containerd_unpacks_them_from_a_pull_and_an_import() {
         ("usr/lib/libz.so", false),
         ("bin/tool mode=100644 owner=0:0 mtime=1600000000.250000000", true),
         ("xattr:user.origin=pax", true),
+        ("xattr:trusted", false),
         ("bin/plain-link mode=100755", true),
         ("inode-of=bin/plain", true),
         ("dev/null mode=20666", true),

@@ -1,8 +1,10 @@
 //! A layer's bytes on their way to podctl's applier: live from its download (a tee of what goes
 //! into the content store), or read back from the content store. A download tees its layer while
-//! the applier keeps up; a layer that is not being unpacked yet buffers at most `TEE_BUDGET`
-//! bytes, then detaches, and the applier reads the rest from the store once the blob is committed.
-//! So memory stays bounded and downloads never wait for a layer further down the chain.
+//! the applier keeps up (the layer being unpacked waits for it, holding at most `TEE_BUDGET`
+//! bytes). The layers not being unpacked yet share one more `TEE_BUDGET`: once it is full, a
+//! layer detaches, and the applier reads the rest from the store once the blob is committed. So
+//! memory stays at two budgets whatever the image, and downloads never wait for a layer further
+//! down the chain.
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,8 +16,8 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::containerd::{Client, ContainerdError};
 
-/// Bytes a layer's download may hold for the applier before it detaches (or, for the layer being
-/// unpacked, waits for the applier).
+/// Bytes the layer being unpacked may hold for the applier before its download waits; and bytes
+/// all the other layers together may hold before they detach.
 pub const TEE_BUDGET: usize = 16 << 20;
 
 enum Tee {
@@ -31,7 +33,10 @@ pub struct TeeSender {
     /// The layer being unpacked now: its download waits for the applier instead of detaching.
     head: Arc<AtomicUsize>,
     chunks: mpsc::UnboundedSender<Tee>,
-    budget: Arc<Semaphore>,
+    /// This layer's, used while it is the head.
+    own_budget: Arc<Semaphore>,
+    /// Shared by every layer that is not the head.
+    shared_budget: Arc<Semaphore>,
     sent: u64,
     detached: bool,
     committed: Option<oneshot::Sender<()>>,
@@ -47,6 +52,7 @@ pub struct LiveLayer {
 
 /// A tee for each of `layers` layers; `head` says which one is being unpacked.
 pub fn tees(layers: usize, head: &Arc<AtomicUsize>) -> (Vec<TeeSender>, Vec<LiveLayer>) {
+    let shared_budget = Arc::new(Semaphore::new(TEE_BUDGET));
     (0..layers)
         .map(|index| {
             let (chunks_tx, chunks) = mpsc::unbounded_channel();
@@ -57,7 +63,8 @@ pub fn tees(layers: usize, head: &Arc<AtomicUsize>) -> (Vec<TeeSender>, Vec<Live
                     index,
                     head: head.clone(),
                     chunks: chunks_tx,
-                    budget: budget.clone(),
+                    own_budget: budget.clone(),
+                    shared_budget: shared_budget.clone(),
                     sent: 0,
                     detached: false,
                     committed: Some(committed_tx),
@@ -85,9 +92,9 @@ impl TeeSender {
         }
         let permits = chunk.len().min(TEE_BUDGET) as u32;
         let permit = if self.head.load(Ordering::Relaxed) == self.index {
-            self.budget.clone().acquire_many_owned(permits).await.ok()
+            self.own_budget.clone().acquire_many_owned(permits).await.ok()
         } else {
-            self.budget.clone().try_acquire_many_owned(permits).ok()
+            self.shared_budget.clone().try_acquire_many_owned(permits).ok()
         };
         let Some(permit) = permit else { return self.detach() };
         if self.chunks.send(Tee::Data(chunk.clone(), permit)).is_err() {
@@ -117,7 +124,8 @@ impl TeeSender {
 }
 
 impl LiveLayer {
-    /// Nobody will read the tee: the download stops waiting for the applier and only stores.
+    /// Nobody will read the tee: the download stops waiting for the applier and only stores (and
+    /// what it buffered goes back to the shared budget).
     pub fn abandon(&mut self) {
         self.budget.close();
         self.chunks.close();
@@ -243,7 +251,8 @@ mod tests {
     #[tokio::test]
     async fn a_layer_not_yet_unpacked_detaches_at_the_budget_and_the_head_waits() {
         let head = Arc::new(AtomicUsize::new(0));
-        let (mut senders, mut lives) = tees(2, &head);
+        let (mut senders, mut lives) = tees(3, &head);
+        let third = senders.pop().unwrap();
         let second = senders.pop().unwrap();
         // Layer 1 is not the head: it buffers up to the budget, then detaches and goes on.
         tokio::time::timeout(
@@ -252,6 +261,9 @@ mod tests {
         )
         .await
         .expect("a layer that is not unpacked yet never waits");
+        // Layer 2 finds the shared budget taken by layer 1's bytes: it detaches at once.
+        download(third, 2).await;
+        assert!(matches!(lives[2].chunks.recv().await, Some(Tee::Detached(0))));
         let mut buffered = 0;
         let detached_at = loop {
             match lives[1].chunks.recv().await {

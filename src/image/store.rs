@@ -260,8 +260,19 @@ pub(crate) async fn unpack_layer(
         }
         return Ok(Unpacked::AlreadyThere);
     }
-    let key = format!("podctl-extract-{}-{chain}", random_hex(6));
-    let mounts = client.prepare_snapshot(lease, &key, parent).await?;
+    // Named after the lease: a pull that broke off keeps its lease (to resume) and with it this
+    // snapshot, which the next try then replaces instead of leaving another beside it.
+    let key = format!(
+        "podctl-extract-{}-{chain}",
+        &super::archive::sha256_digest(lease.as_bytes())[7..19]
+    );
+    let mounts = match client.prepare_snapshot(lease, &key, parent).await {
+        Err(e) if e.is_already_exists() => {
+            client.remove_snapshot(&key).await?;
+            client.prepare_snapshot(lease, &key, parent).await?
+        }
+        other => other?,
+    };
     let failed = |message: String| ImageError::Invalid {
         image: image.to_string(),
         message: format!("layer {} could not be unpacked: {message}", layer.digest),

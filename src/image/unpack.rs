@@ -13,7 +13,7 @@
 //! RootPath): a layer's `..` or symlinks cannot reach outside it.
 
 use std::ffi::{CStr, CString, OsStr};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -30,6 +30,8 @@ use crate::containerd::RootfsMount;
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+/// Bytes read before the compression is decided.
+const MAGIC_BYTES: usize = 10;
 /// Bytes moved per read/write of a file's content.
 const COPY_BUFFER: usize = 256 << 10;
 
@@ -115,10 +117,23 @@ impl Target {
 
 /// Unpacks the layer read from `input` into `target`; returns the `sha256:` digest of the
 /// uncompressed stream (every byte, trailing padding included, as containerd hashes it).
-pub fn apply(target: &Target, input: impl Read) -> Result<String, UnpackError> {
-    let mut input = BufReader::with_capacity(COPY_BUFFER, input);
-    let head = input.fill_buf().map_err(UnpackError::Stream)?;
-    let tar: Box<dyn Read> = match head {
+pub fn apply(target: &Target, mut input: impl Read) -> Result<String, UnpackError> {
+    // The first bytes say the compression, as containerd reads them (its magic numbers are up to
+    // 6 bytes; the first chunk of a download may be shorter).
+    let mut head = Vec::with_capacity(MAGIC_BYTES);
+    while head.len() < MAGIC_BYTES {
+        let mut byte_run = [0u8; MAGIC_BYTES];
+        let n = input
+            .read(&mut byte_run[..MAGIC_BYTES - head.len()])
+            .map_err(UnpackError::Stream)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&byte_run[..n]);
+    }
+    let kind = head.clone();
+    let input = BufReader::with_capacity(COPY_BUFFER, io::Cursor::new(head).chain(input));
+    let tar: Box<dyn Read> = match kind.as_slice() {
         [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
         [0x28, 0xb5, 0x2f, 0xfd, ..] => return Err(UnpackError::Unsupported("zstd")),
         [b'B', b'Z', b'h', ..] => return Err(UnpackError::Unsupported("bzip2")),
@@ -192,8 +207,16 @@ struct Unpacker<'a> {
     /// The directory of the last entry, kept open (a layer lists a directory's files together).
     parent: Option<(Vec<u8>, OwnedFd)>,
     /// Directories' times, set once nothing more is written into them.
-    dir_times: Vec<(Vec<u8>, TimeSpec)>,
+    dir_times: Vec<(Vec<u8>, TimeSpec, TimeSpec)>,
     buffer: Vec<u8>,
+}
+
+/// A lower layer's directory, as a parent a layer does not list is made from it.
+struct LowerDir {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    xattrs: Vec<(CString, Vec<u8>)>,
 }
 
 /// What an entry's header and PAX records say about its owner and time.
@@ -202,6 +225,8 @@ struct Meta {
     uid: u32,
     gid: u32,
     mtime: TimeSpec,
+    /// The later of the PAX atime and the mtime, as containerd sets it.
+    atime: TimeSpec,
     xattrs: Vec<(CString, Vec<u8>)>,
 }
 
@@ -213,6 +238,7 @@ fn meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
         uid: header.uid().unwrap_or(0) as u32,
         gid: header.gid().unwrap_or(0) as u32,
         mtime: TimeSpec::new(header.mtime().unwrap_or(0) as i64, 0),
+        atime: TimeSpec::new(0, 0),
         xattrs: Vec::new(),
     };
     if let Some(records) = entry.pax_extensions()? {
@@ -228,8 +254,18 @@ fn meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
                         meta.mtime = time;
                     }
                 }
+                b"atime" => {
+                    if let Some(time) = number().and_then(pax_time) {
+                        meta.atime = time;
+                    }
+                }
                 key => {
-                    if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                    // trusted.* (overlayfs's own opaque/redirect/metacopy among them) is the
+                    // host's to set, never a layer's: containerd skips it too.
+                    if let Some(name) = key
+                        .strip_prefix(b"SCHILY.xattr.")
+                        .filter(|n| !n.starts_with(b"trusted."))
+                    {
                         if let Ok(name) = CString::new(name) {
                             meta.xattrs.push((name, value.to_vec()));
                         }
@@ -238,20 +274,25 @@ fn meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
             }
         }
     }
+    meta.atime = meta.atime.max(meta.mtime);
     Ok(meta)
 }
 
-/// A PAX time: seconds with an optional fraction ("1700000000.123456789").
+/// A PAX time: seconds with an optional fraction ("1700000000.123456789"). Times before the
+/// epoch become the epoch, as containerd bounds them.
 fn pax_time(value: &str) -> Option<TimeSpec> {
     let (seconds, fraction) = value.split_once('.').unwrap_or((value, ""));
     let seconds: i64 = seconds.parse().ok()?;
+    if seconds < 0 || value.starts_with('-') {
+        return Some(TimeSpec::new(0, 0));
+    }
     let digits: String = fraction.chars().take(9).collect();
     let nanos: i64 = if digits.is_empty() {
         0
     } else {
         format!("{digits:0<9}").parse().ok()?
     };
-    Some(TimeSpec::new(seconds, if seconds < 0 { -nanos } else { nanos }))
+    Some(TimeSpec::new(seconds, nanos))
 }
 
 fn in_root() -> OpenHow {
@@ -295,6 +336,9 @@ fn is_dir(stat: &nix::sys::stat::FileStat) -> bool {
 
 /// Removes `name` in `dir`, a whole tree if it is a directory (never following symlinks).
 fn remove(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    if matches!(name, b"" | b"." | b"..") {
+        return Err(io::Error::other("refusing to remove . or .."));
+    }
     let path = proc_path(dir, name);
     let path = Path::new(OsStr::from_bytes(path.as_bytes()));
     match std::fs::symlink_metadata(path)? {
@@ -314,7 +358,11 @@ fn set_meta(dir: BorrowedFd<'_>, base: &[u8], kind: tar::EntryType, meta: &Meta)
     )
     .map_err(errno)?;
     for (key, value) in &meta.xattrs {
-        lsetxattr(dir, base, key, value)?;
+        match lsetxattr(dir, base, key, value) {
+            // As containerd: a filesystem without xattrs, or user.* on a symlink or a device.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::EPERM)) => {}
+            other => other?,
+        }
     }
     // Never through a symlink: a hard link may name one (whose target is outside the snapshot),
     // and chmod follows. What is not a symlink now stays one podctl made or found as a directory.
@@ -331,7 +379,7 @@ fn set_meta(dir: BorrowedFd<'_>, base: &[u8], kind: tar::EntryType, meta: &Meta)
         .map_err(errno)?;
     }
     if kind != tar::EntryType::Directory {
-        utimensat(dir, base, &meta.mtime, &meta.mtime, UtimensatFlags::NoFollowSymlink).map_err(errno)?;
+        utimensat(dir, base, &meta.atime, &meta.mtime, UtimensatFlags::NoFollowSymlink).map_err(errno)?;
     }
     Ok(())
 }
@@ -354,8 +402,8 @@ impl Unpacker<'_> {
         let meta = meta(entry)?;
         let device = match kind {
             tar::EntryType::Char | tar::EntryType::Block => libc::makedev(
-                entry.header().device_major()?.unwrap_or(0),
-                entry.header().device_minor()?.unwrap_or(0),
+                entry.header().device_major().ok().flatten().unwrap_or(0),
+                entry.header().device_minor().ok().flatten().unwrap_or(0),
             ),
             _ => 0,
         };
@@ -426,7 +474,7 @@ impl Unpacker<'_> {
                 path.push(b'/');
             }
             path.extend_from_slice(base);
-            self.dir_times.push((path, meta.mtime));
+            self.dir_times.push((path, meta.atime, meta.mtime));
         }
         self.parent = Some((join(parent), dir_fd));
         Ok(())
@@ -448,6 +496,11 @@ impl Unpacker<'_> {
             return Ok(());
         }
         let hidden = &base[WHITEOUT_PREFIX.len()..];
+        if matches!(hidden, b"" | b"." | b"..") {
+            // `.wh..` would remove the directory itself, `.wh...` its parent: refused, as containerd
+            // refuses them.
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "an invalid whiteout name"));
+        }
         let meta = meta(entry)?;
         let dir_fd = self.parent_dir(parent)?;
         let dir = dir_fd.as_fd();
@@ -517,7 +570,13 @@ impl Unpacker<'_> {
                             path = resolved;
                             continue 'walk;
                         }
-                        let (mode, uid, gid) = self.lower_dir_meta(&prefix).unwrap_or((0o755, 0, 0));
+                        let lower = self.lower_dir_meta(&prefix).unwrap_or(LowerDir {
+                            mode: 0o755,
+                            uid: 0,
+                            gid: 0,
+                            xattrs: Vec::new(),
+                        });
+                        let LowerDir { mode, uid, gid, .. } = lower;
                         mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o700)).map_err(errno)?;
                         fchownat(
                             dir.as_fd(),
@@ -534,6 +593,10 @@ impl Unpacker<'_> {
                             FchmodatFlags::FollowSymlink,
                         )
                         .map_err(errno)?;
+                        for (key, value) in &lower.xattrs {
+                            // Best effort, as containerd copies them up.
+                            let _ = lsetxattr(dir.as_fd(), name, key, value);
+                        }
                         open_dir_in(root, &prefix).map_err(errno)?
                     }
                     Err(e) => return Err(errno(e)),
@@ -545,29 +608,59 @@ impl Unpacker<'_> {
 
     /// The owner and mode of the directory at `path` in the uppermost lower layer that has
     /// anything there (a directory above hides those below, as overlayfs shows them).
-    fn lower_dir_meta(&self, path: &[u8]) -> Option<(u32, u32, u32)> {
+    fn lower_dir_meta(&self, path: &[u8]) -> Option<LowerDir> {
         for lower in &self.target.lowers {
             let Ok(fd) = openat2(lower.as_fd(), path, in_root().flags(OFlag::O_PATH | OFlag::O_CLOEXEC)) else {
                 continue;
             };
             let stat = fstat(fd.as_fd()).ok()?;
-            let is_dir = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
-            return is_dir.then_some((stat.st_mode & 0o7777, stat.st_uid, stat.st_gid));
+            if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+                return None;
+            }
+            // The directory's own xattrs, but not overlayfs's (trusted.*): those say how that
+            // layer merges, not what this one is.
+            let fd_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            let xattrs = xattr::list_deref(&fd_path)
+                .map(|names| {
+                    names
+                        .filter(|name| !name.as_bytes().starts_with(b"trusted."))
+                        .filter_map(|name| {
+                            let value = xattr::get_deref(&fd_path, &name).ok().flatten()?;
+                            Some((CString::new(name.as_bytes()).ok()?, value))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Some(LowerDir {
+                mode: stat.st_mode & 0o7777,
+                uid: stat.st_uid,
+                gid: stat.st_gid,
+                xattrs,
+            });
         }
         None
     }
 
-    /// Sets the directories' times, deepest last written first.
+    /// Sets the directories' times in archive order (a directory listed twice keeps its last
+    /// header's), on whatever is at each path now, as containerd does.
     fn finish(&mut self) -> Result<(), UnpackError> {
         self.parent = None;
         let root = self.target.root.as_fd();
-        for (path, time) in self.dir_times.iter().rev() {
-            let entry_error = |cause: io::Error| UnpackError::Entry {
+        for (path, atime, mtime) in &self.dir_times {
+            let entry_error = |cause: Errno| UnpackError::Entry {
                 path: String::from_utf8_lossy(path).into_owned(),
-                cause,
+                cause: errno(cause),
             };
-            let fd = open_dir_in(root, path).map_err(|e| entry_error(errno(e)))?;
-            nix::sys::stat::futimens(fd.as_fd(), time, time).map_err(|e| entry_error(errno(e)))?;
+            let parts = clean(path);
+            let Some((&base, parent)) = parts.split_last() else {
+                continue;
+            };
+            let dir = open_dir_in(root, &join(parent)).map_err(entry_error)?;
+            match utimensat(dir.as_fd(), base, atime, mtime, UtimensatFlags::NoFollowSymlink) {
+                // Removed by a later entry of the layer.
+                Err(Errno::ENOENT) => {}
+                other => other.map_err(entry_error)?,
+            }
         }
         Ok(())
     }
@@ -593,5 +686,8 @@ mod tests {
         );
         assert_eq!(pax_time("12"), Some(TimeSpec::new(12, 0)));
         assert_eq!(pax_time("x"), None);
+        // Before the epoch: the epoch, as containerd bounds times.
+        assert_eq!(pax_time("-1.5"), Some(TimeSpec::new(0, 0)));
+        assert_eq!(pax_time("-0.5"), Some(TimeSpec::new(0, 0)));
     }
 }
