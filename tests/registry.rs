@@ -1193,7 +1193,7 @@ fn describe_snapshot(env: &TestEnv, namespace: &str, chain: &str, untimed: &[&st
     let target = env.dir.join(format!("view-{namespace}"));
     std::fs::create_dir_all(&target).unwrap();
     let key = format!("compare-{}", &chain[7..19]);
-    let ctr = |args: &[&str]| {
+    let ctr_args = |args: &[&'static str]| {
         let mut all = vec![
             "--address",
             address,
@@ -1204,28 +1204,20 @@ fn describe_snapshot(env: &TestEnv, namespace: &str, chain: &str, untimed: &[&st
             "overlayfs",
         ];
         all.extend_from_slice(args);
-        run("ctr", &all)
+        all
     };
     // The mount command comes with the view: containerd's GC may take a view without a lease
     // at any moment (its layers stay, and so does the mount).
-    let mount = ctr(&["view", "--target", target.to_str().unwrap(), &key, chain]);
+    let mut view = ctr_args(&["view", "--target"]);
+    view.extend([target.to_str().unwrap(), key.as_str(), chain]);
+    let mount = run("ctr", &view);
     run("sh", &["-c", &mount]);
     let tree = describe_tree(&target, untimed);
     run("umount", &[target.to_str().unwrap()]);
     // containerd's GC may have taken the view already (it has no lease); its layers stay.
-    let _ = Command::new("ctr")
-        .args([
-            "--address",
-            address,
-            "-n",
-            namespace,
-            "snapshots",
-            "--snapshotter",
-            "overlayfs",
-            "rm",
-            &key,
-        ])
-        .output();
+    let mut remove = ctr_args(&["rm"]);
+    remove.push(&key);
+    let _ = Command::new("ctr").args(remove).output();
     tree
 }
 

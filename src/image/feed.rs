@@ -157,39 +157,46 @@ pub async fn feed(
     live: Option<&mut LiveLayer>,
     applier: mpsc::Sender<Bytes>,
 ) -> Result<(), FeedError> {
-    let mut from_store = Some(0);
-    if let Some(live) = live {
-        from_store = None;
-        loop {
-            match live.chunks.recv().await {
-                Some(Tee::Data(chunk, permit)) => {
-                    let sent = applier.send(chunk).await;
-                    drop(permit);
-                    if sent.is_err() {
-                        return Ok(());
-                    }
-                }
-                Some(Tee::Detached(at)) => {
-                    from_store = Some(at);
-                    break;
-                }
-                Some(Tee::End) => break,
-                None => return Err(FeedError::DownloadFailed),
-            }
-        }
-        if from_store.is_some() && !live.committed().await {
-            return Err(FeedError::DownloadFailed);
-        }
-    }
-    if let Some(offset) = from_store {
-        let mut stream = std::pin::pin!(client.read_blob_stream(digest, offset).await?);
-        while let Some(part) = stream.next().await {
-            if applier.send(Bytes::from(part?)).await.is_err() {
-                return Ok(());
-            }
+    let offset = match live {
+        None => 0,
+        Some(live) => match relay(live, &applier).await? {
+            Relayed::All => return Ok(()),
+            Relayed::Until(offset) if live.committed().await => offset,
+            Relayed::Until(_) => return Err(FeedError::DownloadFailed),
+        },
+    };
+    let mut stream = std::pin::pin!(client.read_blob_stream(digest, offset).await?);
+    while let Some(part) = stream.next().await {
+        if applier.send(Bytes::from(part?)).await.is_err() {
+            break;
         }
     }
     Ok(())
+}
+
+enum Relayed {
+    /// Everything the applier wants (the whole blob, or as much as it read before it stopped).
+    All,
+    /// The tee detached here: the rest is in the content store.
+    Until(u64),
+}
+
+/// Passes the download's live bytes on to the applier.
+async fn relay(live: &mut LiveLayer, applier: &mpsc::Sender<Bytes>) -> Result<Relayed, FeedError> {
+    loop {
+        match live.chunks.recv().await {
+            Some(Tee::Data(chunk, permit)) => {
+                let sent = applier.send(chunk).await;
+                drop(permit);
+                if sent.is_err() {
+                    return Ok(Relayed::All);
+                }
+            }
+            Some(Tee::Detached(at)) => return Ok(Relayed::Until(at)),
+            Some(Tee::End) => return Ok(Relayed::All),
+            None => return Err(FeedError::DownloadFailed),
+        }
+    }
 }
 
 /// The applier's (blocking) reader over the chunks `feed` sends.

@@ -22,7 +22,7 @@ use super::hosts::{self, Scheme};
 use super::progress::{Progress, PullEvent};
 use super::reference::{parse_name, ImageName};
 use super::registry::{RegistryError, Remote};
-use super::store::{config_labels, is_index, manifest_labels, unpack_layer, Desc, Index, LayerStep, Manifest};
+use super::store::{config_labels, is_index, manifest_labels, unpack_layer, Desc, Index, LayerStep, Manifest, Reach};
 use super::{ImageError, ImageKind, Platform};
 use crate::containerd::{Client, Descriptor};
 
@@ -489,6 +489,7 @@ impl Session<'_> {
             .buffer_unordered(self.parallel)
             .try_fold(0u64, |total, n| async move { Ok(total + n) });
         let unpacker = async {
+            let reach = Reach::default();
             for (next, live) in lives.iter_mut().enumerate() {
                 head.store(next, Ordering::Relaxed);
                 let parent = if next == 0 { "" } else { chains[next - 1].as_str() };
@@ -500,7 +501,7 @@ impl Session<'_> {
                     parent,
                     chain: &chains[next],
                 };
-                let by = unpack_layer(self.client, &self.lease, &self.name.name, &step, Some(live)).await?;
+                let by = unpack_layer(self.client, &self.lease, &self.name.name, &step, Some(live), &reach).await?;
                 self.progress.event(PullEvent::Unpacked {
                     digest: layer.digest.clone(),
                     by,

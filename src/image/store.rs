@@ -208,6 +208,7 @@ pub(crate) async fn unpack_layers(
     diff_ids: &[String],
 ) -> Result<(), ImageError> {
     let chains = chain_ids(diff_ids);
+    let reach = Reach::default();
     let mut parent = String::new();
     for ((layer, chain), diff_id) in layers.iter().zip(&chains).zip(diff_ids) {
         let step = LayerStep {
@@ -216,11 +217,16 @@ pub(crate) async fn unpack_layers(
             parent: &parent,
             chain,
         };
-        unpack_layer(client, lease, image, &step, None).await?;
+        unpack_layer(client, lease, image, &step, None, &reach).await?;
         parent = chain.clone();
     }
     Ok(())
 }
+
+/// Whether podctl's applier can write this containerd's snapshots: found on the first layer that
+/// asks, then kept for the image's other layers (they share one snapshotter root).
+#[derive(Default)]
+pub(crate) struct Reach(tokio::sync::OnceCell<bool>);
 
 /// One step of a layer chain: the layer, its uncompressed digest, and the chain IDs below and of it.
 #[derive(Clone, Copy)]
@@ -246,6 +252,7 @@ pub(crate) async fn unpack_layer(
     image: &str,
     step: &LayerStep<'_>,
     mut live: Option<&mut LiveLayer>,
+    reach: &Reach,
 ) -> Result<Unpacked, ImageError> {
     let LayerStep {
         layer,
@@ -278,7 +285,7 @@ pub(crate) async fn unpack_layer(
         message: format!("layer {} could not be unpacked: {message}", layer.digest),
     };
     let mut by = Unpacked::Podctl;
-    let applied = match apply_here(client, &key, layer, &mounts, live.as_deref_mut()).await {
+    let applied = match apply_here(client, &key, layer, &mounts, live.as_deref_mut(), reach).await {
         Ok(Some(applied)) => Ok(applied),
         // Not for this applier: containerd's, from the stored blob.
         Ok(None) if !blob_stored(live.as_deref_mut()).await => Err(failed(FeedError::DownloadFailed.to_string())),
@@ -341,6 +348,7 @@ async fn apply_here(
     layer: &Descriptor,
     mounts: &[crate::containerd::RootfsMount],
     live: Option<&mut LiveLayer>,
+    reach: &Reach,
 ) -> Result<Option<String>, String> {
     if std::env::var_os(UNPACK_ENV).is_some_and(|v| v == "containerd") {
         return Ok(None);
@@ -348,7 +356,7 @@ async fn apply_here(
     let Some(target) = Target::open(mounts) else {
         return Ok(None);
     };
-    if !shares_filesystem(client, key, &target).await {
+    if !*reach.0.get_or_init(|| shares_filesystem(client, key, &target)).await {
         return Ok(None);
     }
     let (chunks, reader) = tokio::sync::mpsc::channel(8);

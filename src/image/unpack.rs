@@ -131,14 +131,18 @@ pub fn apply(target: &Target, mut input: impl Read) -> Result<String, UnpackErro
         }
         head.extend_from_slice(&byte_run[..n]);
     }
-    let kind = head.clone();
-    let input = BufReader::with_capacity(COPY_BUFFER, io::Cursor::new(head).chain(input));
-    let tar: Box<dyn Read> = match kind.as_slice() {
-        [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+    let gzip = match head.as_slice() {
+        [0x1f, 0x8b, ..] => true,
         [0x28, 0xb5, 0x2f, 0xfd, ..] => return Err(UnpackError::Unsupported("zstd")),
         [b'B', b'Z', b'h', ..] => return Err(UnpackError::Unsupported("bzip2")),
         [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => return Err(UnpackError::Unsupported("xz")),
-        _ => Box::new(input),
+        _ => false,
+    };
+    let input = BufReader::with_capacity(COPY_BUFFER, io::Cursor::new(head).chain(input));
+    let tar: Box<dyn Read> = if gzip {
+        Box::new(flate2::bufread::MultiGzDecoder::new(input))
+    } else {
+        Box::new(input)
     };
     let mut archive = tar::Archive::new(Hashing {
         inner: tar,
@@ -330,33 +334,45 @@ fn lsetxattr(dir: BorrowedFd<'_>, name: &[u8], key: &CStr, value: &[u8]) -> io::
     }
 }
 
-fn is_dir(stat: &nix::sys::stat::FileStat) -> bool {
-    SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+fn file_type(stat: &nix::sys::stat::FileStat) -> SFlag {
+    SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT
 }
 
-/// Removes `name` in `dir`, a whole tree if it is a directory (never following symlinks).
+fn is_dir(stat: &nix::sys::stat::FileStat) -> bool {
+    file_type(stat) == SFlag::S_IFDIR
+}
+
+/// Sets the owner of `name` in `dir` itself (a symlink's, never its target's).
+fn chown(dir: BorrowedFd<'_>, name: &[u8], uid: u32, gid: u32) -> io::Result<()> {
+    fchownat(
+        dir,
+        name,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(errno)
+}
+
+/// Removes `name` in `dir`, a whole tree if it is a directory (never following symlinks); nothing
+/// there is no error.
 fn remove(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     if matches!(name, b"" | b"." | b"..") {
         return Err(io::Error::other("refusing to remove . or .."));
     }
     let path = proc_path(dir, name);
     let path = Path::new(OsStr::from_bytes(path.as_bytes()));
-    match std::fs::symlink_metadata(path)? {
-        m if m.is_dir() => std::fs::remove_dir_all(path),
-        _ => std::fs::remove_file(path),
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
 /// Owner first (chown clears setuid bits and file capabilities), then xattrs, then mode.
 fn set_meta(dir: BorrowedFd<'_>, base: &[u8], kind: tar::EntryType, meta: &Meta) -> io::Result<()> {
-    fchownat(
-        dir,
-        base,
-        Some(Uid::from_raw(meta.uid)),
-        Some(Gid::from_raw(meta.gid)),
-        AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
-    .map_err(errno)?;
+    chown(dir, base, meta.uid, meta.gid)?;
     for (key, value) in &meta.xattrs {
         match lsetxattr(dir, base, key, value) {
             // As containerd: a filesystem without xattrs, or user.* on a symlink or a device.
@@ -367,7 +383,7 @@ fn set_meta(dir: BorrowedFd<'_>, base: &[u8], kind: tar::EntryType, meta: &Meta)
     // Never through a symlink: a hard link may name one (whose target is outside the snapshot),
     // and chmod follows. What is not a symlink now stays one podctl made or found as a directory.
     let is_symlink = fstatat(dir, base, AtFlags::AT_SYMLINK_NOFOLLOW)
-        .map(|stat| SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK)
+        .map(|stat| file_type(&stat) == SFlag::S_IFLNK)
         .map_err(errno)?;
     if !is_symlink {
         nix::sys::stat::fchmodat(
@@ -504,19 +520,10 @@ impl Unpacker<'_> {
         let meta = meta(entry)?;
         let dir_fd = self.parent_dir(parent)?;
         let dir = dir_fd.as_fd();
-        if fstatat(dir, hidden, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok() {
-            remove(dir, hidden)?;
-        }
+        remove(dir, hidden)?;
         if overlay {
             mknodat(dir, hidden, SFlag::S_IFCHR, Mode::empty(), 0).map_err(errno)?;
-            fchownat(
-                dir,
-                hidden,
-                Some(Uid::from_raw(meta.uid)),
-                Some(Gid::from_raw(meta.gid)),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .map_err(errno)?;
+            chown(dir, hidden, meta.uid, meta.gid)?;
         }
         self.parent = Some((join(parent), dir_fd));
         Ok(())
@@ -578,14 +585,7 @@ impl Unpacker<'_> {
                         });
                         let LowerDir { mode, uid, gid, .. } = lower;
                         mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o700)).map_err(errno)?;
-                        fchownat(
-                            dir.as_fd(),
-                            name,
-                            Some(Uid::from_raw(uid)),
-                            Some(Gid::from_raw(gid)),
-                            AtFlags::AT_SYMLINK_NOFOLLOW,
-                        )
-                        .map_err(errno)?;
+                        chown(dir.as_fd(), name, uid, gid)?;
                         nix::sys::stat::fchmodat(
                             dir.as_fd(),
                             name,
@@ -614,7 +614,7 @@ impl Unpacker<'_> {
                 continue;
             };
             let stat = fstat(fd.as_fd()).ok()?;
-            if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+            if !is_dir(&stat) {
                 return None;
             }
             // The directory's own xattrs, but not overlayfs's (trusted.*): those say how that
