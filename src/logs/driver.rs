@@ -15,6 +15,8 @@ use super::{open_rotating_sink, LineSplitter, Rotation, Stream};
 const STDOUT_FD: i32 = 3;
 const STDERR_FD: i32 = 4;
 const READY_FD: i32 = 5;
+/// How long a stream may hold an unfinished line before it is logged as a partial record.
+const IDLE_FLUSH_MILLIS: i32 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogDriverError {
@@ -149,13 +151,28 @@ pub fn run(log_path: &Path, rotation: Rotation) -> Result<(), LogDriverError> {
                 revents: 0,
             })
             .collect();
+        // The shim holds the pipes' write ends until the task is deleted, and an exited task is kept
+        // (restartPolicy Never, or until the next run): EOF may never come while the member shows
+        // as terminated. So text left without a newline is written as a `P` record once the stream
+        // has been quiet for IDLE_FLUSH; what follows continues that line when the log is read.
+        let pending = streams.iter().any(|s| s.2.has_pending());
+        let timeout = if pending { IDLE_FLUSH_MILLIS } else { -1 };
         // SAFETY: `polled` is a valid array of pollfd for its length.
-        if unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, -1) } < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
+        match unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, timeout) } {
+            0 => {
+                for (_, stream, splitter, _) in streams.iter_mut() {
+                    splitter.finish(*stream, &sink).map_err(write_error)?;
+                }
                 continue;
             }
-            return Err(write_error(e));
+            n if n < 0 => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(write_error(e));
+            }
+            _ => {}
         }
         for p in polled.iter().filter(|p| p.revents != 0) {
             let Some((file, stream, splitter, open)) = streams.iter_mut().find(|s| s.0.as_raw_fd() == p.fd) else {

@@ -181,6 +181,13 @@ impl LineSplitter {
         Ok(())
     }
 
+    /// Bytes of an unfinished line are waiting for their newline.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Writes what is left without a newline as a `P` record (at the stream's end, or when it has
+    /// been quiet: the next record continues the line).
     pub fn finish(&mut self, stream: Stream, sink: &Sink) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
