@@ -154,7 +154,7 @@ pub fn run(log_path: &Path, rotation: Rotation) -> Result<(), LogDriverError> {
         // The shim holds the pipes' write ends until the task is deleted, and an exited task is kept
         // (restartPolicy Never, or until the next run): EOF may never come while the member shows
         // as terminated. So text left without a newline is written as a `P` record once the stream
-        // has been quiet for IDLE_FLUSH; what follows continues that line when the log is read.
+        // has been quiet for IDLE_FLUSH_MILLIS; what follows continues that line when the log is read.
         let pending = streams.iter().any(|s| s.2.has_pending());
         let timeout = if pending { IDLE_FLUSH_MILLIS } else { -1 };
         // SAFETY: `polled` is a valid array of pollfd for its length.
