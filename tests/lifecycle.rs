@@ -220,6 +220,62 @@ fn probes_drive_ready_and_restart_the_unhealthy() {
     env.delete_leaving_nothing("probed");
 }
 
+/// httpGet probes send what the manifest asks: its headers in order, its Host header instead of the
+/// default, and the path with its query; the member records each request it gets.
+#[test]
+fn http_probes_send_the_manifests_headers() {
+    let env = require_env!("probe-headers");
+    env.import_busybox();
+    let answer = r"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    env.create(
+        "headers.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: headers}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  \
+             - name: recorder\n    image: {BUSYBOX_IMAGE}\n    \
+             command: [sh, -c, 'while true; do printf \"{answer}\" | nc -l -p 8080; done']\n    \
+             readinessProbe:\n      periodSeconds: 1\n      httpGet:\n        path: /healthz?from=probe\n        port: 8080\n        \
+             httpHeaders:\n        - {{name: X-Probe-Second, value: two}}\n        - {{name: Host, value: probe.example}}\n        \
+             - {{name: X-Probe-First, value: 'one, with spaces'}}\n"
+        ),
+    );
+    let log = env.wait_for_log("headers", "recorder", "X-Probe-First");
+    let request: Vec<&str> = log
+        .lines()
+        .take_while(|l| !l.trim_end_matches('\r').is_empty())
+        .collect();
+    let request: Vec<&str> = request.iter().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(
+        request,
+        [
+            "GET /healthz?from=probe HTTP/1.1",
+            "User-Agent: kube-probe/podctl",
+            "Accept: */*",
+            "X-Probe-Second: two",
+            "Host: probe.example",
+            "X-Probe-First: one, with spaces",
+            "Connection: close",
+        ],
+        "the request as the member received it:\n{log}"
+    );
+    env.wait_until(Duration::from_secs(15), "the recorder to be ready", || {
+        env.container_status("headers", "recorder")["ready"] == true
+    });
+    // A header that would split the request is refused before anything is made.
+    let bad = env.manifest(
+        "bad-header.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: badheader}}\nspec:\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    \
+             readinessProbe: {{httpGet: {{port: 80, scheme: HTTPS, httpHeaders: [{{name: 'X Bad', value: v}}]}}}}\n"
+        ),
+    );
+    let err = env.fails(&["create", "-f", &bad]);
+    assert!(
+        err.contains("spec.containers[0].readinessProbe.httpGet.httpHeaders[0].name"),
+        "{err}"
+    );
+    env.delete_leaving_nothing("headers");
+}
+
 #[test]
 fn exec_passes_stdio_and_the_exit_code_through() {
     use std::io::Write;

@@ -14,6 +14,7 @@ pub mod hooks;
 mod init;
 mod keeper;
 pub mod monitor;
+mod netprobe;
 pub mod probes;
 pub mod protocol;
 pub mod server;

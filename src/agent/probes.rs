@@ -1,5 +1,5 @@
-//! Probes of the pod's members, run by the agent: HTTP and TCP probes from inside the pod's network
-//! namespace (no curl needed in the image) for OCI and WASM members, exec probes through
+//! Probes of the pod's members, run by the agent: HTTP(S), TCP and gRPC probes from inside the pod's
+//! network namespace (`netprobe`) for OCI and WASM members, exec probes through
 //! containerd for OCI members. Startup gates the others; liveness failures kill the member (the
 //! supervisor or the WASM keeper then restarts it per the restart policy); readiness drives READY.
 
@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::netprobe;
 use super::protocol::{ProbeAction, ProbeDef, ProbeKind, ProbeStatus, SupervisorConfig};
 use super::server::{Agent, Slot};
 use super::SharedClient;
@@ -283,36 +282,24 @@ pub(super) async fn probe_once(
 ) -> Result<(), String> {
     let timeout = Duration::from_secs(timeout_secs.max(1).into());
     match action {
-        ProbeAction::Tcp { host, port } => {
-            let host = host.as_deref().unwrap_or(pod_host);
-            tokio::time::timeout(timeout, TcpStream::connect((host, *port)))
-                .await
-                .map_err(|_| format!("no connection to {host}:{port} within {timeout:?}"))?
-                .map(drop)
-                .map_err(|e| format!("{host}:{port}: {e}"))
-        }
-        ProbeAction::Http { host, port, path } => {
-            let host = host.as_deref().unwrap_or(pod_host);
-            let exchange = async {
-                let mut stream = TcpStream::connect((host, *port))
-                    .await
-                    .map_err(|e| format!("{host}:{port}: {e}"))?;
-                let request = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: podctl-probe\r\nConnection: close\r\n\r\n");
-                stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
-                let mut head = [0u8; 64];
-                let n = stream.read(&mut head).await.map_err(|e| e.to_string())?;
-                let line = String::from_utf8_lossy(&head[..n]).to_string();
-                let code: u16 = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-                if (200..400).contains(&code) {
-                    Ok(())
-                } else {
-                    Err(format!("HTTP GET {path} on port {port} answered {code}"))
-                }
+        ProbeAction::Tcp { host, port } => netprobe::tcp(host.as_deref().unwrap_or(pod_host), *port, timeout).await,
+        ProbeAction::Http {
+            host,
+            port,
+            path,
+            https,
+            headers,
+        } => {
+            let get = netprobe::HttpGet {
+                host: host.as_deref().unwrap_or(pod_host),
+                port: *port,
+                path,
+                https: *https,
+                headers,
             };
-            tokio::time::timeout(timeout, exchange)
-                .await
-                .map_err(|_| format!("HTTP GET {path} on port {port} timed out after {timeout:?}"))?
+            get.run(timeout).await
         }
+        ProbeAction::Grpc { port, service } => netprobe::grpc(pod_host, *port, service, timeout).await,
         ProbeAction::Exec { command } => {
             // `create` refuses exec probes on WASM members: there is no process to exec into.
             let Target::Oci { id } = target else {

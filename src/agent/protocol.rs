@@ -173,6 +173,18 @@ pub enum ProbeAction {
         host: Option<String>,
         port: u16,
         path: String,
+        /// `scheme: HTTPS`: TLS without verifying the certificate, as kubelet.
+        #[serde(default)]
+        https: bool,
+        /// `httpHeaders` in the manifest's order; a `Host` header replaces the default one.
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+    },
+    /// The standard gRPC health protocol on the pod's IP, without TLS.
+    Grpc {
+        port: u16,
+        #[serde(default)]
+        service: String,
     },
     Tcp {
         host: Option<String>,

@@ -641,6 +641,9 @@ fn probe_line(probe: &Probe) -> String {
         format!("tcp-socket {}:{}", tcp.host.as_deref().unwrap_or(""), port(&tcp.port))
     } else if let Some(exec) = &probe.exec {
         format!("exec [{}]", exec.command.join(" "))
+    } else if let Some(grpc) = &probe.grpc {
+        // kubectl's form: the service may be empty (the server as a whole).
+        format!("grpc <pod>:{} {}", grpc.port, grpc.service.as_deref().unwrap_or(""))
     } else {
         "<no action>".into()
     };

@@ -413,6 +413,8 @@ pub struct Probe {
     pub tcp_socket: Option<TcpSocketAction>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exec: Option<ExecAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcAction>,
     pub initial_delay_seconds: u32,
     pub period_seconds: u32,
     pub timeout_seconds: u32,
@@ -426,6 +428,7 @@ impl Default for Probe {
             http_get: None,
             tcp_socket: None,
             exec: None,
+            grpc: None,
             initial_delay_seconds: 0,
             period_seconds: 10,
             timeout_seconds: 1,
@@ -473,6 +476,25 @@ pub struct HttpGetAction {
     pub host: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub http_headers: Vec<HttpHeader>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpHeader {
+    pub name: String,
+    pub value: String,
+}
+
+/// A gRPC probe: the standard health protocol (`grpc.health.v1.Health/Check`) without TLS, as kubelet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GrpcAction {
+    /// A number only: Kubernetes does not take a port name here.
+    pub port: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1033,7 +1033,47 @@ fn probes_parse_with_kubernetes_defaults_and_are_checked() {
     ]));
     assert!(e.path.ends_with("livenessProbe.tcpSocket.port"), "{e}");
     let e = err_owned(pod_with_container_lines(&["    livenessProbe: {periodSeconds: 1}"]));
-    assert!(e.message.contains("exactly one of httpGet, tcpSocket or exec"), "{e}");
+    assert!(
+        e.message.contains("exactly one of httpGet, tcpSocket, exec or grpc"),
+        "{e}"
+    );
+}
+
+#[test]
+fn probe_schemes_headers_and_grpc_ports_are_checked() {
+    let parsed = parse_pod(
+        &pod_with_container_lines(&[
+            "    readinessProbe: {httpGet: {port: 8443, scheme: HTTPS, httpHeaders: [{name: X-A, value: b}]}}",
+            "    livenessProbe: {grpc: {port: 9000, service: ready}}",
+        ])
+        .join("\n"),
+    )
+    .unwrap();
+    assert!(parsed.warnings.is_empty(), "nothing is ignored: {:?}", parsed.warnings);
+    let defs = crate::member::probe_defs(&parsed.pod.spec.containers[0]);
+    assert!(defs.iter().any(|d| matches!(&d.action,
+        crate::agent::protocol::ProbeAction::Http { https: true, headers, .. } if headers == &[("X-A".to_string(), "b".to_string())])));
+    assert!(defs.iter().any(|d| matches!(&d.action,
+        crate::agent::protocol::ProbeAction::Grpc { port: 9000, service } if service == "ready")));
+
+    let e = err_owned(pod_with_container_lines(&[
+        "    livenessProbe: {httpGet: {port: 80, scheme: ftp}}",
+    ]));
+    assert_err(
+        &e,
+        "spec.containers[0].livenessProbe.httpGet.scheme",
+        9,
+        "HTTP or HTTPS",
+    );
+    let e = err_owned(pod_with_container_lines(&[
+        "    livenessProbe: {httpGet: {port: 80, httpHeaders: [{name: X, value: \"a\\r\\nInjected: 1\"}]}}",
+    ]));
+    assert_eq!(
+        e.path, "spec.containers[0].livenessProbe.httpGet.httpHeaders[0].value",
+        "{e}"
+    );
+    let e = err_owned(pod_with_container_lines(&["    startupProbe: {grpc: {port: 0}}"]));
+    assert_err(&e, "spec.containers[0].startupProbe.grpc.port", 9, "1-65535");
 }
 
 #[test]

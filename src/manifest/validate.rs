@@ -1012,6 +1012,38 @@ fn check_action_port(
             );
         }
     }
+    if let Some(http) = http {
+        check_http_get(c, &at.key("httpGet"), http);
+    }
+}
+
+/// Scheme and headers of an httpGet: what kubelet's API validation refuses.
+fn check_http_get(c: &mut Checker<'_>, hp: &FieldPath, http: &super::model::HttpGetAction) {
+    if let Some(scheme) = &http.scheme {
+        if !matches!(scheme.as_str(), "HTTP" | "HTTPS") {
+            c.fail(
+                &hp.key("scheme"),
+                format!("{scheme:?} is not a scheme; write HTTP or HTTPS"),
+            );
+        }
+    }
+    // RFC 9110 token characters: what Go's net/http (kubelet's client) would send.
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    for (i, header) in http.http_headers.iter().enumerate() {
+        let at = hp.key("httpHeaders").idx(i);
+        if header.name.is_empty() || !header.name.bytes().all(token) {
+            c.fail(
+                &at.key("name"),
+                format!(
+                    "{:?} is not an HTTP header name; use letters, digits and - (e.g. X-Probe)",
+                    header.name
+                ),
+            );
+        }
+        if header.value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            c.fail(&at.key("value"), "a header value cannot hold a line break or NUL");
+        }
+    }
 }
 
 fn check_probe(c: &mut Checker<'_>, pp: &FieldPath, probe: &super::model::Probe, container: &Container) {
@@ -1019,10 +1051,19 @@ fn check_probe(c: &mut Checker<'_>, pp: &FieldPath, probe: &super::model::Probe,
         probe.http_get.is_some(),
         probe.tcp_socket.is_some(),
         probe.exec.is_some(),
+        probe.grpc.is_some(),
     ];
     if handlers.iter().filter(|h| **h).count() != 1 {
-        c.fail(pp, "a probe needs exactly one of httpGet, tcpSocket or exec");
+        c.fail(pp, "a probe needs exactly one of httpGet, tcpSocket, exec or grpc");
         return;
+    }
+    if let Some(grpc) = &probe.grpc {
+        if !(1..=65535).contains(&grpc.port) {
+            c.fail(
+                &pp.key("grpc").key("port"),
+                format!("{} is not a port; a gRPC probe's port is a number 1-65535", grpc.port),
+            );
+        }
     }
     check_action_port(
         c,

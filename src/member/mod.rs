@@ -818,6 +818,12 @@ fn action_of(
             } else {
                 http.path.clone()
             },
+            https: http.scheme.as_deref() == Some("HTTPS"),
+            headers: http
+                .http_headers
+                .iter()
+                .map(|h| (h.name.clone(), h.value.clone()))
+                .collect(),
         })
     } else if let Some(tcp) = tcp {
         Some(ProbeAction::Tcp {
@@ -864,12 +870,18 @@ pub(crate) fn probe_defs(container: &Container) -> Vec<ProbeDef> {
         (ProbeKind::Readiness, &container.readiness_probe),
     ] {
         let Some(probe) = probe else { continue };
-        let Some(action) = action_of(
-            container,
-            probe.http_get.as_ref(),
-            probe.tcp_socket.as_ref(),
-            probe.exec.as_ref(),
-        ) else {
+        let grpc = probe.grpc.as_ref().map(|grpc| ProbeAction::Grpc {
+            port: u16::try_from(grpc.port).unwrap_or_default(),
+            service: grpc.service.clone().unwrap_or_default(),
+        });
+        let Some(action) = grpc.or_else(|| {
+            action_of(
+                container,
+                probe.http_get.as_ref(),
+                probe.tcp_socket.as_ref(),
+                probe.exec.as_ref(),
+            )
+        }) else {
             continue;
         };
         defs.push(ProbeDef {
