@@ -191,3 +191,64 @@ fn a_host_port_another_rule_shadows_is_a_create_error_not_a_dead_pod() {
     common::http_eventually(19583, "reached");
     env.ok(&["delete", "first", "second"]);
 }
+
+/// An agent whose pod directory vanished still pins its pod's namespace (IP, host ports): `gc`
+/// finds it by its command line and stops it, `--dry-run` only lists it; and while an agent runs,
+/// a second one for the same directory refuses to start.
+#[test]
+fn gc_stops_an_agent_whose_pod_directory_is_gone() {
+    let env = require_env!("gc-agent");
+    env.create("kept.yaml", &pod("kept", 19582));
+    env.wait_running("kept");
+    let sandbox = env.sandbox_id("kept");
+    let pod_dir = walk(&env.state_dir())
+        .into_iter()
+        .find(|p| p.ends_with(format!("{sandbox}/agent.pid")))
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .expect("the pod's directory");
+    let pid = |file: &str| -> u32 {
+        std::fs::read_to_string(pod_dir.join(file))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (agent, monitor) = (pid("agent.pid"), pid("agent-monitor.pid"));
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+    };
+
+    let second = env.podctl(&["agent", "run", "--pod-dir", pod_dir.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second agent started: {said}");
+    assert!(said.contains("another agent of this pod runs"), "{said}");
+    assert!(
+        alive(agent) && alive(monitor),
+        "the refused agent touched the running one"
+    );
+    assert!(env.ok(&["get", "pods", "kept"]).contains("Running"));
+
+    // The directory goes away behind podctl's back (moved out of the state directory, mounts and
+    // all, so it can be put back for the delete).
+    let aside = env.dir.join("aside");
+    std::fs::rename(&pod_dir, &aside).unwrap();
+    let listed = env.ok(&["gc", "--dry-run"]);
+    assert!(
+        listed.contains(&format!(
+            "agent (pid {agent}) of a pod whose state directory {} is gone",
+            pod_dir.display()
+        )),
+        "{listed}"
+    );
+    assert!(listed.contains(&format!("agent monitor (pid {monitor})")), "{listed}");
+    assert!(alive(agent) && alive(monitor), "--dry-run stopped it");
+    let removed = env.ok(&["gc"]);
+    assert!(removed.contains(&format!("removed: agent (pid {agent})")), "{removed}");
+    env.wait_until(Duration::from_secs(10), "the orphaned agent to end", || {
+        !alive(agent) && !alive(monitor)
+    });
+
+    std::fs::rename(&aside, &pod_dir).unwrap();
+    env.delete_leaving_nothing("kept");
+}

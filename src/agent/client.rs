@@ -58,6 +58,10 @@ pub fn spawn(pod: &str, pod_dir: &Path) -> Result<u32, AgentError> {
         command
     };
     command.arg(pod_dir).stdin(Stdio::null()).stdout(log).stderr(err_log);
+    // Taken here and handed down, so a second spawn fails before it records a PID; a stopped
+    // agent that is still ending gets a moment to let go.
+    let lock = PodDirLock::acquire(pod_dir, Duration::from_secs(3))?;
+    lock.pass_to(&mut command);
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {
@@ -182,6 +186,85 @@ fn is_our_agent(pid: u32, pod_dir: &Path) -> bool {
     cmdline.contains("agent") && cmdline.contains(&*dir.to_string_lossy())
 }
 
+/// An agent (or its monitor) whose pod directory is gone: no podctl command can reach it any more,
+/// yet it pins its pod's network namespace, and with it the pod's IP and host ports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrphanAgent {
+    pub pid: u32,
+    pub pod_dir: PathBuf,
+    pub monitor: bool,
+}
+
+/// The agents and monitors running for a pod directory under `state_root` that no longer exists
+/// (another podctl setup's agents, under another state directory, are not looked at).
+pub fn orphan_agents(state_root: &Path) -> Vec<OrphanAgent> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found: Vec<OrphanAgent> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let (pod_dir, monitor) = agent_pod_dir(&cmdline)?;
+            (pod_dir.starts_with(state_root) && !pod_dir.exists()).then_some(OrphanAgent { pid, pod_dir, monitor })
+        })
+        .collect();
+    // Monitors first: stopped before their agent, they cannot start it again.
+    found.sort_by_key(|agent| (!agent.monitor, agent.pid));
+    found
+}
+
+/// The pod directory of an agent's or monitor's command line (`... agent run --pod-dir DIR`,
+/// `podctl-agent-monitor --podctl EXE --pod-dir DIR`), and whether it is the monitor.
+fn agent_pod_dir(cmdline: &[u8]) -> Option<(PathBuf, bool)> {
+    use std::os::unix::ffi::OsStrExt;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let program = Path::new(std::ffi::OsStr::from_bytes(args.first()?));
+    let name = program.file_name()?.as_bytes();
+    let monitor = if name == MONITOR_BINARY.as_bytes() {
+        true
+    } else if args.get(1) == Some(&&b"agent"[..]) {
+        match args.get(2).copied() {
+            Some(b"monitor") => true,
+            Some(b"run") => false,
+            _ => return None,
+        }
+    } else {
+        return None;
+    };
+    let at = args.iter().position(|a| *a == b"--pod-dir")?;
+    let dir = PathBuf::from(std::ffi::OsStr::from_bytes(args.get(at + 1)?));
+    Some((dir, monitor))
+}
+
+/// Stops orphans found by [`orphan_agents`]: the monitor is killed (it has nothing to start again),
+/// the agent gets SIGTERM, which stops its members within their grace, and SIGKILL after `grace`.
+pub async fn stop_orphans(orphans: &[OrphanAgent], grace: Duration) {
+    use nix::sys::signal::Signal;
+    // Only while the PID still runs that command line: it may have ended and been reused.
+    let still = |agent: &OrphanAgent| {
+        std::fs::read(format!("/proc/{}/cmdline", agent.pid))
+            .ok()
+            .and_then(|c| agent_pod_dir(&c))
+            .is_some_and(|(dir, _)| dir == agent.pod_dir)
+    };
+    for agent in orphans.iter().filter(|a| a.monitor && still(a)) {
+        signal(agent.pid, Signal::SIGKILL);
+    }
+    let agents: Vec<&OrphanAgent> = orphans.iter().filter(|a| !a.monitor && still(a)).collect();
+    for agent in &agents {
+        signal(agent.pid, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while agents.iter().any(|a| still(a)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for agent in agents.iter().filter(|a| still(a)) {
+        signal(agent.pid, Signal::SIGKILL);
+    }
+}
+
 /// Starts the agent (and its monitor) again after they died or the monitor gave up; its members
 /// count a restart. Refuses while the agent runs and answers.
 pub async fn restart(pod: &str, pod_dir: &Path) -> Result<StatusReply, AgentError> {
@@ -197,4 +280,32 @@ pub async fn restart(pod: &str, pod_dir: &Path) -> Result<StatusReply, AgentErro
     let _ = std::fs::remove_file(pod_dir.join(SOCKET_FILE));
     spawn(pod, pod_dir)?;
     wait_ready(pod, pod_dir, Duration::from_secs(30)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::agent_pod_dir;
+    use std::path::PathBuf;
+
+    #[test]
+    fn agent_command_lines_name_their_pod_directory() {
+        let dir = PathBuf::from("/var/lib/podctl/default/abc");
+        assert_eq!(
+            agent_pod_dir(b"/usr/bin/podctl-agent\0agent\0run\0--pod-dir\0/var/lib/podctl/default/abc\0"),
+            Some((dir.clone(), false))
+        );
+        assert_eq!(
+            agent_pod_dir(
+                b"/usr/bin/podctl-agent-monitor\0--podctl\0/usr/bin/podctl\0--pod-dir\0/var/lib/podctl/default/abc\0"
+            ),
+            Some((dir.clone(), true))
+        );
+        assert_eq!(
+            agent_pod_dir(b"podctl\0agent\0monitor\0--pod-dir\0/var/lib/podctl/default/abc\0"),
+            Some((dir, true))
+        );
+        // Neither an agent nor its monitor, whatever its arguments say.
+        assert_eq!(agent_pod_dir(b"vim\0--pod-dir\0/var/lib/podctl/default/abc\0"), None);
+        assert_eq!(agent_pod_dir(b"podctl\0agent\0status\0--pod-dir\0/x\0"), None);
+    }
 }

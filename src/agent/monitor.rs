@@ -48,6 +48,7 @@ pub fn run(pod_dir: &Path, podctl: &Path) -> Result<(), AgentError> {
     // podctl's `agent run` arguments.
     let agent = podctl.with_file_name(AGENT_BINARY);
     let exe = if agent.is_file() { agent } else { podctl.to_path_buf() };
+    let lock = PodDirLock::acquire(pod_dir, Duration::ZERO)?;
     let monitor_pid = pod_dir.join(MONITOR_PID_FILE);
     super::write_file(&monitor_pid, std::process::id().to_string()).map_err(io_err(pod_dir, &monitor_pid))?;
     let mut delay = FIRST_DELAY;
@@ -55,12 +56,13 @@ pub fn run(pod_dir: &Path, podctl: &Path) -> Result<(), AgentError> {
     loop {
         let started = Instant::now();
         // stdout and stderr are the monitor's own: the pod's agent.log.
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        command
             .args(["agent", "run", "--pod-dir"])
             .arg(pod_dir)
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(io_err(pod_dir, &exe))?;
+            .stdin(Stdio::null());
+        lock.pass_to(&mut command);
+        let mut child = command.spawn().map_err(io_err(pod_dir, &exe))?;
         CHILD.store(child.id() as i32, Ordering::SeqCst);
         let pid_path = pod_dir.join(PID_FILE);
         let _ = super::write_file(&pid_path, child.id().to_string());

@@ -34,6 +34,8 @@ pub fn run(pod_dir: &Path) -> Result<(), AgentError> {
             cause,
         }
     };
+    // Held until this process ends: no second agent serves this directory meanwhile.
+    let _lock = PodDirLock::acquire(pod_dir, Duration::ZERO)?;
     let text = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
     let config: AgentConfig = serde_json::from_str(&text).map_err(|e| AgentError::Protocol {
         pod: pod_dir.display().to_string(),

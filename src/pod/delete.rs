@@ -22,7 +22,31 @@ pub async fn delete_pod(
     options: &DeleteOptions,
 ) -> Result<(), PodError> {
     finish_others_interrupted(client, settings, registry, name).await;
+    for what in stop_orphan_agents(settings, true).await {
+        eprintln!("stopped the {what}");
+    }
     delete_one(client, settings, registry, name, options).await
+}
+
+/// Stops the agents whose pod directory is gone (see [`crate::agent::client::orphan_agents`]):
+/// `delete` and `gc` do, so that a later pod never shares an IP or host port with a lost one's
+/// namespace. Returns what was found; `stop: false` only looks (`gc --dry-run`).
+pub(crate) async fn stop_orphan_agents(settings: &Settings, stop: bool) -> Vec<String> {
+    let orphans = crate::agent::client::orphan_agents(&settings.state_dir);
+    if stop && !orphans.is_empty() {
+        crate::agent::client::stop_orphans(&orphans, Duration::from_secs(5)).await;
+    }
+    orphans
+        .iter()
+        .map(|agent| {
+            let role = if agent.monitor { "agent monitor" } else { "agent" };
+            format!(
+                "{role} (pid {}) of a pod whose state directory {} is gone",
+                agent.pid,
+                agent.pod_dir.display()
+            )
+        })
+        .collect()
 }
 
 /// `delete_pod` without the automatic cleanup of other pods (which uses this).

@@ -3,7 +3,7 @@
 //! delete), then traces that nothing names any more — an IPAM reservation or nat rules of the
 //! configured CNI network, a state directory, with the netns pin of the same sandbox; a create
 //! lease; a log directory — of sandboxes that no record and no intent in any containerd
-//! namespace knows. Host objects are listed before the
+//! namespace knows; and agents whose pod directory is gone. Host objects are listed before the
 //! records and intents are read: whatever a create makes exists only after its intent, so a
 //! create running meanwhile is never taken for a leftover.
 
@@ -39,6 +39,11 @@ pub async fn gc(
         if !dry_run {
             super::delete::finish_interrupted(client, settings, registry, &stale.pod).await?;
         }
+    }
+
+    // An agent whose pod directory is gone pins its namespace: the pod's IP and host ports.
+    for what in super::delete::stop_orphan_agents(settings, !dry_run).await {
+        found.push(Found { what });
     }
 
     // The host first, then what is known (see the module docs). Only this configuration's
