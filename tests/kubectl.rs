@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::BUSYBOX_IMAGE;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::{BUSYBOX_IMAGE, ECHO_IMAGE};
 
 fn sleeper(name: &str, app: &str) -> String {
     format!(
@@ -348,8 +351,11 @@ spec:
   containers:
   - name: main
     image: {BUSYBOX_IMAGE}
-    command: [sleep, '3600']
+    command: [sh, -c, 'ln -s / /tmp/rootlink; ln -s ../../../../../../etc /tmp/uplink; ln -s /etc/hostname /tmp/hostlink; exec sleep 3600']
+    securityContext: {{runAsUser: 1000, runAsGroup: 1000}}
     volumeMounts: [{{name: data, mountPath: /data}}]
+  - name: static
+    image: {ECHO_IMAGE}
   - name: wasm
     image: file://{hello}
     volumeMounts: [{{name: data, mountPath: /data}}]
@@ -401,7 +407,61 @@ spec:
     let refused = env.fails(&["cp", "-c", "wasm", "files:/etc/passwd", &path("passwd")]);
     assert!(refused.contains("only paths inside its volumeMounts"), "{refused}");
     let missing = env.fails(&["cp", "files:/nope", &path("nope")]);
-    assert!(missing.contains("tar in the container exited"), "{missing}");
+    assert!(missing.contains("No such file or directory"), "{missing}");
+    assert!(!local.join("nope").exists());
+
+    // What is copied in belongs to the member's user and keeps its mode, both ways.
+    // `sh -c`: the harness appends its own flags to every podctl command line.
+    let sh = |script: &str| env.ok(&["exec", "files", "--", "sh", "-c", script]);
+    let stat = |file: &str| sh(&format!("stat -c '%u:%g %a' {file}"));
+    assert_eq!(stat("/tmp/blob.bin"), "1000:1000 644\n");
+    std::fs::set_permissions(local.join("blob.bin"), std::fs::Permissions::from_mode(0o751)).unwrap();
+    env.ok(&["cp", &path("blob.bin"), "files:/tmp/script"]);
+    assert_eq!(stat("/tmp/script"), "1000:1000 751\n");
+    env.ok(&["cp", "files:/tmp/script", &path("script")]);
+    let back = std::fs::metadata(local.join("script")).unwrap();
+    assert_eq!(back.permissions().mode() & 0o7777, 0o751);
+
+    // A static image without tar or a shell: both ways still work.
+    env.ok(&["cp", "-c", "static", &path("blob.bin"), "files:/copied.bin"]);
+    env.ok(&["cp", "-c", "static", "files:/copied.bin", &path("from-static.bin")]);
+    assert_eq!(std::fs::read(local.join("from-static.bin")).unwrap(), bytes);
+
+    // Hostile symlinks in the container resolve inside its root, never the host's.
+    let host_hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    assert_ne!(host_hostname, "files\n", "the test needs a host not named like the pod");
+    env.ok(&["cp", "files:/tmp/uplink/hostname", &path("through-up")]);
+    assert_eq!(std::fs::read_to_string(local.join("through-up")).unwrap(), "files\n");
+    env.ok(&["cp", "files:/tmp/rootlink/etc/hostname", &path("through-root")]);
+    assert_eq!(std::fs::read_to_string(local.join("through-root")).unwrap(), "files\n");
+    let escape = "podctl-cp-escape-probe";
+    env.ok(&[
+        "cp",
+        &path("tree/sub/note.txt"),
+        &format!("files:/tmp/rootlink/tmp/{escape}"),
+    ]);
+    env.ok(&[
+        "cp",
+        &path("tree/sub/note.txt"),
+        &format!("files:/tmp/uplink/../tmp/{escape}-up"),
+    ]);
+    assert!(
+        !Path::new("/tmp").join(escape).exists(),
+        "a copy reached the host's /tmp"
+    );
+    assert!(
+        !Path::new("/tmp").join(format!("{escape}-up")).exists(),
+        "a copy reached the host's /tmp"
+    );
+    assert_eq!(sh(&format!("cat /tmp/{escape}")), "nested\n");
+    // A symlink where a file goes is replaced, not written through.
+    env.ok(&["cp", &path("tree/sub/note.txt"), "files:/tmp/hostlink"]);
+    assert_eq!(sh("cat /etc/hostname"), "files\n");
+    assert_eq!(
+        std::fs::read_to_string("/etc/hostname").unwrap_or_default(),
+        host_hostname
+    );
+    assert_eq!(sh("cat /tmp/hostlink"), "nested\n");
     env.delete_leaving_nothing("files");
 }
 

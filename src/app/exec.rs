@@ -171,60 +171,6 @@ pub async fn exec(client: &Client, settings: &Settings, registry: &Registry, arg
     Ok(ExitCode::from(u8::try_from(status.code).unwrap_or(255)))
 }
 
-/// Runs `command` in an OCI member without a terminal: `stdin` (if any) is its standard input,
-/// its standard output goes to `stdout`, its standard error to `stderr`; returns its exit code.
-pub async fn run_piped(
-    client: &Client,
-    settings: &Settings,
-    member_id: &str,
-    command: &[String],
-    stdin: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>,
-    stdout: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
-    stderr: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
-) -> Result<u32> {
-    let exec_id = format!(
-        "exec-{}-{}",
-        std::process::id(),
-        crate::record::new_uid().get(..8).unwrap_or("0")
-    );
-    let dir = settings.state_dir.join(format!("exec-{exec_id}"));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let cleanup_dir = scopeguard(dir.clone());
-    let io = ExecIo {
-        stdin: if stdin.is_some() {
-            Some(fifo(&dir, "stdin")?)
-        } else {
-            None
-        },
-        stdout: fifo(&dir, "stdout")?,
-        stderr: fifo(&dir, "stderr")?,
-        terminal: false,
-    };
-    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
-    let stdout_pump = tokio::spawn(pump(io.stdout.clone(), stdout, done_rx.clone()));
-    let stderr_pump = tokio::spawn(pump(io.stderr.clone(), stderr, done_rx));
-    let stdin_writer = match &io.stdin {
-        Some(path) => Some(pipe::OpenOptions::new().read_write(true).open_sender(path)?),
-        None => None,
-    };
-    client.exec_start(member_id, &exec_id, command, &io).await?;
-    if let (Some(mut writer), Some(mut input)) = (stdin_writer, stdin) {
-        let (client, id, exec_id) = (client.clone(), member_id.to_string(), exec_id.clone());
-        tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut input, &mut writer).await;
-            drop(writer);
-            client.close_exec_stdin(&id, &exec_id).await;
-        });
-    }
-    let status = client.wait_exec(member_id, &exec_id).await?;
-    let _ = done_tx.send(true);
-    let _ = stdout_pump.await;
-    let _ = stderr_pump.await;
-    client.delete_exec(member_id, &exec_id).await;
-    drop(cleanup_dir);
-    Ok(status.code)
-}
-
 /// Removes the FIFO directory however exec ends.
 fn scopeguard(dir: std::path::PathBuf) -> impl Drop {
     struct Guard(std::path::PathBuf);

@@ -16,7 +16,7 @@ pub const BUSYBOX_IMAGE: &str = "podctl.test/busybox:1";
 pub const ECHO_IMAGE: &str = "podctl.local/echoserver:0.1";
 const BUSYBOX_APPLETS: &[&str] = &[
     "sh", "cat", "echo", "hostname", "ls", "ps", "sleep", "wget", "nc", "true", "false", "grep", "id", "ip", "printf",
-    "readlink", "stat", "test", "touch", "trap", "kill", "tar",
+    "readlink", "stat", "test", "touch", "trap", "kill", "tar", "ln",
 ];
 
 /// Says why a test cannot run here; panics in CI, where every test must run.

@@ -1,8 +1,11 @@
-//! `podctl cp POD:PATH LOCAL` and `podctl cp LOCAL POD:PATH`, as kubectl cp: a tar stream through
-//! `tar` run in the member (so the member's own view of its files, volumes included, and its
-//! user's permissions hold), unpacked on the host with the tar crate, which keeps every entry
-//! inside the destination. A member that a plugin runs (WASM) has no process to run tar in: only
-//! paths inside its declared volumes are copied, straight from their host directories.
+//! `podctl cp POD:PATH LOCAL` and `podctl cp LOCAL POD:PATH`, as kubectl cp, but without `tar` in
+//! the image (as docker cp and podman cp): an OCI member's files are copied from the host side
+//! through its running process's root, every path resolved inside it ([`inroot`]). A member that a
+//! plugin runs (WASM) has no root of its own: only paths inside its declared volumes are copied,
+//! straight from their host directories (a tar stream, unpacked with the tar crate, which keeps
+//! every entry inside the destination).
+
+mod inroot;
 
 use std::path::{Path, PathBuf};
 
@@ -125,38 +128,54 @@ async fn copy_out(
     local: &Path,
 ) -> Result<()> {
     let (parent, name) = split(path)?;
-    let tar_file = tar_path(settings);
     if member.in_agent {
         let source = volume_path(settings, client, view, member, path)?;
+        let tar_file = tar_path(settings);
         write_tar(&tar_file, &source, &name)?;
-    } else {
-        let out = tokio::fs::File::create(&tar_file)
-            .await
-            .with_context(|| format!("creating {}", tar_file.display()))?;
-        let tar = ["tar".into(), "cf".into(), "-".into(), "-C".into(), parent, name.clone()];
-        let ran = run_tar(client, settings, member, &tar, None, out).await;
-        let failed = match ran {
-            Ok((0, _)) => None,
-            Ok((code, errors)) => Some(format!("tar in the container exited with {code}: {errors}")),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(why) = failed {
-            let _ = std::fs::remove_file(&tar_file);
-            bail!(
-                "copying {path} out of container {} of pod {}: {why}; the image needs `tar` (kubectl cp needs it too)",
-                member.name,
-                view.name
-            );
-        }
+        let unpacked = place(local, &name, |staging| unpack(&tar_file, staging));
+        let _ = std::fs::remove_file(&tar_file);
+        return unpacked;
     }
-    let unpacked = unpack(&tar_file, &name, local);
-    let _ = std::fs::remove_file(&tar_file);
-    unpacked
+    let root = running_root(client, view, member).await?;
+    place(local, &name, |staging| {
+        let skipped = root
+            .copy_out(Path::new(&parent), name.as_ref(), &staging.join(&name))
+            .with_context(|| format!("copying {path} out of container {} of pod {}", member.name, view.name))?;
+        warn_skipped(&skipped);
+        Ok(())
+    })
 }
 
-/// Unpacks `tar_file` (one top entry, `name`) so that it becomes `local` (kubectl's rename), or
-/// goes inside `local` when that is an existing directory.
-fn unpack(tar_file: &Path, name: &str, local: &Path) -> Result<()> {
+/// The root filesystem of the member's running process.
+async fn running_root(client: &Client, view: &PodView, member: &MemberView) -> Result<inroot::MemberRoot> {
+    let task = client.get_task(&member.id).await?;
+    let Some(task) = task.filter(|t| t.state == crate::containerd::TaskState::Running) else {
+        bail!(
+            "container {} of pod {} is not running; podctl cp copies through a running member's root filesystem \
+             (`podctl start {}` starts it again)",
+            member.name,
+            view.name,
+            view.name
+        );
+    };
+    inroot::MemberRoot::of_process(task.pid).with_context(|| {
+        format!(
+            "opening the root filesystem of container {} (pid {})",
+            member.name, task.pid
+        )
+    })
+}
+
+fn warn_skipped(skipped: &[PathBuf]) {
+    for path in skipped {
+        eprintln!("warning: {} is a device, FIFO or socket; not copied", path.display());
+    }
+}
+
+/// Puts a copy named `name` at `local` (kubectl's rename), or inside `local` when that is an
+/// existing directory. `make` writes it as `name` in a staging directory next to the destination,
+/// then one rename puts it in place, so a failed copy leaves nothing half written.
+fn place(local: &Path, name: &str, make: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let (into, rename) = if local.is_dir() {
         (local.to_path_buf(), None)
     } else {
@@ -166,21 +185,21 @@ fn unpack(tar_file: &Path, name: &str, local: &Path) -> Result<()> {
             .unwrap_or(Path::new("."));
         (parent.to_path_buf(), Some(local.to_path_buf()))
     };
-    // A staging directory next to the destination: entries land inside it (never outside: the
-    // tar crate refuses `..` and absolute paths), then one rename puts the copy in place.
     let staging = into.join(format!(".podctl-cp-{}", std::process::id()));
     std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
-    let result = (|| -> Result<()> {
-        let mut archive = tar::Archive::new(std::fs::File::open(tar_file)?);
-        archive.set_preserve_permissions(true);
-        archive.unpack(&staging).context("unpacking the copy")?;
+    let result = make(&staging).and_then(|()| {
         let target = rename.unwrap_or_else(|| into.join(name));
-        std::fs::rename(staging.join(name), &target)
-            .with_context(|| format!("moving the copy to {}", target.display()))?;
-        Ok(())
-    })();
+        std::fs::rename(staging.join(name), &target).with_context(|| format!("moving the copy to {}", target.display()))
+    });
     let _ = std::fs::remove_dir_all(&staging);
     result
+}
+
+/// Unpacks `tar_file` into `dir` (the tar crate refuses `..` and absolute paths).
+fn unpack(tar_file: &Path, dir: &Path) -> Result<()> {
+    let mut archive = tar::Archive::new(std::fs::File::open(tar_file)?);
+    archive.set_preserve_permissions(true);
+    archive.unpack(dir).context("unpacking the copy")
 }
 
 /// Where this podctl keeps the tar stream of one copy.
@@ -216,43 +235,24 @@ async fn copy_in(
         let target = volume_path(settings, client, view, member, path)?;
         let tar_file = tar_path(settings);
         write_tar(&tar_file, local, &name)?;
-        let unpacked = unpack(&tar_file, &name, &target);
+        let unpacked = place(&target, &name, |staging| unpack(&tar_file, staging));
         let _ = std::fs::remove_file(&tar_file);
         return unpacked;
     }
-    let tar_file = tar_path(settings);
-    write_tar(&tar_file, local, &name)?;
-    let input = tokio::fs::File::open(&tar_file).await?;
-    let tar = ["tar".into(), "xf".into(), "-".into(), "-C".into(), parent];
-    let ran = run_tar(client, settings, member, &tar, Some(input), tokio::io::sink()).await;
-    let _ = std::fs::remove_file(&tar_file);
-    let (code, errors) = ran?;
-    if code != 0 {
-        bail!(
-            "copying {} into container {} of pod {}: tar in the container exited with {code}: {errors}; the image \
-             needs `tar`, and the member's user must be allowed to write {path}",
-            local.display(),
-            member.name,
-            view.name
-        );
+    if std::fs::symlink_metadata(local).is_err() {
+        bail!("{} does not exist on this host", local.display());
     }
+    let root = running_root(client, view, member).await?;
+    let skipped = root
+        .copy_in(local, Path::new(&parent), name.as_ref())
+        .with_context(|| {
+            format!(
+                "copying {} into container {} of pod {} as {path}",
+                local.display(),
+                member.name,
+                view.name
+            )
+        })?;
+    warn_skipped(&skipped);
     Ok(())
-}
-
-/// Runs tar in the member; returns its exit code and what it said on stderr.
-async fn run_tar(
-    client: &Client,
-    settings: &Settings,
-    member: &MemberView,
-    command: &[String],
-    stdin: Option<tokio::fs::File>,
-    stdout: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
-) -> Result<(u32, String)> {
-    let err_file = settings.state_dir.join(format!("cp-{}.err", std::process::id()));
-    let stderr = tokio::fs::File::create(&err_file).await?;
-    let input = stdin.map(|f| Box::new(f) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
-    let code = super::exec::run_piped(client, settings, &member.id, command, input, stdout, stderr).await;
-    let errors = std::fs::read_to_string(&err_file).unwrap_or_default();
-    let _ = std::fs::remove_file(&err_file);
-    Ok((code?, errors.trim().to_string()))
 }
