@@ -8,6 +8,9 @@ fn main() -> ExitCode {
     if let Some(code) = podctl::logs::driver::run_if_invoked() {
         return code;
     }
+    if let Some(code) = podctl::logs::relay::run_if_invoked() {
+        return code;
+    }
     let cli = podctl::cli::Cli::parse();
     match podctl::app::run(cli) {
         Ok(code) => code,

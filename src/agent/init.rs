@@ -201,9 +201,15 @@ impl InitRunner {
                     // Each run logs to a file of its own, numbered after those before it.
                     let runs = std::fs::read_dir(&init.log_dir).map(|d| d.count()).unwrap_or(0);
                     let log = crate::logs::run_file(&init.log_dir, runs as u32);
-                    let rootfs = client.snapshot_mounts(&init.id).await?;
-                    let output = crate::logs::driver::output_uri(&log, self.config.log_rotation);
-                    client.create_task(&init.id, rootfs, &output).await?;
+                    super::create_run_task(
+                        client,
+                        (&init.id, &init.name),
+                        &log,
+                        self.config.log_rotation,
+                        init.stdio,
+                        self.config.state_dir.as_deref(),
+                    )
+                    .await?;
                     client.start_task(&init.id).await?;
                     client.wait_task(&init.id).await?.code
                 }

@@ -151,6 +151,29 @@ impl PodDirLock {
     }
 }
 
+/// Creates the next task of a member (or init container) whose runs log to `log`; with stdin or
+/// tty, its FIFOs are held by a relay started first (see `logs::relay`), under `pod_dir`.
+pub(crate) async fn create_run_task(
+    client: &crate::containerd::Client,
+    (id, name): (&str, &str),
+    log: &std::path::Path,
+    rotation: crate::logs::Rotation,
+    stdio: Option<crate::logs::relay::Interactive>,
+    pod_dir: Option<&std::path::Path>,
+) -> Result<u32, crate::containerd::ContainerdError> {
+    let rootfs = client.snapshot_mounts(id).await?;
+    let pod_dir = pod_dir.unwrap_or(std::path::Path::new("/run/podctl"));
+    let output = crate::logs::relay::task_output(log, rotation, stdio, pod_dir, name).map_err(|e| {
+        crate::containerd::ContainerdError::Invalid {
+            object: format!("task {id}"),
+            message: e.to_string(),
+        }
+    })?;
+    let pid = client.create_task(id, rootfs, &output.io).await?;
+    output.keep();
+    Ok(pid)
+}
+
 /// The agent's one containerd connection for its keepers, probes and init runner (the supervisor
 /// keeps its own, for its event subscription): made when first needed, again after `reset`. One
 /// connection, not one per member: each costs the agent tens of kB.

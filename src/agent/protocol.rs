@@ -88,6 +88,9 @@ pub struct InitRef {
     /// its init order and waits for until its startup probe passes (or it runs), not until it exits.
     #[serde(default)]
     pub sidecar: bool,
+    /// `stdin`/`tty`, as for [`OciMemberRef::stdio`].
+    #[serde(default)]
+    pub stdio: Option<crate::logs::relay::Interactive>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -140,6 +143,9 @@ pub struct OciMemberRef {
     /// `terminationMessagePolicy: FallbackToLogsOnError`.
     #[serde(default)]
     pub message_from_logs: bool,
+    /// `stdin`/`tty`: each run's task gets FIFOs held by a relay (see `logs::relay`).
+    #[serde(default)]
+    pub stdio: Option<crate::logs::relay::Interactive>,
 }
 
 /// A container's `lifecycle` hooks, as the agent runs them.

@@ -440,14 +440,15 @@ impl Supervisor {
             let _ = std::fs::write(crate::logs::termination_file(dir, &member.name), b"");
         }
         let log = next_run_log(&member.log_dir, restarts);
-        let rootfs = client.snapshot_mounts(&member.id).await?;
-        client
-            .create_task(
-                &member.id,
-                rootfs,
-                &crate::logs::driver::output_uri(&log, self.config.log_rotation),
-            )
-            .await?;
+        super::create_run_task(
+            client,
+            (&member.id, &member.name),
+            &log,
+            self.config.log_rotation,
+            member.stdio,
+            self.config.state_dir.as_deref(),
+        )
+        .await?;
         client.start_task(&member.id).await?;
         self.tracks
             .lock()

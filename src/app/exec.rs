@@ -17,10 +17,10 @@ use crate::member::Registry;
 use crate::pod::{self, Settings};
 
 /// Puts the local terminal in raw mode and restores it when dropped.
-struct RawTerminal(Option<nix::sys::termios::Termios>);
+pub(super) struct RawTerminal(Option<nix::sys::termios::Termios>);
 
 impl RawTerminal {
-    fn enter() -> RawTerminal {
+    pub(super) fn enter() -> RawTerminal {
         let stdin = std::io::stdin();
         let Ok(saved) = nix::sys::termios::tcgetattr(stdin.as_fd()) else {
             return RawTerminal(None);
@@ -40,7 +40,7 @@ impl Drop for RawTerminal {
     }
 }
 
-fn window_size() -> Option<(u32, u32)> {
+pub(super) fn window_size() -> Option<(u32, u32)> {
     let mut ws = libc::winsize {
         ws_row: 0,
         ws_col: 0,

@@ -1,6 +1,7 @@
 //! The binary's edge: turns parsed command lines into calls on the library and prints results.
 //! `anyhow` lives here only; everything below returns typed errors.
 
+mod attach;
 mod cp;
 mod exec;
 mod format;
@@ -271,6 +272,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let settings = settings(global);
             return exec::exec(&client, &settings, &existing(&settings), &args).await;
         }
+        Command::Attach(args) => {
+            let client = connect(global).await?;
+            let settings = settings(global);
+            return attach::attach(&client, &settings, &existing(&settings), &args).await;
+        }
         Command::Runtime(RuntimeCommand::Ls) => {
             let registry = registry(global)?;
             let settings = settings(global);
@@ -501,7 +507,11 @@ async fn logs(client: &Client, settings: &Settings, registry: &Registry, args: &
 /// `logs -f`: prints what the run's log gains, across its rotations (the rest of the file that
 /// became `<n>.log.1` first), and moves on to the next run's file after a restart
 /// (`<n>.log` -> `<n+1>.log`), until the log goes away with the pod.
-async fn follow(mut path: std::path::PathBuf, mut offset: u64, mut renderer: crate::logs::Renderer) -> Result<()> {
+pub(super) async fn follow(
+    mut path: std::path::PathBuf,
+    mut offset: u64,
+    mut renderer: crate::logs::Renderer,
+) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     use std::os::unix::fs::MetadataExt;
     let mut pending: Vec<u8> = Vec::new();

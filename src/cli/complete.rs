@@ -13,7 +13,7 @@ use super::{Cli, CompletionShell};
 
 /// The commands whose first argument is a pod name.
 const POD_COMMANDS: &[&str] = &[
-    "describe", "logs", "delete", "exec", "stop", "start", "restart", "wait", "top", "cp", "kube",
+    "describe", "logs", "delete", "exec", "attach", "stop", "start", "restart", "wait", "top", "cp", "kube",
 ];
 
 /// The completion script for `shell`: clap's, plus the dynamic names.

@@ -110,6 +110,24 @@ pub struct GlobalArgs {
     pub plugin_dir: Vec<PathBuf>,
 }
 
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Pod name
+    pub pod: String,
+    /// Member name (default: the kubectl.kubernetes.io/default-container annotation, else the first)
+    #[arg(long, short = 'c')]
+    pub container: Option<String>,
+    /// Send standard input to the member (it needs `stdin: true`)
+    #[arg(long, short = 'i')]
+    pub stdin: bool,
+    /// Use your terminal as the member's (it needs `tty: true`)
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// Print nothing of podctl's own, only the member's output
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create pods and their ConfigMaps and Secrets from manifests, or a ConfigMap or Secret from
@@ -129,6 +147,9 @@ pub enum Command {
     Events(EventsArgs),
     /// Run a command in a running member (OCI containers)
     Exec(ExecArgs),
+    /// Attach to a running member's output, and with -i its input (as kubectl attach); a member
+    /// with `tty: true` gets your terminal with -t. Detach with Ctrl-P Ctrl-Q
+    Attach(AttachArgs),
     /// Wait until pods meet a condition, or are deleted (as `kubectl wait`)
     Wait(WaitArgs),
     /// Copy files and directories between a member and the host: `cp POD:PATH LOCAL`,

@@ -42,13 +42,25 @@ pub struct TaskInfo {
     pub exited_at: Option<f64>,
 }
 
-/// Stdio of an exec'd process: FIFO paths the client created ("" = none).
+/// Stdio of a task or an exec'd process: FIFO paths the client created or log URIs ("" = none).
 #[derive(Clone, Debug, Default)]
 pub struct ExecIo {
     pub stdin: Option<String>,
     pub stdout: String,
     pub stderr: String,
     pub terminal: bool,
+}
+
+impl ExecIo {
+    /// No input; stdout and stderr both to `uri` (a log file or a log driver).
+    pub fn logged_to(uri: String) -> ExecIo {
+        ExecIo {
+            stdin: None,
+            stdout: uri.clone(),
+            stderr: uri,
+            terminal: false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -111,17 +123,17 @@ impl Client {
         Ok(true)
     }
 
-    /// Creates the task with stdout and stderr sent where `output_uri` says (`file://PATH` for the
-    /// shim's own copy, `binary://DRIVER?ARGS` for a log driver process). The task is always a new
+    /// Creates the task with its stdio where `io` says (`file://PATH` for the shim's own copy,
+    /// `binary://DRIVER?ARGS` for a log driver process, FIFOs for a member with stdin or tty). The task is always a new
     /// one: a task of this ID that is still on record (one whose delete was cut short is invisible to
     /// Get but blocks Create) is killed and deleted first.
-    pub async fn create_task(&self, id: &str, rootfs: Vec<Mount>, output_uri: &str) -> Result<u32> {
-        match self.create_task_once(id, rootfs.clone(), output_uri).await {
+    pub async fn create_task(&self, id: &str, rootfs: Vec<Mount>, io: &ExecIo) -> Result<u32> {
+        match self.create_task_once(id, rootfs.clone(), io).await {
             Err(e) if e.is_already_exists() => {
                 // (A task whose process has ended refuses the kill; the delete is what counts.)
                 let _ = self.kill_task(id, SIGKILL, true).await;
                 self.delete_task(id).await?;
-                self.create_task_once(id, rootfs, output_uri).await
+                self.create_task_once(id, rootfs, io).await
             }
             other => other,
         }
@@ -132,7 +144,7 @@ impl Client {
     /// the next Create of that ID fails (`mkdir …: file exists`, or the shim's `getwd: no such file
     /// or directory`, or `fork/exec …: no such file or directory` when the shim's working directory
     /// went). Such a Create is tried again until the earlier one has ended.
-    async fn create_task_once(&self, id: &str, rootfs: Vec<Mount>, output_uri: &str) -> Result<u32> {
+    async fn create_task_once(&self, id: &str, rootfs: Vec<Mount>, io: &ExecIo) -> Result<u32> {
         const EARLIER_CREATE_ENDS: Duration = Duration::from_secs(15);
         let started = std::time::Instant::now();
         let mut pause = Duration::from_millis(20);
@@ -141,8 +153,10 @@ impl Client {
             let request = CreateTaskRequest {
                 container_id: id.to_string(),
                 rootfs: rootfs.clone(),
-                stdout: output_uri.to_string(),
-                stderr: output_uri.to_string(),
+                stdin: io.stdin.clone().unwrap_or_default(),
+                stdout: io.stdout.clone(),
+                stderr: io.stderr.clone(),
+                terminal: io.terminal,
                 ..Default::default()
             };
             match tasks.create(self.request(request, None)).await {

@@ -6,6 +6,7 @@
 //! members' termination messages (their file, or the end of their log).
 
 pub mod driver;
+pub mod relay;
 
 use std::path::{Path, PathBuf};
 

@@ -920,22 +920,6 @@ fn check_container(c: &mut Checker<'_>, cp: &FieldPath, container: &Container, v
             }
         }
     }
-    for (key, set) in [
-        ("stdin", container.stdin),
-        ("stdinOnce", container.stdin_once),
-        ("tty", container.tty),
-    ] {
-        if set {
-            c.fail(
-                &cp.key(key),
-                format!(
-                    "{key}: true needs `kubectl attach`, which podctl has not, so a process waiting on its input \
-                     would end at once; remove it, and run an interactive shell with `podctl exec -it POD -- sh` \
-                     in a member that runs `sleep infinity`"
-                ),
-            );
-        }
-    }
     if let Some(policy) = &container.termination_message_policy {
         if !matches!(policy.as_str(), "File" | "FallbackToLogsOnError") {
             c.fail(

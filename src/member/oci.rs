@@ -13,6 +13,7 @@ use super::*;
 use crate::containerd::signal_number;
 use crate::containerd::{NewContainer, TaskState, OCI_SPEC_TYPE_URL};
 use crate::image::ResolvedImage;
+use crate::logs::relay::{member_dir, Interactive};
 use crate::spec;
 
 pub struct OciRuntime;
@@ -41,7 +42,7 @@ impl OciRuntime {
             sidecar: false,
         };
         let records = create_records(ctx, &id, container, &image, kind, undo).await?;
-        create_task(ctx, &id, records, undo).await?;
+        create_task(ctx, &id, container, records, undo).await?;
         push_event(events, "Created", container);
         if ctx.start_deferred() {
             // The agent starts it once the init containers it took over have completed.
@@ -168,6 +169,9 @@ async fn create_records(
     if sidecar {
         labels.insert(LABEL_SIDECAR.into(), "true".into());
     }
+    if let Some(stdio) = interactive_of(container) {
+        labels.insert(LABEL_STDIO.into(), stdio.label());
+    }
 
     client
         .create_container(
@@ -262,18 +266,46 @@ fn layer_file(layer: &std::path::Path, name: &str) -> Option<Option<String>> {
 async fn create_task(
     ctx: &PodContext<'_>,
     id: &str,
+    container: &Container,
     (rootfs, log_path): (Vec<crate::containerd::RootfsMount>, PathBuf),
     undo: &mut Undo,
 ) -> Result<(), MemberError> {
-    ctx.client
-        .create_task(
-            id,
-            rootfs,
-            &crate::logs::driver::output_uri(&log_path, ctx.settings.log_rotation),
-        )
-        .await?;
+    let pod_dir = ctx.settings.pod_state_dir(ctx.client, ctx.sandbox_id);
+    create_member_task(
+        ctx.client,
+        id,
+        rootfs,
+        &log_path,
+        ctx.settings.log_rotation,
+        (interactive_of(container), &pod_dir, &container.name),
+    )
+    .await?;
     undo.push(Step::DeleteTask(id.to_string()));
     Ok(())
+}
+
+/// What the container asks of its input and terminal, if anything.
+pub(crate) fn interactive_of(container: &Container) -> Option<Interactive> {
+    Interactive::new(container.stdin, container.stdin_once, container.tty)
+}
+
+/// A member's task, its output logged to `log`; one with stdin or tty (`stdio`, with the pod's
+/// directory and the member's name) gets FIFOs held by a relay for `podctl attach`.
+pub(crate) async fn create_member_task(
+    client: &Client,
+    id: &str,
+    rootfs: Vec<crate::containerd::RootfsMount>,
+    log: &std::path::Path,
+    rotation: crate::logs::Rotation,
+    (stdio, pod_dir, name): (Option<Interactive>, &std::path::Path, &str),
+) -> Result<u32, MemberError> {
+    let output = crate::logs::relay::task_output(log, rotation, stdio, pod_dir, name).map_err(|e| MemberError::Io {
+        path: member_dir(pod_dir, name),
+        cause: e,
+    })?;
+    let pid = client.create_task(id, rootfs, &output.io).await?;
+    output.keep();
+    Ok(pid)
 }
 
 /// The containerd ID of the `index`-th init container when it is a sidecar: a member's ID, numbered
@@ -303,7 +335,7 @@ pub async fn start_sidecar(
         sidecar: true,
     };
     let records = create_records(ctx, &id, container, image, kind, undo).await?;
-    create_task(ctx, &id, records, undo).await?;
+    create_task(ctx, &id, container, records, undo).await?;
     push_event(events, "Created", container);
     if ctx.start_deferred() || container.startup_probe.is_some() {
         ctx.hand_over_init(InitRef {
@@ -313,6 +345,7 @@ pub async fn start_sidecar(
             index,
             total: ctx.pod.spec.init_containers.len(),
             sidecar: true,
+            stdio: interactive_of(container),
         });
         return Ok(());
     }
@@ -347,6 +380,7 @@ pub async fn run_init(
         index,
         total,
         sidecar: false,
+        stdio: interactive_of(container),
     };
     if ctx.start_deferred() {
         // An earlier init container was handed over: this one waits for it, in the agent.
@@ -361,7 +395,7 @@ pub async fn run_init(
     };
     show(format!("Init:{index}/{total}")).await;
     let records = create_records(ctx, &id, container, image, init_record(ctx, index), undo).await?;
-    create_task(ctx, &id, records, undo).await?;
+    create_task(ctx, &id, container, records, undo).await?;
     client.start_task(&id).await?;
     // A create never waits without bound: an init container still running after --init-wait is
     // the agent's to wait for (it applies the restart policy to how it ends), with the ones after
@@ -445,17 +479,27 @@ fn observe_task(task: Option<&TaskInfo>, oom_killed: bool, created: Option<f64>)
 }
 
 /// A new task of an existing member record on its snapshot, its output logged to `log`
-/// (`podctl start`, `podctl system restore`).
+/// (`podctl start`, `podctl system restore`); its stdin and tty as its record says.
 pub(crate) async fn create_task_logging_to(
     client: &Client,
-    id: &str,
+    settings: &Settings,
+    member: &MemberView,
     log: &std::path::Path,
-    rotation: crate::logs::Rotation,
 ) -> Result<u32, MemberError> {
-    let rootfs = client.snapshot_mounts(id).await?;
-    Ok(client
-        .create_task(id, rootfs, &crate::logs::driver::output_uri(log, rotation))
-        .await?)
+    let rootfs = client.snapshot_mounts(&member.id).await?;
+    let labels = &member.record.labels;
+    let stdio = labels.get(LABEL_STDIO).and_then(|l| Interactive::from_label(l));
+    let sandbox = labels.get(LABEL_SANDBOX_ID).cloned().unwrap_or_default();
+    let pod_dir = settings.pod_state_dir(client, &sandbox);
+    create_member_task(
+        client,
+        &member.id,
+        rootfs,
+        log,
+        settings.log_rotation,
+        (stdio, &pod_dir, &member.name),
+    )
+    .await
 }
 
 /// Starts a member's next run outside its agent (a restore after a reboot, a new image from
@@ -475,7 +519,7 @@ pub(crate) async fn start_next_run(
         .and_then(|p| p.parent())
         .unwrap_or(fallback_log_dir);
     let log = crate::logs::run_file(log_dir, restarts);
-    create_task_logging_to(client, &member.id, &log, settings.log_rotation).await?;
+    create_task_logging_to(client, settings, member, &log).await?;
     client.start_task(&member.id).await?;
     let mut recorded = vec![
         (LABEL_RESTART_COUNT, restarts.to_string()),
@@ -706,7 +750,7 @@ impl MemberRuntime for OciRuntime {
                     pod: pod.name.clone(),
                     message: format!("member {} records no log path", member.name),
                 })?;
-                create_task_logging_to(client, &member.id, &log, settings.log_rotation).await?;
+                create_task_logging_to(client, settings, member, &log).await?;
                 if now {
                     client.start_task(&member.id).await?;
                 }

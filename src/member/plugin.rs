@@ -322,6 +322,14 @@ impl MemberRuntime for PluginRuntime {
                     ));
                 }
             }
+            for (field, set) in [("stdin", container.stdin), ("tty", container.tty)] {
+                if set {
+                    return Err(member_error(
+                        container,
+                        format!("{field}: a member that plugin {} runs has no standard input or terminal to attach to (WASM members read no input through podctl yet); remove {field}: true, or run the program in an OCI container", self.name),
+                    ));
+                }
+            }
             let lifecycle = container.lifecycle.as_ref();
             for (field, hook) in [
                 ("postStart", lifecycle.and_then(|l| l.post_start.as_ref())),

@@ -751,7 +751,11 @@ impl CreatePlan<'_> {
         undo.push(Step::DeleteContainer(id.to_string()));
         let log = state_dir.join("sandbox.log");
         let pid = client
-            .create_task(id, rootfs, &format!("file://{}", log.display()))
+            .create_task(
+                id,
+                rootfs,
+                &crate::containerd::ExecIo::logged_to(format!("file://{}", log.display())),
+            )
             .await?;
         undo.push(Step::DeleteTask(id.to_string()));
         // Its PID is known now; members join its namespaces while it starts (see `run`).
@@ -770,6 +774,7 @@ fn oci_member_ref(ctx: &PodContext<'_>, id: String, container: &crate::manifest:
         stop_signal: None,
         hooks: member::hook_defs(container),
         message_from_logs: container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
+        stdio: crate::member::oci::interactive_of(container),
     }
 }
 

@@ -79,7 +79,11 @@ async fn restore_pod(
     let rootfs = client.snapshot_mounts(&id).await?;
     let log = state_dir.join("sandbox.log");
     let pause_pid = client
-        .create_task(&id, rootfs, &format!("file://{}", log.display()))
+        .create_task(
+            &id,
+            rootfs,
+            &crate::containerd::ExecIo::logged_to(format!("file://{}", log.display())),
+        )
         .await?;
     client.start_task(&id).await?;
 

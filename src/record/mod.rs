@@ -26,6 +26,9 @@ pub const LABEL_RUNTIME: &str = "podctl.io/runtime";
 pub const LABEL_RUNTIME_HANDLER: &str = "podctl.io/runtime-handler";
 pub const LABEL_STOP_SIGNAL: &str = "podctl.io/stop-signal";
 pub const LABEL_LOG_PATH: &str = "podctl.io/log-path";
+/// A member with `stdin` or `tty`: `stdin`, `stdin-once`, `tty`, joined by commas (see
+/// `logs::relay::Interactive`); its tasks get FIFOs held by a relay instead of the log driver.
+pub const LABEL_STDIO: &str = "podctl.io/stdio";
 /// Written by the pod's supervisor (the agent): how often the member was restarted, when last,
 /// how its last run ended (JSON), and why it waits now (CrashLoopBackOff).
 pub const LABEL_RESTART_COUNT: &str = "podctl.io/restart-count";

@@ -96,6 +96,8 @@ struct TaskSpec<'a> {
     seccomp: Option<&'a SeccompProfile>,
     /// Namespaced kernel parameters (the sandbox's: its members share its namespaces).
     sysctls: Vec<(String, String)>,
+    /// `tty: true`: the process gets a terminal (the task is created with one).
+    terminal: bool,
 }
 
 /// Docker's and containerd's default capability set.
@@ -215,7 +217,7 @@ fn build(task: TaskSpec<'_>) -> Result<Spec, SpecError> {
         .additional_gids(task.plan.additional_gids.clone())
         .build()?;
     let process = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(task.terminal)
         .user(user)
         .args(task.plan.args)
         .env(task.plan.env)
@@ -356,6 +358,7 @@ pub fn sandbox_spec(input: SandboxSpecInput<'_>) -> Result<Spec, SpecError> {
         cpu_millis: None,
         seccomp: None,
         sysctls: input.sysctls,
+        terminal: false,
     })
 }
 
@@ -391,12 +394,17 @@ pub fn member_spec(input: MemberSpecInput<'_>) -> Result<Spec, SpecError> {
             (LinuxNamespaceType::Pid, None)
         });
     }
+    let mut plan = input.plan;
+    // As the CRI plugin: a terminal program needs to know what it talks to.
+    if input.container.tty && !plan.env.iter().any(|e| e.starts_with("TERM=")) {
+        plan.env.push("TERM=xterm".into());
+    }
     build(TaskSpec {
         id: input.id,
         sandbox_id: input.sandbox_id,
         container_type: "container",
         security: input.container.security_context.as_ref(),
-        plan: input.plan,
+        plan,
         hostname: None,
         namespaces,
         extra_mounts: input.mounts,
@@ -409,6 +417,7 @@ pub fn member_spec(input: MemberSpecInput<'_>) -> Result<Spec, SpecError> {
             .and_then(|s| s.seccomp_profile.as_ref())
             .or(input.pod_seccomp),
         sysctls: Vec::new(),
+        terminal: input.container.tty,
     })
 }
 
