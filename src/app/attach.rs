@@ -72,102 +72,146 @@ pub async fn attach(client: &Client, settings: &Settings, registry: &Registry, a
     if tty && !args.quiet {
         eprintln!("If you don't see a command prompt, try pressing enter. (Ctrl-P Ctrl-Q detaches.)");
     }
-    socket.set_nonblocking(true)?;
-    let (mut from_relay, mut to_relay) = tokio::net::UnixStream::from_std(socket)?.into_split();
-    if send_input {
-        to_relay.write_all(&relay::frame(relay::FRAME_HELLO_STDIN, b"")).await?;
-    }
-    let _raw = tty.then(RawTerminal::enter);
-    if tty {
-        if let Some((w, h)) = window_size() {
-            client.resize_exec(&member.id, "", w, h).await;
-        }
-    }
-    let (detach_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
-    // The shim keeps its own end of the stdin FIFO open, so closing ours is not the member's end
-    // of input: containerd's CloseIO is, as the CRI plugin does for stdinOnce.
-    let close_stdin_after = send_input && stdio.stdin_once;
-    if send_input {
-        let (client, id) = (client.clone(), member.id.clone());
-        tokio::spawn(async move {
-            let detach = forward_input(&mut to_relay, tty).await;
-            if close_stdin_after {
-                client.close_exec_stdin(&id, "").await;
-            }
-            if detach {
-                let _ = detach_tx.send(());
-            }
-        });
-    }
-    let output = async {
-        let mut buffer = Vec::new();
-        let mut chunk = vec![0u8; 32 * 1024];
-        let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
-        loop {
-            let n = match from_relay.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            buffer.extend_from_slice(&chunk[..n]);
-            while let Ok(Some((kind, data))) = relay::take_frame(&mut buffer) {
-                let out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send) = match kind {
-                    relay::FRAME_STDERR => &mut stderr,
-                    _ => &mut stdout,
-                };
-                let _ = out.write_all(&data).await;
-                let _ = out.flush().await;
-            }
-        }
+    let session = Session {
+        client,
+        member_id: &member.id,
+        tty,
+        send_input,
+        // The shim keeps its own end of the stdin FIFO open, so closing ours is not the member's
+        // end of input: containerd's CloseIO is, as the CRI plugin does for stdinOnce.
+        close_stdin_after: send_input && stdio.stdin_once,
     };
-    tokio::pin!(output);
-    let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
-    // Until the input ends by itself (its sender then drops without a word).
-    let mut input_open = send_input;
-    loop {
-        tokio::select! {
-            () = &mut output => break,
-            said = &mut detached, if input_open => {
-                if said.is_err() {
+    match session.run(socket).await? {
+        Ended::Detached => {
+            if !args.quiet {
+                eprintln!("\r\nread escape sequence");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Ended::Interrupted => Ok(ExitCode::from(130)),
+        Ended::RunOver => Ok(exit_code_of(client, settings, registry, &view.name, &member.name).await),
+    }
+}
+
+/// How an attach ended.
+enum Ended {
+    /// Ctrl-P Ctrl-Q: the member runs on.
+    Detached,
+    /// Ctrl-C without a terminal.
+    Interrupted,
+    /// The member's run is over.
+    RunOver,
+}
+
+/// One attach to a relay.
+struct Session<'a> {
+    client: &'a Client,
+    member_id: &'a str,
+    tty: bool,
+    send_input: bool,
+    close_stdin_after: bool,
+}
+
+impl Session<'_> {
+    async fn run(&self, socket: std::os::unix::net::UnixStream) -> Result<Ended> {
+        socket.set_nonblocking(true)?;
+        let (from_relay, mut to_relay) = tokio::net::UnixStream::from_std(socket)?.into_split();
+        if self.send_input {
+            to_relay.write_all(&relay::frame(relay::FRAME_HELLO_STDIN, b"")).await?;
+        }
+        let raw = self.tty.then(RawTerminal::enter);
+        self.resize().await;
+        let (detach_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
+        if self.send_input {
+            let (client, id, tty, close) = (
+                self.client.clone(),
+                self.member_id.to_string(),
+                self.tty,
+                self.close_stdin_after,
+            );
+            tokio::spawn(async move {
+                let detach = forward_input(&mut to_relay, tty).await;
+                if close {
+                    client.close_exec_stdin(&id, "").await;
+                }
+                if detach {
+                    let _ = detach_tx.send(());
+                }
+            });
+        }
+        let output = print_output(from_relay);
+        tokio::pin!(output);
+        let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
+        // Until the input ends by itself (its sender then drops without a word).
+        let mut input_open = self.send_input;
+        let ended = loop {
+            tokio::select! {
+                () = &mut output => break Ended::RunOver,
+                said = &mut detached, if input_open => {
+                    if said.is_ok() {
+                        break Ended::Detached;
+                    }
                     input_open = false;
-                    continue;
                 }
-                drop(_raw);
-                if !args.quiet {
-                    eprintln!("\r\nread escape sequence");
+                // Ctrl-C without a terminal ends the attach, not the member (with one, it is the member's).
+                _ = tokio::signal::ctrl_c() => {
+                    if self.close_stdin_after {
+                        self.client.close_exec_stdin(self.member_id, "").await;
+                    }
+                    break Ended::Interrupted;
                 }
-                return Ok(ExitCode::SUCCESS);
+                _ = winch.recv(), if self.tty => self.resize().await,
             }
-            // Ctrl-C without a terminal ends the attach, not the member (with one, it is the member's).
-            _ = tokio::signal::ctrl_c() => {
-                if close_stdin_after {
-                    client.close_exec_stdin(&member.id, "").await;
-                }
-                return Ok(ExitCode::from(130));
-            }
-            _ = winch.recv(), if tty => {
-                if let Some((w, h)) = window_size() {
-                    client.resize_exec(&member.id, "", w, h).await;
-                }
-            }
+        };
+        drop(raw);
+        Ok(ended)
+    }
+
+    /// The member's terminal takes the local one's size.
+    async fn resize(&self) {
+        if let Some((w, h)) = window_size().filter(|_| self.tty) {
+            self.client.resize_exec(self.member_id, "", w, h).await;
         }
     }
-    drop(_raw);
-    // The member's output ended: its run is over, and its exit code is attach's, as kubectl's.
+}
+
+/// Writes the relay's frames to stdout and stderr until it closes.
+async fn print_output(mut from_relay: tokio::net::unix::OwnedReadHalf) {
+    let mut buffer = Vec::new();
+    let mut chunk = vec![0u8; 32 * 1024];
+    let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
+    loop {
+        let n = match from_relay.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buffer.extend_from_slice(&chunk[..n]);
+        while let Ok(Some((kind, data))) = relay::take_frame(&mut buffer) {
+            let out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send) = match kind {
+                relay::FRAME_STDERR => &mut stderr,
+                _ => &mut stdout,
+            };
+            let _ = out.write_all(&data).await;
+            let _ = out.flush().await;
+        }
+    }
+}
+
+/// The member's exit code once its run is over (attach's own, as kubectl's), as soon as its
+/// record says so; 0 if it does not within two seconds.
+async fn exit_code_of(client: &Client, settings: &Settings, registry: &Registry, pod: &str, name: &str) -> ExitCode {
     for _ in 0..40 {
-        let now = pod::find_pod(client, settings, registry, &view.name)
-            .await
-            .ok()
-            .flatten();
+        let now = pod::find_pod(client, settings, registry, pod).await.ok().flatten();
         let state = now
             .as_ref()
-            .and_then(|v| v.member_or_default(Some(&member.name)).ok())
+            .and_then(|v| v.member_or_default(Some(name)).ok())
             .map(|m| m.state());
         if let Some(pod::MemberState::Terminated { exit_code, .. }) = state {
-            return Ok(ExitCode::from(u8::try_from(exit_code).unwrap_or(255)));
+            return ExitCode::from(u8::try_from(exit_code).unwrap_or(255));
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 /// Sends local input to the relay until it ends (a close frame then: `stdinOnce` closes the

@@ -31,11 +31,11 @@ use crate::pod::{self, DeleteOptions, Settings};
 pub fn run(cli: Cli) -> Result<ExitCode> {
     // The agent must enter the pod's netns before any thread exists, so it runs before the runtime.
     if let Command::Agent(AgentCommand::Run { pod_dir }) = &cli.command {
-        crate::agent::server::run(pod_dir)?;
+        crate::agent::daemon::run(pod_dir)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Command::Agent(AgentCommand::Monitor { pod_dir }) = &cli.command {
-        crate::agent::monitor::run(pod_dir, &crate::podctl_exe()?)?;
+        crate::agent::daemon::monitor::run(pod_dir, &crate::podctl_exe()?)?;
         return Ok(ExitCode::SUCCESS);
     }
     // One thread is plenty for a CLI and starts fastest; network namespaces are made on their own

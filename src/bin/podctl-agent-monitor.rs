@@ -1,5 +1,5 @@
 //! `podctl-agent-monitor --podctl PODCTL --pod-dir DIR`: the pod agent's monitor (see
-//! `podctl::agent::monitor`). A binary of its own because one runs per pod: it links only the
+//! `podctl::agent::daemon::monitor`). A binary of its own because one runs per pod: it links only the
 //! monitor's loop, not the rest of podctl, so an OCI-only pod costs less memory.
 
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match podctl::agent::monitor::run(&pod_dir, &podctl) {
+    match podctl::agent::daemon::monitor::run(&pod_dir, &podctl) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");

@@ -1,4 +1,4 @@
-//! `podctl-agent agent run --pod-dir DIR`: the per-pod agent (see `podctl::agent::server`), with
+//! `podctl-agent agent run --pod-dir DIR`: the per-pod agent (see `podctl::agent::daemon`), with
 //! the same arguments as `podctl agent run`. A binary of its own because one runs per pod: it
 //! links only the agent, so its relocated data and heap stay small (issue 13's lean agent).
 
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match podctl::agent::server::run(&pod_dir) {
+    match podctl::agent::daemon::run(&pod_dir) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");

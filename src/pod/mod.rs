@@ -159,8 +159,16 @@ pub(crate) async fn sidecar_pre_stops(
             .and_then(|p| p.container(&member.name))
             .and_then(|c| crate::member::hook_defs(c).pre_stop);
         if let Some(hook) = hook {
-            crate::agent::hooks::pre_stop_from_host(client, &pod.sandbox_id, &member.id, &member.name, hook, &ip, left)
-                .await;
+            crate::agent::action::pre_stop_from_host(
+                client,
+                &pod.sandbox_id,
+                &member.id,
+                &member.name,
+                hook,
+                &ip,
+                left,
+            )
+            .await;
         }
     }
 }

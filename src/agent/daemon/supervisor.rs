@@ -5,24 +5,17 @@
 //! restarts re-adopts the pod from containerd (exits it missed are found by listing the tasks).
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Mutex};
 
-use super::protocol::{OciMemberRef, SupervisorConfig};
+use super::restart::{backoff, next_run_log, record_exit, record_restart, should_restart, RunEnd, BACKOFF_RESET_AFTER};
+use crate::agent::protocol::{OciMemberRef, SupervisorConfig};
 use crate::containerd::{signal_number, Client, ExitStatus, TaskEvent, TaskState};
-use crate::logs::run_file;
-use crate::record::events::record as record_event;
 use crate::record::LABEL_OOM_KILLED;
-use crate::record::{
-    now_secs, PodEvent, LABEL_LAST_RESTART, LABEL_LAST_STATE, LABEL_LOG_PATH, LABEL_RESTART_COUNT, LABEL_WAITING,
-};
-
-const BACKOFF_CAP: Duration = Duration::from_secs(300);
-pub(super) const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(600);
+use crate::record::{now_secs, LABEL_RESTART_COUNT, LABEL_WAITING};
 
 struct MemberTrack {
     restarts: u32,
@@ -30,103 +23,6 @@ struct MemberTrack {
     running_since: Instant,
     /// An exit is being handled (backoff sleep or restart): a second report of it is ignored.
     busy: bool,
-}
-
-pub fn should_restart(policy: &str, exit_code: u32) -> bool {
-    match policy {
-        "Never" => false,
-        "OnFailure" => exit_code != 0,
-        _ => true,
-    }
-}
-
-/// kubelet's crash-loop delay for the `exponent`-th consecutive quick restart.
-pub fn backoff(base: Duration, exponent: u32) -> Duration {
-    base.saturating_mul(2u32.saturating_pow(exponent.min(16)))
-        .min(BACKOFF_CAP)
-}
-
-/// The log file of a member's `restart`-th run, with the run two before it removed: this run's
-/// log and the previous one (`logs --previous`) are kept, as kubelet does.
-pub(super) fn next_run_log(dir: &Path, restart: u32) -> std::path::PathBuf {
-    if restart >= 2 {
-        for file in crate::logs::rotated_files(&run_file(dir, restart - 2)) {
-            let _ = std::fs::remove_file(file);
-        }
-    }
-    run_file(dir, restart)
-}
-
-/// How a member's run ended, as its record and the events keep it.
-pub(super) struct RunEnd<'a> {
-    pub sandbox_id: &'a str,
-    pub id: &'a str,
-    pub name: &'a str,
-    pub code: u32,
-    pub reason: &'a str,
-    pub finished: f64,
-    /// The member is restarted after this delay.
-    pub restart_in: Option<Duration>,
-    /// What it said about its end (its termination message).
-    pub message: Option<String>,
-}
-
-/// Records an exit on the member's container record (last state; `CrashLoopBackOff` while it
-/// waits to be restarted) and as an event. OCI and WASM members alike.
-pub(super) async fn record_exit(client: &Client, end: &RunEnd<'_>) -> crate::containerd::Result<()> {
-    let mut last_state = serde_json::json!({
-        "exitCode": end.code,
-        "reason": end.reason,
-        "finishedAt": end.finished,
-    });
-    if let Some(message) = &end.message {
-        last_state["message"] = serde_json::json!(message);
-    }
-    let event = match end.restart_in {
-        Some(delay) => PodEvent::warning(
-            "BackOff",
-            end.name,
-            format!(
-                "Container exited with code {}; restarting in {:.1}s",
-                end.code,
-                delay.as_secs_f64()
-            ),
-        ),
-        None => PodEvent::normal("Exited", end.name, format!("Container exited with code {}", end.code)),
-    };
-    let _ = record_event(client, end.sandbox_id, event).await;
-    let mut labels = vec![(LABEL_LAST_STATE, last_state.to_string())];
-    if end.restart_in.is_some() {
-        labels.push((LABEL_WAITING, "CrashLoopBackOff".to_string()));
-    }
-    client.set_labels(end.id, &labels).await
-}
-
-/// Records a member's new run on its container record (restart count and time, its log; no
-/// longer waiting or OOM-killed) and as an event. OCI and WASM members alike.
-pub(super) async fn record_restart(
-    client: &Client,
-    sandbox_id: &str,
-    id: &str,
-    name: &str,
-    restarts: u32,
-    log: &Path,
-) -> crate::containerd::Result<()> {
-    client
-        .set_labels(
-            id,
-            &[
-                (LABEL_RESTART_COUNT, restarts.to_string()),
-                (LABEL_LAST_RESTART, format!("{:.3}", now_secs())),
-                (LABEL_WAITING, String::new()),
-                (LABEL_OOM_KILLED, String::new()),
-                (LABEL_LOG_PATH, log.to_string_lossy().into_owned()),
-            ],
-        )
-        .await?;
-    let message = format!("Restarted container {name}");
-    let _ = record_event(client, sandbox_id, PodEvent::normal("Restarted", name, message)).await;
-    Ok(())
 }
 
 pub struct Supervisor {
@@ -186,7 +82,16 @@ impl Supervisor {
         for sidecar in sidecars.into_iter().rev() {
             if let Some(hook) = sidecar.hooks.pre_stop.clone() {
                 let sandbox = &self.config.sandbox_id;
-                super::hooks::pre_stop_from_host(client, sandbox, &sidecar.id, &sidecar.name, hook, &host, grace).await;
+                crate::agent::action::pre_stop_from_host(
+                    client,
+                    sandbox,
+                    &sidecar.id,
+                    &sidecar.name,
+                    hook,
+                    &host,
+                    grace,
+                )
+                .await;
             }
             let signal = signal_number(sidecar.stop_signal.as_deref().unwrap_or("SIGTERM"));
             if let Err(e) = client.end_task(&sidecar.id, signal, grace).await {

@@ -1,21 +1,18 @@
-//! Probes of the pod's members, run by the agent: HTTP(S), TCP and gRPC probes from inside the pod's
-//! network namespace (`netprobe`) for OCI and WASM members, exec probes through
+//! Probes of the pod's members, run by the agent with the wire's actions (`agent::action`): HTTP(S),
+//! TCP and gRPC from inside the pod's network namespace for OCI and WASM members, exec through
 //! containerd for OCI members. Startup gates the others; liveness failures kill the member (the
 //! supervisor or the WASM keeper then restarts it per the restart policy); readiness drives READY.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::netprobe;
-use super::protocol::{ProbeAction, ProbeDef, ProbeKind, ProbeStatus, SupervisorConfig};
-use super::server::{Agent, Slot};
+use super::state::{Agent, ProbeBoard, Slot};
 use super::SharedClient;
+use crate::agent::action::run_action;
+use crate::agent::protocol::{ProbeDef, ProbeKind, ProbeStatus, SupervisorConfig};
 use crate::containerd::{Client, TaskState};
-
-pub type ProbeBoard = Arc<Mutex<HashMap<String, ProbeStatus>>>;
 
 enum Verdict {
     /// successThreshold consecutive successes.
@@ -57,6 +54,14 @@ impl Target {
                     _ => None,
                 }
             }
+        }
+    }
+
+    /// The container an exec action runs in: an OCI member's.
+    pub(super) fn oci_id(&self) -> Option<&str> {
+        match self {
+            Target::Oci { id } => Some(id),
+            Target::Wasm { .. } => None,
         }
     }
 
@@ -233,7 +238,15 @@ impl Probing<'_> {
             if member.target.current_run(client).await != Some(self.run) {
                 return Verdict::Gone;
             }
-            match probe_once(client, &member.target, &probe.action, self.host, probe.timeout_seconds).await {
+            match run_action(
+                client,
+                &probe.action,
+                member.target.oci_id(),
+                self.host,
+                probe.timeout_seconds,
+            )
+            .await
+            {
                 Ok(()) => {
                     successes += 1;
                     failures = 0;
@@ -269,48 +282,6 @@ impl Probing<'_> {
                 }
             }
             tokio::time::sleep(Duration::from_secs(probe.period_seconds.into())).await;
-        }
-    }
-}
-
-pub(super) async fn probe_once(
-    client: &Client,
-    target: &Target,
-    action: &ProbeAction,
-    pod_host: &str,
-    timeout_secs: u32,
-) -> Result<(), String> {
-    let timeout = Duration::from_secs(timeout_secs.max(1).into());
-    match action {
-        ProbeAction::Tcp { host, port } => netprobe::tcp(host.as_deref().unwrap_or(pod_host), *port, timeout).await,
-        ProbeAction::Http {
-            host,
-            port,
-            path,
-            https,
-            headers,
-        } => {
-            let get = netprobe::HttpGet {
-                host: host.as_deref().unwrap_or(pod_host),
-                port: *port,
-                path,
-                https: *https,
-                headers,
-            };
-            get.run(timeout).await
-        }
-        ProbeAction::Grpc { port, service } => netprobe::grpc(pod_host, *port, service, timeout).await,
-        ProbeAction::Exec { command } => {
-            // `create` refuses exec probes on WASM members: there is no process to exec into.
-            let Target::Oci { id } = target else {
-                return Err("exec probes need an OCI member".into());
-            };
-            match client.exec_and_wait(id, command, timeout).await {
-                Ok(Some(0)) => Ok(()),
-                Ok(Some(code)) => Err(format!("{command:?} exited with {code}")),
-                Ok(None) => Err(format!("{command:?} timed out after {timeout:?}")),
-                Err(e) => Err(e.to_string()),
-            }
         }
     }
 }

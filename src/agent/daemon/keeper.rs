@@ -8,12 +8,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, RwLock};
 
-use super::protocol::{PluginMemberDef, SupervisorConfig};
-use super::server::{k8s_reason, log_dir, run_log, start_slot, Agent, MemberSlot, Plugin, Slot, PLUGIN_FAILED};
-use super::supervisor::{
-    backoff, next_run_log, record_exit, record_restart, should_restart, RunEnd, BACKOFF_RESET_AFTER,
-};
+use super::restart::{backoff, next_run_log, record_exit, record_restart, should_restart, RunEnd, BACKOFF_RESET_AFTER};
+use super::state::{k8s_reason, log_dir, run_log, start_slot, Agent, MemberSlot, Plugin, Slot, PLUGIN_FAILED};
 use super::SharedClient;
+use crate::agent::protocol::{PluginMemberDef, SupervisorConfig};
 use crate::record::events::record as record_event;
 use crate::record::PodEvent;
 

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::*;
+use crate::agent::*;
 
 static STOPPING: AtomicBool = AtomicBool::new(false);
 static CHILD: AtomicI32 = AtomicI32::new(0);
@@ -50,7 +50,7 @@ pub fn run(pod_dir: &Path, podctl: &Path) -> Result<(), AgentError> {
     let exe = if agent.is_file() { agent } else { podctl.to_path_buf() };
     let lock = PodDirLock::acquire(pod_dir, Duration::ZERO)?;
     let monitor_pid = pod_dir.join(MONITOR_PID_FILE);
-    super::write_file(&monitor_pid, std::process::id().to_string()).map_err(io_err(pod_dir, &monitor_pid))?;
+    crate::agent::write_file(&monitor_pid, std::process::id().to_string()).map_err(io_err(pod_dir, &monitor_pid))?;
     let mut delay = FIRST_DELAY;
     let mut quick_deaths = 0;
     loop {
@@ -65,7 +65,7 @@ pub fn run(pod_dir: &Path, podctl: &Path) -> Result<(), AgentError> {
         let mut child = command.spawn().map_err(io_err(pod_dir, &exe))?;
         CHILD.store(child.id() as i32, Ordering::SeqCst);
         let pid_path = pod_dir.join(PID_FILE);
-        let _ = super::write_file(&pid_path, child.id().to_string());
+        let _ = crate::agent::write_file(&pid_path, child.id().to_string());
         if STOPPING.load(Ordering::SeqCst) {
             // Told to stop while it was being started.
             // SAFETY: plain kill of our own child.

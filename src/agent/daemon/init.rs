@@ -10,10 +10,10 @@ use std::time::Duration;
 use tokio::sync::{watch, RwLock};
 
 use super::keeper::Keeper;
-use super::protocol::{InitRef, PluginMemberDef, ProbeKind, SupervisorConfig};
-use super::server::{run_log, start_slot, Agent, Plugin, Slot};
-use super::supervisor::{backoff, should_restart};
+use super::restart::{backoff, should_restart};
+use super::state::{run_log, start_slot, Agent, Plugin, Slot};
 use super::SharedClient;
+use crate::agent::protocol::{InitRef, PluginMemberDef, ProbeKind, SupervisorConfig};
 use crate::containerd::{Client, ContainerdError, TaskState};
 use crate::record::events::record as record_event;
 use crate::record::{PodEvent, LABEL_INIT_STATUS};

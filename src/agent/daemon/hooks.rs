@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::probes::{probe_once, Target};
-use super::protocol::HookDef;
+use super::probes::Target;
 use super::SharedClient;
+use crate::agent::action::{run_hook, PreStopRun};
+use crate::agent::protocol::HookDef;
 use crate::containerd::Client;
 use crate::record::{events::record as record_event, PodEvent};
 
@@ -32,28 +33,6 @@ pub(super) struct Hooked {
     pub pre_stop: Option<HookDef>,
     pub sidecar: bool,
     pub target: Target,
-}
-
-/// Runs one hook on the member's current run, for at most `timeout`.
-pub(super) async fn run(
-    client: &Client,
-    target: &Target,
-    hook: &HookDef,
-    host: &str,
-    timeout: Duration,
-) -> Result<(), String> {
-    match hook {
-        HookDef::Sleep { seconds } => {
-            tokio::time::sleep(Duration::from_secs(*seconds).min(timeout)).await;
-            Ok(())
-        }
-        HookDef::Action(action) => {
-            let secs = timeout.as_secs().clamp(1, u32::MAX.into()) as u32;
-            tokio::time::timeout(timeout, probe_once(client, target, action, host, secs))
-                .await
-                .unwrap_or_else(|_| Err(format!("it did not finish within {timeout:?}")))
-        }
-    }
 }
 
 /// Watches each member with a postStart hook and runs it once per run.
@@ -100,7 +79,7 @@ async fn watch_post_start(member: Hooked, host: &str, sandbox_id: &str, containe
             }
             let _ = client.set_labels(id, &[(LABEL_POST_START_RUN, run_text.clone())]).await;
         }
-        if let Err(why) = run(&client, &member.target, &hook, host, POST_START_TIMEOUT).await {
+        if let Err(why) = run_hook(&client, &hook, member.target.oci_id(), host, POST_START_TIMEOUT).await {
             eprintln!("agent: {}: postStart hook failed: {why}; killing it", member.name);
             let message = format!("PostStartHook failed: {why}");
             let event = PodEvent::warning("FailedPostStartHook", &member.name, message);
@@ -111,7 +90,7 @@ async fn watch_post_start(member: Hooked, host: &str, sandbox_id: &str, containe
 }
 
 /// Runs the app containers' preStop hooks together, within `grace`. A sidecar's runs later, just
-/// before it is stopped, after the app containers have ended ([`pre_stop_from_host`]).
+/// before it is stopped, after the app containers have ended (`action::pre_stop_from_host`).
 pub(super) async fn pre_stop_all(client: &Client, members: &[Hooked], host: &str, sandbox_id: &str, grace: Duration) {
     let deadline = Instant::now() + grace;
     let apps = members.iter().filter(|m| !m.sidecar && m.pre_stop.is_some());
@@ -119,40 +98,17 @@ pub(super) async fn pre_stop_all(client: &Client, members: &[Hooked], host: &str
     futures_util::future::join_all(apps.map(|m| pre_stop(client, m, host, sandbox_id, left))).await;
 }
 
-/// A sidecar's preStop hook, as its stop comes (podctl's stop or delete, the agent has stopped by
-/// then; or the supervisor, once the app containers ended): exec through containerd, httpGet and
-/// tcpSocket against `pod_ip`, or a sleep; for at most `left`.
-pub async fn pre_stop_from_host(
-    client: &Client,
-    sandbox_id: &str,
-    member_id: &str,
-    name: &str,
-    hook: HookDef,
-    pod_ip: &str,
-    left: Duration,
-) {
-    let member = Hooked {
-        name: name.to_string(),
-        record_id: Some(member_id.to_string()),
-        post_start: None,
-        pre_stop: Some(hook),
-        sidecar: true,
-        target: Target::Oci {
-            id: member_id.to_string(),
-        },
-    };
-    pre_stop(client, &member, pod_ip, sandbox_id, left).await;
-}
-
 /// Runs one member's preStop hook, if it runs, for at most `left`.
 pub(super) async fn pre_stop(client: &Client, member: &Hooked, host: &str, sandbox_id: &str, left: Duration) {
     let Some(hook) = &member.pre_stop else { return };
-    if member.target.current_run(client).await.is_none() || left.is_zero() {
+    if member.target.current_run(client).await.is_none() {
         return;
     }
-    if let Err(why) = run(client, &member.target, hook, host, left).await {
-        let message = format!("PreStopHook failed: {why}");
-        let event = PodEvent::warning("FailedPreStopHook", &member.name, message);
-        let _ = record_event(client, sandbox_id, event).await;
-    }
+    let run = PreStopRun {
+        sandbox_id,
+        name: &member.name,
+        exec_in: member.target.oci_id(),
+        host,
+    };
+    run.run(client, hook, left).await;
 }
