@@ -275,7 +275,7 @@ async fn output_only(view: &PodView, member: &MemberView) -> Result<ExitCode> {
     };
     let path = crate::logs::run_file(dir, member.restarts);
     let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    super::follow(path, offset, crate::logs::Renderer::new(false)).await?;
+    super::logs::follow(path, offset, crate::logs::Renderer::new(false)).await?;
     Ok(ExitCode::SUCCESS)
 }
 

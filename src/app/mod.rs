@@ -3,10 +3,12 @@
 
 mod attach;
 mod cp;
+mod delete;
 mod exec;
 mod format;
 mod get;
 mod jsonpath;
+mod logs;
 mod manifests;
 mod progress;
 mod system;
@@ -14,15 +16,13 @@ mod top;
 mod version;
 mod wait;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{
-    AgentCommand, Cli, Command, DeleteArgs, GlobalArgs, ImageCommand, LogsArgs, RegistryArgs, RuntimeCommand,
-};
+use crate::cli::{AgentCommand, Cli, Command, GlobalArgs, ImageCommand, RegistryArgs, RuntimeCommand};
 use crate::containerd::Client;
 use crate::image::{archive, builtin};
 use crate::member::Registry;
@@ -152,130 +152,34 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             // Validate every document before touching containerd: bad input must create nothing.
             let documents = manifests::load(&args.filename, args.recursive)?;
-            return manifests::create(global, documents).await;
+            manifests::create(global, documents).await
         }
         Command::Apply(args) => {
             let documents = manifests::load(&args.filename, args.recursive)?;
-            return manifests::apply(global, documents, args.force).await;
+            manifests::apply(global, documents, args.force).await
         }
-        Command::Get(args) if is_config_map_resource(&args.resource) => {
-            let client = connect(global).await?;
-            get::config_maps(&client, &args).await?;
-        }
-        Command::Get(args) if is_secret_resource(&args.resource) => {
-            let client = connect(global).await?;
-            get::secrets(&client, &args).await?;
-        }
-        Command::Get(args) if is_runtime_class_resource(&args.resource) => {
-            let client = connect(global).await?;
-            get::runtime_classes(&client, &args).await?;
-        }
-        Command::Get(args) => {
-            if !is_pod_resource(&args.resource) {
-                bail!("podctl knows pods, configmaps, secrets and runtimeclasses; try `podctl get pods`");
-            }
-            let client = connect(global).await?;
-            let settings = settings(global);
-            get::get(&client, &settings, &existing(&settings), &args).await?;
-        }
-        Command::Describe(args) => {
-            if !is_pod_resource(&args.resource) {
-                bail!(
-                    "podctl knows one resource type, pods; try `podctl describe pod {}`",
-                    args.name
-                );
-            }
-            let client = connect(global).await?;
-            let settings = settings(global);
-            let view = find(&client, &settings, &existing(&settings), &args.name).await?;
-            print!("{}", format::describe(&view));
-        }
-        Command::Logs(args) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
-            logs(&client, &settings, &existing(&settings), &args).await?;
-        }
-        Command::Delete(args) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
-            return delete(&client, &settings, &existing(&settings), &args).await;
-        }
-        Command::Events(args) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
-            get::events(&client, &settings, &existing(&settings), &args).await?;
-        }
-        Command::Version(args) => version::version(global, &args).await?,
-        Command::Cp(args) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
-            cp::cp(&client, &settings, &existing(&settings), &args).await?;
-        }
-        Command::Top(crate::cli::TopCommand::Pod(args)) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
-            top::top(&client, &settings, &existing(&settings), &args).await?;
-        }
-        Command::Kube(crate::cli::KubeCommand::Generate { pod, filename }) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
-            let view = find(&client, &settings, &existing(&settings), &pod).await?;
-            let text = format::kube_yaml(&view)?;
-            match filename {
-                Some(path) => {
-                    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!("pod/{pod} written to {}", path.display());
-                }
-                None => print!("{text}"),
-            }
-        }
+        Command::Version(args) => version::version(global, &args).await.map(|()| ExitCode::SUCCESS),
         Command::Completion(args) => {
             std::io::Write::write_all(&mut std::io::stdout(), &crate::cli::complete::script(args.shell))?;
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Man(args) => match &args.dir {
-            Some(dir) => {
-                for page in crate::cli::complete::write_man_pages(dir)? {
-                    println!("{}", page.display());
+        Command::Man(args) => {
+            match &args.dir {
+                Some(dir) => {
+                    for page in crate::cli::complete::write_man_pages(dir)? {
+                        println!("{}", page.display());
+                    }
                 }
+                None => std::io::Write::write_all(&mut std::io::stdout(), &crate::cli::complete::man_page()?)?,
             }
-            None => std::io::Write::write_all(&mut std::io::stdout(), &crate::cli::complete::man_page()?)?,
-        },
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CompleteNames(args) => {
             // Quiet on any failure: a <TAB> must never print errors into the command line.
-            let Ok(client) = connect(global).await else {
-                return Ok(ExitCode::SUCCESS);
-            };
-            let settings = settings(global);
-            let Ok(pods) = pod::list_pods(&client, &settings, &existing(&settings)).await else {
-                return Ok(ExitCode::SUCCESS);
-            };
-            match (args.what.as_str(), &args.pod) {
-                ("members", Some(name)) => {
-                    for member in pods.iter().filter(|p| &p.name == name).flat_map(|p| &p.members) {
-                        println!("{}", member.name);
-                    }
-                }
-                _ => {
-                    for pod in &pods {
-                        println!("{}", pod.name);
-                    }
-                }
+            if let Ok(session) = Session::open(global).await {
+                complete_names(&session, &args).await;
             }
-        }
-        Command::Wait(args) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
-            wait::wait(&client, &settings, &existing(&settings), &args).await?;
-        }
-        Command::Exec(args) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
-            return exec::exec(&client, &settings, &existing(&settings), &args).await;
-        }
-        Command::Attach(args) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
-            return attach::attach(&client, &settings, &existing(&settings), &args).await;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Runtime(RuntimeCommand::Ls) => {
             let registry = registry(global)?;
@@ -285,12 +189,86 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 infos.push(runtime.info(&settings).await);
             }
             print!("{}", format::runtimes(&registry, &infos));
+            Ok(ExitCode::SUCCESS)
         }
-        Command::System(command) => system::system(global, command).await?,
+        Command::System(command) => system::system(global, command).await.map(|()| ExitCode::SUCCESS),
+        Command::Image(command) => image(global, command).await,
+        command => {
+            let session = Session::open(global).await?;
+            on_pods(&session, command).await
+        }
+    }
+}
+
+/// What the commands on existing pods share: one containerd connection, the settings, and the
+/// member runtimes of pods that exist.
+struct Session {
+    client: Client,
+    settings: Settings,
+    registry: Registry,
+}
+
+impl Session {
+    async fn open(global: &GlobalArgs) -> Result<Session> {
+        let settings = settings(global);
+        Ok(Session {
+            client: connect(global).await?,
+            registry: existing(&settings),
+            settings,
+        })
+    }
+
+    async fn find(&self, name: &str) -> Result<pod::PodView> {
+        find(&self.client, &self.settings, &self.registry, name).await
+    }
+}
+
+/// The commands that work on the pods (and objects) in containerd.
+async fn on_pods(session: &Session, command: Command) -> Result<ExitCode> {
+    let Session {
+        client,
+        settings,
+        registry,
+    } = session;
+    match command {
+        Command::Get(args) if is_config_map_resource(&args.resource) => get::config_maps(client, &args).await?,
+        Command::Get(args) if is_secret_resource(&args.resource) => get::secrets(client, &args).await?,
+        Command::Get(args) if is_runtime_class_resource(&args.resource) => get::runtime_classes(client, &args).await?,
+        Command::Get(args) => {
+            if !is_pod_resource(&args.resource) {
+                bail!("podctl knows pods, configmaps, secrets and runtimeclasses; try `podctl get pods`");
+            }
+            get::get(client, settings, registry, &args).await?;
+        }
+        Command::Describe(args) => {
+            if !is_pod_resource(&args.resource) {
+                bail!(
+                    "podctl knows one resource type, pods; try `podctl describe pod {}`",
+                    args.name
+                );
+            }
+            print!("{}", format::describe(&session.find(&args.name).await?));
+        }
+        Command::Logs(args) => logs::logs(client, settings, registry, &args).await?,
+        Command::Delete(args) => return delete::delete(client, settings, registry, &args).await,
+        Command::Events(args) => get::events(client, settings, registry, &args).await?,
+        Command::Cp(args) => cp::cp(client, settings, registry, &args).await?,
+        Command::Top(crate::cli::TopCommand::Pod(args)) => top::top(client, settings, registry, &args).await?,
+        Command::Kube(crate::cli::KubeCommand::Generate { pod, filename }) => {
+            let text = format::kube_yaml(&session.find(&pod).await?)?;
+            match filename {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("pod/{pod} written to {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+        }
+        Command::Wait(args) => wait::wait(client, settings, registry, &args).await?,
+        Command::Exec(args) => return exec::exec(client, settings, registry, &args).await,
+        Command::Attach(args) => return attach::attach(client, settings, registry, &args).await,
         Command::Gc(args) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
-            let found = pod::gc(&client, &settings, &existing(&settings), args.dry_run).await?;
+            let found = pod::gc(client, settings, registry, args.dry_run).await?;
             if found.is_empty() {
                 println!("nothing to clean up");
             }
@@ -300,55 +278,63 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Stop(args) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
             for name in &args.names {
-                pod::stop_pod(&client, &settings, &existing(&settings), name, args.grace_period).await?;
+                pod::stop_pod(client, settings, registry, name, args.grace_period).await?;
                 println!("pod/{name} stopped");
             }
         }
         Command::Start(args) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
             for name in &args.names {
-                pod::start_pod(&client, &settings, &existing(&settings), name).await?;
+                pod::start_pod(client, settings, registry, name).await?;
                 println!("pod/{name} started");
             }
         }
         Command::Restart(args) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
-            let registry = existing(&settings);
             for name in &args.names {
-                pod::stop_pod(&client, &settings, &registry, name, args.grace_period).await?;
-                pod::start_pod(&client, &settings, &registry, name).await?;
+                pod::stop_pod(client, settings, registry, name, args.grace_period).await?;
+                pod::start_pod(client, settings, registry, name).await?;
                 println!("pod/{name} restarted");
             }
         }
-        Command::Image(command) => return image(global, command).await,
-        Command::Agent(command) => {
-            let client = connect(global).await?;
-            let settings = settings(global);
-            let (name, reply) = match command {
-                AgentCommand::Status { pod } => {
-                    let view = find(&client, &settings, &existing(&settings), &pod).await?;
-                    let dir = settings.pod_state_dir(&client, &view.sandbox_id);
-                    (pod.clone(), crate::agent::client::status(&pod, &dir).await?)
-                }
-                AgentCommand::Restart { pod } => {
-                    let view = find(&client, &settings, &existing(&settings), &pod).await?;
-                    let dir = settings.pod_state_dir(&client, &view.sandbox_id);
-                    (pod.clone(), crate::agent::client::restart(&pod, &dir).await?)
-                }
-                AgentCommand::Run { .. } | AgentCommand::Monitor { .. } => {
-                    unreachable!("handled before the runtime starts")
-                }
-            };
-            eprintln!("agent of pod {name}: pid {}", reply.pid);
-            println!("{}", serde_json::to_string_pretty(&reply)?);
-        }
+        Command::Agent(command) => agent(session, command).await?,
+        _ => unreachable!("dispatch handles the commands that need no session"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `podctl agent status|restart POD`.
+async fn agent(session: &Session, command: AgentCommand) -> Result<()> {
+    let (AgentCommand::Status { pod } | AgentCommand::Restart { pod }) = &command else {
+        unreachable!("agent run and monitor are handled before the runtime starts")
+    };
+    let view = session.find(pod).await?;
+    let dir = session.settings.pod_state_dir(&session.client, &view.sandbox_id);
+    let reply = match command {
+        AgentCommand::Restart { .. } => crate::agent::client::restart(pod, &dir).await?,
+        _ => crate::agent::client::status(pod, &dir).await?,
+    };
+    eprintln!("agent of pod {pod}: pid {}", reply.pid);
+    println!("{}", serde_json::to_string_pretty(&reply)?);
+    Ok(())
+}
+
+/// Pod names, or a pod's member names, for shell completion; nothing on any failure.
+async fn complete_names(session: &Session, args: &crate::cli::CompleteNamesArgs) {
+    let Ok(pods) = pod::list_pods(&session.client, &session.settings, &session.registry).await else {
+        return;
+    };
+    match (args.what.as_str(), &args.pod) {
+        ("members", Some(name)) => {
+            for member in pods.iter().filter(|p| &p.name == name).flat_map(|p| &p.members) {
+                println!("{}", member.name);
+            }
+        }
+        _ => {
+            for pod in &pods {
+                println!("{}", pod.name);
+            }
+        }
+    }
 }
 
 async fn find(client: &Client, settings: &Settings, registry: &Registry, name: &str) -> Result<pod::PodView> {
@@ -358,307 +344,6 @@ async fn find(client: &Client, settings: &Settings, registry: &Registry, name: &
             name: name.to_string(),
             namespace: client.namespace().to_string(),
         })?)
-}
-
-/// One log `podctl logs` prints: a container of a pod, at its current run's file.
-struct LogStream {
-    pod: String,
-    container: String,
-    path: std::path::PathBuf,
-}
-
-/// The streams asked for: one pod's (or each pod `-l` matches), its chosen container or all of
-/// them (`--all-containers`: init containers that left a log, then the members).
-async fn log_streams(
-    client: &Client,
-    settings: &Settings,
-    registry: &Registry,
-    args: &LogsArgs,
-) -> Result<Vec<LogStream>> {
-    let views = match (&args.pod, &args.selector) {
-        (Some(name), _) => vec![find(client, settings, registry, name).await?],
-        (None, Some(selector)) => {
-            let selector = crate::manifest::selector::Selector::parse(selector)?;
-            let pods = pod::list_pods(client, settings, registry).await?;
-            pods.into_iter()
-                .filter(|p| selector.matches(&get::pod_labels(p)))
-                .collect()
-        }
-        (None, None) => bail!("name a pod, or select pods with -l"),
-    };
-    let mut streams = Vec::new();
-    for view in &views {
-        let stream = |container: &str, path: std::path::PathBuf| LogStream {
-            pod: view.name.clone(),
-            container: container.to_string(),
-            path,
-        };
-        if args.all_containers {
-            let inits = view.pod.iter().flat_map(|p| &p.spec.init_containers);
-            for init in inits.filter(|c| !c.is_sidecar()) {
-                if let Some(path) = view.init_container_log(settings, &init.name) {
-                    streams.push(stream(&init.name, path));
-                }
-            }
-            for member in &view.members {
-                streams.extend(member.log_path.clone().map(|path| stream(&member.name, path)));
-            }
-            continue;
-        }
-        let init_log = args
-            .container
-            .as_deref()
-            .and_then(|name| view.init_container_log(settings, name));
-        match init_log {
-            Some(path) => streams.push(stream(args.container.as_deref().unwrap_or_default(), path)),
-            None => {
-                let member = view.member_or_default(args.container.as_deref())?;
-                let path = member
-                    .log_path
-                    .clone()
-                    .with_context(|| format!("container {} of pod {} records no log file", member.name, view.name))?;
-                streams.push(stream(&member.name, path));
-            }
-        }
-    }
-    if streams.is_empty() {
-        bail!(
-            "no pods match {:?} in containerd namespace {}",
-            args.selector.as_deref().unwrap_or_default(),
-            client.namespace()
-        );
-    }
-    Ok(streams)
-}
-
-async fn logs(client: &Client, settings: &Settings, registry: &Registry, args: &LogsArgs) -> Result<()> {
-    let streams = log_streams(client, settings, registry, args).await?;
-    let since = match (args.since, args.since_time) {
-        (Some(window), _) => Some(
-            std::time::SystemTime::now()
-                .checked_sub(window)
-                .unwrap_or(std::time::UNIX_EPOCH),
-        ),
-        (None, at) => at,
-    };
-    // As kubectl: the last 10 lines of each pod a selector picks, unless --tail says otherwise.
-    let tail = args.tail.or(args.selector.as_ref().map(|_| 10));
-    let following = args.follow && !args.previous;
-    let mut followers = Vec::new();
-    for stream in streams {
-        let mut path = stream.path.clone();
-        if args.previous {
-            let previous = crate::logs::other_run(&path, -1).filter(|p| p.exists());
-            path = previous.with_context(|| {
-                format!(
-                    "previous terminated container \"{}\" in pod \"{}\" not found",
-                    stream.container, stream.pod
-                )
-            })?;
-        }
-        // The run's rotated files first, oldest first, then the current one.
-        let mut data = Vec::new();
-        let mut current_len = 0;
-        for file in crate::logs::rotated_files(&path) {
-            match std::fs::read(&file) {
-                Ok(bytes) => {
-                    current_len = bytes.len();
-                    data.extend(bytes);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => current_len = 0,
-                Err(e) => return Err(e).with_context(|| format!("reading log {}", file.display())),
-            }
-        }
-        let prefix = args
-            .prefix
-            .then(|| format!("[pod/{}/{}] ", stream.pod, stream.container));
-        let mut renderer = crate::logs::Renderer::new(args.timestamps).since(since).prefix(prefix);
-        let mut rendered = Vec::with_capacity(data.len());
-        let mut used = renderer.lines(&data, &mut rendered);
-        // A follower keeps an unfinished last line until the rest of it is logged.
-        if !following && used < data.len() {
-            renderer.line(&data[used..], &mut rendered);
-            used = data.len();
-        }
-        let mut shown = match tail {
-            Some(n) => crate::logs::tail(&rendered, n),
-            None => &rendered,
-        };
-        if let Some(limit) = args.limit_bytes {
-            shown = &shown[..shown.len().min(limit)];
-        }
-        let mut out = std::io::stdout().lock();
-        out.write_all(shown)?;
-        out.flush()?;
-        drop(out);
-        if following {
-            // Where in the current file the rendering stopped (it keeps an unfinished last line).
-            let offset = (used + current_len).saturating_sub(data.len());
-            followers.push(follow(path, offset as u64, renderer));
-        }
-    }
-    // Several streams are followed together, each line whole.
-    for result in futures_util::future::join_all(followers).await {
-        result?;
-    }
-    Ok(())
-}
-
-/// `logs -f`: prints what the run's log gains, across its rotations (the rest of the file that
-/// became `<n>.log.1` first), and moves on to the next run's file after a restart
-/// (`<n>.log` -> `<n+1>.log`), until the log goes away with the pod.
-pub(super) async fn follow(
-    mut path: std::path::PathBuf,
-    mut offset: u64,
-    mut renderer: crate::logs::Renderer,
-) -> Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    use std::os::unix::fs::MetadataExt;
-    let mut pending: Vec<u8> = Vec::new();
-    let mut inode = std::fs::metadata(&path).map(|m| m.ino()).ok();
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let Ok(mut file) = std::fs::File::open(&path) else {
-            return Ok(());
-        };
-        let meta = file.metadata()?;
-        if inode.is_some_and(|i| i != meta.ino()) {
-            // Rotated: what the old file got after our last read is in `<path>.1` now.
-            let rotated = std::path::PathBuf::from(format!("{}.1", path.display()));
-            if let Ok(mut old) = std::fs::File::open(&rotated) {
-                if old.metadata().is_ok_and(|m| Some(m.ino()) == inode) {
-                    old.seek(SeekFrom::Start(offset))?;
-                    old.read_to_end(&mut pending)?;
-                }
-            }
-            offset = 0;
-        }
-        inode = Some(meta.ino());
-        let len = meta.len();
-        let grew = len > offset;
-        if grew {
-            file.seek(SeekFrom::Start(offset))?;
-            file.take(len - offset).read_to_end(&mut pending)?;
-            offset = len;
-        }
-        if !pending.is_empty() {
-            let mut rendered = Vec::new();
-            let used = renderer.lines(&pending, &mut rendered);
-            pending.drain(..used);
-            let mut out = std::io::stdout().lock();
-            out.write_all(&rendered)?;
-            out.flush()?;
-        }
-        if grew {
-            continue;
-        }
-        if let Some(next) = crate::logs::other_run(&path, 1).filter(|p| p.exists()) {
-            path = next;
-            offset = 0;
-            inode = None;
-            pending.clear();
-        }
-    }
-}
-
-async fn delete(client: &Client, settings: &Settings, registry: &Registry, args: &DeleteArgs) -> Result<ExitCode> {
-    use crate::manifest::config::{ConfigMap, Secret};
-    let mut names: Vec<String> = args.names.clone();
-    let mut plan = manifests::to_delete(Vec::new());
-    // A leading resource word names the kind (`delete configmap a b`, `delete pods -l app=web`).
-    let by_query = args.selector.is_some() || args.all;
-    let kind = match names.first() {
-        Some(word)
-            if (names.len() > 1 || by_query)
-                && (is_runtime_class_resource(word)
-                    || is_config_map_resource(word)
-                    || is_secret_resource(word)
-                    || is_pod_resource(word)) =>
-        {
-            Some(names.remove(0))
-        }
-        _ => None,
-    };
-    if by_query {
-        if !names.is_empty() {
-            bail!("name objects or select them with -l/--all, not both");
-        }
-        let selector = match &args.selector {
-            Some(text) => crate::manifest::selector::Selector::parse(text)?,
-            None => Default::default(),
-        };
-        names = match kind.as_deref() {
-            Some(k) if is_config_map_resource(k) => {
-                plan.config_maps = selected::<ConfigMap>(client, &selector).await?;
-                Vec::new()
-            }
-            Some(k) if is_secret_resource(k) => {
-                plan.secrets = selected::<Secret>(client, &selector).await?;
-                Vec::new()
-            }
-            Some(k) if is_runtime_class_resource(k) => {
-                bail!("runtimeclasses have no labels here; name them: `podctl delete runtimeclass NAME`")
-            }
-            _ => pod::list_pods(client, settings, registry)
-                .await?
-                .iter()
-                .filter(|p| selector.matches(&get::pod_labels(p)))
-                .map(|p| p.name.clone())
-                .collect(),
-        };
-        if names.is_empty() && plan.config_maps.is_empty() && plan.secrets.is_empty() {
-            eprintln!("No resources found in containerd namespace {}.", client.namespace());
-            return Ok(ExitCode::SUCCESS);
-        }
-    } else {
-        match kind.as_deref() {
-            Some(k) if is_runtime_class_resource(k) => plan.runtime_classes = std::mem::take(&mut names),
-            Some(k) if is_config_map_resource(k) => plan.config_maps = std::mem::take(&mut names),
-            Some(k) if is_secret_resource(k) => plan.secrets = std::mem::take(&mut names),
-            _ => {}
-        }
-    }
-    if !args.filename.is_empty() {
-        plan = manifests::to_delete(manifests::load(&args.filename, args.recursive)?);
-    }
-    names.append(&mut plan.pods);
-    let objects_only = names.is_empty()
-        && (!plan.runtime_classes.is_empty() || !plan.config_maps.is_empty() || !plan.secrets.is_empty());
-    if names.is_empty() && !objects_only {
-        bail!("name the pod(s) to delete: `podctl delete NAME`, `podctl delete -f pod.yaml`, `-l app=web` or `--all`");
-    }
-    let options = DeleteOptions {
-        grace_period: args.grace_period,
-    };
-    let mut failed = false;
-    // Pods first (they read the objects), all at once: N pods take one grace period, not N.
-    let options = &options;
-    let deletes = names
-        .iter()
-        .map(|name| async move { (name, pod::delete_pod(client, settings, registry, name, options).await) });
-    for (name, result) in futures_util::future::join_all(deletes).await {
-        match result {
-            Ok(()) => println!("pod \"{name}\" deleted"),
-            Err(pod::PodError::NotFound { .. }) if args.ignore_not_found => {}
-            Err(e) => {
-                eprintln!("error: {e}");
-                failed = true;
-            }
-        }
-    }
-    failed |= !manifests::delete_objects::<ConfigMap>(client, &plan.config_maps, args.ignore_not_found).await;
-    failed |= !manifests::delete_objects::<Secret>(client, &plan.secrets, args.ignore_not_found).await;
-    for name in &plan.runtime_classes {
-        match pod::delete_runtime_class(client, name).await {
-            Ok(()) => println!("runtimeclass.node.k8s.io \"{name}\" deleted"),
-            Err(pod::PodError::ObjectNotFound { .. }) if args.ignore_not_found => {}
-            Err(e) => {
-                eprintln!("error: {e}");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn credentials(registry: &RegistryArgs) -> Result<Option<crate::image::auth::Credentials>> {
