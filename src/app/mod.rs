@@ -4,6 +4,7 @@
 mod attach;
 mod cp;
 mod delete;
+mod describe;
 mod exec;
 mod format;
 mod get;
@@ -247,7 +248,7 @@ async fn on_pods(session: &Session, command: Command) -> Result<ExitCode> {
                     args.name
                 );
             }
-            print!("{}", format::describe(&session.find(&args.name).await?));
+            print!("{}", describe::describe(&session.find(&args.name).await?));
         }
         Command::Logs(args) => logs::logs(client, settings, registry, &args).await?,
         Command::Delete(args) => return delete::delete(client, settings, registry, &args).await,
