@@ -113,6 +113,8 @@ impl<R: MemberRuntime> Service for Served<R> {
             version: info.version,
             media_types: info.media_types,
             file_extensions: info.file_extensions,
+            directories: info.directories,
+            url_schemes: info.url_schemes,
         }))
     }
 
