@@ -36,6 +36,7 @@
 //! `resources.limits`; `volumes` are host paths it may see. [`Client`] is podctl's side of the
 //! protocol, and [`conformance`] checks a plugin binary against it — run it from your tests.
 
+pub mod child;
 pub mod client;
 pub mod conformance;
 pub mod cri_log;

@@ -136,8 +136,9 @@ impl MemberRuntime for Exec {
                 });
             }
         }
-        let mut child = command
-            .spawn()
+        // Forked so that it dies with this plugin, even when the plugin is SIGKILLed.
+        let mut child = podctl_plugin::child::spawn(command)
+            .await
             .map_err(|e| Error::Failed(format!("cannot run {}: {e}", member.program)))?;
         let pid = child.id().unwrap_or_default();
         let started_at = now_secs();
