@@ -311,6 +311,84 @@ fn a_third_party_plugin_runs_members_picked_by_class_annotation_or_its_claims() 
 }
 
 #[test]
+fn a_plugin_that_claims_directories_and_url_schemes_gets_them_as_written() {
+    let env = require_env!("rt-plugin-dirs");
+    // exec under another name, claiming directories (it runs their `run`) and `host:` URLs.
+    let plugins = env.dir.join("dir-plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let wrapper = plugins.join("podctl-runtime-bundles");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nPODCTL_EXEC_DIRECTORIES=1 PODCTL_EXEC_SCHEMES=host exec {} \"$@\"\n",
+            exec_plugin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = plugins.to_str().unwrap();
+    let listed = env.ok(&["--plugin-dir", dir, "runtime", "ls"]);
+    assert!(
+        listed.contains("bundles") && listed.contains("local directories; host: URLs"),
+        "{listed}"
+    );
+
+    let bundle = env.dir.join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(bundle.join("data"), "bundled data\n").unwrap();
+    std::fs::write(
+        bundle.join("run"),
+        "#!/bin/sh\nread line < data\necho \"bundle in $PWD: $line\"\nexec /bin/sleep 3600\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(bundle.join("run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A directory (written as a file:// URL), and a URL of the plugin's scheme: neither is pulled,
+    // and the plugin gets them unchanged (the directory as its absolute path).
+    let containers = format!(
+        "  - name: site\n    image: file://{}\n  - name: fetched\n    image: host:/bin/busybox\n    command: [sh, -c, 'echo fetched by scheme; exec sleep 3600']\n",
+        bundle.display()
+    );
+    let manifest = env.manifest("bundles.yaml", &hosted("bundles", None, None, &containers));
+    env.ok(&["--plugin-dir", dir, "create", "-f", &manifest]);
+    env.wait_running("bundles");
+    let canonical = std::fs::canonicalize(&bundle).unwrap();
+    let expected = format!("bundle in {}: bundled data", canonical.display());
+    assert!(env.wait_for_log("bundles", "site", &expected).contains(&expected));
+    assert!(env
+        .wait_for_log("bundles", "fetched", "fetched by scheme")
+        .contains("fetched by scheme"));
+    let described = env.ok(&["describe", "pod", "bundles"]);
+    assert!(
+        described.contains("plugin bundles accepts it as directory with an executable run")
+            && described.contains("plugin bundles accepts it as executable"),
+        "{described}"
+    );
+    env.delete_leaving_nothing("bundles");
+
+    // A scheme no plugin claims is not pulled either: the error says who declined it.
+    let unclaimed = "  - name: main\n    image: nobody:/srv/x\n";
+    let manifest = env.manifest("unclaimed.yaml", &hosted("unclaimed", None, None, unclaimed));
+    env.fails_leaving_nothing(
+        &["--plugin-dir", dir, "create", "-f", &manifest],
+        &["nobody:/srv/x", "bundles: it runs", "not nobody: URLs"],
+    );
+    // Without the plugin, a directory is refused by name, not as a missing file.
+    let manifest = env.manifest(
+        "dir.yaml",
+        &hosted(
+            "dir",
+            None,
+            None,
+            &format!("  - name: main\n    image: {}\n", bundle.display()),
+        ),
+    );
+    env.fails_leaving_nothing(
+        &["create", "-f", &manifest],
+        &["is a local directory, not an OCI image"],
+    );
+}
+
+#[test]
 fn runtime_class_objects_name_handlers_and_outlive_containerd_restarts() {
     let mut env = require_env!("rt-objects");
     env.import_busybox();

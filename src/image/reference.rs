@@ -15,6 +15,20 @@ pub fn local_path(image: &str) -> Option<&str> {
     (looks_local || wasm_file).then_some(path)
 }
 
+/// The scheme (lower-cased) of an image that is a URL for a plugin to fetch: `SCHEME:REST` with
+/// SCHEME as RFC 3986 spells one, that is neither a local path nor an image reference
+/// (`busybox:1.36` and `localhost:5000/x` are references; `demo:/x`, `demo://x` are not).
+pub fn url_scheme(image: &str) -> Option<String> {
+    if local_path(image).is_some() {
+        return None;
+    }
+    let (scheme, _) = image.split_once(':')?;
+    let mut chars = scheme.chars();
+    let scheme_like =
+        chars.next()?.is_ascii_alphabetic() && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (scheme_like && parse_name(image).is_err()).then(|| scheme.to_ascii_lowercase())
+}
+
 /// `busybox` -> `docker.io/library/busybox:latest`; `localhost/x` -> `localhost/x:latest`;
 /// fully qualified references are kept. References with a digest keep it and get no tag.
 pub fn normalize(reference: &str) -> String {
@@ -181,7 +195,7 @@ fn check_digest(digest: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{normalize, parse_name};
+    use super::{normalize, parse_name, url_scheme};
 
     #[test]
     fn parses_names_like_distribution() {
@@ -225,6 +239,24 @@ mod tests {
         assert!(parse_name(&long).is_err());
         let long_tag = format!("reg.io/a:{}", "t".repeat(129));
         assert!(parse_name(&long_tag).is_err());
+    }
+
+    #[test]
+    fn urls_for_plugins_are_not_references() {
+        assert_eq!(url_scheme("demo:/srv/site").as_deref(), Some("demo"));
+        assert_eq!(url_scheme("S3://bucket/key").as_deref(), Some("s3"));
+        assert_eq!(url_scheme("git+https://example.com/x").as_deref(), Some("git+https"));
+        for reference in [
+            "busybox:1.36",
+            "busybox",
+            "localhost:5000/x:1",
+            "demo:thing",
+            "/srv/x",
+            "file:///x",
+            "./a:b",
+        ] {
+            assert_eq!(url_scheme(reference), None, "{reference}");
+        }
     }
 
     #[test]

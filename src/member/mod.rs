@@ -128,6 +128,11 @@ pub struct ImageProbe {
     pub reference: String,
     /// A local file the image names (`./x.wasm`, `/abs/x.wat`, `file:///x.wasm`), if it exists.
     pub local_file: Option<PathBuf>,
+    /// A local directory the image names, likewise (only a plugin that claims directories runs it).
+    pub local_dir: Option<PathBuf>,
+    /// The scheme of an image that is a URL a plugin fetches itself (`SCHEME:REST`, see
+    /// [`crate::image::reference::url_scheme`]); the URL is `reference`.
+    pub url_scheme: Option<String>,
     /// (media type, digest) of the layers of the OCI image of that name in containerd, if there is one.
     pub layers: Option<Vec<(String, String)>>,
     /// The `podctl.io/runtime.<name>` annotation, if set.
@@ -772,31 +777,37 @@ pub async fn probe(client: &Client, pod: &Pod, container: &Container) -> Result<
         .get(&format!("{RUNTIME_ANNOTATION_PREFIX}{}", container.name))
         .cloned();
     let image = container.image.as_str();
-    let local_file = if let Some(path) = crate::image::reference::local_path(image) {
+    let (mut local_file, mut local_dir) = (None, None);
+    if let Some(path) = crate::image::reference::local_path(image) {
         let path = PathBuf::from(path);
-        if !path.is_file() {
+        if !path.is_file() && !path.is_dir() {
             return Err(MemberError::Io {
                 cause: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     format!(
-                        "container {}: image names a local file that does not exist",
+                        "container {}: image names a local file or directory that does not exist",
                         container.name
                     ),
                 ),
                 path,
             });
         }
-        Some(std::fs::canonicalize(&path).map_err(io_error(&path))?)
-    } else {
-        None
-    };
-    let layers = match local_file {
-        Some(_) => None,
-        None => crate::image::image_layers(client, &crate::image::reference::normalize(image)).await?,
+        let canonical = std::fs::canonicalize(&path).map_err(io_error(&path))?;
+        match canonical.is_dir() {
+            true => local_dir = Some(canonical),
+            false => local_file = Some(canonical),
+        }
+    }
+    let url_scheme = crate::image::reference::url_scheme(image);
+    let layers = match (&local_file, &local_dir, &url_scheme) {
+        (None, None, None) => crate::image::image_layers(client, &crate::image::reference::normalize(image)).await?,
+        _ => None,
     };
     Ok(ImageProbe {
         reference: image.to_string(),
         local_file,
+        local_dir,
+        url_scheme,
         layers,
         forced,
     })

@@ -579,9 +579,14 @@ impl MemberRuntime for OciRuntime {
         _container: &'a Container,
         probe: &'a ImageProbe,
     ) -> BoxFuture<'a, Claim> {
-        let claim = match &probe.local_file {
-            Some(path) => Claim::Decline(format!("{} is a local file, not an OCI image", path.display())),
-            None => Claim::Accept,
+        let claim = match (&probe.local_file, &probe.local_dir, &probe.url_scheme) {
+            (Some(path), _, _) => Claim::Decline(format!("{} is a local file, not an OCI image", path.display())),
+            (_, Some(path), _) => Claim::Decline(format!("{} is a local directory, not an OCI image", path.display())),
+            (_, _, Some(scheme)) => Claim::Decline(format!(
+                "{} is a {scheme}: URL, not an OCI image, and no installed plugin claims {scheme}:",
+                probe.reference
+            )),
+            _ => Claim::Accept,
         };
         Box::pin(async move { claim })
     }

@@ -30,6 +30,21 @@ const PLUGIN_MEMBER_TYPE_URL: &str = "podctl.io/wasm-member";
 pub struct Claims {
     pub media_types: Vec<String>,
     pub extensions: Vec<String>,
+    /// Local directories (the directory is the program).
+    pub directories: bool,
+    /// URL schemes, lower case (the image as written is the program).
+    pub schemes: Vec<String>,
+}
+
+impl Claims {
+    fn of(info: &podctl_plugin::proto::HandshakeReply) -> Claims {
+        Claims {
+            media_types: info.media_types.clone(),
+            extensions: info.file_extensions.clone(),
+            directories: info.directories,
+            schemes: info.url_schemes.iter().map(|s| s.to_ascii_lowercase()).collect(),
+        }
+    }
 }
 
 pub struct PluginRuntime {
@@ -144,11 +159,7 @@ impl PluginRuntime {
         if let Some(known) = &self.known {
             return Ok(known.clone());
         }
-        let info = self.client(settings, container).await?.info();
-        Ok(Claims {
-            media_types: info.media_types.clone(),
-            extensions: info.file_extensions.clone(),
-        })
+        Ok(Claims::of(self.client(settings, container).await?.info()))
     }
 
     /// Has the plugin check the member (a WASM module compiles into the AOT cache here).
@@ -248,10 +259,7 @@ impl MemberRuntime for PluginRuntime {
             let (version, claims) = match self.client(settings, &self.name).await {
                 Ok(client) => {
                     let info = client.info();
-                    let claims = self.known.clone().unwrap_or_else(|| Claims {
-                        media_types: info.media_types.clone(),
-                        extensions: info.file_extensions.clone(),
-                    });
+                    let claims = self.known.clone().unwrap_or_else(|| Claims::of(info));
                     (format!("{} (podctl-runtime-{})", info.version, self.name), Ok(claims))
                 }
                 Err(e) => ("-".to_string(), Err(e.to_string())),
@@ -273,6 +281,8 @@ impl MemberRuntime for PluginRuntime {
         Box::pin(async move {
             // An image of root filesystem layers only is an OCI runtime's: no need to ask.
             if probe.local_file.is_none()
+                && probe.local_dir.is_none()
+                && probe.url_scheme.is_none()
                 && probe
                     .layers
                     .as_ref()
@@ -280,7 +290,7 @@ impl MemberRuntime for PluginRuntime {
             {
                 return Claim::Decline(match probe.layers {
                     Some(_) => "its image has only root filesystem layers".into(),
-                    None => "it is neither a local file nor an image in containerd".into(),
+                    None => "it is neither a local file or directory, nor a URL, nor an image in containerd".into(),
                 });
             }
             let claims = match self.claims(settings, &container.name).await {
@@ -293,6 +303,22 @@ impl MemberRuntime for PluginRuntime {
                     return Claim::Accept;
                 }
                 return Claim::Decline(format!("it runs {}, not {}", describe_claims(&claims), path.display()));
+            }
+            if let Some(path) = &probe.local_dir {
+                return match claims.directories {
+                    true => Claim::Accept,
+                    false => Claim::Decline(format!(
+                        "it runs {}, not the directory {}",
+                        describe_claims(&claims),
+                        path.display()
+                    )),
+                };
+            }
+            if let Some(scheme) = &probe.url_scheme {
+                return match claims.schemes.contains(scheme) {
+                    true => Claim::Accept,
+                    false => Claim::Decline(format!("it runs {}, not {scheme}: URLs", describe_claims(&claims))),
+                };
             }
             match &probe.layers {
                 Some(layers) if layers.iter().any(|(m, _)| claims.media_types.contains(m)) => Claim::Accept,
@@ -343,6 +369,14 @@ impl MemberRuntime for PluginRuntime {
                 }
             }
             let program = match (&probe.local_file, &probe.layers) {
+                // A directory, or a URL exactly as written, is handed to the plugin unchanged.
+                (None, _) if probe.local_dir.is_some() || probe.url_scheme.is_some() => Program {
+                    local: Some(match &probe.local_dir {
+                        Some(dir) => dir.clone(),
+                        None => PathBuf::from(&probe.reference),
+                    }),
+                    copy: None,
+                },
                 (Some(path), _) => Program {
                     local: Some(path.clone()),
                     copy: match self.is_wasm() {
@@ -548,6 +582,13 @@ fn describe_claims(claims: &Claims) -> String {
         let extensions: Vec<String> = claims.extensions.iter().map(|e| format!(".{e}")).collect();
         parts.push(format!("local {} files", extensions.join("/")));
     }
+    if claims.directories {
+        parts.push("local directories".into());
+    }
+    if !claims.schemes.is_empty() {
+        let schemes: Vec<String> = claims.schemes.iter().map(|s| format!("{s}:")).collect();
+        parts.push(format!("{} URLs", schemes.join("/")));
+    }
     if !claims.media_types.is_empty() {
         parts.push(format!("OCI images with a layer of {}", claims.media_types.join(", ")));
     }
@@ -599,10 +640,12 @@ mod tests {
         let claims = Claims {
             media_types: vec!["application/x-demo".into()],
             extensions: vec!["sh".into(), "py".into()],
+            directories: true,
+            schemes: vec!["demo".into(), "s3".into()],
         };
         assert_eq!(
             describe_claims(&claims),
-            "local .sh/.py files; OCI images with a layer of application/x-demo"
+            "local .sh/.py files; local directories; demo:/s3: URLs; OCI images with a layer of application/x-demo"
         );
         assert!(describe_claims(&Claims::default()).contains("runtimeClassName"));
     }

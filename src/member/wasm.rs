@@ -18,6 +18,7 @@ pub fn runtime() -> PluginRuntime {
         Claims {
             media_types: WASM_LAYER_MEDIA_TYPES.iter().map(|m| m.to_string()).collect(),
             extensions: vec!["wasm".into(), "wat".into()],
+            ..Claims::default()
         },
     )
 }

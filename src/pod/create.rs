@@ -263,7 +263,10 @@ async fn obtain_images(
         Some(PullPolicy::IfNotPresent),
     )];
     for container in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
-        if crate::image::reference::local_path(&container.image).is_some() {
+        // A local file or directory, or a URL a plugin fetches itself: nothing to pull.
+        if crate::image::reference::local_path(&container.image).is_some()
+            || crate::image::reference::url_scheme(&container.image).is_some()
+        {
             continue;
         }
         let name = normalize(&container.image);

@@ -13,6 +13,8 @@ use crate::proto::{
 };
 use crate::PROTOCOL_VERSION;
 
+/// The message of the `Unavailable` status with which `serve` ends the calls in flight at SIGTERM.
+pub const SHUTTING_DOWN: &str = "the plugin is shutting down (SIGTERM)";
 /// How long a plugin may take to create its socket after it was started.
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one call may take (`wait` excepted: it lasts as long as the member runs).
@@ -50,6 +52,9 @@ pub enum ClientError {
     },
     #[error("plugin {plugin} is gone ({status}); its members ended with it")]
     Exited { plugin: String, status: String },
+    /// The plugin got SIGTERM and ended this call (its members end with it).
+    #[error("plugin {plugin} is shutting down; its members end with it")]
+    ShuttingDown { plugin: String, call: &'static str },
     /// The plugin answered the call with an error.
     #[error("plugin {plugin}: {call}: {message}")]
     Refused {
@@ -314,6 +319,12 @@ impl Client {
                 seconds: limit.as_secs(),
             })),
             Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable && status.message() == SHUTTING_DOWN => {
+                Err(self.gone().await.unwrap_or(ClientError::ShuttingDown {
+                    plugin: self.name.clone(),
+                    call,
+                }))
+            }
             Ok(Err(status)) if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown) => {
                 Err(self.gone().await.unwrap_or(ClientError::Transport {
                     plugin: self.name.clone(),

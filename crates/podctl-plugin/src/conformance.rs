@@ -17,6 +17,19 @@ use crate::client::{plugin_name, Client, ClientError};
 use crate::proto::{Limits, Member};
 use crate::{State, PROTOCOL_VERSION};
 
+/// How long a plugin may take to exit on SIGTERM, calls in flight or not.
+pub const SHUTDOWN_LIMIT: Duration = Duration::from_secs(2);
+
+/// Whether process `pid` has exited (gone, or a zombie its parent has not reaped).
+fn process_exited(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.trim_start().chars().next());
+    matches!(state, None | Some('Z' | 'X'))
+}
+
 /// Members the suite runs; `runs` and `exits` are programs of the plugin's kind.
 pub struct Samples {
     /// Where the suite puts its socket and logs (created).
@@ -178,9 +191,50 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
     }
     passed.push("restart and kill");
 
-    let pid = plugin.pid();
+    // SIGTERM while a call is in flight (the agent always has a Wait pending per running member):
+    // the plugin answers it and exits promptly, and takes its members with it.
+    plugin
+        .start(samples.runs.clone())
+        .await
+        .map_err(call("start before SIGTERM"))?;
+    let pid = plugin
+        .pid()
+        .ok_or_else(|| fail("shutdown", "the plugin's process has no PID"))?;
+    let pending = plugin.wait(runs, SHUTDOWN_LIMIT + Duration::from_secs(3));
+    let terminate = async {
+        // Let the Wait reach the plugin first.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // SAFETY: kill(2) on the plugin process the client started and has not reaped.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+        let asked = Instant::now();
+        while !process_exited(pid) && asked.elapsed() < SHUTDOWN_LIMIT + Duration::from_secs(3) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        asked.elapsed()
+    };
+    let (answer, took) = tokio::join!(pending, terminate);
+    if !process_exited(pid) || took > SHUTDOWN_LIMIT {
+        return Err(fail(
+            "shutdown",
+            format!(
+                "the plugin took {took:?} to exit on SIGTERM with a Wait in flight (at most {SHUTDOWN_LIMIT:?}); end pending calls"
+            ),
+        ));
+    }
+    match answer {
+        Err(ClientError::Exited { .. } | ClientError::ShuttingDown { .. }) => {}
+        Ok(status) if status.is_exited() => {}
+        other => {
+            return Err(fail(
+                "shutdown",
+                format!("the Wait in flight at SIGTERM was answered with {other:?}"),
+            ))
+        }
+    }
     plugin.shutdown(Duration::from_secs(3)).await;
-    if pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
+    if Path::new(&format!("/proc/{pid}")).exists() {
         return Err(fail("shutdown", "the plugin did not exit on SIGTERM"));
     }
     if socket.exists() {

@@ -36,6 +36,7 @@
 //! `resources.limits`; `volumes` are host paths it may see. [`Client`] is podctl's side of the
 //! protocol, and [`conformance`] checks a plugin binary against it — run it from your tests.
 
+pub mod child;
 pub mod client;
 pub mod conformance;
 pub mod cri_log;
@@ -44,9 +45,10 @@ mod serve;
 use std::future::Future;
 use std::time::Duration;
 
-/// The generated protocol types and gRPC service (`podctl.plugin.v1`).
+/// The generated protocol types and gRPC service (`podctl.plugin.v1`), checked in so that the
+/// crate builds without `protoc` (`tests/generated.rs` keeps the copy up to date).
 pub mod proto {
-    tonic::include_proto!("podctl.plugin.v1");
+    include!("generated/podctl.plugin.v1.rs");
 }
 
 pub use client::{Client, ClientError};
@@ -67,6 +69,11 @@ pub struct PluginInfo {
     pub media_types: Vec<String>,
     /// Extensions (without the dot) of local program files it runs.
     pub file_extensions: Vec<String>,
+    /// Whether it runs local directories (`program` is then the directory's absolute path).
+    pub directories: bool,
+    /// URL schemes (without the colon) of images it fetches itself (`program` is then the image as
+    /// written, `SCHEME:REST`).
+    pub url_schemes: Vec<String>,
 }
 
 impl PluginInfo {

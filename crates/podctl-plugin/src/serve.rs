@@ -34,7 +34,12 @@ pub fn run<R: MemberRuntime>(runtime: R) -> ExitCode {
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)
-        .and_then(|tokio| tokio.block_on(serve(runtime)));
+        .and_then(|tokio| {
+            let served = tokio.block_on(serve(runtime));
+            // Work still on the runtime (a member's blocking task) must not delay the exit.
+            tokio.shutdown_timeout(Duration::from_millis(100));
+            served
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -74,18 +79,54 @@ pub async fn serve_at<R: MemberRuntime>(runtime: R, path: &Path) -> Result<(), S
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(socket_error)?;
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(socket_error)?;
-    let service = MemberRuntimeServer::new(Served(Arc::new(runtime)));
-    let result = tonic::transport::Server::builder()
+    // SIGTERM ends the calls in flight (the agent has a Wait pending per running member, which
+    // would otherwise keep a graceful shutdown waiting as long as the members run).
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let service = MemberRuntimeServer::new(Served {
+        runtime: Arc::new(runtime),
+        stopping: stopped.clone(),
+    });
+    let mut until_stopped = stopped;
+    let server = tonic::transport::Server::builder()
         .add_service(service)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::UnixListenerStream::new(listener), async move {
-            terminate.recv().await;
-        })
-        .await;
+            let _ = until_stopped.wait_for(|stopping| *stopping).await;
+        });
+    tokio::pin!(server);
+    let result = tokio::select! {
+        result = &mut server => result,
+        _ = terminate.recv() => {
+            let _ = stopping.send(true);
+            // Every call answers at once now; a connection that still does not close is dropped.
+            tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await.unwrap_or(Ok(()))
+        }
+    };
     let _ = std::fs::remove_file(path);
     Ok(result?)
 }
 
-struct Served<R>(Arc<R>);
+/// How long connections may take to close after SIGTERM, once every call in flight was answered.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
+struct Served<R> {
+    runtime: Arc<R>,
+    /// Becomes true at SIGTERM.
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl<R> Served<R> {
+    /// The call's answer, or `Unavailable` ([`crate::client::SHUTTING_DOWN`]) once SIGTERM came.
+    async fn answer<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<Response<T>, Status> {
+        let mut stopping = self.stopping.clone();
+        tokio::select! {
+            answer = call => answer.map(Response::new).map_err(status),
+            _ = stopping.wait_for(|stopping| *stopping) => Err(Status::unavailable(crate::client::SHUTTING_DOWN)),
+        }
+    }
+}
 
 fn status(error: Error) -> Status {
     match error {
@@ -99,7 +140,7 @@ fn status(error: Error) -> Status {
 #[tonic::async_trait]
 impl<R: MemberRuntime> Service for Served<R> {
     async fn handshake(&self, request: Request<HandshakeRequest>) -> Result<Response<HandshakeReply>, Status> {
-        let info = self.0.info();
+        let info = self.runtime.info();
         let theirs = request.into_inner().protocol_version;
         if theirs != PROTOCOL_VERSION {
             return Err(Status::failed_precondition(format!(
@@ -113,42 +154,37 @@ impl<R: MemberRuntime> Service for Served<R> {
             version: info.version,
             media_types: info.media_types,
             file_extensions: info.file_extensions,
+            directories: info.directories,
+            url_schemes: info.url_schemes,
         }))
     }
 
     async fn validate(&self, request: Request<Member>) -> Result<Response<Validated>, Status> {
-        Ok(Response::new(
-            self.0.validate(&request.into_inner()).await.map_err(status)?,
-        ))
+        self.answer(self.runtime.validate(&request.into_inner())).await
     }
 
     async fn start(&self, request: Request<Member>) -> Result<Response<Started>, Status> {
-        Ok(Response::new(self.0.start(request.into_inner()).await.map_err(status)?))
+        self.answer(self.runtime.start(request.into_inner())).await
     }
 
     async fn stop(&self, request: Request<StopRequest>) -> Result<Response<Empty>, Status> {
         let StopRequest { name, grace_millis } = request.into_inner();
-        self.0
-            .stop(&name, Duration::from_millis(grace_millis))
+        let grace = Duration::from_millis(grace_millis);
+        self.answer(async { self.runtime.stop(&name, grace).await.map(|()| Empty {}) })
             .await
-            .map_err(status)?;
-        Ok(Response::new(Empty {}))
     }
 
     async fn kill(&self, request: Request<MemberRef>) -> Result<Response<Empty>, Status> {
-        self.0.kill(&request.into_inner().name).await.map_err(status)?;
-        Ok(Response::new(Empty {}))
+        let name = request.into_inner().name;
+        self.answer(async { self.runtime.kill(&name).await.map(|()| Empty {}) })
+            .await
     }
 
     async fn status(&self, request: Request<MemberRef>) -> Result<Response<MemberStatus>, Status> {
-        Ok(Response::new(
-            self.0.status(&request.into_inner().name).await.map_err(status)?,
-        ))
+        self.answer(self.runtime.status(&request.into_inner().name)).await
     }
 
     async fn wait(&self, request: Request<MemberRef>) -> Result<Response<MemberStatus>, Status> {
-        Ok(Response::new(
-            self.0.wait(&request.into_inner().name).await.map_err(status)?,
-        ))
+        self.answer(self.runtime.wait(&request.into_inner().name)).await
     }
 }

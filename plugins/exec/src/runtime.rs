@@ -4,7 +4,10 @@
 //! stdout and stderr become CRI records in the member's log; `stop` sends SIGTERM and SIGKILL
 //! after the grace period; `limits.memory_bytes` caps the address space (RLIMIT_AS). It claims
 //! the file extensions and layer media types listed in `PODCTL_EXEC_EXTENSIONS` and
-//! `PODCTL_EXEC_MEDIA_TYPES` (comma-separated; none by default).
+//! `PODCTL_EXEC_MEDIA_TYPES` (comma-separated; none by default), local directories when
+//! `PODCTL_EXEC_DIRECTORIES=1` (it runs the directory's executable `run`, in that directory), and
+//! the URL schemes of `PODCTL_EXEC_SCHEMES` (`SCHEME:/abs/path` runs that executable). Members are
+//! forked with `podctl_plugin::child::spawn`, so they die with the plugin.
 //!
 //! Written against `podctl-plugin` alone, as a third party would (see plugins/README.md).
 
@@ -48,6 +51,23 @@ impl Exec {
     }
 }
 
+/// What `program` runs, and in which directory: an absolute path to an executable (in `/`), a
+/// directory's `run` (in the directory), or the path of `SCHEME:/abs/path` (in `/`).
+fn executable(program: &str) -> Result<(std::path::PathBuf, std::path::PathBuf), Error> {
+    let path = match program.split_once(':') {
+        Some((scheme, rest)) if !program.starts_with('/') && !scheme.contains('/') => rest,
+        _ => program,
+    };
+    let path = Path::new(path);
+    if !path.is_absolute() {
+        return Err(Error::Invalid(format!("program {program:?} must be an absolute path")));
+    }
+    Ok(match path.is_dir() {
+        true => (path.join("run"), path.to_path_buf()),
+        false => (path.to_path_buf(), "/".into()),
+    })
+}
+
 /// Copies one output stream into the log as records.
 async fn pump(mut from: impl tokio::io::AsyncRead + Unpin, stream: Stream, sink: Sink) {
     let mut splitter = LineSplitter::default();
@@ -77,27 +97,28 @@ impl MemberRuntime for Exec {
         PluginInfo {
             media_types: list("PODCTL_EXEC_MEDIA_TYPES"),
             file_extensions: list("PODCTL_EXEC_EXTENSIONS"),
+            directories: std::env::var("PODCTL_EXEC_DIRECTORIES").is_ok_and(|v| v == "1"),
+            url_schemes: list("PODCTL_EXEC_SCHEMES"),
             ..PluginInfo::new("exec", env!("CARGO_PKG_VERSION"))
         }
     }
 
     async fn validate(&self, member: &Member) -> Result<Validated, Error> {
-        let path = Path::new(&member.program);
-        if !path.is_absolute() {
-            return Err(Error::Invalid(format!(
-                "program {:?} must be an absolute path",
-                member.program
-            )));
-        }
-        let meta = std::fs::metadata(path).map_err(|e| Error::Invalid(format!("program {}: {e}", member.program)))?;
+        let (executable, _) = executable(&member.program)?;
+        let meta = std::fs::metadata(&executable)
+            .map_err(|e| Error::Invalid(format!("program {}: {e}", executable.display())))?;
         if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
             return Err(Error::Invalid(format!(
                 "program {} is not an executable file",
-                member.program
+                executable.display()
             )));
         }
+        let kind = match Path::new(&member.program).is_dir() {
+            true => "directory with an executable run",
+            false => "executable",
+        };
         Ok(Validated {
-            kind: "executable".into(),
+            kind: kind.into(),
             ..Validated::default()
         })
     }
@@ -111,12 +132,13 @@ impl MemberRuntime for Exec {
         }
         let sink = open_rotating_sink(Path::new(&member.log_path), Rotation::of(&member))
             .map_err(|e| Error::Failed(format!("cannot open its log {}: {e}", member.log_path)))?;
-        let mut command = tokio::process::Command::new(&member.program);
+        let (executable, dir) = executable(&member.program)?;
+        let mut command = tokio::process::Command::new(&executable);
         command
             .args(&member.args)
             .env_clear()
             .envs(member.env.iter().map(|e| (&e.name, &e.value)))
-            .current_dir("/")
+            .current_dir(dir)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
@@ -136,8 +158,9 @@ impl MemberRuntime for Exec {
                 });
             }
         }
-        let mut child = command
-            .spawn()
+        // Forked so that it dies with this plugin, even when the plugin is SIGKILLed.
+        let mut child = podctl_plugin::child::spawn(command)
+            .await
             .map_err(|e| Error::Failed(format!("cannot run {}: {e}", member.program)))?;
         let pid = child.id().unwrap_or_default();
         let started_at = now_secs();
