@@ -21,12 +21,7 @@ const CTRL_P: u8 = 0x10;
 const CTRL_Q: u8 = 0x11;
 
 pub async fn attach(client: &Client, settings: &Settings, registry: &Registry, args: &AttachArgs) -> Result<ExitCode> {
-    let view = pod::find_pod(client, settings, registry, &args.pod)
-        .await?
-        .ok_or_else(|| pod::PodError::NotFound {
-            name: args.pod.clone(),
-            namespace: client.namespace().to_string(),
-        })?;
+    let view = super::find(client, settings, registry, &args.pod).await?;
     let member = view.member_or_default(args.container.as_deref())?.clone();
     if member.in_agent {
         bail!(

@@ -86,12 +86,7 @@ async fn pump(path: String, mut out: impl tokio::io::AsyncWrite + Unpin, mut don
 }
 
 pub async fn exec(client: &Client, settings: &Settings, registry: &Registry, args: &ExecArgs) -> Result<ExitCode> {
-    let view = pod::find_pod(client, settings, registry, &args.pod)
-        .await?
-        .ok_or_else(|| pod::PodError::NotFound {
-            name: args.pod.clone(),
-            namespace: client.namespace().to_string(),
-        })?;
+    let view = super::find(client, settings, registry, &args.pod).await?;
     let member = view.member_or_default(args.container.as_deref())?;
     if member.in_agent {
         bail!(

@@ -338,7 +338,12 @@ async fn complete_names(session: &Session, args: &crate::cli::CompleteNamesArgs)
     }
 }
 
-async fn find(client: &Client, settings: &Settings, registry: &Registry, name: &str) -> Result<pod::PodView> {
+pub(super) async fn find(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    name: &str,
+) -> Result<pod::PodView> {
     Ok(pod::find_pod(client, settings, registry, name)
         .await?
         .ok_or_else(|| pod::PodError::NotFound {

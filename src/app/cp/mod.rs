@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::CpArgs;
 use crate::containerd::Client;
 use crate::member::Registry;
-use crate::pod::{self, MemberView, PodView, Settings};
+use crate::pod::{MemberView, PodView, Settings};
 
 /// `POD:PATH`, or a local path (one with a `/` before any `:` is local, as in kubectl).
 fn remote(spec: &str) -> Option<(&str, &str)> {
@@ -60,12 +60,7 @@ async fn member(
     pod: &str,
     container: Option<&str>,
 ) -> Result<(PodView, MemberView)> {
-    let view = pod::find_pod(client, settings, registry, pod)
-        .await?
-        .ok_or_else(|| pod::PodError::NotFound {
-            name: pod.to_string(),
-            namespace: client.namespace().to_string(),
-        })?;
+    let view = super::find(client, settings, registry, pod).await?;
     let member = view.member_or_default(container)?.clone();
     Ok((view, member))
 }
