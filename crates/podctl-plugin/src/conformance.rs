@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::client::{plugin_name, Client, ClientError};
-use crate::proto::{Limits, Member};
+use crate::proto::{EnvVar, Limits, Member, Volume};
 use crate::{State, PROTOCOL_VERSION};
 
 /// How long a plugin may take to exit on SIGTERM, calls in flight or not.
@@ -41,7 +41,22 @@ pub struct Samples {
     pub exit_code: i32,
     /// Something the plugin must refuse in `validate`.
     pub invalid: Member,
+    /// Set by [`Samples::with_port`]: `runs` listens on this TCP port (of the plugin's network
+    /// namespace) once started, and the suite connects to it.
+    pub port: Option<u16>,
+    /// Set by [`Samples::with_exit_trigger`]: makes `exits` exit once started (for a plugin whose
+    /// members do not exit by themselves, such as servers that end on a request).
+    pub exit_trigger: Option<Box<dyn Fn() + Send + Sync>>,
+    /// Set by [`Samples::with_env_and_volume`]: prints the value of the environment variable
+    /// `PODCTL_CONFORMANCE_TOKEN` to stdout, writes it into the file `token` of the directory the
+    /// variable `PODCTL_CONFORMANCE_DIR` names (a volume's guest path), and exits 0.
+    pub sees: Option<Member>,
 }
+
+/// The guest path of the volume of [`Samples::with_env_and_volume`]'s member.
+pub const CONFORMANCE_DIR_VAR: &str = "PODCTL_CONFORMANCE_DIR";
+/// The variable whose value that member prints and writes.
+pub const CONFORMANCE_TOKEN_VAR: &str = "PODCTL_CONFORMANCE_TOKEN";
 
 impl Samples {
     /// Samples from three programs with no arguments.
@@ -59,7 +74,49 @@ impl Samples {
             exits: member("exits", exits),
             exit_code,
             invalid: member("invalid", invalid),
+            port: None,
+            exit_trigger: None,
+            sees: None,
         }
+    }
+
+    /// `runs` serves TCP `port` once started (it is also its `ports`): the suite checks that it
+    /// accepts a connection there, as podctl's probes would.
+    pub fn with_port(mut self, port: u16) -> Samples {
+        self.runs.ports = vec![u32::from(port)];
+        self.port = Some(port);
+        self
+    }
+
+    /// `exits` exits only when `trigger` is called (the suite calls it once `exits` is started).
+    pub fn with_exit_trigger(mut self, trigger: impl Fn() + Send + Sync + 'static) -> Samples {
+        self.exit_trigger = Some(Box::new(trigger));
+        self
+    }
+
+    /// Adds a member of `program` that shows its environment and a volume (see [`Samples::sees`]);
+    /// the volume's host directory is `dir/volume`, seen at `guest_path` (`None`: the same path,
+    /// for plugins that do not remap paths).
+    pub fn with_env_and_volume(mut self, program: &str, guest_path: Option<&str>) -> Samples {
+        let host = self.dir.join("volume").to_string_lossy().into_owned();
+        let guest = guest_path.map(String::from).unwrap_or_else(|| host.clone());
+        self.sees = Some(Member {
+            name: "sees".into(),
+            program: program.into(),
+            env: vec![EnvVar {
+                name: CONFORMANCE_DIR_VAR.into(),
+                value: guest.clone(),
+            }],
+            volumes: vec![Volume {
+                host_path: host,
+                guest_path: guest,
+                read_only: false,
+            }],
+            log_path: self.dir.join("sees.log").to_string_lossy().into_owned(),
+            limits: Some(Limits::default()),
+            ..Member::default()
+        });
+        self
     }
 }
 
@@ -119,6 +176,16 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
         return Err(fail("status after start", format!("{status:?}")));
     }
     passed.push("start");
+    if let Some(port) = samples.port {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if Instant::now() > deadline {
+                return Err(fail("port", format!("nothing accepts on port {port} 5s after start")));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        passed.push("port");
+    }
     match plugin.start(samples.runs.clone()).await {
         Err(ClientError::Refused {
             code: tonic::Code::AlreadyExists,
@@ -166,6 +233,9 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
     passed.push("stop");
 
     plugin.start(samples.exits.clone()).await.map_err(call("start exits"))?;
+    if let Some(trigger) = &samples.exit_trigger {
+        trigger();
+    }
     let exited = plugin
         .wait(&samples.exits.name, Duration::from_secs(10))
         .await
@@ -178,6 +248,43 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
         ));
     }
     passed.push("exit code");
+
+    // Env and volumes reach the member: it shows the token it was given, in its log and its volume.
+    if let Some(sees) = &samples.sees {
+        let token = format!("token-{}-{}", std::process::id(), crate::now_secs());
+        let mut member = sees.clone();
+        member.env.push(EnvVar {
+            name: CONFORMANCE_TOKEN_VAR.into(),
+            value: token.clone(),
+        });
+        let host = PathBuf::from(&member.volumes[0].host_path);
+        let _ = std::fs::remove_dir_all(&host);
+        let _ = std::fs::remove_file(&member.log_path);
+        std::fs::create_dir_all(&host).map_err(|e| fail("env and volumes", format!("{}: {e}", host.display())))?;
+        plugin.start(member.clone()).await.map_err(call("env and volumes"))?;
+        let done = plugin
+            .wait(&member.name, Duration::from_secs(10))
+            .await
+            .map_err(call("env and volumes"))?;
+        if done.exit_code != 0 {
+            return Err(fail("env and volumes", format!("the member exited {done:?}")));
+        }
+        let log = std::fs::read_to_string(&member.log_path).unwrap_or_default();
+        if !log.lines().any(|line| line.ends_with(&format!(" {token}"))) {
+            return Err(fail(
+                "env and volumes",
+                format!("{CONFORMANCE_TOKEN_VAR}'s value not in its log: {log:?}"),
+            ));
+        }
+        let written = std::fs::read_to_string(host.join("token")).unwrap_or_default();
+        if written.trim() != token {
+            return Err(fail(
+                "env and volumes",
+                format!("{} holds {written:?}, not the token", host.join("token").display()),
+            ));
+        }
+        passed.push("env and volumes");
+    }
 
     // A name may be started again once its member was waited for; kill ends it at once.
     plugin.start(samples.runs.clone()).await.map_err(call("restart"))?;
