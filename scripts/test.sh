@@ -8,3 +8,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 QUIET=1 wasm-examples/build.sh >/dev/null   # the WASM guests the tests run
 cargo test --workspace --locked "$@"
+scripts/plugin-snippet.sh   # plugins/README.md's plugin builds on its own

@@ -161,6 +161,13 @@ impl Client {
                 Err(e) => return Err(e),
             }
         };
+        // Once it serves, what it writes to stderr goes to ours (the agent's: the pod's agent.log),
+        // so a chatty plugin never blocks on a full pipe.
+        if let Some(mut stderr) = child.stderr.take() {
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut stderr, &mut tokio::io::stderr()).await;
+            });
+        }
         client.child = Some(child);
         client.handshake().await?;
         Ok(client)
