@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 crate=$(mktemp -d /tmp/podctl-plugin-snippet.XXXXXX)
-trap 'rm -rf "$crate"' EXIT
+# With a shared CARGO_TARGET_DIR its binary would land next to podctl's, where podctl finds plugins:
+# it goes again at the end.
+trap 'rm -rf "$crate"; [ -z "${CARGO_TARGET_DIR:-}" ] || rm -f "$CARGO_TARGET_DIR/debug/podctl-runtime-mine"' EXIT
 awk -v out="$crate" '
   /<!-- snippet: .* -->/ { path = $3; next }
   path != "" && /^ *```/ && !inside { inside = 1; file = out "/" path; system("mkdir -p \"$(dirname " file ")\""); printf "" > file; next }
