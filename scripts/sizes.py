@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Source files over 600 lines and functions over 100 lines in src/, plugins/ and crates/ (tests may
-be longer: tests/ folders, tests.rs files and `#[cfg(test)]` modules are left out). Exit code 1 when any is found,
-with `--check`; the default only lists them.
+be longer: tests/ folders, tests.rs files and `#[cfg(test)]` modules are left out, and so is code a
+tool generated, under `generated/` folders), and file names that mean two things: one stem (say
+`config.rs`) in two folders of one crate. mod.rs, lib.rs, main.rs, error.rs and build.rs are names of a role, not
+of a meaning, and are not counted. Exit code 1 when any is found, with `--check`; the default only
+lists them.
 
     scripts/sizes.py [--check] [--max-file 600] [--max-fn 100]
 """
@@ -12,6 +15,12 @@ import re
 import sys
 
 ROOTS = ["src", "plugins", "crates"]
+ROLE_NAMES = {"mod.rs", "lib.rs", "main.rs", "error.rs", "build.rs"}
+# One name at two layers for one thing: the command and the operation it runs.
+SAME_MEANING = {
+    "delete": "the delete command (app/) and the pod deletion it runs (pod/)",
+    "images": "the image commands' arguments (cli/) and containerd's Images service (containerd/)",
+}
 FN = re.compile(r"^\s*(pub(\([^)]*\))?\s+)?((async|unsafe|const|extern\s+\"C\")\s+)*fn\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -68,11 +77,17 @@ def main() -> int:
     args = parser.parse_args()
     repo = pathlib.Path(__file__).resolve().parent.parent
     big_files, big_fns = [], []
+    stems = {}
     for root in ROOTS:
         for path in sorted((repo / root).rglob("*.rs")):
             relative = path.relative_to(repo)
-            if "tests" in relative.parts or "target" in relative.parts or path.name == "tests.rs":
+            skipped = {"tests", "target", "generated", "examples", "benches"}
+            if skipped & set(relative.parts) or path.name == "tests.rs":
                 continue
+            if path.name not in ROLE_NAMES and "bin" not in relative.parts and path.stem not in SAME_MEANING:
+                # Per crate: two crates may each have a client.rs.
+                crate = relative.parts[: relative.parts.index("src")] if "src" in relative.parts else ()
+                stems.setdefault((crate, path.stem), []).append(str(relative))
             lines = path.read_text(errors="replace").splitlines()
             if len(lines) > args.max_file:
                 big_files.append((len(lines), str(relative)))
@@ -83,8 +98,14 @@ def main() -> int:
         print(f"file {length:5} lines  {where}")
     for length, where in sorted(big_fns, reverse=True):
         print(f"fn   {length:5} lines  {where}")
-    print(f"{len(big_files)} files over {args.max_file} lines, {len(big_fns)} functions over {args.max_fn} lines")
-    return 1 if args.check and (big_files or big_fns) else 0
+    shared = {stem: paths for (_, stem), paths in sorted(stems.items()) if len(paths) > 1}
+    for stem, paths in shared.items():
+        print(f"name  {stem}.rs  {'  '.join(paths)}")
+    print(
+        f"{len(big_files)} files over {args.max_file} lines, {len(big_fns)} functions over {args.max_fn} lines, "
+        f"{len(shared)} file names in more than one folder"
+    )
+    return 1 if args.check and (big_files or big_fns or shared) else 0
 
 
 if __name__ == "__main__":
