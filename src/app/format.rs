@@ -128,7 +128,7 @@ pub fn images(images: &[ImageInfo]) -> String {
 /// `runtime ls`: podctl's member runtimes, then the runtime config's handlers.
 /// `infos` are the registry's runtimes' own, in its order.
 pub fn runtimes(registry: &crate::member::Registry, infos: &[crate::member::RuntimeInfo]) -> String {
-    use crate::member::config::Handler;
+    use crate::member::runtime_handlers::Handler;
     let mut rows = vec![vec!["NAME".into(), "KIND".into(), "RUNS".into(), "VERSION".into()]];
     for ((_, runtime), info) in registry.runtimes().zip(infos) {
         let kind = if runtime.in_agent() { "plugin" } else { "builtin" };

@@ -53,7 +53,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 /// podctl's member runtimes on this host with the handlers of the runtime config, for a new pod.
 fn registry(global: &GlobalArgs) -> Result<Registry> {
-    let config = crate::member::config::RuntimeConfig::load(global.runtime_config.as_deref())?;
+    let config = crate::member::runtime_handlers::RuntimeConfig::load(global.runtime_config.as_deref())?;
     Ok(Registry::discover(config, &settings(global))?)
 }
 

@@ -90,7 +90,7 @@ pub struct MemberView {
     pub log_path: Option<PathBuf>,
     pub stop_signal: String,
     pub record: ContainerRecord,
-    /// Filled by the member's runtime (see [`crate::member::MemberRuntime::observe`]).
+    /// Filled by the member's runtime (see [`crate::member::RuntimeDriver::observe`]).
     pub state: MemberState,
     pub ready: bool,
     pub restarts: u32,

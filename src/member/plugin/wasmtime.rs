@@ -1,26 +1,30 @@
-//! The WASM member runtime: the plugin `wasmtime` (`podctl-runtime-wasmtime`), which runs WASI
-//! modules and components, one process per pod with WASM members. What podctl knows of it without
-//! asking: what it claims, and the environment it needs (its AOT cache). Validating a module at
-//! create compiles it once into that shared cache.
+//! The WASM member runtime as podctl knows it: the plugin `wasmtime` (`podctl-runtime-wasmtime`),
+//! which runs WASI modules and components, one process per pod with WASM members. What podctl
+//! knows of it without asking: what it claims, and the environment it needs (its AOT cache).
+//! Validating a module at create compiles it once into that shared cache. (The WASM OCI artifact
+//! itself is `image::wasm`'s.)
 
 use std::path::Path;
 
-use super::plugin::{Claims, PluginRuntime};
+use super::claims::Claims;
 use crate::image::WASM_LAYER_MEDIA_TYPES;
 use crate::settings::Settings;
 
 /// The plugin that runs WASM members.
 pub const PLUGIN: &str = "wasmtime";
 
-pub fn runtime() -> PluginRuntime {
-    PluginRuntime::with_claims(
-        PLUGIN,
-        Claims {
-            media_types: WASM_LAYER_MEDIA_TYPES.iter().map(|m| m.to_string()).collect(),
-            extensions: vec!["wasm".into(), "wat".into()],
-            ..Claims::default()
-        },
-    )
+/// Whether `plugin` names the wasmtime plugin.
+pub fn is(plugin: &str) -> bool {
+    plugin == PLUGIN
+}
+
+/// What it runs, known without a handshake.
+pub fn claims() -> Claims {
+    Claims {
+        media_types: WASM_LAYER_MEDIA_TYPES.iter().map(|m| m.to_string()).collect(),
+        extensions: vec!["wasm".into(), "wat".into()],
+        ..Claims::default()
+    }
 }
 
 /// The environment the plugin needs: its AOT cache.

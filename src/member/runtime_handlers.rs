@@ -1,6 +1,7 @@
 //! The host's runtime handlers (`/etc/podctl/runtimes.toml`, `--runtime-config`): what a pod's
 //! `spec.runtimeClassName` or a `podctl.io/runtime.<container>` annotation may name, as
-//! containerd's CRI config defines runtimes for RuntimeClass handlers.
+//! containerd's CRI config defines runtimes for RuntimeClass handlers; and what a handler means for
+//! a pod or a member ([`RuntimeClass`], [`NamedRuntime`]).
 //!
 //! ```toml
 //! [runtimes.crun]                       # runtimeClassName: crun
@@ -21,7 +22,7 @@ use crate::containerd::{RuncOptions, TaskRuntime};
 pub const DEFAULT_RUNTIME_CONFIG: &str = "/etc/podctl/runtimes.toml";
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum RuntimeConfigError {
     #[error("runtime config {path}: {cause}")]
     Read { path: PathBuf, cause: std::io::Error },
     #[error("runtime config {path}: {field}: {message}")]
@@ -47,6 +48,28 @@ pub struct RuntimeConfig {
     pub handlers: BTreeMap<String, Handler>,
 }
 
+/// A containerd runtime handler of the host's runtime config, by its name there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedRuntime {
+    pub handler: String,
+    pub runtime: TaskRuntime,
+}
+
+/// What a pod's `spec.runtimeClassName` means on this host.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeClass {
+    /// A containerd handler: the sandbox, the init containers and the OCI members run with it.
+    pub containerd: Option<NamedRuntime>,
+    /// A plugin handler: the member runtime that must run every container.
+    pub runtime: Option<usize>,
+}
+
+impl RuntimeClass {
+    pub fn task_runtime(&self) -> TaskRuntime {
+        self.containerd.as_ref().map(|n| n.runtime.clone()).unwrap_or_default()
+    }
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -65,7 +88,7 @@ struct Entry {
 
 impl RuntimeConfig {
     /// Reads `path`, or [`DEFAULT_RUNTIME_CONFIG`] if it exists when `path` is None.
-    pub fn load(path: Option<&Path>) -> Result<RuntimeConfig, ConfigError> {
+    pub fn load(path: Option<&Path>) -> Result<RuntimeConfig, RuntimeConfigError> {
         let (path, required) = match path {
             Some(path) => (path.to_path_buf(), true),
             None => (PathBuf::from(DEFAULT_RUNTIME_CONFIG), false),
@@ -73,12 +96,12 @@ impl RuntimeConfig {
         match std::fs::read_to_string(&path) {
             Ok(text) => RuntimeConfig::parse(&text, &path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(RuntimeConfig::default()),
-            Err(cause) => Err(ConfigError::Read { path, cause }),
+            Err(cause) => Err(RuntimeConfigError::Read { path, cause }),
         }
     }
 
-    pub fn parse(text: &str, path: &Path) -> Result<RuntimeConfig, ConfigError> {
-        let invalid = |field: String, message: String| ConfigError::Invalid {
+    pub fn parse(text: &str, path: &Path) -> Result<RuntimeConfig, RuntimeConfigError> {
+        let invalid = |field: String, message: String| RuntimeConfigError::Invalid {
             path: path.to_path_buf(),
             field,
             message,
