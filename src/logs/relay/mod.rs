@@ -7,7 +7,7 @@
 //! directory, when the member's output ends (its process exited).
 //!
 //! Frames on the socket, both ways: one kind byte, a big-endian u32 length, the data. This module
-//! is podctl's side (starting a relay, connecting to it); [`process`] is the relay itself.
+//! is podctl's side (starting a relay, connecting to it); [`event_loop`] is the relay itself.
 
 use std::fs::File;
 use std::io;
@@ -32,9 +32,9 @@ pub const FRAME_STDIN_END: u8 = 3;
 /// Client to relay, first: this attach sends input (`-i`), so it counts for `stdinOnce`.
 pub const FRAME_HELLO_STDIN: u8 = 4;
 
-mod process;
+mod event_loop;
 
-pub use process::{parse_args, run, run_if_invoked, RelayArgs};
+pub use event_loop::{parse_args, run, run_if_invoked, RelayArgs};
 
 const SOCKET: &str = "attach.sock";
 const PID_FILE: &str = "relay.pid";

@@ -19,9 +19,9 @@ use wasmtime::{ExternType, InstancePre, Module};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::engine::WasmHost;
 use crate::error::WasmError;
-use crate::host::WasmHost;
-use crate::member::{ComponentData, CoreData};
+use crate::store::{ComponentData, CoreData};
 
 /// What kind of WASI program a [`Program`] is; decides how it is run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,6 @@
-//! wasi:http: serving a proxy component on `0.0.0.0:port` like `wasmtime serve` (hyper 1 HTTP/1.1
-//! listener, a fresh store and instance per request from the pre-instantiated `ProxyPre`, graceful
-//! drain on stop), and the guests' outgoing requests (`PlainHttpHooks`: plain HTTP/1.1 over TCP;
-//! HTTPS is refused because this build carries no TLS stack).
+//! Serving a wasi:http proxy component on `0.0.0.0:port` like `wasmtime serve`: a hyper 1
+//! HTTP/1.1 listener, a fresh store and instance per request from the pre-instantiated
+//! `ProxyPre`, and a graceful drain on stop. Guests' own outgoing requests are `outgoing.rs`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::Scheme as UriScheme;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -21,10 +19,13 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView as _};
+use wasmtime_wasi_http::WasiHttpView as _;
 
+use crate::control::{requested, Control, Shared};
 use crate::error::WasmError;
-use crate::member::{exit_info, requested, ComponentData, Control, ExitInfo, ExitReason, Shared, StoreFactory};
+use crate::exit::{exit_info, ExitInfo, ExitReason};
+use crate::store::{ComponentData, StoreFactory};
+use crate::usage::timed;
 
 /// Binds the proxy's listener (SO_REUSEADDR, so a restarted member can rebind at once).
 pub(crate) fn bind(name: &str, port: u16) -> Result<TcpListener, WasmError> {
@@ -204,7 +205,7 @@ impl Server {
         // The guest runs in its own task: it may keep streaming the body after the response head.
         // Its CPU time is the member's.
         let usage = self.factory.usage.clone();
-        let task = tokio::spawn(crate::member::timed(usage, async move {
+        let task = tokio::spawn(timed(usage, async move {
             let _guard = guard;
             let result = {
                 let run = async {
@@ -266,85 +267,4 @@ fn error_response(status: hyper::StatusCode, text: &'static str) -> hyper::Respo
         hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
-}
-
-// ---------------------------------------------------------------------------------------------
-// Outgoing requests
-
-/// `wasi:http/outgoing-handler` for pod members: plain HTTP/1.1 to any address the pod's network
-/// namespace can reach (e.g. a sibling container on `localhost:8080`). `https` is reported to the
-/// guest as an unsupported scheme.
-pub(crate) struct PlainHttpHooks;
-
-type IoFuture = Box<dyn std::future::Future<Output = Result<(), HttpError>> + Send>;
-
-impl WasiHttpHooks for PlainHttpHooks {
-    fn is_supported_scheme(&mut self, scheme: &UriScheme) -> bool {
-        *scheme == UriScheme::HTTP
-    }
-
-    fn default_scheme(&mut self) -> Option<UriScheme> {
-        Some(UriScheme::HTTP)
-    }
-
-    fn send_request(
-        &mut self,
-        request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
-        _fut: IoFuture,
-    ) -> Box<dyn std::future::Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send> {
-        Box::new(send_plain(request, options))
-    }
-}
-
-async fn send_plain(
-    mut req: http::Request<WasiBody>,
-    options: Option<RequestOptions>,
-) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
-    const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-    let authority = req.uri().authority().ok_or(HttpError::HttpRequestUriInvalid)?;
-    let addr = if authority.port().is_some() {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(DEFAULT_TIMEOUT);
-    let first_byte_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(DEFAULT_TIMEOUT);
-
-    let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(&addr))
-        .await
-        .map_err(|_| HttpError::ConnectionTimeout)?
-        .map_err(HttpError::Connect)?;
-    let (mut sender, conn) = tokio::time::timeout(
-        connect_timeout,
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
-    )
-    .await
-    .map_err(|_| HttpError::ConnectionTimeout)??;
-    let conn = tokio::spawn(conn);
-
-    // Origin-form request target: the authority travels in the Host header.
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
-    *req.uri_mut() = http::Uri::builder()
-        .path_and_query(path)
-        .build()
-        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-
-    let resp = tokio::time::timeout(first_byte_timeout, sender.send_request(req))
-        .await
-        .map_err(|_| HttpError::ConnectionReadTimeout)??;
-    let resp = resp.map(|body| body.map_err(HttpError::from).boxed_unsync());
-    let io: IoFuture = Box::new(async move {
-        match conn.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(HttpError::from(e)),
-            Err(_) => Err(HttpError::ConnectionTerminated),
-        }
-    });
-    Ok((resp, io))
 }

@@ -5,7 +5,7 @@
 //!     [--env K=V]... [--dir HOST:GUEST[:ro]]... [--log PATH] [--cache DIR] [-- ARGV...]
 //! ```
 //!
-//! The log (default `./<file stem>.log`) gets the guest's stdout and stderr. Ctrl-C stops the
+//! The log (default `./<file stem>.log`; `--log -`: this terminal) gets the guest's stdout and stderr. Ctrl-C stops the
 //! member with a 5 s grace; the exit info is printed as it ends.
 
 use std::path::PathBuf;
@@ -43,7 +43,12 @@ async fn main() {
             "--port" => spec.http_port = Some(value().parse().unwrap_or_else(|_| usage())),
             "--memory" => spec.memory_limit = Some(value().parse().unwrap_or_else(|_| usage())),
             "--cpu" => spec.cpu_limit_millis = Some(value().parse().unwrap_or_else(|_| usage())),
-            "--log" => spec.output = Output::File(value().into()),
+            "--log" => {
+                spec.output = match value().as_str() {
+                    "-" => Output::stdio(),
+                    path => Output::File(path.into()),
+                }
+            }
             "--cache" => cache_dir = Some(PathBuf::from(value())),
             "--env" => {
                 let kv = value();
@@ -89,7 +94,7 @@ async fn main() {
     );
     let log = match &spec.output {
         Output::File(path) => path.clone(),
-        Output::Writers { .. } => PathBuf::from("<writers>"),
+        Output::Writers { .. } => PathBuf::from("<stdout and stderr>"),
     };
     let member = host.start(&program, spec).unwrap_or_else(|e| {
         eprintln!("{e}");

@@ -1,6 +1,6 @@
-//! `WasmHost`: the one wasmtime `Engine` of the agent process, its epoch ticker thread and the two
-//! WASI linkers (preview1 for core modules; WASI 0.2 + wasi:http for components) that every
-//! member shares. Loading lives in `load.rs`, running in `member.rs` and `http.rs`.
+//! `WasmHost`: the one wasmtime `Engine` of a process, its epoch ticker thread, the two WASI
+//! linkers (preview1 for core modules; WASI 0.2 + wasi:http for components) that every member
+//! shares, and the AOT cache directory. Loading lives in `program.rs`, starting in `member.rs`.
 //!
 //! Create the host *after* the agent has entered the pod's network namespace: the ticker thread
 //! (and tokio's threads) inherit the namespace of the thread that creates them.
@@ -13,7 +13,7 @@ use std::time::Duration;
 use wasmtime::{Config, Engine};
 
 use crate::error::WasmError;
-use crate::member::{ComponentData, CoreData};
+use crate::store::{ComponentData, CoreData};
 
 /// How often the epoch ticker advances the engine's epoch. Every store yields to tokio (and checks
 /// for stop/kill) once per tick, so this is both the scheduling slice of a spinning guest and the
