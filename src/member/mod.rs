@@ -21,6 +21,9 @@ pub mod plugin;
 pub mod undo;
 pub mod wasm;
 
+#[cfg(test)]
+mod probe_defs_tests;
+
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;

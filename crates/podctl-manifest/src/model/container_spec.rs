@@ -10,7 +10,7 @@ use super::env::{EnvFromSource, EnvVar};
 use super::probes::{Lifecycle, PortRef, Probe};
 use super::security_context::SecurityContext;
 use super::serde_fields::{is_false, quantity_map};
-use crate::manifest::quantity::{parse_quantity_bytes, parse_quantity_millicpu};
+use crate::quantity::{parse_quantity_bytes, parse_quantity_millicpu};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PullPolicy {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::env::{ObjectFieldSelector, ResourceFieldSelector};
 use super::serde_fields::{is_false, optional_quantity};
-use crate::manifest::quantity::parse_quantity_bytes;
+use crate::quantity::parse_quantity_bytes;
 
 /// One file of a `downwardAPI` volume (or projected source): a pod field or a resource.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

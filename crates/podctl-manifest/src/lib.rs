@@ -1,6 +1,6 @@
 //! Pod manifests: YAML text in, a validated [`Pod`] out, and the Pod model itself.
 //!
-//! This module owns everything between the user's file and the typed pod the rest of podctl
+//! This crate owns everything between the user's file and the typed pod the rest of podctl
 //! runs: YAML parsing (with a line number for every field), the serde model (also the JSON
 //! podctl stores on containerd), Kubernetes validation rules for the supported subset,
 //! quantity parsing for resources, and YAML output for `podctl get pod -o yaml`.
