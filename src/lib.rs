@@ -9,7 +9,9 @@ pub mod cli;
 pub mod containerd;
 pub mod image;
 pub mod logs;
-pub mod manifest;
+// A crate of its own (crates/podctl-manifest), so the compiler enforces that the Pod model imports
+// nothing of podctl; named here as before, so `crate::manifest::` paths stay.
+pub use podctl_manifest as manifest;
 pub mod member;
 pub mod pod;
 pub mod record;

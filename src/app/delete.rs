@@ -14,7 +14,7 @@ pub(super) async fn delete(
     registry: &Registry,
     args: &DeleteArgs,
 ) -> Result<ExitCode> {
-    use crate::manifest::config::{ConfigMap, Secret};
+    use crate::manifest::config_objects::{ConfigMap, Secret};
     let mut names: Vec<String> = args.names.clone();
     let mut plan = manifests::to_delete(Vec::new());
     // A leading resource word names the kind (`delete configmap a b`, `delete pods -l app=web`).

@@ -5,11 +5,11 @@ use anyhow::Result;
 use super::format;
 use crate::cli::{EventsArgs, GetArgs, OutputFormat};
 use crate::containerd::Client;
-use crate::manifest::config::{ConfigMap, ConfigMeta, Secret};
+use crate::manifest::config_objects::{ConfigMap, ConfigMeta, Secret};
 use crate::manifest::selector::Selector;
 use crate::manifest::to_yaml;
 use crate::member::Registry;
-use crate::pod::config::ConfigObject;
+use crate::pod::config_store::ConfigObject;
 use crate::pod::{self, PodError, Settings};
 
 pub async fn get(client: &Client, settings: &Settings, registry: &Registry, args: &GetArgs) -> Result<()> {
@@ -277,7 +277,7 @@ async fn named<T: ConfigObject>(client: &Client, args: &GetArgs) -> Result<Vec<T
 }
 
 async fn named_objects<T: ConfigObject>(client: &Client, names: &[String]) -> Result<Vec<T>> {
-    let mut found = pod::config::list_objects::<T>(client).await?;
+    let mut found = pod::config_store::list_objects::<T>(client).await?;
     for name in names {
         if !found.iter().any(|o| &o.meta().name == name) {
             return Err(PodError::ObjectNotFound {

@@ -13,11 +13,12 @@ use base64::Engine;
 use super::{read_input, settings, GlobalArgs};
 use crate::cli::{ConfigDataArgs, CreateObject, SecretKind};
 use crate::containerd::Client;
-use crate::manifest::config::{ConfigMap, Secret};
+use crate::manifest::config_objects::{ConfigMap, Secret};
 use crate::manifest::ObjectKind;
 use crate::manifest::{document_from_json, parse_documents, Document};
 use crate::member::Registry;
-use crate::pod::config::{apply_object, create_object, delete_object, propagate, put_object, Applied, ConfigObject};
+use crate::pod::config_refs::propagate;
+use crate::pod::config_store::{apply_object, create_object, delete_object, put_object, Applied, ConfigObject};
 use crate::pod::{self, DeleteOptions, PodError, Settings};
 
 /// One document and where it came from, for messages: `stack.yaml: document 3 (pod/web)`.

@@ -102,11 +102,11 @@ fn read_input(path: &Path) -> Result<String> {
 }
 
 /// The names of the objects of a kind whose labels match.
-async fn selected<T: crate::pod::config::ConfigObject>(
+async fn selected<T: crate::pod::config_store::ConfigObject>(
     client: &Client,
     selector: &crate::manifest::selector::Selector,
 ) -> Result<Vec<String>> {
-    Ok(crate::pod::config::list_objects::<T>(client)
+    Ok(crate::pod::config_store::list_objects::<T>(client)
         .await?
         .into_iter()
         .filter(|o| selector.matches(&o.meta().labels))

@@ -31,6 +31,9 @@ pub mod runtime_handlers;
 pub mod runtime_registry;
 pub mod undo;
 
+#[cfg(test)]
+mod probe_defs_tests;
+
 use std::path::PathBuf;
 
 pub(crate) use agent_defs::{hook_defs, last_probe, probe_defs};

@@ -197,7 +197,7 @@ impl PodContext<'_> {
                     }
                     dir
                 }
-                // Written by create before the members (see `pod::config`); read-only, as kubelet
+                // Written by create before the members (see `pod::config_refs`); read-only, as kubelet
                 // mounts them, and a subPath names one of the files (which then never updates).
                 VolumeSource::Objects { .. } => {
                     let dir = self.state_dir.join("volumes").join(&volume.name);

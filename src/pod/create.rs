@@ -51,8 +51,8 @@ pub async fn create_pod(
     let mut events = Vec::new();
     let uid = new_uid();
     // Every ConfigMap and Secret it names, before anything is made: a missing one fails here.
-    let facts = super::config::pod_facts(&uid);
-    let config = super::config::resolve(client, &pod, &facts).await?;
+    let facts = super::config_refs::pod_facts(&uid);
+    let config = super::config_refs::resolve(client, &pod, &facts).await?;
     for warning in &config.warnings {
         eprintln!("warning: pod {name}: {warning}");
         events.push(PodEvent::warning(
@@ -280,7 +280,7 @@ async fn obtain_images(
             None => wanted.push((name, &container.name, container.image_pull_policy)),
         }
     }
-    let pull_secrets = super::config::pull_secrets(client, pod, events).await?;
+    let pull_secrets = super::config_refs::pull_secrets(client, pod, events).await?;
     for (name, container, policy) in wanted {
         let policy = crate::image::effective_policy(&name, policy);
         if policy != PullPolicy::Never && crate::image::builtin::find(&name).is_none() {
@@ -380,7 +380,7 @@ struct CreatePlan<'a> {
     /// As written: what podctl records.
     pod: &'a Pod,
     /// What its ConfigMaps and Secrets give it: how the members run.
-    config: &'a super::config::Resolved,
+    config: &'a super::config_refs::Resolved,
     uid: &'a str,
     sandbox_id: &'a str,
     network: CniNetwork,
@@ -426,7 +426,7 @@ impl CreatePlan<'_> {
         // Root only: the agent's control socket lives here.
         std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700)).map_err(io_error(&state_dir))?;
         undo.push(Step::RemoveDir(state_dir.clone()));
-        super::config::write_volumes(&state_dir, &self.config.volumes)?;
+        super::config_refs::write_volumes(&state_dir, &self.config.volumes)?;
         let log_dir = self.settings.pod_log_dir(self.pod, self.uid);
         std::fs::create_dir_all(&log_dir).map_err(io_error(&log_dir))?;
         undo.push(Step::RemoveDir(log_dir.clone()));

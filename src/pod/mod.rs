@@ -1,7 +1,8 @@
 //! Pod operations across the modules: create (with rollback), delete (graceful), and the view of
 //! pods rebuilt from containerd's records alone (labels + extensions on the sandbox container).
 
-pub mod config;
+pub mod config_refs;
+pub mod config_store;
 pub(crate) mod create;
 pub(crate) mod delete;
 mod etc;

@@ -122,8 +122,8 @@ async fn restore_pod(
     super::etc::write_etc_files(&state_dir, &spec, Some(&result))?;
     // Secret volumes were tmpfs: the reboot took them. They and the ConfigMap ones are written
     // again from the objects as they are now (as kubelet remounts them).
-    let config = super::config::resolve(client, &spec, &super::config::pod_facts(&pod.uid)).await?;
-    super::config::write_volumes(&state_dir, &config.volumes)?;
+    let config = super::config_refs::resolve(client, &spec, &super::config_refs::pod_facts(&pod.uid)).await?;
+    super::config_refs::write_volumes(&state_dir, &config.volumes)?;
     // emptyDir with medium Memory: a new, empty tmpfs (its files went with the reboot, as on a node).
     for volume in &spec.spec.volumes {
         if let Some(size) = volume.source.memory_size() {

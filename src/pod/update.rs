@@ -21,11 +21,11 @@ pub async fn set_images(
     let stored = view.pod.clone().unwrap_or_default();
     let facts = PodFacts {
         pod_ips: view.ip().map(|ip| vec![ip]),
-        ..super::config::pod_facts(&view.uid)
+        ..super::config_refs::pod_facts(&view.uid)
     };
-    let config = super::config::resolve(client, wanted, &facts).await?;
+    let config = super::config_refs::resolve(client, wanted, &facts).await?;
     let mut events = Vec::new();
-    let pull_secrets = super::config::pull_secrets(client, wanted, &mut events).await?;
+    let pull_secrets = super::config_refs::pull_secrets(client, wanted, &mut events).await?;
     let mut changed = Vec::new();
     for (index, (before, after)) in stored.spec.containers.iter().zip(&wanted.spec.containers).enumerate() {
         if before.image == after.image {

@@ -161,7 +161,7 @@ pub(super) fn check_data_key(c: &mut Checker<'_>, path: &FieldPath, key: &str) {
     }
 }
 
-pub(super) fn check_key_ref(c: &mut Checker<'_>, path: &FieldPath, selector: &crate::manifest::KeySelector) {
+pub(super) fn check_key_ref(c: &mut Checker<'_>, path: &FieldPath, selector: &crate::KeySelector) {
     check_object_name(c, &path.key("name"), &selector.name);
     check_data_key(c, &path.key("key"), &selector.key);
 }

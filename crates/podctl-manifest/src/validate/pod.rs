@@ -137,7 +137,7 @@ fn check_security(c: &mut Checker<'_>, spec: &FieldPath, pod: &Pod) {
     if let Some(security) = &pod.spec.security_context {
         let sp = spec.key("securityContext");
         for (i, sysctl) in security.sysctls.iter().enumerate() {
-            let name = crate::manifest::sysctl_dotted(&sysctl.name);
+            let name = crate::sysctl_dotted(&sysctl.name);
             let ipc = name.starts_with("kernel.shm")
                 || name.starts_with("kernel.msg")
                 || name == "kernel.sem"
@@ -195,7 +195,7 @@ fn check_security(c: &mut Checker<'_>, spec: &FieldPath, pod: &Pod) {
     }
 }
 
-pub(super) fn check_seccomp(c: &mut Checker<'_>, at: &FieldPath, profile: Option<&crate::manifest::SeccompProfile>) {
+pub(super) fn check_seccomp(c: &mut Checker<'_>, at: &FieldPath, profile: Option<&crate::SeccompProfile>) {
     let Some(profile) = profile else { return };
     let localhost = profile.localhost_profile.as_deref();
     match (profile.type_.as_str(), localhost) {
@@ -208,7 +208,7 @@ pub(super) fn check_seccomp(c: &mut Checker<'_>, at: &FieldPath, profile: Option
             &at.key("localhostProfile"),
             format!(
                 "type Localhost needs localhostProfile, a file under {}; e.g. `localhostProfile: profiles/audit.json`",
-                crate::manifest::SECCOMP_LOCALHOST_DIR
+                crate::SECCOMP_LOCALHOST_DIR
             ),
         ),
         ("Localhost", Some(path)) => {
@@ -217,7 +217,7 @@ pub(super) fn check_seccomp(c: &mut Checker<'_>, at: &FieldPath, profile: Option
                     &at.key("localhostProfile"),
                     format!(
                         "{path:?} must be a relative path under {} without `..`",
-                        crate::manifest::SECCOMP_LOCALHOST_DIR
+                        crate::SECCOMP_LOCALHOST_DIR
                     ),
                 );
             }

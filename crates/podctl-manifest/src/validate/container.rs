@@ -249,12 +249,7 @@ fn check_mounts(c: &mut Checker<'_>, cp: &FieldPath, container: &Container, volu
     }
 }
 
-pub(super) fn check_hook(
-    c: &mut Checker<'_>,
-    hp: &FieldPath,
-    hook: &crate::manifest::LifecycleHandler,
-    container: &Container,
-) {
+pub(super) fn check_hook(c: &mut Checker<'_>, hp: &FieldPath, hook: &crate::LifecycleHandler, container: &Container) {
     let handlers = [
         hook.exec.is_some(),
         hook.http_get.is_some(),
@@ -297,8 +292,8 @@ pub(super) fn check_action_port(
     c: &mut Checker<'_>,
     at: &FieldPath,
     what: &str,
-    http: Option<&crate::manifest::model::HttpGetAction>,
-    tcp: Option<&crate::manifest::model::TcpSocketAction>,
+    http: Option<&crate::model::HttpGetAction>,
+    tcp: Option<&crate::model::TcpSocketAction>,
     container: &Container,
 ) {
     let port = http
@@ -318,7 +313,7 @@ pub(super) fn check_action_port(
 }
 
 /// Scheme and headers of an httpGet: what kubelet's API validation refuses.
-pub(super) fn check_http_get(c: &mut Checker<'_>, hp: &FieldPath, http: &crate::manifest::model::HttpGetAction) {
+pub(super) fn check_http_get(c: &mut Checker<'_>, hp: &FieldPath, http: &crate::model::HttpGetAction) {
     if let Some(scheme) = &http.scheme {
         if !matches!(scheme.as_str(), "HTTP" | "HTTPS") {
             c.fail(
@@ -346,12 +341,7 @@ pub(super) fn check_http_get(c: &mut Checker<'_>, hp: &FieldPath, http: &crate::
     }
 }
 
-pub(super) fn check_probe(
-    c: &mut Checker<'_>,
-    pp: &FieldPath,
-    probe: &crate::manifest::model::Probe,
-    container: &Container,
-) {
+pub(super) fn check_probe(c: &mut Checker<'_>, pp: &FieldPath, probe: &crate::model::Probe, container: &Container) {
     let handlers = [
         probe.http_get.is_some(),
         probe.tcp_socket.is_some(),
@@ -462,7 +452,7 @@ fn check_security_context(c: &mut Checker<'_>, cp: &FieldPath, container: &Conta
             for (j, name) in names.iter().enumerate() {
                 let upper = name.to_ascii_uppercase();
                 let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-                if bare != "ALL" && !crate::manifest::ALL_CAPABILITIES.contains(&bare) {
+                if bare != "ALL" && !crate::ALL_CAPABILITIES.contains(&bare) {
                     c.fail(
                         &sp.key("capabilities").key(list).idx(j),
                         format!("unknown capability {name:?}; use a name such as NET_ADMIN (or CAP_NET_ADMIN), or ALL"),

@@ -232,7 +232,7 @@ pub fn fill_env(pod: &Pod, container: &mut Container, facts: &PodFacts) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::model::{EnvVar, EnvVarSource, ObjectFieldSelector};
+    use crate::model::{EnvVar, EnvVarSource, ObjectFieldSelector};
 
     fn facts() -> PodFacts {
         PodFacts {

@@ -9,11 +9,11 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::manifest::model::{Container, Pod, Protocol, VolumeSource};
-use crate::manifest::path::{FieldPath, LineMap};
-use crate::manifest::quantity::{parse_quantity_bytes, parse_quantity_millicpu};
-use crate::manifest::yaml::lookup;
-use crate::manifest::ManifestError;
+use crate::model::{Container, Pod, Protocol, VolumeSource};
+use crate::path::{FieldPath, LineMap};
+use crate::quantity::{parse_quantity_bytes, parse_quantity_millicpu};
+use crate::yaml::lookup;
+use crate::ManifestError;
 
 mod container;
 mod names;

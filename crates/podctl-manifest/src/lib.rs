@@ -1,6 +1,6 @@
 //! Pod manifests: YAML text in, a validated [`Pod`] out, and the Pod model itself.
 //!
-//! This module owns everything between the user's file and the typed pod the rest of podctl
+//! This crate owns everything between the user's file and the typed pod the rest of podctl
 //! runs: YAML parsing (with a line number for every field), the serde model (also the JSON
 //! podctl stores on containerd), Kubernetes validation rules for the supported subset,
 //! quantity parsing for resources, and YAML output for `podctl get pod -o yaml`.
@@ -9,7 +9,7 @@
 //! without a location sends users hunting. Fields podctl does not implement yet are not errors:
 //! they are listed in a single warning, so Kubernetes manifests run unchanged where possible.
 
-pub mod config;
+pub mod config_objects;
 pub mod downward;
 mod model;
 mod path;
@@ -74,8 +74,8 @@ pub struct ParsedPod {
 pub enum Document {
     Pod(Box<ParsedPod>),
     RuntimeClass(runtime_class::RuntimeClass),
-    ConfigMap(config::ConfigMap),
-    Secret(config::Secret),
+    ConfigMap(config_objects::ConfigMap),
+    Secret(config_objects::Secret),
 }
 
 impl Document {
@@ -178,8 +178,8 @@ fn parse_value(mut doc: Value, lines: &LineMap) -> Result<Document, ManifestErro
     strip_nulls(&mut doc);
     match doc.get("kind").and_then(Value::as_str) {
         Some("RuntimeClass") => runtime_class::parse(&doc, lines).map(Document::RuntimeClass),
-        Some("ConfigMap") => config::parse_config_map(&doc, lines).map(Document::ConfigMap),
-        Some("Secret") => config::parse_secret(&doc, lines).map(Document::Secret),
+        Some("ConfigMap") => config_objects::parse_config_map(&doc, lines).map(Document::ConfigMap),
+        Some("Secret") => config_objects::parse_secret(&doc, lines).map(Document::Secret),
         _ => parse_pod_value(doc, lines).map(|parsed| Document::Pod(Box::new(parsed))),
     }
 }

@@ -87,12 +87,12 @@ pub(super) fn check_volume_file_path(
 pub(super) fn check_downward_source(
     c: &mut Checker<'_>,
     at: &FieldPath,
-    field: Option<&crate::manifest::ObjectFieldSelector>,
-    resource: Option<&crate::manifest::ResourceFieldSelector>,
+    field: Option<&crate::ObjectFieldSelector>,
+    resource: Option<&crate::ResourceFieldSelector>,
     in_volume: bool,
     containers: &[&str],
 ) {
-    use crate::manifest::downward::{check_field_path, check_resource};
+    use crate::downward::{check_field_path, check_resource};
     match (field, resource) {
         (Some(f), None) => {
             if let Err(problem) = check_field_path(&f.field_path, in_volume) {
@@ -108,8 +108,7 @@ pub(super) fn check_downward_source(
         (None, Some(r)) => {
             let rp = at.key("resourceFieldRef");
             if let Err(problem) = check_resource(&r.resource, r.divisor.as_deref()) {
-                let key = if r.divisor.is_some() && crate::manifest::downward::RESOURCES.contains(&r.resource.as_str())
-                {
+                let key = if r.divisor.is_some() && crate::downward::RESOURCES.contains(&r.resource.as_str()) {
                     "divisor"
                 } else {
                     "resource"
@@ -142,13 +141,13 @@ pub(super) fn check_downward_source(
 pub(super) fn check_object_volume(
     c: &mut Checker<'_>,
     vp: &FieldPath,
-    sources: &[(crate::manifest::ObjectKind, crate::manifest::ObjectFiles)],
-    downward: &[crate::manifest::DownwardFile],
+    sources: &[(crate::ObjectKind, crate::ObjectFiles)],
+    downward: &[crate::DownwardFile],
     default_mode: Option<u32>,
-    form: crate::manifest::ObjectsForm,
+    form: crate::ObjectsForm,
     containers: &[&str],
 ) {
-    use crate::manifest::{ObjectKind, ObjectsForm};
+    use crate::{ObjectKind, ObjectsForm};
     let base = match form {
         ObjectsForm::ConfigMap => vp.key("configMap"),
         ObjectsForm::Secret => vp.key("secret"),
