@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 
 use super::super::archive::sha256_digest;
 use super::super::feed::TeeSender;
-use super::super::progress::PullEvent;
+use super::super::pull_events::PullEvent;
 use super::super::registry::RegistryError;
 use super::super::store::Desc;
 use super::super::ImageError;

@@ -10,7 +10,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::super::archive::{chain_ids, is_filesystem_layer, ConfigRootfs};
 use super::super::feed;
-use super::super::progress::PullEvent;
+use super::super::pull_events::PullEvent;
 use super::super::store::{
     config_labels, is_index, manifest_labels, unpack_layer, Desc, Index, LayerStep, Manifest, Reach,
 };

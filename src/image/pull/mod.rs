@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use super::archive::sha256_digest;
 use super::auth::{self, Credentials};
-use super::progress::{Progress, PullEvent};
+use super::pull_events::{Progress, PullEvent};
 use super::reference::parse_name;
 use super::registry::RegistryError;
 use super::{ImageError, ImageKind, Platform};

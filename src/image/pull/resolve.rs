@@ -4,7 +4,7 @@
 
 use super::super::auth::{self, Credentials};
 use super::super::hosts::{self, Scheme};
-use super::super::progress::{Progress, PullEvent};
+use super::super::pull_events::{Progress, PullEvent};
 use super::super::reference::ImageName;
 use super::super::registry::{RegistryError, Remote};
 use super::super::store::Desc;

@@ -3,7 +3,7 @@
 
 use oci_client::Reference;
 
-use super::super::progress::Progress;
+use super::super::pull_events::Progress;
 use super::super::reference::ImageName;
 use super::super::registry::{RegistryError, Remote};
 use super::super::ImageError;
