@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::image::progress::{short_digest, Silent};
+use crate::image::pull_events::{short_digest, Silent};
 use crate::image::{Progress, PullEvent};
 
 pub fn for_stderr(quiet: bool) -> Arc<dyn Progress> {

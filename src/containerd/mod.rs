@@ -1,16 +1,16 @@
 //! The only place that speaks containerd's gRPC API.
 //!
 //! [`Client`] wraps one tonic channel plus the containerd namespace; the submodules hold one service
-//! each (content, images, snapshots, containers, tasks, leases). Every `tonic::Status` becomes a
+//! each (content, images, snapshots, containers, tasks and their exit events, leases). Every `tonic::Status` becomes a
 //! [`ContainerdError`] that names the operation and the object.
 
 mod containers;
 mod content;
-mod events;
 mod images;
 mod leases;
 mod runtime;
 mod snapshots;
+mod task_events;
 mod tasks;
 
 /// A content descriptor (media type, digest, size), as image records and layer applies take it.
@@ -19,10 +19,10 @@ pub use containerd_client::types::Descriptor;
 pub use containerd_client::types::Mount as RootfsMount;
 pub use containers::{ContainerRecord, NewContainer, OCI_SPEC_TYPE_URL};
 pub use content::{BlobInfo, BlobWriter};
-pub use events::{TaskEvent, TaskEvents};
 pub use images::{descriptor, ImageRecord};
 pub use leases::random_hex;
 pub use runtime::{RuncOptions, TaskRuntime, DEFAULT_RUNTIME_TYPE};
+pub use task_events::{TaskEvent, TaskEvents};
 pub use tasks::{signal_number, ExecIo, ExitStatus, TaskInfo, TaskState, SIGKILL};
 
 use std::path::{Path, PathBuf};

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::progress::Progress;
 use super::pull::{pull_image, PullOptions};
+use super::pull_events::Progress;
 use super::reference::parse_name;
 use super::{builtin, import_image, ImageError};
 use crate::containerd::Client;

@@ -10,8 +10,8 @@ pub mod ensure;
 pub mod feed;
 pub mod hosts;
 pub mod layout;
-pub mod progress;
 pub mod pull;
+pub mod pull_events;
 pub mod push;
 pub mod reference;
 pub mod registry;
@@ -22,8 +22,8 @@ pub mod wasm;
 use std::fmt;
 
 pub use ensure::{effective_policy, ensure_image, Obtained, PullSettings};
-pub use progress::{Progress, PullEvent};
 pub use pull::{pull_image, PullOptions, Pulled, PARALLEL_LAYERS};
+pub use pull_events::{Progress, PullEvent};
 pub use store::{image_layers, import_image, list_images, resolve_image, ImageInfo, ImageKind, ResolvedImage};
 
 use crate::containerd::ContainerdError;

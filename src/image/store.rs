@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::archive::{chain_ids, is_filesystem_layer, ArchiveImage, DOCKER_MANIFEST_LIST, OCI_INDEX};
 use super::feed::{feed, ChunkReader, FeedError, LiveLayer};
-use super::progress::Unpacked;
+use super::pull_events::Unpacked;
 use super::unpack::{self, Target, UnpackError};
 use super::{ImageError, Platform, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPES};
 use crate::containerd::{descriptor, random_hex, Client, Descriptor, ImageRecord, SNAPSHOTTER};

@@ -130,9 +130,9 @@ pub enum SandboxError {
 
     #[error(
         "CNI plugin `{plugin}` {command} for container `{container_id}` failed{}: {msg}{}; {}",
-        cni::fmt_code(*.code),
-        cni::fmt_details(.details),
-        cni::hint_for_code(*.code)
+        cni::plugin_error::fmt_code(*.code),
+        cni::plugin_error::fmt_details(.details),
+        cni::plugin_error::hint_for_code(*.code)
     )]
     PluginFailed {
         plugin: String,

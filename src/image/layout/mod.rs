@@ -6,15 +6,21 @@
 //! a byte-identical archive (tar entries with mtime/uid/gid 0 in the order given, gzip without a
 //! timestamp, JSON with fixed field order and sorted maps), so the image's manifest digest is a
 //! stable identity for its content.
+//!
+//! Here: the image (config, manifest, index) and its archive; `layer` makes each layer's tar
+//! and gzip, `oci_json` holds the JSON shapes they are written in.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+mod layer;
+mod oci_json;
+
+use std::collections::BTreeMap;
 use std::io::Write;
 
-use flate2::write::GzEncoder;
-use flate2::{Compression, GzBuilder};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use layer::{append_dir, append_file, gzip};
+pub use layer::{layer_tar, with_parent_dirs, Entry};
+use oci_json::{ConfigJson, DescriptorJson, Empty, ExecConfigJson, IndexJson, ManifestJson, PlatformJson, RootFsJson};
 
 pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -28,57 +34,6 @@ pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
 const ARCHITECTURE: &str = "amd64";
 const OS: &str = "linux";
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
-
-/// One entry of the image's single layer. Paths are relative to the image root (a leading `/`
-/// is accepted and dropped); `mode` holds permission bits (including setuid/setgid/sticky).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Entry {
-    File {
-        path: String,
-        mode: u32,
-        data: Cow<'static, [u8]>,
-    },
-    Dir {
-        path: String,
-        mode: u32,
-    },
-    Symlink {
-        path: String,
-        target: String,
-    },
-}
-
-impl Entry {
-    pub fn file(path: impl Into<String>, mode: u32, data: impl Into<Cow<'static, [u8]>>) -> Self {
-        Entry::File {
-            path: path.into(),
-            mode,
-            data: data.into(),
-        }
-    }
-
-    pub fn dir(path: impl Into<String>, mode: u32) -> Self {
-        Entry::Dir {
-            path: path.into(),
-            mode,
-        }
-    }
-
-    pub fn symlink(path: impl Into<String>, target: impl Into<String>) -> Self {
-        Entry::Symlink {
-            path: path.into(),
-            target: target.into(),
-        }
-    }
-
-    /// The path as given.
-    pub fn path(&self) -> &str {
-        match self {
-            Entry::File { path, .. } | Entry::Dir { path, .. } | Entry::Symlink { path, .. } => path,
-        }
-    }
-}
-
 /// The image's name and runtime configuration (the `config` object of the OCI image config).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageSpec {
@@ -268,83 +223,6 @@ pub fn write_oci_archive(spec: &ImageSpec, layer: &[Entry], out: impl Write) -> 
     build_image(spec, layer)?.write_archive(out)
 }
 
-/// Returns `entries` with a `Dir` (mode 0755) inserted before the first entry under each
-/// parent directory that the list does not already contain. Explicit `Dir` entries are kept
-/// as given (and where given); invalid paths are left for `layer_tar` to report.
-pub fn with_parent_dirs(entries: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
-    let entries: Vec<Entry> = entries.into_iter().collect();
-    let explicit: BTreeSet<String> = entries.iter().filter_map(|e| normalize_path(e.path()).ok()).collect();
-    let mut added = BTreeSet::new();
-    let mut out = Vec::with_capacity(entries.len());
-    for entry in entries {
-        if let Ok(path) = normalize_path(entry.path()) {
-            let mut parent = String::new();
-            let components: Vec<&str> = path.split('/').collect();
-            for component in components.iter().take(components.len().saturating_sub(1)) {
-                if !parent.is_empty() {
-                    parent.push('/');
-                }
-                parent.push_str(component);
-                if !explicit.contains(&parent) && added.insert(parent.clone()) {
-                    out.push(Entry::dir(parent.clone(), 0o755));
-                }
-            }
-        }
-        out.push(entry);
-    }
-    out
-}
-
-/// The uncompressed layer tar: entries in the order given, mtime/uid/gid 0, no user names.
-pub fn layer_tar(layer: &[Entry]) -> Result<Vec<u8>, LayoutError> {
-    let mut seen = BTreeSet::new();
-    let mut builder = tar::Builder::new(Vec::new());
-    for entry in layer {
-        let path = normalize_path(entry.path())?;
-        if !seen.insert(path.clone()) {
-            return Err(LayoutError::DuplicatePath(path));
-        }
-        match entry {
-            Entry::File { mode, data, .. } => append_file(&mut builder, &path, *mode, data)?,
-            Entry::Dir { mode, .. } => append_dir(&mut builder, &format!("{path}/"), *mode)?,
-            Entry::Symlink { target, .. } => {
-                if target.is_empty() || target.contains('\0') {
-                    return Err(LayoutError::InvalidPath {
-                        path: target.clone(),
-                        reason: "symlink target must be non-empty and free of NUL",
-                    });
-                }
-                let mut header = base_header(tar::EntryType::Symlink, 0o777, 0);
-                builder.append_link(&mut header, &path, target)?;
-            }
-        }
-    }
-    Ok(builder.into_inner()?)
-}
-
-/// `/usr//bin/./x` → `usr/bin/x`; refuses empty paths, `..`, and NUL bytes.
-fn normalize_path(path: &str) -> Result<String, LayoutError> {
-    let invalid = |reason| LayoutError::InvalidPath {
-        path: path.to_string(),
-        reason,
-    };
-    if path.contains('\0') {
-        return Err(invalid("contains a NUL byte"));
-    }
-    let mut components = Vec::new();
-    for component in path.split('/') {
-        match component {
-            "" | "." => {}
-            ".." => return Err(invalid("`..` is not allowed")),
-            c => components.push(c),
-        }
-    }
-    if components.is_empty() {
-        return Err(invalid("names no file below the image root"));
-    }
-    Ok(components.join("/"))
-}
-
 /// `name[:tag]` → (`name:tag`, `tag`), with `latest` when no tag is given.
 fn split_reference(reference: &str) -> Result<(String, String), LayoutError> {
     let invalid = |reason| LayoutError::InvalidReference {
@@ -384,129 +262,8 @@ fn split_reference(reference: &str) -> Result<(String, String), LayoutError> {
     Ok((format!("{name}:{tag}"), tag.to_string()))
 }
 
-fn base_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(kind);
-    header.set_mode(mode & 0o7777);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    header.set_size(size);
-    header
-}
-
-fn append_file<W: Write>(builder: &mut tar::Builder<W>, path: &str, mode: u32, data: &[u8]) -> std::io::Result<()> {
-    let mut header = base_header(tar::EntryType::Regular, mode, data.len() as u64);
-    builder.append_data(&mut header, path, data)
-}
-
-fn append_dir<W: Write>(builder: &mut tar::Builder<W>, path: &str, mode: u32) -> std::io::Result<()> {
-    let mut header = base_header(tar::EntryType::Directory, mode, 0);
-    builder.append_data(&mut header, path, std::io::empty())
-}
-
-/// gzip with no timestamp and a fixed OS byte, so the compressed blob is reproducible.
-fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut encoder: GzEncoder<Vec<u8>> = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(Vec::with_capacity(data.len() / 2), Compression::default());
-    encoder.write_all(data)?;
-    encoder.finish()
-}
-
 fn sha256_digest(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
-
-// JSON shapes of the OCI image spec. oci-spec's types keep maps in HashMaps, whose order would
-// make the config and index bytes (and so the digests) vary between runs; these use BTreeMaps
-// and a fixed field order instead.
-
-#[derive(Serialize)]
-struct Empty {}
-
-#[derive(Serialize)]
-struct ConfigJson<'a> {
-    architecture: &'a str,
-    os: &'a str,
-    config: ExecConfigJson<'a>,
-    rootfs: RootFsJson<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct ExecConfigJson<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<&'a str>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    exposed_ports: BTreeMap<String, Empty>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    env: &'a [String],
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    entrypoint: &'a [String],
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    cmd: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    working_dir: Option<&'a str>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    labels: &'a BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stop_signal: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct RootFsJson<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    diff_ids: Vec<&'a str>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ManifestJson<'a> {
-    schema_version: u32,
-    media_type: &'a str,
-    config: DescriptorJson<'a>,
-    layers: Vec<DescriptorJson<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct IndexJson<'a> {
-    schema_version: u32,
-    media_type: &'a str,
-    manifests: Vec<DescriptorJson<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DescriptorJson<'a> {
-    media_type: &'a str,
-    digest: &'a str,
-    size: usize,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    annotations: BTreeMap<&'a str, &'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    platform: Option<PlatformJson<'a>>,
-}
-
-impl<'a> DescriptorJson<'a> {
-    fn new(media_type: &'a str, digest: &'a str, size: usize) -> Self {
-        DescriptorJson {
-            media_type,
-            digest,
-            size,
-            annotations: BTreeMap::new(),
-            platform: None,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct PlatformJson<'a> {
-    architecture: &'a str,
-    os: &'a str,
 }
 
 #[cfg(test)]
@@ -729,19 +486,5 @@ mod tests {
         }
         let err = build_image(&spec, &[Entry::dir("/etc", 0o755), Entry::dir("etc/", 0o700)]).unwrap_err();
         assert!(matches!(err, LayoutError::DuplicatePath(p) if p == "etc"));
-    }
-
-    #[test]
-    fn parent_dirs_are_added_once() {
-        let entries = with_parent_dirs([
-            Entry::file("a/b/c", 0o644, &b""[..]),
-            Entry::file("a/b/d", 0o644, &b""[..]),
-            Entry::file("/x/y", 0o644, &b""[..]),
-            Entry::dir("x", 0o700),
-            Entry::file("top", 0o644, &b""[..]),
-        ]);
-        let paths: Vec<&str> = entries.iter().map(Entry::path).collect();
-        assert_eq!(paths, ["a", "a/b", "a/b/c", "a/b/d", "/x/y", "x", "top"]);
-        assert!(layer_tar(&entries).is_ok());
     }
 }
