@@ -68,7 +68,7 @@ TOOLS = ("podctl", "ctr", "podman")
 TARGETS = [("start", "ctr", 0.6), ("start", "podman", 0.5), ("delete", "podman", 0.5)]
 
 # The ctr-scripted pod's network: the same kind of conflist as podctl's DEFAULT_CONFLIST
-# (src/sandbox/cni.rs), under another name, bridge and subnet so that the two never meet.
+# (crates/podctl-sandbox/src/cni/network.rs), under another name, bridge and subnet so that the two never meet.
 CTR_NET_NAME = "podctl-bench-ctr"
 CTR_BRIDGE = "pbctr0"
 CTR_SUBNET = "10.91.0.0/24"
@@ -951,7 +951,7 @@ def mounts():
 def podctl_default_conflist():
     """podctl's DEFAULT_CONFLIST, read from the source (only for the fallback cleanup)."""
     try:
-        src = (REPO / "src/sandbox/cni.rs").read_text()
+        src = (REPO / "crates/podctl-sandbox/src/cni/network.rs").read_text()
         m = re.search(r'DEFAULT_CONFLIST: &str = r#"(.*?)"#;', src, re.S)
         return json.loads(m.group(1)) if m else None
     except (OSError, ValueError):

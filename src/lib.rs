@@ -6,19 +6,21 @@
 pub mod agent;
 pub mod app;
 pub mod cli;
-pub mod containerd;
 pub mod image;
 pub mod logs;
-// A crate of its own (crates/podctl-manifest), so the compiler enforces that the Pod model imports
-// nothing of podctl; named here as before, so `crate::manifest::` paths stay.
-pub use podctl_manifest as manifest;
 pub mod member;
 pub mod pod;
 pub mod record;
-pub mod sandbox;
 pub mod settings;
 pub mod spec;
-pub mod volume;
+
+// The leaves are crates of their own (crates/), so the compiler enforces that they import nothing
+// of podctl: the Pod model, containerd's gRPC client, the sandbox network and the written volumes.
+// Named here as before, so `crate::manifest::` and the like stay the paths the rest uses.
+pub use podctl_containerd as containerd;
+pub use podctl_manifest as manifest;
+pub use podctl_sandbox as sandbox;
+pub use podctl_volume as volume;
 
 /// podctl's own executable, for the processes it has started on its behalf (the pod agent and
 /// its monitor, containerd's log driver). Named by its path even after the file was replaced (an

@@ -61,7 +61,7 @@ pub(crate) fn hint_for_code(code: Option<u32>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::SandboxError;
+    use crate::SandboxError;
 
     #[test]
     fn plugin_error_json_becomes_message() {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::sandbox::SandboxError;
+use crate::SandboxError;
 
 /// podctl's built-in network: a bridge with NAT to the outside plus host port mappings.
 pub const DEFAULT_CONFLIST: &str = r#"{

@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 use super::network::PortMapping;
 use super::plugin_error::parse_plugin_error;
-use crate::sandbox::SandboxError;
+use crate::SandboxError;
 
 /// Where plugin binaries are looked up when the caller passes none: upstream's install location,
 /// then Debian's `containernetworking-plugins`.
@@ -95,7 +95,7 @@ pub(super) async fn run_plugin(
 fn plugin_command(path: &Path, command: &'static str, att: &Attachment<'_>, dirs: &[PathBuf]) -> Command {
     // For DEL of a pod whose netns is already gone (or was never mounted), the spec says
     // CNI_NETNS may be empty; plugins then clean up only host-side state (IPAM, iptables).
-    let netns = if command == "DEL" && !crate::sandbox::netns::is_namespace(att.netns) {
+    let netns = if command == "DEL" && !crate::netns::is_namespace(att.netns) {
         String::new()
     } else {
         att.netns.display().to_string()

@@ -13,7 +13,7 @@ mod result;
 
 use serde_json::{json, Value};
 
-use crate::sandbox::SandboxError;
+use crate::SandboxError;
 use invoke::{bin_dirs, find_plugin, require_netns, run_plugin};
 pub use invoke::{Attachment, DEFAULT_BIN_DIRS};
 use network::{plugin_config, plugin_type};

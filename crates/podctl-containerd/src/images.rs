@@ -1,5 +1,6 @@
 //! Image records and layer application: the raw RPCs. What an image *is* (manifests, platforms,
-//! chain IDs, unpacking order) is `crate::image`'s business; this module only stores and applies.
+//! chain IDs, unpacking order) is podctl's `image` module's business; this one only stores and
+//! applies.
 
 use std::collections::HashMap;
 
