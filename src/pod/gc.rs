@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use super::intent;
 use super::*;
 use crate::member::Registry;
-use crate::record::view::managed_filter;
+use crate::record::pod_view::managed_filter;
 use crate::sandbox::cni::CniNetwork;
 use crate::sandbox::{leftovers, netns};
 
