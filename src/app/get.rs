@@ -445,72 +445,92 @@ fn event_object(namespace: &str, pod: &str, event: &pod::PodEvent) -> serde_json
 }
 
 pub async fn events(client: &Client, settings: &Settings, registry: &Registry, args: &EventsArgs) -> Result<()> {
+    if args.output.as_ref().is_some_and(|o| *o != OutputFormat::Wide) || args.sort_by.is_some() {
+        return print_event_objects(client, settings, registry, args).await;
+    }
+    print_event_table(client, settings, registry, args).await
+}
+
+/// `-o` or `--sort-by`: the pods' events as Event objects, oldest first, once.
+async fn print_event_objects(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    args: &EventsArgs,
+) -> Result<()> {
+    let mut pods = pod::list_pods(client, settings, registry).await?;
+    if let Some(name) = &args.pod {
+        pods.retain(|p| &p.name == name);
+        if pods.is_empty() {
+            return Err(PodError::NotFound {
+                name: name.clone(),
+                namespace: client.namespace().to_string(),
+            }
+            .into());
+        }
+    }
+    let mut events: Vec<(f64, serde_json::Value)> = pods
+        .iter()
+        .flat_map(|p| {
+            p.events
+                .iter()
+                .map(move |e| (e.time, event_object(&p.namespace, &p.name, e)))
+        })
+        .collect();
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut objects: Vec<serde_json::Value> = events.into_iter().map(|(_, o)| o).collect();
+    if let Some(path) = &args.sort_by {
+        sort_by(&mut objects, path, |o| o.clone())?;
+    }
+    match &args.output {
+        Some(OutputFormat::Name) => {
+            for object in &objects {
+                println!("event/{}", object["metadata"]["name"].as_str().unwrap_or_default());
+            }
+            Ok(())
+        }
+        Some(kind) if *kind != OutputFormat::Wide => print_objects(objects, false, kind, args.no_headers),
+        _ => {
+            print_table(event_object_rows(&objects), args.no_headers);
+            Ok(())
+        }
+    }
+}
+
+/// kubectl's events table (with its header) of Event objects.
+fn event_object_rows(objects: &[serde_json::Value]) -> Vec<Vec<String>> {
+    let mut rows = vec![["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+        .map(String::from)
+        .to_vec()];
+    for o in objects {
+        let field = o["involvedObject"]["fieldPath"].as_str().unwrap_or_default();
+        let container = field.strip_prefix("spec.containers{").and_then(|f| f.strip_suffix('}'));
+        let name = o["involvedObject"]["name"].as_str().unwrap_or_default();
+        let at = o["lastTimestamp"]
+            .as_str()
+            .and_then(|t| humantime::parse_rfc3339(t).ok());
+        let ago = at
+            .and_then(|t| t.elapsed().ok())
+            .map_or_else(String::new, |d| format::human_duration(d.as_secs_f64()));
+        rows.push(vec![
+            ago,
+            o["type"].as_str().unwrap_or_default().to_string(),
+            o["reason"].as_str().unwrap_or_default().to_string(),
+            match container {
+                Some(c) => format!("pod/{name}/{c}"),
+                None => format!("pod/{name}"),
+            },
+            o["message"].as_str().unwrap_or_default().to_string(),
+        ]);
+    }
+    rows
+}
+
+/// kubectl's events table; with `--watch`, every second the events newer than those printed.
+async fn print_event_table(client: &Client, settings: &Settings, registry: &Registry, args: &EventsArgs) -> Result<()> {
     use std::io::Write;
     let mut printed_until = f64::MIN;
     let mut first = true;
-    if args.output.as_ref().is_some_and(|o| *o != OutputFormat::Wide) || args.sort_by.is_some() {
-        let mut pods = pod::list_pods(client, settings, registry).await?;
-        if let Some(name) = &args.pod {
-            pods.retain(|p| &p.name == name);
-            if pods.is_empty() {
-                return Err(PodError::NotFound {
-                    name: name.clone(),
-                    namespace: client.namespace().to_string(),
-                }
-                .into());
-            }
-        }
-        let mut events: Vec<(f64, serde_json::Value)> = pods
-            .iter()
-            .flat_map(|p| {
-                p.events
-                    .iter()
-                    .map(move |e| (e.time, event_object(&p.namespace, &p.name, e)))
-            })
-            .collect();
-        events.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut objects: Vec<serde_json::Value> = events.into_iter().map(|(_, o)| o).collect();
-        if let Some(path) = &args.sort_by {
-            sort_by(&mut objects, path, |o| o.clone())?;
-        }
-        return match &args.output {
-            Some(OutputFormat::Name) => {
-                for object in &objects {
-                    println!("event/{}", object["metadata"]["name"].as_str().unwrap_or_default());
-                }
-                Ok(())
-            }
-            Some(kind) if *kind != OutputFormat::Wide => print_objects(objects, false, kind, args.no_headers),
-            _ => {
-                let mut rows = vec![["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
-                    .map(String::from)
-                    .to_vec()];
-                for o in &objects {
-                    let field = o["involvedObject"]["fieldPath"].as_str().unwrap_or_default();
-                    let container = field.strip_prefix("spec.containers{").and_then(|f| f.strip_suffix('}'));
-                    let name = o["involvedObject"]["name"].as_str().unwrap_or_default();
-                    let at = o["lastTimestamp"]
-                        .as_str()
-                        .and_then(|t| humantime::parse_rfc3339(t).ok());
-                    let ago = at
-                        .and_then(|t| t.elapsed().ok())
-                        .map_or_else(String::new, |d| format::human_duration(d.as_secs_f64()));
-                    rows.push(vec![
-                        ago,
-                        o["type"].as_str().unwrap_or_default().to_string(),
-                        o["reason"].as_str().unwrap_or_default().to_string(),
-                        match container {
-                            Some(c) => format!("pod/{name}/{c}"),
-                            None => format!("pod/{name}"),
-                        },
-                        o["message"].as_str().unwrap_or_default().to_string(),
-                    ]);
-                }
-                print_table(rows, args.no_headers);
-                Ok(())
-            }
-        };
-    }
     loop {
         let mut pods = pod::list_pods(client, settings, registry).await?;
         if let Some(name) = &args.pod {
@@ -523,29 +543,7 @@ pub async fn events(client: &Client, settings: &Settings, registry: &Registry, a
             }
             pods.retain(|p| &p.name == name);
         }
-        let mut rows: Vec<(f64, Vec<String>)> = pods
-            .iter()
-            .flat_map(|p| {
-                p.events.iter().filter(|e| e.time > printed_until).map(move |e| {
-                    let object = if e.object.is_empty() {
-                        format!("pod/{}", p.name)
-                    } else {
-                        format!("pod/{}/{}", p.name, e.object)
-                    };
-                    (
-                        e.time,
-                        vec![
-                            format::human_duration(pod::now_secs() - e.time),
-                            e.kind.clone(),
-                            e.reason.clone(),
-                            object,
-                            e.message.clone(),
-                        ],
-                    )
-                })
-            })
-            .collect();
-        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let rows = event_rows_after(&pods, printed_until);
         if let Some(last) = rows.last() {
             printed_until = last.0;
         }
@@ -567,4 +565,32 @@ pub async fn events(client: &Client, settings: &Settings, registry: &Registry, a
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
+}
+
+/// The table rows of the pods' events after `after` (Unix seconds), oldest first, with their times.
+fn event_rows_after(pods: &[pod::PodView], after: f64) -> Vec<(f64, Vec<String>)> {
+    let mut rows: Vec<(f64, Vec<String>)> = pods
+        .iter()
+        .flat_map(|p| {
+            p.events.iter().filter(|e| e.time > after).map(move |e| {
+                let object = if e.object.is_empty() {
+                    format!("pod/{}", p.name)
+                } else {
+                    format!("pod/{}/{}", p.name, e.object)
+                };
+                (
+                    e.time,
+                    vec![
+                        format::human_duration(pod::now_secs() - e.time),
+                        e.kind.clone(),
+                        e.reason.clone(),
+                        object,
+                        e.message.clone(),
+                    ],
+                )
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    rows
 }

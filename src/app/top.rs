@@ -116,6 +116,30 @@ async fn plugin_usage(client: &Client, settings: &Settings, pod: &PodView) -> Pl
 }
 
 pub async fn top(client: &Client, settings: &Settings, registry: &Registry, args: &TopArgs) -> Result<()> {
+    let pods = pods_to_measure(client, settings, registry, args).await?;
+    let mut usages = measure(client, settings, &pods, args.window).await;
+    let rows = if args.containers {
+        member_rows(&mut usages, args)
+    } else {
+        pod_rows(&pods, &usages, args)
+    };
+    let text = format::tabulate(rows);
+    for line in text.lines().skip(usize::from(args.no_headers)) {
+        println!("{line}");
+    }
+    if usages.iter().any(|u| u.millicores.is_none()) {
+        eprintln!("note: `<unknown>` is a member that is not running, or one whose plugin does not count what it uses");
+    }
+    Ok(())
+}
+
+/// The pods named or selected; at least one.
+async fn pods_to_measure(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    args: &TopArgs,
+) -> Result<Vec<PodView>> {
     let mut pods: Vec<PodView> = pod::list_pods(client, settings, registry).await?;
     if let Some(name) = &args.name {
         pods.retain(|p| &p.name == name);
@@ -134,10 +158,14 @@ pub async fn top(client: &Client, settings: &Settings, registry: &Registry, args
     if pods.is_empty() {
         bail!("no pods to measure in containerd namespace {}", client.namespace());
     }
-    // Each measurable member sampled twice over the window: an OCI member's cgroup, a member a
-    // plugin runs through what the plugin counts (asked of the pod's agent).
+    Ok(pods)
+}
+
+/// Each measurable member sampled twice over the window: an OCI member's cgroup, a member a
+/// plugin runs through what the plugin counts (asked of the pod's agent).
+async fn measure(client: &Client, settings: &Settings, pods: &[PodView], window: Duration) -> Vec<Usage> {
     let mut measured = Vec::new();
-    for pod in &pods {
+    for pod in pods {
         for member in &pod.members {
             let cgroup = match (member.in_agent && !member.own_process, member.pid) {
                 (false, Some(pid)) => std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
@@ -156,14 +184,14 @@ pub async fn top(client: &Client, settings: &Settings, registry: &Registry, args
         before.push(plugin_usage(client, settings, pod).await);
     }
     let began = Instant::now();
-    tokio::time::sleep(args.window).await;
+    tokio::time::sleep(window).await;
     let elapsed = began.elapsed().max(Duration::from_millis(1));
     let mut after = Vec::new();
     for pod in &hosted {
         after.push(plugin_usage(client, settings, pod).await);
     }
     let rate = |a: u64, b: u64| (b.saturating_sub(a) as f64 / elapsed.as_nanos() as f64 * 1000.0).round() as u64;
-    let mut usages: Vec<Usage> = measured
+    measured
         .into_iter()
         .map(|(pod, member, cgroup, first)| {
             if member.in_agent && cgroup.is_none() {
@@ -191,50 +219,47 @@ pub async fn top(client: &Client, settings: &Settings, registry: &Registry, args
                 bytes: cgroup.as_ref().and_then(Cgroup::working_set),
             }
         })
-        .collect();
-    let rows = if args.containers {
-        if let Some(key) = &args.sort_by {
-            sort(&mut usages, key, |u| (u.millicores, u.bytes));
-        }
-        let mut rows = vec![vec![
-            "POD".into(),
-            "NAME".into(),
-            "CPU(cores)".into(),
-            "MEMORY(bytes)".into(),
-        ]];
-        rows.extend(
-            usages
-                .iter()
-                .map(|u| vec![u.pod.clone(), u.member.clone(), cores(u.millicores), mebibytes(u.bytes)]),
-        );
-        rows
-    } else {
-        let mut per_pod: Vec<(String, Option<u64>, Option<u64>)> = Vec::new();
-        for pod in &pods {
-            let mine: Vec<&Usage> = usages.iter().filter(|u| u.pod == pod.name).collect();
-            // What could be measured, summed; unknown only when nothing could.
-            let sum = |f: fn(&Usage) -> Option<u64>| mine.iter().filter_map(|u| f(u)).reduce(|a, b| a + b);
-            per_pod.push((pod.name.clone(), sum(|u| u.millicores), sum(|u| u.bytes)));
-        }
-        if let Some(key) = &args.sort_by {
-            sort(&mut per_pod, key, |p| (p.1, p.2));
-        }
-        let mut rows = vec![vec!["NAME".into(), "CPU(cores)".into(), "MEMORY(bytes)".into()]];
-        rows.extend(
-            per_pod
-                .iter()
-                .map(|(name, cpu, mem)| vec![name.clone(), cores(*cpu), mebibytes(*mem)]),
-        );
-        rows
-    };
-    let text = format::tabulate(rows);
-    for line in text.lines().skip(usize::from(args.no_headers)) {
-        println!("{line}");
+        .collect()
+}
+
+/// `--containers`: a row per member.
+fn member_rows(usages: &mut [Usage], args: &TopArgs) -> Vec<Vec<String>> {
+    if let Some(key) = &args.sort_by {
+        sort(usages, key, |u| (u.millicores, u.bytes));
     }
-    if usages.iter().any(|u| u.millicores.is_none()) {
-        eprintln!("note: `<unknown>` is a member that is not running, or one whose plugin does not count what it uses");
+    let mut rows = vec![vec![
+        "POD".into(),
+        "NAME".into(),
+        "CPU(cores)".into(),
+        "MEMORY(bytes)".into(),
+    ]];
+    rows.extend(
+        usages
+            .iter()
+            .map(|u| vec![u.pod.clone(), u.member.clone(), cores(u.millicores), mebibytes(u.bytes)]),
+    );
+    rows
+}
+
+/// A row per pod: its members' usage summed.
+fn pod_rows(pods: &[PodView], usages: &[Usage], args: &TopArgs) -> Vec<Vec<String>> {
+    let mut per_pod: Vec<(String, Option<u64>, Option<u64>)> = Vec::new();
+    for pod in pods {
+        let mine: Vec<&Usage> = usages.iter().filter(|u| u.pod == pod.name).collect();
+        // What could be measured, summed; unknown only when nothing could.
+        let sum = |f: fn(&Usage) -> Option<u64>| mine.iter().filter_map(|u| f(u)).reduce(|a, b| a + b);
+        per_pod.push((pod.name.clone(), sum(|u| u.millicores), sum(|u| u.bytes)));
     }
-    Ok(())
+    if let Some(key) = &args.sort_by {
+        sort(&mut per_pod, key, |p| (p.1, p.2));
+    }
+    let mut rows = vec![vec!["NAME".into(), "CPU(cores)".into(), "MEMORY(bytes)".into()]];
+    rows.extend(
+        per_pod
+            .iter()
+            .map(|(name, cpu, mem)| vec![name.clone(), cores(*cpu), mebibytes(*mem)]),
+    );
+    rows
 }
 
 /// Highest first by `cpu` or `memory`.

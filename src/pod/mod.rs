@@ -9,10 +9,10 @@ mod etc;
 mod gc;
 pub(crate) mod intent;
 pub(crate) mod lifecycle;
+mod lookup;
 pub(crate) mod restore;
-mod runtime_class;
+mod runtime_class_store;
 pub mod update;
-mod view;
 
 pub use crate::member::undo::Undo;
 pub use crate::record::{
@@ -28,9 +28,9 @@ pub use create::create_pod;
 pub use delete::{delete_pod, DeleteOptions};
 pub use gc::{gc, Found};
 pub use lifecycle::{start_pod, stop_pod};
+pub use lookup::{find_pod, list_pods};
 pub use restore::{restore, Restored};
-pub use runtime_class::{create_runtime_class, delete_runtime_class, list_runtime_classes};
-pub use view::{find_pod, list_pods};
+pub use runtime_class_store::{create_runtime_class, delete_runtime_class, list_runtime_classes};
 
 use std::path::PathBuf;
 

@@ -7,11 +7,12 @@
 //! (RESTARTS counts it), `Never` leaves them terminated with reason `Unknown`, as kubelet does
 //! after a node restart — and the agent starts, hosting the plugin members.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::*;
 use crate::agent::client as agent;
-use crate::manifest::RestartPolicy;
+use crate::manifest::{Pod, RestartPolicy};
 use crate::member::Registry;
 use crate::sandbox::cni::{self, Attachment, CniResult};
 use crate::sandbox::netns;
@@ -53,18 +54,7 @@ async fn restore_pod(
         .filter(|m| registry.for_label(&m.runtime).runs_tasks())
         .collect();
     if spec.spec.restart_policy == RestartPolicy::Never {
-        // As kubelet after a node restart: the pod does not run again.
-        for member in &oci {
-            client
-                .set_labels(&member.id, &[(LABEL_HOST_RESTARTED, now_secs().to_string())])
-                .await?;
-        }
-        client
-            .set_labels(&id, &[(LABEL_HOST_RESTARTED, now_secs().to_string())])
-            .await?;
-        // Its reservation and files of a network that is gone.
-        record.teardown(&id).await?;
-        return Ok("restartPolicy Never: not restarted; its members show reason Unknown".into());
+        return settle_not_restarted(client, &id, &oci, &record).await;
     }
 
     // The reservation of the address it had: released, so ADD can hand it out again (asked for).
@@ -76,25 +66,93 @@ async fn restore_pod(
         false => netns::create_netns(&netns_name(&id))?.path,
     };
     let state_dir = settings.pod_state_dir(client, &id);
-    let rootfs = client.snapshot_mounts(&id).await?;
+    let pause_pid = start_pause(client, &id, &state_dir).await?;
+    let result = attach_network(&id, &netns_path, &record, old_ip.as_deref()).await?;
+    super::etc::write_etc_files(&state_dir, &spec, Some(&result))?;
+    write_volumes_again(client, &spec, &pod.uid, &state_dir).await?;
+    let ip = result.primary_ip();
+    let record = NetworkRecord {
+        netns: netns_path.clone(),
+        result: Some(result),
+        ..record
+    };
+    client
+        .set_extensions(
+            &id,
+            &[(EXT_NETWORK, serde_json::to_vec(&record).expect("records serialize"))],
+        )
+        .await?;
+    restart_members(client, settings, &pod, &spec, &oci, pause_pid).await?;
+    restart_agent(&pod.name, &state_dir, pause_pid, ip.clone()).await?;
+    let event = PodEvent::normal(
+        "Restored",
+        "",
+        format!(
+            "the host restarted: new sandbox (pause pid {pause_pid}), IP {}, {} members restarted",
+            ip.as_deref().unwrap_or("none"),
+            pod.members.len()
+        ),
+    );
+    let _ = crate::record::events::record(client, &id, event).await;
+    Ok(format!(
+        "restored: IP {}, {} members restarted",
+        ip.as_deref().unwrap_or("none"),
+        pod.members.len()
+    ))
+}
+
+/// As kubelet after a node restart under restartPolicy Never: the pod does not run again; its
+/// members and sandbox are marked, and what is left of its network goes.
+async fn settle_not_restarted(
+    client: &Client,
+    id: &str,
+    oci: &[&MemberView],
+    record: &NetworkRecord,
+) -> Result<String, PodError> {
+    for member in oci {
+        client
+            .set_labels(&member.id, &[(LABEL_HOST_RESTARTED, now_secs().to_string())])
+            .await?;
+    }
+    client
+        .set_labels(id, &[(LABEL_HOST_RESTARTED, now_secs().to_string())])
+        .await?;
+    // Its reservation and files of a network that is gone.
+    record.teardown(id).await?;
+    Ok("restartPolicy Never: not restarted; its members show reason Unknown".into())
+}
+
+/// A new pause task on the sandbox's snapshot, started; returns its PID.
+async fn start_pause(client: &Client, id: &str, state_dir: &Path) -> Result<u32, PodError> {
+    let rootfs = client.snapshot_mounts(id).await?;
     let log = state_dir.join("sandbox.log");
     let pause_pid = client
         .create_task(
-            &id,
+            id,
             rootfs,
             &crate::containerd::ExecIo::logged_to(format!("file://{}", log.display())),
         )
         .await?;
-    client.start_task(&id).await?;
+    client.start_task(id).await?;
+    Ok(pause_pid)
+}
 
+/// CNI ADD with the recorded network and host ports, asking for the address the pod had
+/// (`hostNetwork`: the host's address).
+async fn attach_network(
+    id: &str,
+    netns_path: &Path,
+    record: &NetworkRecord,
+    old_ip: Option<&str>,
+) -> Result<CniResult, PodError> {
     let network = record.cni_network();
     let attachment = Attachment {
-        container_id: &id,
-        netns: &netns_path,
+        container_id: id,
+        netns: netns_path,
         ifname: "eth0",
         bin_dirs: &record.bin_dirs,
         port_mappings: &record.port_mappings,
-        requested_ip: old_ip.as_deref(),
+        requested_ip: old_ip,
     };
     let added = match record.host_network {
         true => Ok(CniResult::host(&crate::record::host_ip())),
@@ -119,11 +177,15 @@ async fn restore_pod(
         }
         Err(e) => return Err(e.into()),
     };
-    super::etc::write_etc_files(&state_dir, &spec, Some(&result))?;
-    // Secret volumes were tmpfs: the reboot took them. They and the ConfigMap ones are written
-    // again from the objects as they are now (as kubelet remounts them).
-    let config = super::config_refs::resolve(client, &spec, &super::config_refs::pod_facts(&pod.uid)).await?;
-    super::config_refs::write_volumes(&state_dir, &config.volumes)?;
+    Ok(result)
+}
+
+/// Secret volumes were tmpfs: the reboot took them. They and the ConfigMap ones are written
+/// again from the objects as they are now (as kubelet remounts them), and memory-backed emptyDirs
+/// get a new, empty tmpfs.
+async fn write_volumes_again(client: &Client, spec: &Pod, uid: &str, state_dir: &Path) -> Result<(), PodError> {
+    let config = super::config_refs::resolve(client, spec, &super::config_refs::pod_facts(uid)).await?;
+    super::config_refs::write_volumes(state_dir, &config.volumes)?;
     // emptyDir with medium Memory: a new, empty tmpfs (its files went with the reboot, as on a node).
     for volume in &spec.spec.volumes {
         if let Some(size) = volume.source.memory_size() {
@@ -135,21 +197,20 @@ async fn restore_pod(
             }
         }
     }
-    let ip = result.primary_ip();
-    let record = NetworkRecord {
-        netns: netns_path.clone(),
-        result: Some(result),
-        ..record
-    };
-    client
-        .set_extensions(
-            &id,
-            &[(EXT_NETWORK, serde_json::to_vec(&record).expect("records serialize"))],
-        )
-        .await?;
+    Ok(())
+}
 
-    // The members join the new pause process: their specs name its namespaces by PID.
-    for member in &oci {
+/// The members join the new pause process (their specs name its namespaces by PID) and run
+/// again, their restart counted.
+async fn restart_members(
+    client: &Client,
+    settings: &Settings,
+    pod: &PodView,
+    spec: &Pod,
+    oci: &[&MemberView],
+    pause_pid: u32,
+) -> Result<(), PodError> {
+    for member in oci {
         let spec_json = String::from_utf8_lossy(&member.record.spec_json).into_owned();
         if let Some(old) = pause_pid_in(&spec_json) {
             let moved = spec_json.replace(&format!("/proc/{old}/ns/"), &format!("/proc/{pause_pid}/ns/"));
@@ -162,36 +223,25 @@ async fn restore_pod(
             .and_then(|n| n.parse::<u32>().ok())
             .unwrap_or(0)
             + 1;
-        let fallback = settings.pod_log_dir(&spec, &pod.uid).join(&member.name);
+        let fallback = settings.pod_log_dir(spec, &pod.uid).join(&member.name);
         crate::member::oci::start_next_run(client, settings, member, &fallback, restarts, &[]).await?;
     }
+    Ok(())
+}
 
-    // The agent: the same config, with the new pause process and address.
-    let mut config = agent::read_config(&state_dir)?;
+/// The agent: the same config, with the new pause process and address.
+async fn restart_agent(pod: &str, state_dir: &Path, pause_pid: u32, ip: Option<String>) -> Result<(), PodError> {
+    let mut config = agent::read_config(state_dir)?;
     config.pause_pid = Some(pause_pid);
     if let Some(supervisor) = config.supervisor.as_mut() {
-        supervisor.pod_ip = ip.clone();
+        supervisor.pod_ip = ip;
     }
-    agent::write_config(&state_dir, &config)?;
-    agent::spawn(&pod.name, &state_dir)?;
+    agent::write_config(state_dir, &config)?;
+    agent::spawn(pod, state_dir)?;
     if !config.members.is_empty() {
-        agent::wait_ready(&pod.name, &state_dir, Duration::from_secs(30)).await?;
+        agent::wait_ready(pod, state_dir, Duration::from_secs(30)).await?;
     }
-    let event = PodEvent::normal(
-        "Restored",
-        "",
-        format!(
-            "the host restarted: new sandbox (pause pid {pause_pid}), IP {}, {} members restarted",
-            ip.as_deref().unwrap_or("none"),
-            pod.members.len()
-        ),
-    );
-    let _ = crate::record::events::record(client, &id, event).await;
-    Ok(format!(
-        "restored: IP {}, {} members restarted",
-        ip.as_deref().unwrap_or("none"),
-        pod.members.len()
-    ))
+    Ok(())
 }
 
 /// The pause PID a member's spec names in its namespace paths (`/proc/<pid>/ns/...`).

@@ -4,10 +4,10 @@
 
 pub mod events;
 pub mod objects;
-pub mod view;
+pub mod pod_view;
 
 pub use events::PodEvent;
-pub use view::{MemberState, MemberView, NetworkRecord, PodView};
+pub use pod_view::{MemberState, MemberView, NetworkRecord, PodView};
 
 pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
 pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use crate::manifest::{SeccompProfile, SecurityContext, ALL_CAPABILITIES};
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    Capability, Linux, LinuxBuilder, LinuxCapabilities, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
+    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResources, LinuxResourcesBuilder, LinuxSeccomp,
+    Mount, MountBuilder, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use crate::manifest::Container;
@@ -193,15 +193,7 @@ fn capability_set(
 
 fn build(task: TaskSpec<'_>) -> Result<Spec, SpecError> {
     let caps = capability_set(task.security, task.id)?;
-    // Inheritable and ambient stay empty, as containerd sets them since CVE-2022-24769 (the
-    // builder's defaults would keep capabilities a `drop` removed, and runc refuses those sets).
-    let capabilities = oci_spec::runtime::LinuxCapabilitiesBuilder::default()
-        .bounding(caps.clone())
-        .effective(caps.clone())
-        .permitted(caps.clone())
-        .inheritable(oci_spec::runtime::Capabilities::new())
-        .ambient(oci_spec::runtime::Capabilities::new())
-        .build()?;
+    let capabilities = capabilities_of(&caps)?;
     let privileged = task.security.and_then(|s| s.privileged) == Some(true);
     // containerd installs no seccomp filter for a privileged container.
     let seccomp = match privileged {
@@ -209,90 +201,11 @@ fn build(task: TaskSpec<'_>) -> Result<Spec, SpecError> {
         false => seccomp::filter(task.seccomp, &caps, Path::new(seccomp::LOCALHOST_DIR))?,
     };
     let read_only_root = task.security.and_then(|s| s.read_only_root_filesystem) == Some(true);
-    // runc's no_new_privs is what allowPrivilegeEscalation: false asks for.
-    let no_new_privileges = task.security.and_then(|s| s.allow_privilege_escalation) == Some(false);
-    let user = UserBuilder::default()
-        .uid(task.plan.uid)
-        .gid(task.plan.gid)
-        .additional_gids(task.plan.additional_gids.clone())
-        .build()?;
-    let process = ProcessBuilder::default()
-        .terminal(task.terminal)
-        .user(user)
-        .args(task.plan.args)
-        .env(task.plan.env)
-        .cwd(task.plan.cwd)
-        .capabilities(capabilities)
-        // No rlimits: members inherit containerd's, as under the CRI plugin (a fixed NOFILE above
-        // the host's nr_open makes runc fail).
-        .no_new_privileges(no_new_privileges)
-        .build()?;
-
-    let mut namespaces = Vec::new();
-    for (typ, path) in task.namespaces {
-        let mut ns = LinuxNamespaceBuilder::default().typ(typ);
-        if let Some(path) = path {
-            ns = ns.path(path);
-        }
-        namespaces.push(ns.build()?);
-    }
-    let mut memory = LinuxMemoryBuilder::default();
-    if let Some(limit) = task.memory_limit {
-        memory = memory.limit(limit as i64);
-    }
-    let mut cpu = LinuxCpuBuilder::default();
-    if let Some(millis) = task.cpu_millis {
-        cpu = cpu.quota((millis * CPU_PERIOD / 1000) as i64).period(CPU_PERIOD);
-    }
-    let resources = LinuxResourcesBuilder::default()
-        // Deny all devices; runc adds the standard ones (null, zero, tty, ...) itself.
-        .devices(vec![LinuxDeviceCgroupBuilder::default()
-            .allow(false)
-            .access("rwm")
-            .build()?])
-        .memory(memory.build()?)
-        .cpu(cpu.build()?)
-        .build()?;
-    let mut linux = LinuxBuilder::default();
-    if let Some(filter) = seccomp {
-        linux = linux.seccomp(filter);
-    }
-    if !task.sysctls.is_empty() {
-        linux = linux.sysctl(task.sysctls.into_iter().collect::<HashMap<_, _>>());
-    }
-    let linux = linux
-        .namespaces(namespaces)
-        .resources(resources)
-        .cgroups_path(PathBuf::from(format!("/podctl/{}", task.id)))
-        // A privileged container sees /proc and /sys whole, as under CRI.
-        .masked_paths(match privileged {
-            true => Vec::new(),
-            false => oci_spec::runtime::get_default_maskedpaths(),
-        })
-        .readonly_paths(match privileged {
-            true => Vec::new(),
-            false => oci_spec::runtime::get_default_readonly_paths(),
-        })
-        .build()?;
-
-    let mut mounts = oci_spec::runtime::get_default_mounts();
-    mounts.push(
-        MountBuilder::default()
-            .destination("/run")
-            .typ("tmpfs")
-            .source("tmpfs")
-            .options(vec![
-                "nosuid".into(),
-                "strictatime".into(),
-                "mode=755".into(),
-                "size=65536k".into(),
-            ])
-            .build()?,
-    );
-    // A mount of the pod's (its shared /dev/shm) replaces the default one at the same place.
-    mounts.retain(|m| !task.extra_mounts.iter().any(|e| e.destination() == m.destination()));
-    mounts.extend(task.extra_mounts);
-
+    let process = process_of(task.plan, task.security, task.terminal, capabilities)?;
+    let namespaces = namespaces_of(task.namespaces)?;
+    let resources = resources_of(task.memory_limit, task.cpu_millis)?;
+    let linux = linux_of(task.id, namespaces, resources, seccomp, task.sysctls, privileged)?;
+    let mounts = mounts_with(task.extra_mounts)?;
     let mut spec = SpecBuilder::default()
         .version("1.0.2-dev")
         .root(RootBuilder::default().path("rootfs").readonly(read_only_root).build()?)
@@ -308,6 +221,135 @@ fn build(task: TaskSpec<'_>) -> Result<Spec, SpecError> {
     // it joins the sandbox's UTS namespace, which already has the pod's name.
     spec.set_hostname(task.hostname);
     Ok(spec)
+}
+
+/// Bounding, effective and permitted are `caps`. Inheritable and ambient stay empty, as
+/// containerd sets them since CVE-2022-24769 (the builder's defaults would keep capabilities a
+/// `drop` removed, and runc refuses those sets).
+fn capabilities_of(caps: &oci_spec::runtime::Capabilities) -> Result<LinuxCapabilities, SpecError> {
+    Ok(oci_spec::runtime::LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps.clone())
+        .inheritable(oci_spec::runtime::Capabilities::new())
+        .ambient(oci_spec::runtime::Capabilities::new())
+        .build()?)
+}
+
+/// The process: its command, user and groups, environment, terminal and capabilities.
+fn process_of(
+    plan: ProcessPlan,
+    security: Option<&SecurityContext>,
+    terminal: bool,
+    capabilities: LinuxCapabilities,
+) -> Result<Process, SpecError> {
+    // runc's no_new_privs is what allowPrivilegeEscalation: false asks for.
+    let no_new_privileges = security.and_then(|s| s.allow_privilege_escalation) == Some(false);
+    let user = UserBuilder::default()
+        .uid(plan.uid)
+        .gid(plan.gid)
+        .additional_gids(plan.additional_gids.clone())
+        .build()?;
+    Ok(ProcessBuilder::default()
+        .terminal(terminal)
+        .user(user)
+        .args(plan.args)
+        .env(plan.env)
+        .cwd(plan.cwd)
+        .capabilities(capabilities)
+        // No rlimits: members inherit containerd's, as under the CRI plugin (a fixed NOFILE above
+        // the host's nr_open makes runc fail).
+        .no_new_privileges(no_new_privileges)
+        .build()?)
+}
+
+/// The namespaces it joins (by path) or gets new.
+fn namespaces_of(namespaces: Vec<(LinuxNamespaceType, Option<PathBuf>)>) -> Result<Vec<LinuxNamespace>, SpecError> {
+    let mut built = Vec::new();
+    for (typ, path) in namespaces {
+        let mut ns = LinuxNamespaceBuilder::default().typ(typ);
+        if let Some(path) = path {
+            ns = ns.path(path);
+        }
+        built.push(ns.build()?);
+    }
+    Ok(built)
+}
+
+/// Its cgroup's limits: memory, CPU quota, and no devices but runc's standard ones.
+fn resources_of(memory_limit: Option<u64>, cpu_millis: Option<u64>) -> Result<LinuxResources, SpecError> {
+    let mut memory = LinuxMemoryBuilder::default();
+    if let Some(limit) = memory_limit {
+        memory = memory.limit(limit as i64);
+    }
+    let mut cpu = LinuxCpuBuilder::default();
+    if let Some(millis) = cpu_millis {
+        cpu = cpu.quota((millis * CPU_PERIOD / 1000) as i64).period(CPU_PERIOD);
+    }
+    Ok(LinuxResourcesBuilder::default()
+        // Deny all devices; runc adds the standard ones (null, zero, tty, ...) itself.
+        .devices(vec![LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()?])
+        .memory(memory.build()?)
+        .cpu(cpu.build()?)
+        .build()?)
+}
+
+/// The spec's `linux` part: namespaces, resources, seccomp, sysctls, cgroup and masked paths.
+fn linux_of(
+    id: &str,
+    namespaces: Vec<LinuxNamespace>,
+    resources: LinuxResources,
+    seccomp: Option<LinuxSeccomp>,
+    sysctls: Vec<(String, String)>,
+    privileged: bool,
+) -> Result<Linux, SpecError> {
+    let mut linux = LinuxBuilder::default();
+    if let Some(filter) = seccomp {
+        linux = linux.seccomp(filter);
+    }
+    if !sysctls.is_empty() {
+        linux = linux.sysctl(sysctls.into_iter().collect::<HashMap<_, _>>());
+    }
+    Ok(linux
+        .namespaces(namespaces)
+        .resources(resources)
+        .cgroups_path(PathBuf::from(format!("/podctl/{id}")))
+        // A privileged container sees /proc and /sys whole, as under CRI.
+        .masked_paths(match privileged {
+            true => Vec::new(),
+            false => oci_spec::runtime::get_default_maskedpaths(),
+        })
+        .readonly_paths(match privileged {
+            true => Vec::new(),
+            false => oci_spec::runtime::get_default_readonly_paths(),
+        })
+        .build()?)
+}
+
+/// The default mounts and a tmpfs /run, with `extra` (the pod's and the member's) replacing
+/// what they cover.
+fn mounts_with(extra: Vec<Mount>) -> Result<Vec<Mount>, SpecError> {
+    let mut mounts = oci_spec::runtime::get_default_mounts();
+    mounts.push(
+        MountBuilder::default()
+            .destination("/run")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .options(vec![
+                "nosuid".into(),
+                "strictatime".into(),
+                "mode=755".into(),
+                "size=65536k".into(),
+            ])
+            .build()?,
+    );
+    // A mount of the pod's (its shared /dev/shm) replaces the default one at the same place.
+    mounts.retain(|m| !extra.iter().any(|e| e.destination() == m.destination()));
+    mounts.extend(extra);
+    Ok(mounts)
 }
 
 pub struct SandboxSpecInput<'a> {

@@ -139,6 +139,9 @@ fn call(check: &'static str) -> impl Fn(ClientError) -> Failure {
     move |e| fail(check, e.to_string())
 }
 
+/// The names of the checks passed so far.
+type Passed = Vec<&'static str>;
+
 /// Runs every check against `binary`; returns the names of the checks passed.
 pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>, Failure> {
     std::fs::create_dir_all(&samples.dir).map_err(|e| fail("setup", format!("{}: {e}", samples.dir.display())))?;
@@ -148,6 +151,22 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
     let socket = samples.dir.join("plugin.sock");
     let mut passed = Vec::new();
     let plugin = Client::launch(binary, &socket).await.map_err(call("handshake"))?;
+    check_handshake(&plugin, binary, &mut passed)?;
+    check_validate(&plugin, samples, &mut passed).await?;
+    check_start(&plugin, samples, &mut passed).await?;
+    check_logs(samples, &mut passed).await?;
+    check_stop(&plugin, samples, &mut passed).await?;
+    check_exit_code(&plugin, samples, &mut passed).await?;
+    if let Some(sees) = &samples.sees {
+        check_env_and_volumes(&plugin, sees, &mut passed).await?;
+    }
+    check_restart_and_kill(&plugin, samples, &mut passed).await?;
+    check_shutdown(plugin, samples, &socket, &mut passed).await?;
+    Ok(passed)
+}
+
+/// The plugin speaks this protocol version and names itself as its binary, with a version.
+fn check_handshake(plugin: &Client, binary: &Path, passed: &mut Passed) -> Result<(), Failure> {
     let info = plugin.info().clone();
     if info.protocol_version != PROTOCOL_VERSION || info.name != plugin_name(binary) || info.version.is_empty() {
         return Err(fail(
@@ -159,7 +178,11 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
         ));
     }
     passed.push("handshake");
+    Ok(())
+}
 
+/// `validate` refuses the invalid member and accepts the running one.
+async fn check_validate(plugin: &Client, samples: &Samples, passed: &mut Passed) -> Result<(), Failure> {
     if plugin.validate(samples.invalid.clone()).await.is_ok() {
         return Err(fail("validate refuses", "an invalid member was accepted"));
     }
@@ -168,7 +191,12 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
         .await
         .map_err(call("validate accepts"))?;
     passed.push("validate");
+    Ok(())
+}
 
+/// A started member runs (and serves its port); a second start of it and the status of an
+/// unknown member are refused.
+async fn check_start(plugin: &Client, samples: &Samples, passed: &mut Passed) -> Result<(), Failure> {
     let runs = &samples.runs.name;
     plugin.start(samples.runs.clone()).await.map_err(call("start"))?;
     let status = plugin.status(runs).await.map_err(call("status"))?;
@@ -197,8 +225,11 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
         Err(e) if e.is_not_found() => passed.push("unknown member"),
         other => return Err(fail("unknown member", format!("{other:?}"))),
     }
+    Ok(())
+}
 
-    // Output reaches the log as CRI records.
+/// Output reaches the log as CRI records.
+async fn check_logs(samples: &Samples, passed: &mut Passed) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let text = std::fs::read_to_string(&samples.runs.log_path).unwrap_or_default();
@@ -209,14 +240,18 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
                 return Err(fail("logs", format!("not a CRI record: {line:?}")));
             }
             passed.push("logs");
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err(fail("logs", format!("nothing in {} after 5s", samples.runs.log_path)));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
 
+/// `stop` ends the member within the grace period, and `wait` reports it exited.
+async fn check_stop(plugin: &Client, samples: &Samples, passed: &mut Passed) -> Result<(), Failure> {
+    let runs = &samples.runs.name;
     let grace = Duration::from_secs(2);
     let asked = Instant::now();
     plugin.stop(runs, grace).await.map_err(call("stop"))?;
@@ -231,7 +266,11 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
         return Err(fail("stop", format!("took {:?}", asked.elapsed())));
     }
     passed.push("stop");
+    Ok(())
+}
 
+/// A member that exits by itself is reported with its exit code and reason.
+async fn check_exit_code(plugin: &Client, samples: &Samples, passed: &mut Passed) -> Result<(), Failure> {
     plugin.start(samples.exits.clone()).await.map_err(call("start exits"))?;
     if let Some(trigger) = &samples.exit_trigger {
         trigger();
@@ -248,45 +287,50 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
         ));
     }
     passed.push("exit code");
+    Ok(())
+}
 
-    // Env and volumes reach the member: it shows the token it was given, in its log and its volume.
-    if let Some(sees) = &samples.sees {
-        let token = format!("token-{}-{}", std::process::id(), crate::now_secs());
-        let mut member = sees.clone();
-        member.env.push(EnvVar {
-            name: CONFORMANCE_TOKEN_VAR.into(),
-            value: token.clone(),
-        });
-        let host = PathBuf::from(&member.volumes[0].host_path);
-        let _ = std::fs::remove_dir_all(&host);
-        let _ = std::fs::remove_file(&member.log_path);
-        std::fs::create_dir_all(&host).map_err(|e| fail("env and volumes", format!("{}: {e}", host.display())))?;
-        plugin.start(member.clone()).await.map_err(call("env and volumes"))?;
-        let done = plugin
-            .wait(&member.name, Duration::from_secs(10))
-            .await
-            .map_err(call("env and volumes"))?;
-        if done.exit_code != 0 {
-            return Err(fail("env and volumes", format!("the member exited {done:?}")));
-        }
-        let log = std::fs::read_to_string(&member.log_path).unwrap_or_default();
-        if !log.lines().any(|line| line.ends_with(&format!(" {token}"))) {
-            return Err(fail(
-                "env and volumes",
-                format!("{CONFORMANCE_TOKEN_VAR}'s value not in its log: {log:?}"),
-            ));
-        }
-        let written = std::fs::read_to_string(host.join("token")).unwrap_or_default();
-        if written.trim() != token {
-            return Err(fail(
-                "env and volumes",
-                format!("{} holds {written:?}, not the token", host.join("token").display()),
-            ));
-        }
-        passed.push("env and volumes");
+/// Env and volumes reach the member: it shows the token it was given, in its log and its volume.
+async fn check_env_and_volumes(plugin: &Client, sees: &Member, passed: &mut Passed) -> Result<(), Failure> {
+    let token = format!("token-{}-{}", std::process::id(), crate::now_secs());
+    let mut member = sees.clone();
+    member.env.push(EnvVar {
+        name: CONFORMANCE_TOKEN_VAR.into(),
+        value: token.clone(),
+    });
+    let host = PathBuf::from(&member.volumes[0].host_path);
+    let _ = std::fs::remove_dir_all(&host);
+    let _ = std::fs::remove_file(&member.log_path);
+    std::fs::create_dir_all(&host).map_err(|e| fail("env and volumes", format!("{}: {e}", host.display())))?;
+    plugin.start(member.clone()).await.map_err(call("env and volumes"))?;
+    let done = plugin
+        .wait(&member.name, Duration::from_secs(10))
+        .await
+        .map_err(call("env and volumes"))?;
+    if done.exit_code != 0 {
+        return Err(fail("env and volumes", format!("the member exited {done:?}")));
     }
+    let log = std::fs::read_to_string(&member.log_path).unwrap_or_default();
+    if !log.lines().any(|line| line.ends_with(&format!(" {token}"))) {
+        return Err(fail(
+            "env and volumes",
+            format!("{CONFORMANCE_TOKEN_VAR}'s value not in its log: {log:?}"),
+        ));
+    }
+    let written = std::fs::read_to_string(host.join("token")).unwrap_or_default();
+    if written.trim() != token {
+        return Err(fail(
+            "env and volumes",
+            format!("{} holds {written:?}, not the token", host.join("token").display()),
+        ));
+    }
+    passed.push("env and volumes");
+    Ok(())
+}
 
-    // A name may be started again once its member was waited for; kill ends it at once.
+/// A name may be started again once its member was waited for; kill ends it at once.
+async fn check_restart_and_kill(plugin: &Client, samples: &Samples, passed: &mut Passed) -> Result<(), Failure> {
+    let runs = &samples.runs.name;
     plugin.start(samples.runs.clone()).await.map_err(call("restart"))?;
     plugin.kill(runs).await.map_err(call("kill"))?;
     let killed = plugin
@@ -297,9 +341,13 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
         return Err(fail("kill", format!("{killed:?}")));
     }
     passed.push("restart and kill");
+    Ok(())
+}
 
-    // SIGTERM while a call is in flight (the agent always has a Wait pending per running member):
-    // the plugin answers it and exits promptly, and takes its members with it.
+/// SIGTERM while a call is in flight (the agent always has a Wait pending per running member):
+/// the plugin answers it and exits promptly, takes its members with it, and leaves no socket.
+async fn check_shutdown(plugin: Client, samples: &Samples, socket: &Path, passed: &mut Passed) -> Result<(), Failure> {
+    let runs = &samples.runs.name;
     plugin
         .start(samples.runs.clone())
         .await
@@ -308,20 +356,7 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
         .pid()
         .ok_or_else(|| fail("shutdown", "the plugin's process has no PID"))?;
     let pending = plugin.wait(runs, SHUTDOWN_LIMIT + Duration::from_secs(3));
-    let terminate = async {
-        // Let the Wait reach the plugin first.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        // SAFETY: kill(2) on the plugin process the client started and has not reaped.
-        unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGTERM);
-        }
-        let asked = Instant::now();
-        while !process_exited(pid) && asked.elapsed() < SHUTDOWN_LIMIT + Duration::from_secs(3) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        asked.elapsed()
-    };
-    let (answer, took) = tokio::join!(pending, terminate);
+    let (answer, took) = tokio::join!(pending, terminate(pid));
     if !process_exited(pid) || took > SHUTDOWN_LIMIT {
         return Err(fail(
             "shutdown",
@@ -348,5 +383,21 @@ pub async fn check(binary: &Path, samples: &Samples) -> Result<Vec<&'static str>
         return Err(fail("shutdown", "the plugin left its socket behind"));
     }
     passed.push("shutdown");
-    Ok(passed)
+    Ok(())
+}
+
+/// SIGTERM to the plugin once a Wait has reached it; returns how long it took to exit (waiting
+/// at most a little past [`SHUTDOWN_LIMIT`]).
+async fn terminate(pid: u32) -> Duration {
+    // Let the Wait reach the plugin first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // SAFETY: kill(2) on the plugin process the client started and has not reaped.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+    let asked = Instant::now();
+    while !process_exited(pid) && asked.elapsed() < SHUTDOWN_LIMIT + Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    asked.elapsed()
 }

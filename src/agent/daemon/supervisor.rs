@@ -226,91 +226,116 @@ impl Supervisor {
             Ok(Some(task)) if task.state == TaskState::Stopped => {}
             _ => return false,
         }
-        let delay = {
-            let mut tracks = self.tracks.lock().await;
-            let track = tracks.entry(id.to_string()).or_insert(MemberTrack {
-                restarts: 0,
-                backoff_exponent: 0,
-                running_since: Instant::now(),
-                busy: false,
-            });
-            if track.busy {
-                return false;
-            }
-            track.busy = true;
-            if track.running_since.elapsed() >= BACKOFF_RESET_AFTER {
-                track.backoff_exponent = 0;
-            }
-            let delay = backoff(
-                Duration::from_millis(self.config.backoff_base_ms),
-                track.backoff_exponent,
-            );
-            track.backoff_exponent += 1;
-            delay
+        let Some(delay) = self.take_exit(id).await else {
+            return false;
         };
-        let oom = client
-            .get_container(id)
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|c| c.labels.get(LABEL_OOM_KILLED).is_some_and(|v| v == "true"));
-        let reason = match (status.code, oom) {
-            (_, true) => "OOMKilled",
-            (0, _) => "Completed",
-            _ => "Error",
-        };
-        // A sidecar runs as long as the pod, whatever its restartPolicy.
-        let restart = if member.sidecar {
-            !self.ending_sidecars.load(Ordering::SeqCst)
-        } else {
-            should_restart(&self.config.restart_policy, status.code)
-        };
-        let end = RunEnd {
-            sandbox_id: &self.config.sandbox_id,
-            id,
-            name: &member.name,
-            code: status.code,
-            reason,
-            finished: status.exited_at.unwrap_or_else(now_secs),
-            restart_in: restart.then_some(delay),
-            message: self.termination_message(&member, status.code).await,
-        };
-        if let Err(e) = record_exit(client, &end).await {
-            eprintln!("agent: recording the exit of {}: {e}", member.name);
-        }
+        let reason = exit_reason(client, id, status.code).await;
+        let restart = self.wants_restart(&member, status.code);
+        self.record_run_end(client, &member, status, reason, restart.then_some(delay))
+            .await;
         if !restart {
-            self.tracks
-                .lock()
-                .await
-                .entry(id.to_string())
-                .and_modify(|t| t.busy = false);
+            self.release(id).await;
             if !member.sidecar {
                 self.end_sidecars_after_apps(client).await;
             }
             return false;
         }
-        let mut stopping = self.stopping.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stopping.changed() => return false,
-        }
-        if *self.stopping.borrow() {
+        if !self.wait_out_backoff(delay).await {
             return false;
         }
         // A sidecar that crashed as the app containers ended (or an agent that came back to a
         // completed pod) is not started again: the pod's work is done.
         if member.sidecar && (self.ending_sidecars.load(Ordering::SeqCst) || self.apps_ended_for_good(client).await) {
             self.ending_sidecars.store(true, Ordering::SeqCst);
-            self.tracks
-                .lock()
-                .await
-                .entry(id.to_string())
-                .and_modify(|t| t.busy = false);
+            self.release(id).await;
             return false;
         }
-        let outcome = self.restart(client, &member).await;
+        self.restart_after_exit(client, &member).await
+    }
+
+    /// Marks the member's exit as being handled and returns the backoff before a restart; None if
+    /// one is being handled already.
+    async fn take_exit(&self, id: &str) -> Option<Duration> {
         let mut tracks = self.tracks.lock().await;
-        if let Some(track) = tracks.get_mut(id) {
+        let track = tracks.entry(id.to_string()).or_insert(MemberTrack {
+            restarts: 0,
+            backoff_exponent: 0,
+            running_since: Instant::now(),
+            busy: false,
+        });
+        if track.busy {
+            return None;
+        }
+        track.busy = true;
+        if track.running_since.elapsed() >= BACKOFF_RESET_AFTER {
+            track.backoff_exponent = 0;
+        }
+        let delay = backoff(
+            Duration::from_millis(self.config.backoff_base_ms),
+            track.backoff_exponent,
+        );
+        track.backoff_exponent += 1;
+        Some(delay)
+    }
+
+    /// The exit is handled: a later one is no longer ignored.
+    async fn release(&self, id: &str) {
+        self.tracks
+            .lock()
+            .await
+            .entry(id.to_string())
+            .and_modify(|t| t.busy = false);
+    }
+
+    /// A sidecar runs as long as the pod, whatever its restartPolicy.
+    fn wants_restart(&self, member: &OciMemberRef, code: u32) -> bool {
+        if member.sidecar {
+            !self.ending_sidecars.load(Ordering::SeqCst)
+        } else {
+            should_restart(&self.config.restart_policy, code)
+        }
+    }
+
+    /// The run's end on the member's record: its code, reason, termination message, and the
+    /// restart to come.
+    async fn record_run_end(
+        &self,
+        client: &Client,
+        member: &OciMemberRef,
+        status: ExitStatus,
+        reason: &str,
+        restart_in: Option<Duration>,
+    ) {
+        let end = RunEnd {
+            sandbox_id: &self.config.sandbox_id,
+            id: &member.id,
+            name: &member.name,
+            code: status.code,
+            reason,
+            finished: status.exited_at.unwrap_or_else(now_secs),
+            restart_in,
+            message: self.termination_message(member, status.code).await,
+        };
+        if let Err(e) = record_exit(client, &end).await {
+            eprintln!("agent: recording the exit of {}: {e}", member.name);
+        }
+    }
+
+    /// Sleeps out the backoff; false if the pod began stopping meanwhile.
+    async fn wait_out_backoff(&self, delay: Duration) -> bool {
+        let mut stopping = self.stopping.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stopping.changed() => return false,
+        }
+        !*self.stopping.borrow()
+    }
+
+    /// Restarts the member; true if it runs again.
+    async fn restart_after_exit(&self, client: &Client, member: &OciMemberRef) -> bool {
+        let outcome = self.restart(client, member).await;
+        let mut tracks = self.tracks.lock().await;
+        if let Some(track) = tracks.get_mut(&member.id) {
             track.busy = false;
             if outcome.is_ok() {
                 track.running_since = Instant::now();
@@ -369,6 +394,22 @@ impl Supervisor {
             &log,
         )
         .await
+    }
+}
+
+/// How a run ended, as kubelet names it: OOMKilled (the supervisor saw containerd's `/tasks/oom`),
+/// Completed, or Error.
+async fn exit_reason(client: &Client, id: &str, code: u32) -> &'static str {
+    let oom = client
+        .get_container(id)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|c| c.labels.get(LABEL_OOM_KILLED).is_some_and(|v| v == "true"));
+    match (code, oom) {
+        (_, true) => "OOMKilled",
+        (0, _) => "Completed",
+        _ => "Error",
     }
 }
 

@@ -1,4 +1,5 @@
-//! Pods as commands see them: the records assembled (see [`crate::record::view`]) and each
+//! Finding and listing pods as commands see them: the records assembled (see
+//! [`crate::record::pod_view`]), merged with the intents of interrupted operations, and each
 //! member's state observed by its runtime.
 
 use std::collections::HashMap;
@@ -6,7 +7,7 @@ use std::collections::HashMap;
 use super::*;
 use crate::containerd::{ContainerRecord, TaskInfo};
 use crate::member::{ObserveContext, Registry};
-use crate::record::view::{assemble, managed_filter};
+use crate::record::pod_view::{assemble, managed_filter};
 
 pub(crate) async fn list_sandboxes(client: &Client) -> Result<Vec<ContainerRecord>, PodError> {
     let filter = format!("{},labels.\"{LABEL_KIND}\"==sandbox", managed_filter());

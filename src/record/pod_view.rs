@@ -1,6 +1,7 @@
-//! The view of pods, rebuilt on every command from containerd alone: the sandbox container carries
+//! [`PodView`] and [`MemberView`]: pods as rebuilt on every command from containerd alone: the sandbox container carries
 //! the pod (spec, network, events), members are found by label, task states come from one List.
-//! The member runtimes fill in each member's state (see `pod::view`).
+//! The member runtimes fill in each member's state (see `pod::lookup`). The
+//! pod's [`NetworkRecord`] is kept here too: it is on the sandbox record.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

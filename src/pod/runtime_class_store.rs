@@ -1,5 +1,6 @@
-//! RuntimeClass objects: kept in containerd ([`crate::record::objects`]), named by pods'
-//! `spec.runtimeClassName`, each naming a handler of the runtime config.
+//! The store of RuntimeClass objects: kept in containerd ([`crate::record::objects`]), named by
+//! pods' `spec.runtimeClassName`, each naming a handler of the runtime config. (The kind's model
+//! is [`crate::manifest::runtime_class`].)
 
 use super::PodError;
 use crate::containerd::Client;
