@@ -4,6 +4,7 @@
 set -euo pipefail
 
 packages=(containerd runc containernetworking-plugins iptables iproute2 busybox-static protobuf-compiler curl ca-certificates
+  libseccomp-dev   # the node shim links libseccomp (youki's libcontainer)
   docker-registry apache2-utils openssl)   # the last three: the registry tests (distribution 2.8, htpasswd, a CA)
 missing=()
 for p in "${packages[@]}"; do

@@ -200,6 +200,7 @@ fn archive_import_never_panics() {
         stop_signal: None,
         labels: Default::default(),
         architecture: None,
+        os: None,
     };
     let mut archive = Vec::new();
     write_oci_archive(&spec, &[Entry::file("x", 0o755, &b"#!/bin/sh\n"[..])], &mut archive).unwrap();

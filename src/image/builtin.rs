@@ -86,6 +86,7 @@ impl Builtin {
                 ("org.opencontainers.image.version".to_string(), version.to_string()),
             ]),
             architecture: None,
+            os: None,
         }
     }
 

@@ -41,11 +41,33 @@ impl std::fmt::Debug for Output {
 impl Output {
     /// stdout and stderr to this process's own: for a front end that runs one member per process
     /// and whose stdio its parent set up (the node shim's container, a member run by hand).
+    ///
+    /// Unbuffered (each guest write is one `write(2)` on fd 1 or 2): nothing is left in a buffer
+    /// when the process exits with the member's code, and a pipe reader sees lines as they come.
     pub fn stdio() -> Output {
         Output::Writers {
-            stdout: Arc::new(Mutex::new(std::io::stdout())),
-            stderr: Arc::new(Mutex::new(std::io::stderr())),
+            stdout: Arc::new(Mutex::new(Fd(1))),
+            stderr: Arc::new(Mutex::new(Fd(2))),
         }
+    }
+}
+
+/// One of this process's standard descriptors, written without a buffer and never closed.
+struct Fd(std::os::fd::RawFd);
+
+impl Write for Fd {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // SAFETY: `self.0` is 1 or 2, open for the life of the process; `buf` is valid for reads.
+        let n = unsafe { libc::write(self.0, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -53,6 +53,9 @@ pub struct ImageSpec {
     pub labels: BTreeMap<String, String>,
     /// The config's architecture (default amd64), for multi-platform test images.
     pub architecture: Option<String>,
+    /// The config's os (default linux); `wasi` with architecture `wasm` makes the `wasi/wasm`
+    /// platform image that `docker buildx build --platform wasi/wasm` makes.
+    pub os: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +144,7 @@ pub fn build_image(spec: &ImageSpec, layer: &[Entry]) -> Result<OciImage, Layout
 pub fn build_layered_image(spec: &ImageSpec, layers: &[&[Entry]]) -> Result<OciImage, LayoutError> {
     let (name, tag) = split_reference(&spec.reference)?;
     let architecture = spec.architecture.as_deref().unwrap_or(ARCHITECTURE);
+    let os = spec.os.as_deref().unwrap_or(OS);
 
     let mut diff_ids = Vec::new();
     let mut compressed = Vec::new();
@@ -160,7 +164,7 @@ pub fn build_layered_image(spec: &ImageSpec, layers: &[&[Entry]]) -> Result<OciI
         .collect();
     let config = serde_json::to_vec(&ConfigJson {
         architecture,
-        os: OS,
+        os,
         config: ExecConfigJson {
             user: spec.user.as_deref(),
             exposed_ports,
@@ -194,7 +198,7 @@ pub fn build_layered_image(spec: &ImageSpec, layers: &[&[Entry]]) -> Result<OciI
         (ANNOTATION_CONTAINERD_NAME, name.as_str()),
         (ANNOTATION_REF_NAME, tag.as_str()),
     ]);
-    manifest_descriptor.platform = Some(PlatformJson { architecture, os: OS });
+    manifest_descriptor.platform = Some(PlatformJson { architecture, os });
     let index = serde_json::to_vec(&IndexJson {
         schema_version: 2,
         media_type: MEDIA_TYPE_INDEX,
@@ -287,6 +291,7 @@ mod tests {
                 ("a".to_string(), "first".to_string()),
             ]),
             architecture: None,
+            os: None,
         }
     }
 

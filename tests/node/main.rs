@@ -1,0 +1,300 @@
+//! podctl's node runtime (`containerd-shim-podctl-v1`) driven through CRI the way kubelet drives
+//! it: a mixed pod whose WASM members run on podctl's wasmtime host and whose OCI members run as
+//! ordinary Linux containers under the same handler, in one network namespace; exit codes and
+//! memory limits in ContainerStatus; clear CRI errors for what cannot run; nothing left after
+//! RemovePodSandbox.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod cri;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cri::{container, with_env, with_memory_limit, Node};
+use k8s_cri::v1::PodSandboxStatusRequest;
+use podctl::image::layout::{build_image, Entry, ImageSpec};
+
+fn example(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("wasm-examples/{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run wasm-examples/build.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A `wasi/wasm` platform image (what `docker buildx build --platform wasi/wasm` makes): one tar
+/// layer holding the module, `Entrypoint` naming it.
+fn wasm_platform_image(node: &Node, reference: &str, file: &str, module: &[u8]) {
+    let spec = ImageSpec {
+        reference: reference.into(),
+        entrypoint: vec![format!("/{file}")],
+        architecture: Some("wasm".into()),
+        os: Some("wasi".into()),
+        ..Default::default()
+    };
+    push_built(
+        node,
+        reference,
+        build_image(&spec, &[Entry::file(file, 0o755, module.to_vec())]).unwrap(),
+    );
+}
+
+fn push_built(node: &Node, reference: &str, image: podctl::image::layout::OciImage) {
+    let archive = node.dir.join(format!("{}.tar", reference.replace(['/', ':'], "_")));
+    image.write_archive(std::fs::File::create(&archive).unwrap()).unwrap();
+    node.podctl_ok(&["image", "import", archive.to_str().unwrap()]);
+    node.podctl_ok(&["image", "push", reference]);
+}
+
+fn push_images(node: &Node) -> Images {
+    let registry = node.registry();
+    let images = Images {
+        greeter: format!("{registry}/podctl-test/greeter:1"),
+        hello: format!("{registry}/podctl-test/hello:1"),
+        misbehave: format!("{registry}/podctl-test/misbehave:1"),
+        busybox: format!("{registry}/podctl-test/busybox:1"),
+        echo: format!("{registry}/podctl-test/echoserver:0.1"),
+    };
+    for (reference, name) in [
+        (&images.greeter, "greeter"),
+        (&images.hello, "hello"),
+        (&images.misbehave, "misbehave"),
+    ] {
+        let module = std::fs::read(example(name)).unwrap();
+        wasm_platform_image(node, reference, &format!("{name}.wasm"), &module);
+    }
+    let busybox = ImageSpec {
+        reference: images.busybox.clone(),
+        cmd: vec!["sh".into()],
+        env: vec!["PATH=/bin".into()],
+        ..Default::default()
+    };
+    push_built(
+        node,
+        &images.busybox,
+        build_image(&busybox, &common::busybox_layer()).unwrap(),
+    );
+    let echo = podctl::image::builtin::find(podctl::image::builtin::ECHO_IMAGE).unwrap();
+    let mut spec = echo.spec();
+    spec.reference = images.echo.clone();
+    push_built(node, &images.echo, build_image(&spec, &echo.layer()).unwrap());
+    for image in [
+        &images.greeter,
+        &images.hello,
+        &images.misbehave,
+        &images.busybox,
+        &images.echo,
+    ] {
+        node.pull(image)
+            .unwrap_or_else(|e| panic!("CRI PullImage {image}: {e}"));
+    }
+    images
+}
+
+struct Images {
+    greeter: String,
+    hello: String,
+    misbehave: String,
+    busybox: String,
+    echo: String,
+}
+
+fn pod_ip(node: &Node, sandbox: &str) -> String {
+    let mut runtime = node.runtime.clone();
+    let status = node
+        .rt
+        .block_on(runtime.pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: sandbox.into(),
+            verbose: false,
+        }))
+        .unwrap()
+        .into_inner();
+    status.status.unwrap().network.unwrap().ip
+}
+
+fn http_get(ip: &str, port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&format!("{ip}:{port}").parse().unwrap(), Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+fn http_eventually(ip: &str, port: u16, path: &str) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        match http_get(ip, port, path) {
+            Ok(r) if r.starts_with("HTTP/1.1 200") => return r,
+            other if start.elapsed() > Duration::from_secs(20) => panic!("no answer on {ip}:{port}{path}: {other:?}"),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn log_of(node: &Node, pod: &str, container: &str) -> String {
+    std::fs::read_to_string(node.dir.join("pod-logs").join(pod).join(container).join("0.log")).unwrap_or_default()
+}
+
+#[test]
+fn a_mixed_pod_runs_through_cri_with_the_podctl_handler() {
+    if let Some(reason) = common::skip_reason() {
+        eprintln!("SKIPPED node: {reason}");
+        return;
+    }
+    let node = Node::start("mixed");
+    node.import_pause();
+    let images = push_images(&node);
+
+    let pod = node.sandbox_config("mixed");
+    let sandbox = node
+        .run_sandbox(&pod, "podctl")
+        .expect("RunPodSandbox with handler podctl");
+    let ip = pod_ip(&node, &sandbox);
+
+    // The OCI member runs as an ordinary Linux container under the podctl handler.
+    node.start_container(
+        &sandbox,
+        &pod,
+        with_env(container("echoserver", &images.echo), &[("PORT", "8080")]),
+    )
+    .expect("the OCI member starts");
+    // The WASM member: a wasi:http component served on its containerPort.
+    node.start_container(
+        &sandbox,
+        &pod,
+        with_env(container("greeter", &images.greeter), &[("PODCTL_HTTP_PORT", "8081")]),
+    )
+    .expect("the WASM member starts");
+    let greeting = http_eventually(&ip, 8081, "/");
+    assert!(greeting.contains("Hello"), "{greeting}");
+    // WASM → OCI on localhost: the greeter's /echo asks the echoserver on localhost:8080.
+    let echoed = http_eventually(&ip, 8081, "/echo");
+    assert!(echoed.to_lowercase().contains("echo"), "{echoed}");
+    // OCI → WASM on localhost.
+    let mut wget = container("wget", &images.busybox);
+    wget.command = ["wget", "-q", "-O-", "http://localhost:8081/"]
+        .map(String::from)
+        .to_vec();
+    let wget = node.start_container(&sandbox, &pod, wget).unwrap();
+    let status = node.wait_exited(&wget, Duration::from_secs(20));
+    assert_eq!(status.exit_code, 0, "{status:?}: {}", log_of(&node, "mixed", "wget"));
+    assert!(
+        log_of(&node, "mixed", "wget").contains("Hello"),
+        "{}",
+        log_of(&node, "mixed", "wget")
+    );
+
+    // A p1 module's exit code, and its output in the CRI log kubelet named.
+    let mut hello = with_env(container("hello", &images.hello), &[("GREETING", "from the node")]);
+    hello.args = ["--exit", "3"].map(String::from).to_vec();
+    let hello = node.start_container(&sandbox, &pod, hello).unwrap();
+    let status = node.wait_exited(&hello, Duration::from_secs(20));
+    assert_eq!(status.exit_code, 3, "{status:?}");
+    let log = log_of(&node, "mixed", "hello");
+    assert!(
+        log.contains("stdout F hello from WASM") && log.contains("from the node"),
+        "{log}"
+    );
+
+    // The memory limit kubelet set holds the guest: it ends with 137 and says why.
+    let mut bomb = with_memory_limit(container("bomb", &images.misbehave), 32 << 20);
+    bomb.args = vec!["bomb".into()];
+    let bomb = node.start_container(&sandbox, &pod, bomb).unwrap();
+    let status = node.wait_exited(&bomb, Duration::from_secs(30));
+    assert_eq!(status.exit_code, 137, "{status:?}: {}", log_of(&node, "mixed", "bomb"));
+    assert!(
+        log_of(&node, "mixed", "bomb").contains("memory"),
+        "{}",
+        log_of(&node, "mixed", "bomb")
+    );
+
+    // Volumes are preopened at their mount paths (read-only stays read-only); the image's own
+    // files are not visible, as under podctl.
+    let data = node.dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("allowed.txt"), "a volume's file\n").unwrap();
+    let volume = k8s_cri::v1::Mount {
+        container_path: "/data".into(),
+        host_path: data.to_string_lossy().into_owned(),
+        readonly: true,
+        ..Default::default()
+    };
+    for (name, args, code) in [
+        ("reader", ["read", "/data/allowed.txt"], 0),
+        ("writer", ["write", "/data/new.txt"], 14),
+        ("snoop", ["read", "/misbehave.wasm"], 13),
+    ] {
+        let mut member = container(name, &images.misbehave);
+        member.args = args.map(String::from).to_vec();
+        member.mounts = vec![volume.clone()];
+        let id = node.start_container(&sandbox, &pod, member).unwrap();
+        let status = node.wait_exited(&id, Duration::from_secs(20));
+        assert_eq!(
+            status.exit_code,
+            code,
+            "{name}: {status:?}: {}",
+            log_of(&node, "mixed", name)
+        );
+    }
+    assert!(log_of(&node, "mixed", "reader").contains("read ok: 16 bytes"));
+    assert!(!data.join("new.txt").exists());
+
+    node.remove_sandbox(&sandbox);
+    node.assert_nothing_left(&sandbox);
+}
+
+#[test]
+fn what_cannot_run_fails_with_a_cri_error_that_says_why() {
+    if let Some(reason) = common::skip_reason() {
+        eprintln!("SKIPPED node: {reason}");
+        return;
+    }
+    let node = Node::start("refused");
+    node.import_pause();
+    let registry = node.registry();
+    let text = format!("{registry}/podctl-test/text:1");
+    let unlinkable = format!("{registry}/podctl-test/unlinkable:1");
+    let greeter = format!("{registry}/podctl-test/greeter:1");
+    wasm_platform_image(&node, &text, "app.txt", b"just some text\n");
+    let module = b"(module (import \"podctl\" \"nope\" (func)) (func (export \"_start\")))";
+    wasm_platform_image(&node, &unlinkable, "unlinkable.wat", module);
+    wasm_platform_image(
+        &node,
+        &greeter,
+        "greeter.wasm",
+        &std::fs::read(example("greeter")).unwrap(),
+    );
+    for image in [&text, &unlinkable, &greeter] {
+        node.pull(image).unwrap();
+    }
+    let pod = node.sandbox_config("refused");
+    let sandbox = node.run_sandbox(&pod, "podctl").unwrap();
+    let cases = [
+        ("text", &text, "neither WebAssembly"),
+        ("unlinkable", &unlinkable, "cannot be linked"),
+        ("portless", &greeter, "PODCTL_HTTP_PORT"),
+    ];
+    for (name, image, cause) in cases {
+        let err = node
+            .start_container(&sandbox, &pod, container(name, image))
+            .expect_err("the container must not start");
+        let message = err.message();
+        assert!(message.contains(cause), "{name}: {message}");
+        // Named: the program in the image (the CRI error already belongs to the container).
+        assert!(
+            message.contains(".wasm") || message.contains(".wat") || message.contains(".txt"),
+            "{message}"
+        );
+    }
+    node.remove_sandbox(&sandbox);
+    node.assert_nothing_left(&sandbox);
+}
