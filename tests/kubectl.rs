@@ -214,7 +214,7 @@ spec:
         "no status or server fields: {text}"
     );
     assert!(text.contains("podctl.io/runtime.hello: wasmtime"), "{text}");
-    assert!(text.contains("podctl.io/cluster-runtime-class: wasmtime"), "{text}");
+    assert!(text.contains("podctl.io/cluster-runtime-class: podctl"), "{text}");
     env.delete_leaving_nothing("gen");
     env.ok(&["create", "-f", out.to_str().unwrap()]);
     let after = env.pod_json("gen");

@@ -485,6 +485,39 @@ fn oci_wasm_artifact_runs_as_a_wasm_member() {
     env.delete_leaving_nothing("artifact");
 }
 
+#[test]
+fn a_wasi_wasm_platform_image_runs_as_a_wasm_member() {
+    // The form `docker buildx build --platform wasi/wasm` makes (and `kube generate --registry`
+    // pushes): an ordinary tar layer holding the module, its config's platform wasi/wasm.
+    let env = require_env!("wasiplatform");
+    let spec = podctl::image::layout::ImageSpec {
+        reference: "podctl.test/greeter-platform:1".into(),
+        entrypoint: vec!["/app/greeter.wasm".into()],
+        architecture: Some("wasm".into()),
+        os: Some("wasi".into()),
+        ..Default::default()
+    };
+    let layer = [podctl::image::layout::Entry::file(
+        "app/greeter.wasm",
+        0o755,
+        std::fs::read(example("greeter")).unwrap(),
+    )];
+    let tar = env.dir.join("greeter-platform.tar");
+    podctl::image::layout::build_image(&spec, &podctl::image::layout::with_parent_dirs(layer))
+        .unwrap()
+        .write_archive(std::fs::File::create(&tar).unwrap())
+        .unwrap();
+    env.ok(&["image", "import", tar.to_str().unwrap()]);
+    env.create(
+        "platform.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: platform}\nspec:\n  containers:\n  - name: greeter\n    image: podctl.test/greeter-platform:1\n    ports: [{containerPort: 8081, hostPort: 19286}]\n",
+    );
+    http_get_eventually(19286, "/from-platform-image", "Hello from the WASM greeter");
+    let describe = env.ok(&["describe", "pod", "platform"]);
+    assert!(describe.contains("Runtime:        wasmtime"), "{describe}");
+    env.delete_leaving_nothing("platform");
+}
+
 /// A spinning preview1 module that prints a line first.
 const SPINNER: &str = r#"(module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))

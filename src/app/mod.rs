@@ -9,8 +9,10 @@ mod exec;
 mod format;
 mod get;
 mod jsonpath;
+mod kube;
 mod logs;
 mod manifests;
+mod node;
 mod progress;
 mod system;
 mod top;
@@ -255,12 +257,13 @@ async fn on_pods(session: &Session, command: Command) -> Result<ExitCode> {
         Command::Events(args) => get::events(client, settings, registry, &args).await?,
         Command::Cp(args) => cp::cp(client, settings, registry, &args).await?,
         Command::Top(crate::cli::TopCommand::Pod(args)) => top::top(client, settings, registry, &args).await?,
-        Command::Kube(crate::cli::KubeCommand::Generate { pod, filename }) => {
-            let text = format::kube_yaml(&session.find(&pod).await?)?;
-            match filename {
+        Command::Kube(crate::cli::KubeCommand::Generate(args)) => {
+            let view = session.find(&args.pod).await?;
+            let text = kube::generate(client, settings.pull.hosts_dirs.clone(), &view, &args).await?;
+            match &args.filename {
                 Some(path) => {
-                    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!("pod/{pod} written to {}", path.display());
+                    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("pod/{} written to {}", args.pod, path.display());
                 }
                 None => print!("{text}"),
             }

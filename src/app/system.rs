@@ -1,4 +1,5 @@
-//! `podctl system restore` and `podctl system install` (the systemd unit that restores at boot).
+//! `podctl system restore` and `podctl system install` (the systemd unit that restores at boot);
+//! `system install-node` is `node.rs`'s.
 
 use std::path::Path;
 
@@ -13,6 +14,11 @@ pub async fn system(global: &GlobalArgs, command: SystemCommand) -> Result<()> {
     match command {
         SystemCommand::Restore { all_namespaces } => restore(global, all_namespaces).await,
         SystemCommand::Install { root } => install(global, &root),
+        SystemCommand::InstallNode {
+            root,
+            containerd_config,
+            shim,
+        } => super::node::install_node(&root, containerd_config.as_deref(), shim.as_deref()),
     }
 }
 

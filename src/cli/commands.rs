@@ -244,6 +244,21 @@ pub enum SystemCommand {
         #[arg(long, default_value = "/")]
         root: PathBuf,
     },
+    /// Make this host a Kubernetes node that runs podctl's pods: install the node runtime
+    /// `containerd-shim-podctl-v1` into /usr/local/bin, add the `podctl` handler to containerd's
+    /// CRI config (with --containerd-config; else print it) and print the RuntimeClass
+    InstallNode {
+        /// Install under this root instead of / (for images and tests)
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// containerd's config file to add the handler to (e.g. /etc/containerd/config.toml);
+        /// without it the TOML is printed
+        #[arg(long, value_name = "FILE")]
+        containerd_config: Option<PathBuf>,
+        /// The shim binary to install (default: containerd-shim-podctl-v1 next to podctl)
+        #[arg(long, value_name = "FILE")]
+        shim: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -347,13 +362,26 @@ pub struct TopArgs {
 pub enum KubeCommand {
     /// A clean `kind: Pod` of the pod: no status, no podctl-only fields; `podctl create -f` of it
     /// makes the same pod again
-    Generate {
-        /// Pod name
-        pod: String,
-        /// Write it to this file instead of stdout
-        #[arg(long, short = 'f')]
-        filename: Option<PathBuf>,
-    },
+    Generate(KubeGenerateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KubeGenerateArgs {
+    /// Pod name
+    pub pod: String,
+    /// Write it to this file instead of stdout
+    #[arg(long, short = 'f')]
+    pub filename: Option<PathBuf>,
+    /// Push what a cluster could not pull (the pod's local .wasm/.wat programs as `wasi/wasm`
+    /// images, podctl's built-in images) to this registry and name the pushed images in the YAML;
+    /// a pod with WASM members gets `runtimeClassName: podctl` (podctl's node runtime)
+    #[arg(long, value_name = "HOST[:PORT][/PATH]")]
+    pub registry: Option<String>,
+    /// The pod's runtimeClassName in the YAML, instead of `podctl` for a pod with WASM members
+    #[arg(long, value_name = "NAME")]
+    pub runtime_class: Option<String>,
+    #[command(flatten)]
+    pub registry_args: crate::cli::RegistryArgs,
 }
 
 #[derive(Args, Debug)]

@@ -446,13 +446,17 @@ async fn platform_manifest(
 
 /// (media type, digest) of each layer of the named image, or None when there is no such image.
 pub async fn image_layers(client: &Client, name: &str) -> Result<Option<Vec<(String, String)>>, ImageError> {
+    Ok(image_manifest(client, name)
+        .await?
+        .map(|manifest| manifest.layers.into_iter().map(|l| (l.media_type, l.digest)).collect()))
+}
+
+/// The manifest of the image of that name (for this host's platform), if there is such an image.
+pub(crate) async fn image_manifest(client: &Client, name: &str) -> Result<Option<Manifest>, ImageError> {
     let Some(record) = client.get_image(name).await? else {
         return Ok(None);
     };
-    let (_, manifest) = platform_manifest(client, &record, &Platform::host()).await?;
-    Ok(Some(
-        manifest.layers.into_iter().map(|l| (l.media_type, l.digest)).collect(),
-    ))
+    Ok(Some(platform_manifest(client, &record, &Platform::host()).await?.1))
 }
 
 /// Reads the image's manifest and config and makes sure its layers are unpacked (an image

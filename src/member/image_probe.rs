@@ -25,6 +25,9 @@ pub struct ImageProbe {
     pub layers: Option<Vec<(String, String)>>,
     /// The `podctl.io/runtime.<name>` annotation, if set.
     pub forced: Option<String>,
+    /// The image is a `wasi/wasm` platform image (a tar layer holding the module, its config's
+    /// os `wasi`): its module, which a WASM runtime runs.
+    pub wasi_program: Option<crate::image::wasm::WasiProgram>,
 }
 
 /// Looks at a container's image without creating anything: a local file, or an image in containerd.
@@ -57,9 +60,17 @@ pub async fn probe(client: &Client, pod: &Pod, container: &Container) -> Result<
         }
     }
     let url_scheme = crate::image::reference::url_scheme(image);
-    let layers = match (&local_file, &local_dir, &url_scheme) {
-        (None, None, None) => crate::image::image_layers(client, &crate::image::reference::normalize(image)).await?,
-        _ => None,
+    let (layers, wasi_program) = match (&local_file, &local_dir, &url_scheme) {
+        (None, None, None) => {
+            let name = crate::image::reference::normalize(image);
+            let layers = crate::image::image_layers(client, &name).await?;
+            let program = match layers {
+                Some(_) => crate::image::wasm::wasi_program(client, &name).await?,
+                None => None,
+            };
+            (layers, program)
+        }
+        _ => (None, None),
     };
     Ok(ImageProbe {
         reference: image.to_string(),
@@ -68,5 +79,6 @@ pub async fn probe(client: &Client, pod: &Pod, container: &Container) -> Result<
         url_scheme,
         layers,
         forced,
+        wasi_program,
     })
 }

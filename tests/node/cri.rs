@@ -82,7 +82,6 @@ state = "{state}"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-{handler}
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{cni_bin}"
     conf_dir = "{cni_conf}"
@@ -93,7 +92,6 @@ state = "{state}"
         state = dir.join("state").display(),
         sock = socket.display(),
         pause = podctl::image::builtin::PAUSE_IMAGE,
-        handler = podctl_handler_config(),
         cni_bin = if Path::new("/usr/lib/cni/bridge").exists() {
             "/usr/lib/cni"
         } else {
@@ -102,11 +100,6 @@ state = "{state}"
         cni_conf = dir.join("net.d").display(),
         certs = dir.join("certs.d").display(),
     )
-}
-
-/// The handler exactly as the issue (and `podctl system install-node`) gives it: nothing else.
-fn podctl_handler_config() -> String {
-    "    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.podctl]\n      runtime_type = \"io.containerd.podctl.v1\"\n      pod_annotations = [\"podctl.io/*\"]".into()
 }
 
 fn write_cni(dir: &Path) {
@@ -178,12 +171,36 @@ impl Node {
         let socket = dir.join("containerd.sock");
         write_cni(&dir);
         let (registry, registry_port) = start_registry(&dir);
-        std::fs::write(dir.join("config.toml"), containerd_config(&dir, &socket)).unwrap();
-        // The shim is found as a node finds it: `containerd-shim-podctl-v1` on containerd's PATH.
-        let shim_dir = dir.join("bin");
-        std::fs::create_dir_all(&shim_dir).unwrap();
-        std::fs::copy(shim_binary(), shim_dir.join("containerd-shim-podctl-v1")).unwrap();
-        let path = format!("{}:{}", shim_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let config = dir.join("config.toml");
+        std::fs::write(&config, containerd_config(&dir, &socket)).unwrap();
+        // As an operator makes a node: `podctl system install-node` puts the shim into
+        // <root>/usr/local/bin and the `podctl` handler (and nothing else) into containerd's config.
+        let node_root = dir.join("node-root");
+        let install = Command::new(env!("CARGO_BIN_EXE_podctl"))
+            .args(["system", "install-node", "--root"])
+            .arg(&node_root)
+            .arg("--containerd-config")
+            .arg(&config)
+            .arg("--shim")
+            .arg(shim_binary())
+            .output()
+            .expect("podctl runs");
+        let said = String::from_utf8_lossy(&install.stdout).into_owned();
+        assert!(
+            install.status.success(),
+            "install-node: {said}{}",
+            String::from_utf8_lossy(&install.stderr)
+        );
+        assert!(
+            said.contains("kind: RuntimeClass") && said.contains("handler: podctl"),
+            "{said}"
+        );
+        // containerd finds `containerd-shim-podctl-v1` on its PATH, as on a node.
+        let path = format!(
+            "{}:{}",
+            node_root.join("usr/local/bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
         let containerd = Command::new("containerd")
             .arg("--config")

@@ -14,6 +14,7 @@ use std::time::Duration;
 use cri::{container, with_env, with_memory_limit, Node};
 use k8s_cri::v1::PodSandboxStatusRequest;
 use podctl::image::layout::{build_image, Entry, ImageSpec};
+use podctl::manifest::Pod;
 
 fn example(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("wasm-examples/{name}.wasm"));
@@ -49,20 +50,15 @@ fn push_built(node: &Node, reference: &str, image: podctl::image::layout::OciIma
     node.podctl_ok(&["image", "push", reference]);
 }
 
+/// The test's own images for what the mixed pod does not hold: p1 modules and busybox.
 fn push_images(node: &Node) -> Images {
     let registry = node.registry();
     let images = Images {
-        greeter: format!("{registry}/podctl-test/greeter:1"),
         hello: format!("{registry}/podctl-test/hello:1"),
         misbehave: format!("{registry}/podctl-test/misbehave:1"),
         busybox: format!("{registry}/podctl-test/busybox:1"),
-        echo: format!("{registry}/podctl-test/echoserver:0.1"),
     };
-    for (reference, name) in [
-        (&images.greeter, "greeter"),
-        (&images.hello, "hello"),
-        (&images.misbehave, "misbehave"),
-    ] {
+    for (reference, name) in [(&images.hello, "hello"), (&images.misbehave, "misbehave")] {
         let module = std::fs::read(example(name)).unwrap();
         wasm_platform_image(node, reference, &format!("{name}.wasm"), &module);
     }
@@ -77,17 +73,7 @@ fn push_images(node: &Node) -> Images {
         &images.busybox,
         build_image(&busybox, &common::busybox_layer()).unwrap(),
     );
-    let echo = podctl::image::builtin::find(podctl::image::builtin::ECHO_IMAGE).unwrap();
-    let mut spec = echo.spec();
-    spec.reference = images.echo.clone();
-    push_built(node, &images.echo, build_image(&spec, &echo.layer()).unwrap());
-    for image in [
-        &images.greeter,
-        &images.hello,
-        &images.misbehave,
-        &images.busybox,
-        &images.echo,
-    ] {
+    for image in [&images.hello, &images.misbehave, &images.busybox] {
         node.pull(image)
             .unwrap_or_else(|e| panic!("CRI PullImage {image}: {e}"));
     }
@@ -95,11 +81,77 @@ fn push_images(node: &Node) -> Images {
 }
 
 struct Images {
-    greeter: String,
     hello: String,
     misbehave: String,
     busybox: String,
-    echo: String,
+}
+
+/// examples/mixed-pod.yaml made with podctl on this host (its programs by absolute path, without
+/// the host ports, which a cluster's pod would not need), then `kube generate --registry`.
+fn generate_mixed_pod(node: &Node) -> Pod {
+    let here = env!("CARGO_MANIFEST_DIR");
+    example("greeter");
+    example("prober");
+    let yaml = std::fs::read_to_string(Path::new(here).join("examples/mixed-pod.yaml"))
+        .unwrap()
+        .replace("./wasm-examples/", &format!("{here}/wasm-examples/"))
+        .replace(", hostPort: 9080", "")
+        .replace(", hostPort: 9081", "");
+    let file = node.dir.join("mixed-pod.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    node.podctl_ok(&["create", "-f", file.to_str().unwrap()]);
+    let out = node.dir.join("mixed-cluster.yaml");
+    let registry = format!("{}/podctl-test", node.registry());
+    node.podctl_ok(&[
+        "kube",
+        "generate",
+        "mixed",
+        "--registry",
+        &registry,
+        "-f",
+        out.to_str().unwrap(),
+    ]);
+    node.podctl_ok(&["delete", "mixed"]);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let pod = podctl::manifest::parse_pod(&text)
+        .unwrap_or_else(|e| panic!("{e}:\n{text}"))
+        .pod;
+    assert_eq!(pod.spec.runtime_class_name.as_deref(), Some("podctl"), "{text}");
+    for container in &pod.spec.containers {
+        assert!(container.image.starts_with(&registry), "pushed: {text}");
+    }
+    let greeter = pod.spec.containers.iter().find(|c| c.name == "greeter").unwrap();
+    assert!(
+        greeter
+            .env
+            .iter()
+            .any(|e| e.name == "PODCTL_HTTP_PORT" && e.value == "8081"),
+        "{text}"
+    );
+    pod
+}
+
+/// What kubelet makes of a Pod's container for CRI (the fields these pods use).
+fn kubelet_container(container: &podctl::manifest::Container) -> k8s_cri::v1::ContainerConfig {
+    let mut config = with_env(
+        cri::container(&container.name, &container.image),
+        &container
+            .env
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    config.command = container.command.clone();
+    config.args = container.args.clone();
+    if let Some(bytes) = container.resources.memory_limit_bytes() {
+        config = with_memory_limit(config, bytes as i64);
+    }
+    if let Some(millis) = container.resources.cpu_limit_millis() {
+        let resources = config.linux.get_or_insert_default().resources.get_or_insert_default();
+        resources.cpu_period = 100_000;
+        resources.cpu_quota = millis as i64 * 100;
+    }
+    config
 }
 
 fn pod_ip(node: &Node, sandbox: &str) -> String {
@@ -152,33 +204,41 @@ fn a_mixed_pod_runs_through_cri_with_the_podctl_handler() {
     }
     let node = Node::start("mixed");
     node.import_pause();
+    let generated = generate_mixed_pod(&node);
     let images = push_images(&node);
+    for container in &generated.spec.containers {
+        node.pull(&container.image)
+            .unwrap_or_else(|e| panic!("CRI PullImage {}: {e}", container.image));
+    }
 
     let pod = node.sandbox_config("mixed");
+    let handler = generated.spec.runtime_class_name.clone().unwrap();
     let sandbox = node
-        .run_sandbox(&pod, "podctl")
+        .run_sandbox(&pod, &handler)
         .expect("RunPodSandbox with handler podctl");
     let ip = pod_ip(&node, &sandbox);
-
-    // The OCI member runs as an ordinary Linux container under the podctl handler.
-    node.start_container(
-        &sandbox,
-        &pod,
-        with_env(container("echoserver", &images.echo), &[("PORT", "8080")]),
-    )
-    .expect("the OCI member starts");
-    // The WASM member: a wasi:http component served on its containerPort.
-    node.start_container(
-        &sandbox,
-        &pod,
-        with_env(container("greeter", &images.greeter), &[("PODCTL_HTTP_PORT", "8081")]),
-    )
-    .expect("the WASM member starts");
+    // The OCI member runs as an ordinary Linux container under the podctl handler; the WASM ones
+    // on podctl's wasmtime host, all in the pod's network namespace.
+    for container in &generated.spec.containers {
+        node.start_container(&sandbox, &pod, kubelet_container(container))
+            .unwrap_or_else(|e| panic!("{} starts: {e}", container.name));
+    }
+    // The greeter: a wasi:http component served on its containerPort, at the pod's IP.
     let greeting = http_eventually(&ip, 8081, "/");
     assert!(greeting.contains("Hello"), "{greeting}");
-    // WASM → OCI on localhost: the greeter's /echo asks the echoserver on localhost:8080.
+    // WASM → OCI on localhost: the greeter's /echo asks the echoserver on localhost:8080, and the
+    // prober (wasi:sockets) probes it too.
     let echoed = http_eventually(&ip, 8081, "/echo");
     assert!(echoed.to_lowercase().contains("echo"), "{echoed}");
+    let start = std::time::Instant::now();
+    while !log_of(&node, "mixed", "prober").contains("HTTP/1.1 200") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the prober reached no echoserver: {}",
+            log_of(&node, "mixed", "prober")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // OCI → WASM on localhost.
     let mut wget = container("wget", &images.busybox);
     wget.command = ["wget", "-q", "-O-", "http://localhost:8081/"]

@@ -112,6 +112,10 @@ impl RuntimeDriver for OciRuntime {
                 "{} is a {scheme}: URL, not an OCI image, and no installed plugin claims {scheme}:",
                 probe.reference
             )),
+            _ if probe.wasi_program.is_some() => Claim::Decline(format!(
+                "{} is a wasi/wasm image (a WebAssembly module, not a Linux program)",
+                probe.reference
+            )),
             _ => Claim::Accept,
         };
         Box::pin(async move { claim })

@@ -172,6 +172,12 @@ impl RuntimeDriver for PluginRuntime {
         probe: &'a ImageProbe,
     ) -> BoxFuture<'a, Claim> {
         Box::pin(async move {
+            if let Some(program) = &probe.wasi_program {
+                return match self.is_wasm() {
+                    true => Claim::Accept,
+                    false => Claim::Decline(format!("its image is a wasi/wasm image ({})", program.path)),
+                };
+            }
             // An image of root filesystem layers only is an OCI runtime's: no need to ask.
             if probe.local_file.is_none()
                 && probe.local_dir.is_none()

@@ -78,6 +78,12 @@ pub(super) async fn locate(
     probe: &ImageProbe,
     claims: impl std::future::Future<Output = Result<Claims, MemberError>>,
 ) -> Result<Program, MemberError> {
+    if let Some(wasi) = &probe.wasi_program {
+        return Ok(Program {
+            local: None,
+            copy: Some(wasi.module.clone()),
+        });
+    }
     let program = match (&probe.local_file, &probe.layers) {
         // A directory, or a URL exactly as written, is handed to the plugin unchanged.
         (None, _) if probe.local_dir.is_some() || probe.url_scheme.is_some() => Program {
