@@ -20,3 +20,13 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is missing; install a Rust toolchain (rustup) first" >&2
   exit 1
 fi
+# tests/node checks `kube generate --registry` output with kubernetes-validate (the API server's
+# OpenAPI schemas, from PyPI).
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  echo "setup: installing kubernetes-validate (pip)"
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+  fi
+  python3 -m pip install --quiet --root-user-action=ignore 'kubernetes-validate==1.*' 2>/dev/null ||
+    python3 -m pip install --quiet --root-user-action=ignore --break-system-packages 'kubernetes-validate==1.*'
+fi

@@ -3,6 +3,8 @@
 //! of this test's own, Debian's docker-registry on 127.0.0.1, and a CRI client that makes the calls
 //! kubelet makes. Everything lives under one temporary directory and is stopped by PID.
 
+#![allow(dead_code)] // shared with benches/node_cri.rs: each uses a subset
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,8 +17,8 @@ use k8s_cri::v1::{
     ContainerConfig, ContainerMetadata, ContainerState, ContainerStatus, ContainerStatusRequest,
     CreateContainerRequest, ImageSpec, KeyValue, LinuxContainerConfig, LinuxContainerResources,
     LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption,
-    PodSandboxConfig, PodSandboxMetadata, PullImageRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StartContainerRequest, StopPodSandboxRequest, VersionRequest,
+    PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest, PullImageRequest, RemovePodSandboxRequest,
+    RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest, VersionRequest,
 };
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -304,6 +306,42 @@ impl Node {
         );
     }
 
+    /// Imports a built image into podctl's namespace and pushes it to this node's registry.
+    pub fn push_built(&self, reference: &str, image: podctl::image::layout::OciImage) {
+        let archive = self.dir.join(format!("{}.tar", reference.replace(['/', ':'], "_")));
+        image.write_archive(std::fs::File::create(&archive).unwrap()).unwrap();
+        self.podctl_ok(&["image", "import", archive.to_str().unwrap()]);
+        self.podctl_ok(&["image", "push", reference]);
+    }
+
+    /// A `wasi/wasm` platform image (what `docker buildx build --platform wasi/wasm` makes), built
+    /// here independently of podctl's own: one tar layer holding the module, `Entrypoint` naming it.
+    pub fn push_wasm(&self, reference: &str, file: &str, module: &[u8]) {
+        let spec = podctl::image::layout::ImageSpec {
+            reference: reference.into(),
+            entrypoint: vec![format!("/{file}")],
+            architecture: Some("wasm".into()),
+            os: Some("wasi".into()),
+            ..Default::default()
+        };
+        let layer = [podctl::image::layout::Entry::file(file, 0o755, module.to_vec())];
+        self.push_built(reference, podctl::image::layout::build_image(&spec, &layer).unwrap());
+    }
+
+    /// One of podctl's built-in images under this node's registry as `repository`; returns the
+    /// full reference.
+    pub fn push_builtin(&self, builtin: &str, repository: &str) -> String {
+        let reference = format!("{}/{repository}", self.registry());
+        let image = podctl::image::builtin::find(builtin).unwrap();
+        let mut spec = image.spec();
+        spec.reference = reference.clone();
+        self.push_built(
+            &reference,
+            podctl::image::layout::build_image(&spec, &image.layer()).unwrap(),
+        );
+        reference
+    }
+
     pub fn import_pause(&self) {
         let archive = self.dir.join("pause.tar");
         let pause = podctl::image::builtin::find(podctl::image::builtin::PAUSE_IMAGE).unwrap();
@@ -355,6 +393,19 @@ impl Node {
                 runtime_handler: handler.into(),
             }))
             .map(|r| r.into_inner().pod_sandbox_id)
+    }
+
+    pub fn pod_ip(&self, sandbox: &str) -> String {
+        let mut runtime = self.runtime.clone();
+        let status = self
+            .rt
+            .block_on(runtime.pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: sandbox.into(),
+                verbose: false,
+            }))
+            .unwrap()
+            .into_inner();
+        status.status.unwrap().network.unwrap().ip
     }
 
     /// CreateContainer then StartContainer, as kubelet does; the error of whichever failed.
@@ -468,14 +519,19 @@ impl Node {
         let rules = crate::common::iptables_rules();
         let rules: Vec<&str> = rules.lines().filter(|l| l.contains(&sandbox[..12])).collect();
         assert!(rules.is_empty(), "iptables rules left: {rules:?}");
-        let tasks = Command::new("ctr")
+        let tasks = self.tasks();
+        assert!(tasks.is_empty(), "tasks left: {tasks:?}");
+    }
+
+    /// The IDs of the tasks in CRI's namespace.
+    pub fn tasks(&self) -> Vec<String> {
+        let out = Command::new("ctr")
             .arg("--address")
             .arg(&self.socket)
             .args(["--namespace", "k8s.io", "tasks", "ls", "-q"])
             .output()
             .unwrap();
-        let tasks = String::from_utf8_lossy(&tasks.stdout).into_owned();
-        assert!(tasks.trim().is_empty(), "tasks left: {tasks}");
+        String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
     }
 }
 

@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cri::{container, with_env, with_memory_limit, Node};
-use k8s_cri::v1::PodSandboxStatusRequest;
-use podctl::image::layout::{build_image, Entry, ImageSpec};
+use podctl::image::layout::{build_image, ImageSpec};
 use podctl::manifest::Pod;
 
 fn example(name: &str) -> PathBuf {
@@ -26,30 +25,6 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-/// A `wasi/wasm` platform image (what `docker buildx build --platform wasi/wasm` makes): one tar
-/// layer holding the module, `Entrypoint` naming it.
-fn wasm_platform_image(node: &Node, reference: &str, file: &str, module: &[u8]) {
-    let spec = ImageSpec {
-        reference: reference.into(),
-        entrypoint: vec![format!("/{file}")],
-        architecture: Some("wasm".into()),
-        os: Some("wasi".into()),
-        ..Default::default()
-    };
-    push_built(
-        node,
-        reference,
-        build_image(&spec, &[Entry::file(file, 0o755, module.to_vec())]).unwrap(),
-    );
-}
-
-fn push_built(node: &Node, reference: &str, image: podctl::image::layout::OciImage) {
-    let archive = node.dir.join(format!("{}.tar", reference.replace(['/', ':'], "_")));
-    image.write_archive(std::fs::File::create(&archive).unwrap()).unwrap();
-    node.podctl_ok(&["image", "import", archive.to_str().unwrap()]);
-    node.podctl_ok(&["image", "push", reference]);
-}
-
 /// The test's own images for what the mixed pod does not hold: p1 modules and busybox.
 fn push_images(node: &Node) -> Images {
     let registry = node.registry();
@@ -60,7 +35,7 @@ fn push_images(node: &Node) -> Images {
     };
     for (reference, name) in [(&images.hello, "hello"), (&images.misbehave, "misbehave")] {
         let module = std::fs::read(example(name)).unwrap();
-        wasm_platform_image(node, reference, &format!("{name}.wasm"), &module);
+        node.push_wasm(reference, &format!("{name}.wasm"), &module);
     }
     let busybox = ImageSpec {
         reference: images.busybox.clone(),
@@ -68,8 +43,7 @@ fn push_images(node: &Node) -> Images {
         env: vec!["PATH=/bin".into()],
         ..Default::default()
     };
-    push_built(
-        node,
+    node.push_built(
         &images.busybox,
         build_image(&busybox, &common::busybox_layer()).unwrap(),
     );
@@ -112,6 +86,23 @@ fn generate_mixed_pod(node: &Node) -> Pod {
         out.to_str().unwrap(),
     ]);
     node.podctl_ok(&["delete", "mixed"]);
+    // What the API server of Kubernetes 1.31 takes, strictly (no unknown fields).
+    match std::process::Command::new("kubernetes-validate")
+        .args(["--strict", "-k", "1.31.0"])
+        .arg(&out)
+        .output()
+    {
+        Ok(check) => assert!(
+            check.status.success(),
+            "kubernetes-validate: {}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        ),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("kubernetes-validate cannot run in CI ({e}): scripts/setup.sh installs it")
+        }
+        Err(e) => eprintln!("SKIPPED the kubernetes-validate check: {e} (scripts/setup.sh installs it)"),
+    }
     let text = std::fs::read_to_string(&out).unwrap();
     let pod = podctl::manifest::parse_pod(&text)
         .unwrap_or_else(|e| panic!("{e}:\n{text}"))
@@ -152,19 +143,6 @@ fn kubelet_container(container: &podctl::manifest::Container) -> k8s_cri::v1::Co
         resources.cpu_quota = millis as i64 * 100;
     }
     config
-}
-
-fn pod_ip(node: &Node, sandbox: &str) -> String {
-    let mut runtime = node.runtime.clone();
-    let status = node
-        .rt
-        .block_on(runtime.pod_sandbox_status(PodSandboxStatusRequest {
-            pod_sandbox_id: sandbox.into(),
-            verbose: false,
-        }))
-        .unwrap()
-        .into_inner();
-    status.status.unwrap().network.unwrap().ip
 }
 
 fn http_get(ip: &str, port: u16, path: &str) -> std::io::Result<String> {
@@ -216,7 +194,7 @@ fn a_mixed_pod_runs_through_cri_with_the_podctl_handler() {
     let sandbox = node
         .run_sandbox(&pod, &handler)
         .expect("RunPodSandbox with handler podctl");
-    let ip = pod_ip(&node, &sandbox);
+    let ip = node.pod_ip(&sandbox);
     // The OCI member runs as an ordinary Linux container under the podctl handler; the WASM ones
     // on podctl's wasmtime host, all in the pod's network namespace.
     for container in &generated.spec.containers {
@@ -324,16 +302,14 @@ fn what_cannot_run_fails_with_a_cri_error_that_says_why() {
     let text = format!("{registry}/podctl-test/text:1");
     let unlinkable = format!("{registry}/podctl-test/unlinkable:1");
     let greeter = format!("{registry}/podctl-test/greeter:1");
-    wasm_platform_image(&node, &text, "app.txt", b"just some text\n");
+    let component = format!("{registry}/podctl-test/exportless:1");
+    // A component the engine cannot run: it exports neither wasi:cli/run nor wasi:http.
+    node.push_wasm(&component, "exportless.wat", b"(component)");
+    node.push_wasm(&text, "app.txt", b"just some text\n");
     let module = b"(module (import \"podctl\" \"nope\" (func)) (func (export \"_start\")))";
-    wasm_platform_image(&node, &unlinkable, "unlinkable.wat", module);
-    wasm_platform_image(
-        &node,
-        &greeter,
-        "greeter.wasm",
-        &std::fs::read(example("greeter")).unwrap(),
-    );
-    for image in [&text, &unlinkable, &greeter] {
+    node.push_wasm(&unlinkable, "unlinkable.wat", module);
+    node.push_wasm(&greeter, "greeter.wasm", &std::fs::read(example("greeter")).unwrap());
+    for image in [&text, &unlinkable, &greeter, &component] {
         node.pull(image).unwrap();
     }
     let pod = node.sandbox_config("refused");
@@ -342,6 +318,7 @@ fn what_cannot_run_fails_with_a_cri_error_that_says_why() {
         ("text", &text, "neither WebAssembly"),
         ("unlinkable", &unlinkable, "cannot be linked"),
         ("portless", &greeter, "PODCTL_HTTP_PORT"),
+        ("exportless", &component, "exports neither wasi:cli/run"),
     ];
     for (name, image, cause) in cases {
         let err = node
@@ -354,6 +331,8 @@ fn what_cannot_run_fails_with_a_cri_error_that_says_why() {
             message.contains(".wasm") || message.contains(".wat") || message.contains(".txt"),
             "{message}"
         );
+        // Nothing of it runs: the sandbox's task is the only one.
+        assert_eq!(node.tasks(), std::slice::from_ref(&sandbox), "{name} left a task");
     }
     node.remove_sandbox(&sandbox);
     node.assert_nothing_left(&sandbox);
