@@ -11,7 +11,7 @@
 //! ≤ 10 MB (runwasi's wasmtime shim is reported at ~19–20 MB).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 #[path = "../tests/node/cri.rs"]
 mod cri;
