@@ -39,17 +39,21 @@ fn summary(values: &[f64]) -> String {
     format!("{m:8.1} ({:.1}-{:.1})", sorted[0], sorted[sorted.len() - 1])
 }
 
-/// PSS in kB of a process (smaps_rollup), 0 when it is gone.
-fn pss_kb(pid: u32) -> f64 {
+/// A field of a process's smaps_rollup in kB (`Pss:`, `Pss_Anon:`), 0 when it is gone.
+fn smaps_kb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
         .ok()
         .and_then(|text| {
             text.lines()
-                .find(|l| l.starts_with("Pss:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0.0)
+}
+
+fn pss_kb(pid: u32) -> f64 {
+    smaps_kb(pid, "Pss:")
 }
 
 fn container_pid(node: &Node, id: &str) -> Option<u32> {
@@ -92,6 +96,8 @@ struct Sample {
     first_answer_ms: f64,
     /// The pod's shim processes (the shim and its zygote; a WASM container's process is left out).
     shim_pss_kb: f64,
+    /// Of that, anonymous memory (heap, stacks), the rest being the binary's and libraries' pages.
+    shim_pss_anon_kb: f64,
     /// The member's own process (the WASM container, or the second echoserver).
     member_pss_kb: f64,
 }
@@ -135,16 +141,18 @@ fn run_pod(node: &Node, name: &str, handler: &str, images: &Images) -> Sample {
     std::thread::sleep(Duration::from_millis(300));
     let member_pid = container_pid(node, &id);
     let member_pss = member_pid.map(pss_kb).unwrap_or(0.0);
-    let shim_pss: f64 = shim_pids(node, shim)
+    let shims: Vec<u32> = shim_pids(node, shim)
         .into_iter()
         .filter(|pid| Some(*pid) != member_pid)
-        .map(pss_kb)
-        .sum();
+        .collect();
+    let shim_pss: f64 = shims.iter().map(|p| pss_kb(*p)).sum();
+    let shim_pss_anon: f64 = shims.iter().map(|p| smaps_kb(*p, "Pss_Anon:")).sum();
     node.remove_sandbox(&sandbox);
     Sample {
         create_start_ms: create_start.as_secs_f64() * 1000.0,
         first_answer_ms: first_answer.as_secs_f64() * 1000.0,
         shim_pss_kb: shim_pss,
+        shim_pss_anon_kb: shim_pss_anon,
         member_pss_kb: member_pss,
     }
 }
@@ -166,7 +174,8 @@ fn main() {
         eprintln!("node_cri: cannot run here: {reason}");
         std::process::exit(2);
     }
-    let node = Node::start("bench");
+    // containerd (and so the shims) at info, as on a production node: debug logging costs time.
+    let node = Node::start_with("bench", "info");
     node.import_pause();
     let greeter = format!("{}/podctl-bench/greeter:1", node.registry());
     node.push_wasm(&greeter, "greeter.wasm", &common_example("greeter"));
@@ -205,6 +214,7 @@ fn main() {
         ),
         ("create to first answer, ms", |s: &Sample| s.first_answer_ms),
         ("shim PSS per pod, kB", |s: &Sample| s.shim_pss_kb),
+        ("  of it anonymous, kB", |s: &Sample| s.shim_pss_anon_kb),
         ("member process PSS, kB", |s: &Sample| s.member_pss_kb),
     ] {
         println!(

@@ -62,7 +62,7 @@ pub struct Node {
     pub images: ImageServiceClient<Channel>,
 }
 
-fn containerd_config(dir: &Path, socket: &Path) -> String {
+fn containerd_config(dir: &Path, socket: &Path, log_level: &str) -> String {
     format!(
         r#"version = 2
 root = "{root}"
@@ -71,9 +71,9 @@ state = "{state}"
   address = "{sock}"
 [ttrpc]
   address = "{sock}.ttrpc"
-# The shims' own messages (libcontainer's causes among them) reach containerd's log at debug.
+# At debug, the shims' own messages (libcontainer's causes among them) reach containerd's log.
 [debug]
-  level = "debug"
+  level = "{log_level}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{pause}"
   # Without it runc fails here with "can't get final child's PID from pipe" (see the brief).
@@ -165,7 +165,13 @@ async fn connect(socket: PathBuf) -> Result<Channel, tonic::transport::Error> {
 }
 
 impl Node {
+    /// A node whose containerd (and so every shim) logs at debug, for the tests' diagnostics.
     pub fn start(name: &str) -> Node {
+        Node::start_with(name, "debug")
+    }
+
+    /// A node whose containerd logs at `log_level` (the bench: "info", as on a production node).
+    pub fn start_with(name: &str, log_level: &str) -> Node {
         let one_at_a_time = ONE_NODE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = std::env::temp_dir().join(format!("podctl-test-node-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -174,7 +180,7 @@ impl Node {
         write_cni(&dir);
         let (registry, registry_port) = start_registry(&dir);
         let config = dir.join("config.toml");
-        std::fs::write(&config, containerd_config(&dir, &socket)).unwrap();
+        std::fs::write(&config, containerd_config(&dir, &socket, log_level)).unwrap();
         // As an operator makes a node: `podctl system install-node` puts the shim into
         // <root>/usr/local/bin and the `podctl` handler (and nothing else) into containerd's config.
         let node_root = dir.join("node-root");

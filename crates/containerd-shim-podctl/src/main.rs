@@ -95,6 +95,12 @@ impl Shim for PodctlShim {
 }
 
 fn main() {
+    // One malloc arena instead of one per thread, as in podctl-runtime-wasmtime: the shim's tokio
+    // threads and a member's engine threads then share pages. Set while the process has one thread.
+    // SAFETY: mallopt only tunes glibc's allocator.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     // Before the framework forks its zygote: every container process inherits the descriptor.
     let _ = CACHE_FD.set(open_cache_dir());
     PodctlShim::run(Config::default());

@@ -62,6 +62,12 @@ fn load(ctx: &impl RuntimeContext) -> Result<Loaded, String> {
         ));
     }
     let host = host()?;
+    // On a node whose containerd logs at debug the framework logs at debug too, and cranelift
+    // would log every pass of every function it compiles: the member's own process needs no more
+    // than info.
+    if log::max_level() > log::LevelFilter::Info {
+        log::set_max_level(log::LevelFilter::Info);
+    }
     let program = host.load_named(&name, &bytes).map_err(|e| e.to_string())?;
     let (env, port) = split_env(ctx.envs());
     let http_port = match (program.kind, port) {
