@@ -2,8 +2,10 @@
 //! linkers (preview1 for core modules; WASI 0.2 + wasi:http for components) that every member
 //! shares, and the AOT cache directory. Loading lives in `program.rs`, starting in `member.rs`.
 //!
-//! Create the host *after* the agent has entered the pod's network namespace: the ticker thread
-//! (and tokio's threads) inherit the namespace of the thread that creates them.
+//! The host starts no thread until its first member starts (then the epoch ticker): a process may
+//! build it and then fork, and each child runs members on the engine and linkers it inherited
+//! (the node shim builds it before its zygote). Start members after entering the pod's network
+//! namespace: the ticker and tokio's threads inherit the namespace of the thread that creates them.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +44,8 @@ pub(crate) struct HostInner {
     pub(crate) core_linker: wasmtime::Linker<CoreData>,
     pub(crate) component_linker: wasmtime::component::Linker<ComponentData>,
     ticker_stop: Arc<AtomicBool>,
+    /// Set once the epoch ticker runs (by the first `start`, in the process that runs members).
+    ticker: std::sync::OnceLock<()>,
 }
 
 impl Drop for HostInner {
@@ -68,7 +72,7 @@ fn engine_err(e: impl std::fmt::Display) -> WasmError {
 
 impl WasmHost {
     /// Builds the engine (async, epoch interruption, component model), the linkers and the cache
-    /// directory, and starts the epoch ticker thread.
+    /// directory. The epoch ticker thread starts with the first member.
     pub fn new(config: HostConfig) -> Result<WasmHost, WasmError> {
         let mut cfg = Config::new();
         cfg.epoch_interruption(true);
@@ -93,7 +97,6 @@ impl WasmHost {
 
         let compat = compat_hash(&engine);
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_ticker(engine.clone(), ticker_stop.clone()).map_err(engine_err)?;
 
         Ok(WasmHost {
             inner: Arc::new(HostInner {
@@ -103,8 +106,23 @@ impl WasmHost {
                 core_linker,
                 component_linker,
                 ticker_stop,
+                ticker: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Starts the epoch ticker if it does not run yet (in this process).
+    pub(crate) fn ensure_ticker(&self) -> Result<(), WasmError> {
+        if self.inner.ticker.get().is_some() {
+            return Ok(());
+        }
+        let mut failed = None;
+        self.inner.ticker.get_or_init(|| {
+            if let Err(e) = spawn_ticker(self.inner.engine.clone(), self.inner.ticker_stop.clone()) {
+                failed = Some(engine_err(e));
+            }
+        });
+        failed.map_or(Ok(()), Err)
     }
 
     /// The shared engine (for callers that want to inspect it).

@@ -11,7 +11,8 @@
 //!   `0.0.0.0:http_port` with a fresh instance per request (like `wasmtime serve`).
 //!
 //! The network namespace is the one of the threads that run the members and of the ticker: the
-//! caller must enter the pod's namespace before it creates the tokio runtime and the host.
+//! caller must enter the pod's namespace before it creates the tokio runtime and starts the first
+//! member (the host starts its ticker thread then, so it may be built earlier, even before a fork).
 //!
 //! Two front ends use it: `podctl-runtime-wasmtime` (a podctl plugin: one process per pod, every
 //! WASM member of the pod in it) and the Kubernetes node shim (one container per process). Neither

@@ -34,6 +34,7 @@ impl WasmHost {
             spec.name.clone()
         };
         let handle = tokio::runtime::Handle::try_current().map_err(|_| WasmError::NoRuntime { name: name.clone() })?;
+        self.ensure_ticker()?;
         let (stdout, stderr) = match &spec.output {
             Output::File(path) => {
                 let log: SharedWriter = Arc::new(Mutex::new(open_log(&name, path)?));
