@@ -241,12 +241,9 @@ fn builtin_as(image: &builtin::Builtin, registry: &str) -> Result<ArchiveImage> 
     let path = image.reference.strip_prefix("podctl.local/").unwrap_or(image.reference);
     let mut spec = image.spec();
     spec.reference = format!("{registry}/podctl/{path}");
-    let mut archive = Vec::new();
-    crate::image::layout::build_image(&spec, &image.layer())
-        .and_then(|built| built.write_archive(&mut archive))
+    let built = crate::image::layout::build_image(&spec, &image.layer())
         .with_context(|| format!("building {} for the registry", spec.reference))?;
-    let mut images = crate::image::archive::read_archive(&archive[..], None)?;
-    images.pop().context("the built archive holds no image")
+    Ok(crate::image::archive::from_built(&built)?)
 }
 
 /// A WASM member with one containerPort: the node runtime serves a wasi:http component there.

@@ -52,6 +52,21 @@ pub struct ArchiveImage {
     pub diff_ids: Vec<String>,
 }
 
+/// An image podctl built itself (`layout`), in the form `import_image` takes.
+pub fn from_built(image: &super::layout::OciImage) -> Result<ArchiveImage, super::ImageError> {
+    let invalid = |message: String| super::ImageError::Invalid {
+        image: image.name().to_string(),
+        message,
+    };
+    let mut archive = Vec::new();
+    image
+        .write_archive(&mut archive)
+        .map_err(|e| invalid(format!("the built image cannot be written: {e}")))?;
+    read_archive(&archive[..], None)?
+        .pop()
+        .ok_or_else(|| invalid("the built archive holds no image".into()))
+}
+
 pub fn sha256_digest(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }

@@ -62,14 +62,11 @@ pub async fn ensure_image(
         if policy == PullPolicy::Never {
             return Err(never(client, image));
         }
-        let mut archive = Vec::new();
-        builtin.write_archive(&mut archive).map_err(|e| ImageError::Invalid {
+        let built = builtin.build().map_err(|e| ImageError::Invalid {
             image: image.to_string(),
-            message: format!("the built-in image cannot be written: {e}"),
+            message: format!("the built-in image cannot be built: {e}"),
         })?;
-        for archived in super::archive::read_archive(&archive[..], None)? {
-            import_image(client, &archived).await?;
-        }
+        import_image(client, &super::archive::from_built(&built)?).await?;
         return Ok(Obtained::Builtin);
     }
     match policy {

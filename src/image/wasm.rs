@@ -86,14 +86,9 @@ pub fn platform_image(module: Vec<u8>, reference: &str, file: &str) -> Result<Ar
         ..Default::default()
     };
     let layer = [super::layout::Entry::file(file, 0o755, module)];
-    let mut archive = Vec::new();
-    super::layout::build_image(&spec, &layer)
-        .and_then(|image| image.write_archive(&mut archive))
-        .map_err(|e| invalid(format!("the image cannot be built: {e}")))?;
-    let mut images = super::archive::read_archive(&archive[..], None)?;
-    images
-        .pop()
-        .ok_or_else(|| invalid("the built archive holds no image".into()))
+    let built =
+        super::layout::build_image(&spec, &layer).map_err(|e| invalid(format!("the image cannot be built: {e}")))?;
+    super::archive::from_built(&built)
 }
 
 /// The module of a `wasi/wasm` platform image: the file its entrypoint names, out of its layers.
@@ -103,12 +98,13 @@ pub struct WasiProgram {
     pub module: Vec<u8>,
 }
 
-/// For an image in containerd whose config says os `wasi` or architecture `wasm`: its program.
-/// `None` for every other image (and for a name containerd does not have).
-pub async fn wasi_program(client: &crate::containerd::Client, name: &str) -> Result<Option<WasiProgram>, ImageError> {
-    let Some(manifest) = super::store::image_manifest(client, name).await? else {
-        return Ok(None);
-    };
+/// For the image `name` with this manifest, when its config says os `wasi` or architecture
+/// `wasm`: its program. `None` for every other image.
+pub(crate) async fn wasi_program(
+    client: &crate::containerd::Client,
+    name: &str,
+    manifest: &super::store::Manifest,
+) -> Result<Option<WasiProgram>, ImageError> {
     if manifest.config.media_type == WASM_CONFIG_MEDIA_TYPE {
         return Ok(None);
     }

@@ -63,12 +63,14 @@ pub async fn probe(client: &Client, pod: &Pod, container: &Container) -> Result<
     let (layers, wasi_program) = match (&local_file, &local_dir, &url_scheme) {
         (None, None, None) => {
             let name = crate::image::reference::normalize(image);
-            let layers = crate::image::image_layers(client, &name).await?;
-            let program = match layers {
-                Some(_) => crate::image::wasm::wasi_program(client, &name).await?,
-                None => None,
-            };
-            (layers, program)
+            match crate::image::store::image_manifest(client, &name).await? {
+                Some(manifest) => {
+                    let program = crate::image::wasm::wasi_program(client, &name, &manifest).await?;
+                    let layers = manifest.layers.into_iter().map(|l| (l.media_type, l.digest)).collect();
+                    (Some(layers), program)
+                }
+                None => (None, None),
+            }
         }
         _ => (None, None),
     };
