@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use crate::containerd::Client;
 use crate::image::PullSettings;
 
+/// The directory of a namespace's state that holds claims, not a pod.
+pub const CLAIMS_DIR: &str = "claims";
+
 #[derive(Clone)]
 pub struct Settings {
     /// Per-pod runtime files (/etc/hosts etc., emptyDir volumes).
@@ -70,6 +73,12 @@ impl Settings {
         names.sort();
         names.dedup();
         names
+    }
+
+    /// Where PersistentVolumeClaims keep their data, beside the pods' state directories (not
+    /// one of them: `gc` leaves it alone).
+    pub fn claims_dir(&self, client: &Client) -> PathBuf {
+        self.state_dir.join(client.namespace()).join(CLAIMS_DIR)
     }
 
     pub fn pod_state_dir(&self, client: &Client, sandbox_id: &str) -> PathBuf {

@@ -362,7 +362,8 @@ fn invalid_manifests_are_refused_with_path_and_line() {
     let env = require_env!("invalid");
     let cases: &[(&str, &str, &[&str])] = &[
         ("syntax.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x\n", &["line"]),
-        ("kind.yaml", "apiVersion: v1\nkind: Deployment\nmetadata: {name: x}\nspec: {containers: [{name: c, image: i}]}\n", &["kind", "line 2"]),
+        ("kind.yaml", "apiVersion: v1\nkind: Widget\nmetadata: {name: x}\nspec: {containers: [{name: c, image: i}]}\n", &["kind", "line 2"]),
+        ("deployment.yaml", "apiVersion: v1\nkind: Deployment\nmetadata: {name: x}\nspec: {containers: [{name: c, image: i}]}\n", &["apiVersion", "apps/v1", "line 1"]),
         ("name.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: Bad_Name\nspec: {containers: [{name: c, image: i}]}\n", &["metadata.name", "line 4"]),
         (
             "dupname.yaml",

@@ -201,7 +201,7 @@ async fn watch(client: &Client, settings: &Settings, registry: &Registry, args: 
 
 /// One named object prints as the object itself, several as a v1 List, like kubectl; JSONPath
 /// templates see the same, custom columns a row per object.
-fn print_objects(
+pub(super) fn print_objects(
     objects: Vec<serde_json::Value>,
     one_named: bool,
     kind: &OutputFormat,
@@ -268,7 +268,7 @@ pub fn pod_labels(pod: &pod::PodView) -> std::collections::BTreeMap<String, Stri
 
 /// The named objects (all when no names) whose labels match `-l`, or ObjectNotFound for the
 /// first missing name.
-async fn named<T: ConfigObject>(client: &Client, args: &GetArgs) -> Result<Vec<T>> {
+pub(super) async fn named<T: ConfigObject>(client: &Client, args: &GetArgs) -> Result<Vec<T>> {
     let mut found = named_objects::<T>(client, &args.names).await?;
     if let Some(selector) = selector(args)? {
         found.retain(|o| selector.matches(&o.meta().labels));
@@ -293,7 +293,7 @@ async fn named_objects<T: ConfigObject>(client: &Client, names: &[String]) -> Re
     Ok(found)
 }
 
-fn object_age(meta: &ConfigMeta) -> String {
+pub(super) fn object_age(meta: &ConfigMeta) -> String {
     meta.creation_timestamp
         .as_deref()
         .and_then(|t| humantime::parse_rfc3339(t).ok())
@@ -344,7 +344,7 @@ pub async fn secrets(client: &Client, args: &GetArgs) -> Result<()> {
     print_config_objects::<Secret>(client, args, &["NAME", "TYPE", "DATA", "AGE"], rows, objects)
 }
 
-fn print_config_objects<T: ConfigObject>(
+pub(super) fn print_config_objects<T: ConfigObject>(
     client: &Client,
     args: &GetArgs,
     header: &[&str],

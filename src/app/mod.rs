@@ -18,6 +18,7 @@ mod system;
 mod top;
 mod version;
 mod wait;
+mod workload;
 
 use std::io::Read;
 use std::path::Path;
@@ -28,6 +29,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::{AgentCommand, Cli, Command, GlobalArgs, ImageCommand, RegistryArgs, RuntimeCommand};
 use crate::containerd::Client;
 use crate::image::{archive, builtin};
+use crate::manifest::workload::WorkloadKind;
 use crate::member::Registry;
 use crate::pod::{self, DeleteOptions, Settings};
 
@@ -146,6 +148,26 @@ fn is_pod_resource(resource: &str) -> bool {
     matches!(resource, "pod" | "pods" | "po")
 }
 
+fn is_claim_resource(resource: &str) -> bool {
+    matches!(resource, "persistentvolumeclaim" | "persistentvolumeclaims" | "pvc")
+}
+
+/// A workload named as kubectl names it: `deployment/web`, or `deployment web`.
+fn workload_target(words: &[String]) -> Result<(WorkloadKind, String)> {
+    let (kind, name) = match words {
+        [one] => one.split_once('/').unwrap_or((one.as_str(), "")),
+        [kind, name] => (kind.as_str(), name.as_str()),
+        _ => ("", ""),
+    };
+    match WorkloadKind::from_resource(kind) {
+        Some(kind) if !name.is_empty() => Ok((kind, name.to_string())),
+        _ => bail!(
+            "{:?}: name a workload as deployment/NAME (or replicaset/NAME, daemonset/NAME)",
+            words.join(" ")
+        ),
+    }
+}
+
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let global = &cli.global;
     match cli.command {
@@ -154,11 +176,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 return manifests::create_from_args(global, object).await;
             }
             // Validate every document before touching containerd: bad input must create nothing.
-            let documents = manifests::load(&args.filename, args.recursive)?;
+            let documents = manifests::load(&args.filename, args.recursive, args.strict)?;
             manifests::create(global, documents).await
         }
         Command::Apply(args) => {
-            let documents = manifests::load(&args.filename, args.recursive)?;
+            let documents = manifests::load(&args.filename, args.recursive, args.strict)?;
             manifests::apply(global, documents, args.force).await
         }
         Command::Version(args) => version::version(global, &args).await.map(|()| ExitCode::SUCCESS),
@@ -195,6 +217,18 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::System(command) => system::system(global, command).await.map(|()| ExitCode::SUCCESS),
+        Command::Scale(args) => {
+            let (kind, name) = workload_target(&args.target)?;
+            // New pods need the runtime config and plugins, as `create` does.
+            let session = Session {
+                client: connect(global).await?,
+                settings: settings(global),
+                registry: registry(global)?,
+            };
+            session.controller().scale(kind, &name, args.replicas).await?;
+            println!("{}/{name} scaled", kind.resource());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Image(command) => image(global, command).await,
         command => {
             let session = Session::open(global).await?;
@@ -224,6 +258,14 @@ impl Session {
     async fn find(&self, name: &str) -> Result<pod::PodView> {
         find(&self.client, &self.settings, &self.registry, name).await
     }
+
+    fn controller(&self) -> workload::Controller<'_> {
+        workload::Controller {
+            client: &self.client,
+            settings: &self.settings,
+            registry: &self.registry,
+        }
+    }
 }
 
 /// The commands that work on the pods (and objects) in containerd.
@@ -237,20 +279,26 @@ async fn on_pods(session: &Session, command: Command) -> Result<ExitCode> {
         Command::Get(args) if is_config_map_resource(&args.resource) => get::config_maps(client, &args).await?,
         Command::Get(args) if is_secret_resource(&args.resource) => get::secrets(client, &args).await?,
         Command::Get(args) if is_runtime_class_resource(&args.resource) => get::runtime_classes(client, &args).await?,
+        Command::Get(args) if is_claim_resource(&args.resource) => {
+            workload::show::claims(&session.controller(), &args).await?
+        }
+        Command::Get(args) if WorkloadKind::from_resource(&args.resource).is_some() => {
+            let kind = WorkloadKind::from_resource(&args.resource).expect("matched above");
+            workload::show::get(&session.controller(), kind, &args).await?
+        }
         Command::Get(args) => {
             if !is_pod_resource(&args.resource) {
-                bail!("podctl knows pods, configmaps, secrets and runtimeclasses; try `podctl get pods`");
+                bail!(
+                    "podctl knows pods, deployments, replicasets, daemonsets, persistentvolumeclaims, configmaps, \
+                     secrets and runtimeclasses; try `podctl get pods`"
+                );
             }
             get::get(client, settings, registry, &args).await?;
         }
-        Command::Describe(args) => {
-            if !is_pod_resource(&args.resource) {
-                bail!(
-                    "podctl knows one resource type, pods; try `podctl describe pod {}`",
-                    args.name
-                );
-            }
-            print!("{}", describe::describe(&session.find(&args.name).await?));
+        Command::Describe(args) => print!("{}", describe_any(session, &args).await?),
+        Command::Rollout(crate::cli::RolloutCommand::Status { target, timeout }) => {
+            let (kind, name) = workload_target(&target)?;
+            workload::show::rollout_status(&session.controller(), kind, &name, timeout).await?;
         }
         Command::Logs(args) => logs::logs(client, settings, registry, &args).await?,
         Command::Delete(args) => return delete::delete(client, settings, registry, &args).await,
@@ -304,6 +352,28 @@ async fn on_pods(session: &Session, command: Command) -> Result<ExitCode> {
         _ => unreachable!("dispatch handles the commands that need no session"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `podctl describe pod NAME`, `describe deployment/NAME` and the other workloads.
+async fn describe_any(session: &Session, args: &crate::cli::DescribeArgs) -> Result<String> {
+    let words: Vec<String> = std::iter::once(args.resource.clone())
+        .chain(args.name.clone())
+        .collect();
+    let (resource, name) = match words.as_slice() {
+        [one] => one.split_once('/').unwrap_or((one.as_str(), "")),
+        [kind, name] => (kind.as_str(), name.as_str()),
+        _ => ("", ""),
+    };
+    if name.is_empty() {
+        bail!("name what to describe: `podctl describe pod NAME` or `podctl describe deployment/NAME`");
+    }
+    if let Some(kind) = WorkloadKind::from_resource(resource) {
+        return workload::show::describe(&session.controller(), kind, name).await;
+    }
+    if !is_pod_resource(resource) {
+        bail!("podctl describes pods, deployments, replicasets and daemonsets; try `podctl describe pod {name}`");
+    }
+    Ok(describe::describe(&session.find(name).await?))
 }
 
 /// `podctl agent status|restart POD`.

@@ -38,6 +38,7 @@ async fn restore(global: &GlobalArgs, all_namespaces: bool) -> Result<()> {
             count += 1;
             println!("pod/{} ({namespace}): {}", restored.pod, restored.outcome);
         }
+        count += restore_workloads(global, &client, &settings).await?;
     }
     if count == 0 {
         println!("no pod lost its sandbox to a host restart");
@@ -45,6 +46,48 @@ async fn restore(global: &GlobalArgs, all_namespaces: bool) -> Result<()> {
         eprintln!("restored {count} pod(s) in {:.2}s", began.elapsed().as_secs_f64());
     }
     Ok(())
+}
+
+/// After the pods: each workload's missing or broken pods made again, and an interrupted rollout
+/// finished. Returns how many workloads changed.
+async fn restore_workloads(
+    global: &GlobalArgs,
+    client: &crate::containerd::Client,
+    settings: &crate::pod::Settings,
+) -> Result<usize> {
+    use crate::manifest::workload::WorkloadKind;
+    let mut workloads = Vec::new();
+    for kind in WorkloadKind::ALL {
+        workloads.extend(crate::pod::workload_store::list_workloads(client, kind).await?);
+    }
+    if workloads.is_empty() {
+        return Ok(0);
+    }
+    // New pods need the runtime config and plugins, as `create` does.
+    let registry = super::registry(global)?;
+    let ctl = super::workload::Controller {
+        client,
+        settings,
+        registry: &registry,
+    };
+    let mut changed = 0;
+    for workload in &workloads {
+        let label = super::workload::label(workload);
+        match ctl.reconcile(workload).await {
+            Ok(changes) if changes.made + changes.removed > 0 => {
+                changed += 1;
+                println!(
+                    "{label} ({}): {} pod(s) made, {} removed",
+                    client.namespace(),
+                    changes.made,
+                    changes.removed
+                );
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: {label}: {e}"),
+        }
+    }
+    Ok(changed)
 }
 
 /// The unit runs this podctl with the flags that locate its containerd and files.

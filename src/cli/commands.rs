@@ -52,6 +52,10 @@ pub struct CreateArgs {
     /// Read the directories given with -f and their subdirectories
     #[arg(long, short = 'R')]
     pub recursive: bool,
+    /// Kinds that mean nothing on one host (Service, Ingress, ServiceAccount…) are an error, not
+    /// a warning
+    #[arg(long)]
+    pub strict: bool,
     #[command(subcommand)]
     pub object: Option<CreateObject>,
 }
@@ -67,6 +71,10 @@ pub struct ApplyArgs {
     /// A pod whose spec changed beyond its images is deleted and created again
     #[arg(long)]
     pub force: bool,
+    /// Kinds that mean nothing on one host (Service, Ingress, ServiceAccount…) are an error, not
+    /// a warning
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `podctl create configmap|secret`, as kubectl's.
@@ -153,7 +161,8 @@ fn parse_output(text: &str) -> Result<OutputFormat, String> {
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// Resource type: pods (pod, po), configmaps (cm), secrets or runtimeclasses
+    /// Resource type: pods (pod, po), deployments (deploy), replicasets (rs), daemonsets (ds),
+    /// persistentvolumeclaims (pvc), configmaps (cm), secrets or runtimeclasses
     pub resource: String,
     /// Names (all when none)
     pub names: Vec<String>,
@@ -182,10 +191,10 @@ pub struct GetArgs {
 
 #[derive(Args, Debug)]
 pub struct DescribeArgs {
-    /// Resource type: pod (pods, po)
+    /// Resource type: pod (pods, po), deployment, replicaset or daemonset; or TYPE/NAME
     pub resource: String,
-    /// Pod name
-    pub name: String,
+    /// The name (unless given as TYPE/NAME)
+    pub name: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -292,6 +301,33 @@ pub struct DeleteArgs {
     /// Every object of the kind in the namespace (pods unless `configmaps`/`secrets` is named)
     #[arg(long, conflicts_with = "filename")]
     pub all: bool,
+    /// With -f: delete the PersistentVolumeClaims the files define, and their data (kept
+    /// otherwise, as `podman kube down` keeps volumes)
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ScaleArgs {
+    /// `deployment NAME`, `deployment/NAME`, or a ReplicaSet's
+    #[arg(required = true, num_args = 1..=2)]
+    pub target: Vec<String>,
+    /// The number of pods it is to run
+    #[arg(long)]
+    pub replicas: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RolloutCommand {
+    /// Wait until every pod of a Deployment or DaemonSet is of its current template and ready
+    Status {
+        /// `deployment/NAME`, or `deployment NAME`
+        #[arg(required = true, num_args = 1..=2)]
+        target: Vec<String>,
+        /// Give up after this long (`30s`, `5m`; default: wait)
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -380,8 +416,18 @@ pub struct KubeGenerateArgs {
     /// The pod's runtimeClassName in the YAML, instead of `podctl` for a pod with WASM members
     #[arg(long, value_name = "NAME")]
     pub runtime_class: Option<String>,
+    /// What to emit: the pod, or a Deployment of one replica with the pod as its template (as
+    /// `podman kube generate --type deployment`)
+    #[arg(long = "type", value_enum, default_value_t = GenerateType::Pod)]
+    pub type_: GenerateType,
     #[command(flatten)]
     pub registry_args: crate::cli::RegistryArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GenerateType {
+    Pod,
+    Deployment,
 }
 
 #[derive(Args, Debug)]

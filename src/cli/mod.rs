@@ -117,19 +117,27 @@ pub struct GlobalArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create pods and their ConfigMaps and Secrets from manifests, or a ConfigMap or Secret from
-    /// literals and files
+    /// Create pods, Deployments, ReplicaSets, DaemonSets, PersistentVolumeClaims, ConfigMaps and
+    /// Secrets from manifests, or a ConfigMap or Secret from literals and files
     Create(CreateArgs),
     /// Create what is missing, update what changed, leave the rest (as `kubectl apply`)
     Apply(ApplyArgs),
-    /// List pods (`get pods`, `get pod NAME`)
+    /// List pods (`get pods`, `get pod NAME`), workloads (`get deployments`), claims (`get pvc`)
+    /// and objects
     Get(GetArgs),
-    /// Show a pod in detail: members, images, namespaces, IP, ports, labels, events
+    /// Show a pod in detail (members, images, namespaces, IP, ports, labels, events), or a
+    /// Deployment, ReplicaSet or DaemonSet
     Describe(DescribeArgs),
     /// Print a member's logs
     Logs(LogsArgs),
-    /// Stop a pod gracefully and remove everything it made
+    /// Stop a pod gracefully and remove everything it made; or a workload and its pods, or an
+    /// object
     Delete(DeleteArgs),
+    /// Set how many pods a Deployment or ReplicaSet runs (`scale deployment/web --replicas 3`)
+    Scale(ScaleArgs),
+    /// A workload's rollout: `rollout status deployment/NAME`
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Show pod events (creation, exits, restarts, probe failures)
     Events(EventsArgs),
     /// Run a command in a running member (OCI containers)

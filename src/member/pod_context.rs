@@ -171,6 +171,8 @@ impl PodContext<'_> {
             };
             let mut source = match &volume.source {
                 VolumeSource::HostPath { path, type_ } => host_path(path, type_.as_deref(), &volume.name)?,
+                // Checked to exist before create made anything (`pod::claims`).
+                VolumeSource::Claim { claim_name, .. } => self.settings.claims_dir(self.client).join(claim_name),
                 // One tmpfs for the pod, shared by the members that mount it. sizeLimit is its size
                 // (a write past it fails, where kubelet would evict the pod); without one, 1 GiB.
                 // tmpfs takes memory only as written.
@@ -230,10 +232,11 @@ impl PodContext<'_> {
                 source = source.join(sub);
                 std::fs::create_dir_all(&source).map_err(io_error(&source))?;
             }
+            let claim_read_only = matches!(volume.source, VolumeSource::Claim { read_only: true, .. });
             bindings.push(VolumeBinding {
                 source: Some(source),
                 target: mount.mount_path.clone(),
-                read_only: mount.read_only,
+                read_only: mount.read_only || claim_read_only,
             });
         }
         Ok(bindings)

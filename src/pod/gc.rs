@@ -1,6 +1,6 @@
 //! `podctl gc`: removes what pods that no longer exist left behind. First the interrupted
 //! creates and deletes of the namespace (their intents name everything; finishing them is a
-//! delete), then traces that nothing names any more — an IPAM reservation or nat rules of the
+//! delete) and the pods of workloads whose record is gone, then traces that nothing names any more — an IPAM reservation or nat rules of the
 //! configured CNI network, a state directory, with the netns pin of the same sandbox; a create
 //! lease; a log directory — of sandboxes that no record and no intent in any containerd
 //! namespace knows; and agents whose pod directory is gone. Host objects are listed before the
@@ -30,6 +30,7 @@ pub async fn gc(
     dry_run: bool,
 ) -> Result<Vec<Found>, PodError> {
     let mut found = finish_interrupted(client, settings, registry, dry_run).await?;
+    found.extend(remove_orphan_workload_pods(client, settings, registry, dry_run).await?);
 
     // An agent whose pod directory is gone pins its namespace: the pod's IP and host ports.
     for what in super::delete::stop_orphan_agents(settings, !dry_run).await {
@@ -65,6 +66,41 @@ async fn finish_interrupted(
         });
         if !dry_run {
             super::delete::finish_interrupted(client, settings, registry, &stale.pod).await?;
+        }
+    }
+    Ok(found)
+}
+
+/// Pods a Deployment, ReplicaSet or DaemonSet made whose record is gone (a delete of it that was
+/// interrupted after the record went). A workload's record is written before its pods, so a
+/// create running meanwhile never looks like this.
+async fn remove_orphan_workload_pods(
+    client: &Client,
+    settings: &Settings,
+    registry: &Registry,
+    dry_run: bool,
+) -> Result<Vec<Found>, PodError> {
+    use crate::manifest::workload::WorkloadKind;
+    let mut found = Vec::new();
+    for view in super::list_pods(client, settings, registry).await? {
+        let Some(owner) = super::workload_store::controlled_by(&view) else {
+            continue;
+        };
+        let Some((kind, name)) = owner.split_once('/') else {
+            continue;
+        };
+        let Some(kind) = WorkloadKind::from_kind(kind) else {
+            continue;
+        };
+        if super::workload_store::get_workload(client, kind, name).await?.is_some() {
+            continue;
+        }
+        found.push(Found {
+            what: format!("pod {}: its {owner} is gone", view.name),
+        });
+        if !dry_run {
+            let options = DeleteOptions { grace_period: None };
+            super::delete_pod(client, settings, registry, &view.name, &options).await?;
         }
     }
     Ok(found)
@@ -110,7 +146,7 @@ impl HostTraces {
             .state_dirs
             .iter()
             .filter_map(|d| d.file_name()?.to_str().map(String::from))
-            .filter(|name| name != "intents");
+            .filter(|name| name != "intents" && name != crate::settings::CLAIMS_DIR);
         let mut orphans: Vec<String> = self
             .reservations
             .iter()

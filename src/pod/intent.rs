@@ -364,11 +364,18 @@ pub fn find(settings: &Settings, client: &Client, pod: &str) -> Option<Intent> {
 /// get one port (host ports are the host's, whatever podctl's state directory).
 pub struct PortLock {
     _lock: nix::fcntl::Flock<std::fs::File>,
+    _in_process: tokio::sync::MutexGuard<'static, ()>,
 }
 
 const PORT_LOCK: &str = "/run/lock/podctl-ports.lock";
 
-pub fn lock_ports() -> Result<PortLock, PodError> {
+/// The creates of one podctl (a Deployment's replicas) take turns before the flock: two open
+/// files of one process exclude each other too, and a blocking flock would stall the runtime
+/// thread that the holder needs to finish.
+static IN_PROCESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub async fn lock_ports() -> Result<PortLock, PodError> {
+    let in_process = IN_PROCESS.lock().await;
     let path = Path::new(PORT_LOCK);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -382,7 +389,10 @@ pub fn lock_ports() -> Result<PortLock, PodError> {
         .map_err(io(path))?;
     let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, errno)| io(path)(std::io::Error::from(errno)))?;
-    Ok(PortLock { _lock: lock })
+    Ok(PortLock {
+        _lock: lock,
+        _in_process: in_process,
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ mod lookup;
 pub(crate) mod restore;
 mod runtime_class_store;
 pub mod update;
+pub mod volume_claims;
+pub mod workload_store;
 
 pub use crate::member::undo::Undo;
 pub use crate::record::{
@@ -116,6 +118,12 @@ pub enum PodError {
     },
     #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),
+    #[error("persistentvolumeclaim {claim} is in use by pod {pods}; delete the pods first (the claim's data stays until the claim is deleted)")]
+    ClaimInUse { claim: String, pods: String },
+    #[error("pod {pod}: persistentvolumeclaim {claim} is ReadWriteOncePod and pod {holder} mounts it; delete pod {holder} first, or mount another claim")]
+    ClaimBusy { pod: String, claim: String, holder: String },
+    #[error("persistentvolumeclaim {claim}: its spec is immutable after creation except resources.requests; delete the claim (and its data) to change it, or apply it under a new name")]
+    ClaimSpecChanged { claim: String },
 }
 
 impl From<MemberError> for PodError {

@@ -9,6 +9,7 @@
 //! without a location sends users hunting. Fields podctl does not implement yet are not errors:
 //! they are listed in a single warning, so Kubernetes manifests run unchanged where possible.
 
+pub mod claim;
 pub mod config_objects;
 pub mod downward;
 mod model;
@@ -17,6 +18,7 @@ mod quantity;
 pub mod runtime_class;
 pub mod selector;
 mod validate;
+pub mod workload;
 mod yaml;
 
 #[cfg(test)]
@@ -76,6 +78,20 @@ pub enum Document {
     RuntimeClass(runtime_class::RuntimeClass),
     ConfigMap(config_objects::ConfigMap),
     Secret(config_objects::Secret),
+    Workload {
+        workload: Box<workload::Workload>,
+        warnings: Vec<String>,
+    },
+    Claim {
+        claim: claim::PersistentVolumeClaim,
+        warnings: Vec<String>,
+    },
+    /// A kind that means nothing on one host (a Service…): kept to be named in a warning.
+    WithoutMeaning {
+        kind: String,
+        name: String,
+        reason: &'static str,
+    },
 }
 
 impl Document {
@@ -86,6 +102,23 @@ impl Document {
             Document::RuntimeClass(c) => format!("runtimeclass.node.k8s.io/{}", c.metadata.name),
             Document::ConfigMap(c) => format!("configmap/{}", c.metadata.name),
             Document::Secret(s) => format!("secret/{}", s.metadata.name),
+            Document::Workload { workload, .. } => {
+                format!("{}/{}", workload.kind.resource(), workload.metadata.name)
+            }
+            Document::Claim { claim, .. } => format!("persistentvolumeclaim/{}", claim.metadata.name),
+            Document::WithoutMeaning { kind, name, .. } => format!("{}/{name}", kind.to_ascii_lowercase()),
+        }
+    }
+
+    /// What the user should know about it: fields podctl ignores, and the like.
+    pub fn warnings(&self) -> Vec<String> {
+        match self {
+            Document::Pod(p) => p.warnings.clone(),
+            Document::Workload { warnings, .. } | Document::Claim { warnings, .. } => warnings.clone(),
+            Document::WithoutMeaning { kind, reason, .. } => {
+                vec![format!("a {kind} means nothing on one host and is left out: {reason}")]
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -180,6 +213,33 @@ fn parse_value(mut doc: Value, lines: &LineMap) -> Result<Document, ManifestErro
         Some("RuntimeClass") => runtime_class::parse(&doc, lines).map(Document::RuntimeClass),
         Some("ConfigMap") => config_objects::parse_config_map(&doc, lines).map(Document::ConfigMap),
         Some("Secret") => config_objects::parse_secret(&doc, lines).map(Document::Secret),
+        Some("PersistentVolumeClaim") => {
+            claim::parse(doc, lines).map(|(claim, warnings)| Document::Claim { claim, warnings })
+        }
+        Some(kind) if workload::WorkloadKind::from_kind(kind).is_some() => {
+            let kind = workload::WorkloadKind::from_kind(kind).expect("matched above");
+            workload::parse(doc, lines, kind).map(|(workload, warnings)| Document::Workload {
+                workload: Box::new(workload),
+                warnings,
+            })
+        }
+        Some(kind @ ("Job" | "CronJob" | "StatefulSet")) => Err(ManifestError {
+            path: "kind".into(),
+            line: lines.line(&FieldPath::root().key("kind")),
+            message: format!(
+                "podctl does not run kind: {kind} yet; it runs Pods, Deployments, ReplicaSets and DaemonSets — take \
+                 the pod template out into a `kind: Pod` manifest"
+            ),
+        }),
+        Some(kind) if workload::without_meaning_here(kind).is_some() => Ok(Document::WithoutMeaning {
+            kind: kind.to_string(),
+            name: doc
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            reason: workload::without_meaning_here(kind).expect("matched above"),
+        }),
         _ => parse_pod_value(doc, lines).map(|parsed| Document::Pod(Box::new(parsed))),
     }
 }
@@ -247,7 +307,11 @@ fn strip_nulls(value: &mut Value) {
     }
 }
 
-fn deserialize(doc: Value, lines: &LineMap, ignored: &mut Vec<FieldPath>) -> Result<Pod, ManifestError> {
+fn deserialize<T: serde::de::DeserializeOwned>(
+    doc: Value,
+    lines: &LineMap,
+    ignored: &mut Vec<FieldPath>,
+) -> Result<T, ManifestError> {
     let original = doc.clone();
     let mut on_ignored = |path: serde_ignored::Path<'_>| ignored.push(FieldPath::from_ignored(&path));
     let de = serde_ignored::Deserializer::new(doc, &mut on_ignored);

@@ -313,8 +313,13 @@ fn display_has_line_path_problem_and_fix() {
 
 #[test]
 fn kind_and_api_version() {
-    let e = err(&["apiVersion: apps/v1", "kind: Deployment", "metadata: {name: x}"]);
-    assert_err(&e, "kind", 2, "podctl runs kind: Pod (and keeps kind: RuntimeClass)");
+    let e = err(&["apiVersion: example.com/v1", "kind: Widget", "metadata: {name: x}"]);
+    assert_err(
+        &e,
+        "kind",
+        2,
+        "podctl runs Pods, Deployments, ReplicaSets and DaemonSets",
+    );
     let e = err(&["apiVersion: v1", "kind: pod"]);
     assert_err(&e, "kind", 2, "case-sensitive");
     let e = err(&["apiVersion: v1", "metadata: {name: x}"]);
@@ -582,14 +587,14 @@ fn volume_rules() {
         "  containers: [{name: a, image: i}]",
         "  volumes:",
         "  - name: claim",
-        "    persistentVolumeClaim:",
-        "      claimName: data",
+        "    nfs:",
+        "      server: nas",
     ]);
     assert_err(
         &e,
-        "spec.volumes[0].persistentVolumeClaim",
+        "spec.volumes[0].nfs",
         8,
-        "podctl supports hostPath, emptyDir, configMap, secret, downwardAPI and projected volumes",
+        "podctl supports hostPath, emptyDir, configMap, secret, downwardAPI, projected and persistentVolumeClaim",
     );
     let e = run(&[
         "  containers: [{name: a, image: i}]",
@@ -1331,4 +1336,190 @@ fn sidecars_are_init_containers_with_restart_policy_always() {
         "  - {name: app, image: i, ports: [{containerPort: 80}]}",
     ]);
     assert_err(&e, "spec.containers[0].ports[0].containerPort", 8, "already declared");
+}
+
+/// A Deployment of nginx labelled app=web; `spec` lines replace its spec's extra fields.
+fn deployment(extra_spec: &[&str], template_labels: &str) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "apiVersion: apps/v1",
+        "kind: Deployment",
+        "metadata: {name: web}",
+        "spec:",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(extra_spec.iter().map(|s| s.to_string()));
+    v.extend([
+        "  template:".to_string(),
+        format!("    metadata: {{labels: {template_labels}}}"),
+        "    spec:".to_string(),
+        "      containers:".to_string(),
+        "      - name: app".to_string(),
+        "        image: nginx".to_string(),
+    ]);
+    v
+}
+
+fn document_err(lines: &[String]) -> ManifestError {
+    match parse_document(&lines.join("\n")) {
+        Ok(d) => panic!("expected an error, parsed {}", d.label()),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn deployments_are_read_with_their_defaults_and_make_pods_from_the_template() {
+    let lines = deployment(
+        &["  replicas: 3", "  selector: {matchLabels: {app: web}}"],
+        "{app: web}",
+    );
+    let Document::Workload { workload, warnings } = parse_document(&lines.join("\n")).unwrap() else {
+        panic!("a workload")
+    };
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(workload.replicas(), 3);
+    assert_eq!(
+        workload.rollout(),
+        workload::Rollout::Rolling {
+            surge: 1,
+            unavailable: 0
+        }
+    );
+    let hash = workload.template_hash();
+    assert!(hash.len() <= 10 && hash.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+    let prefix = workload.pod_name_prefix(&hash);
+    assert_eq!(prefix, format!("web-{hash}-"));
+    let pod = workload.pod(&format!("{prefix}abcde"), &hash).unwrap().pod;
+    assert_eq!(pod.metadata.labels.get("app").map(String::as_str), Some("web"));
+    assert_eq!(pod.metadata.labels.get("pod-template-hash"), Some(&hash));
+    assert_eq!(pod.spec.containers[0].image, "nginx");
+    // The same template, the same hash; a change, another.
+    let again = deployment(
+        &["  replicas: 1", "  selector: {matchLabels: {app: web}}"],
+        "{app: web}",
+    );
+    let Document::Workload { workload: other, .. } = parse_document(&again.join("\n")).unwrap() else {
+        panic!("a workload")
+    };
+    assert_eq!(other.template_hash(), hash);
+    let changed = deployment(&["  selector: {matchLabels: {app: web}}"], "{app: web, v: '2'}");
+    let Document::Workload { workload: changed, .. } = parse_document(&changed.join("\n")).unwrap() else {
+        panic!("a workload")
+    };
+    assert_ne!(changed.template_hash(), hash);
+}
+
+#[test]
+fn workloads_are_refused_as_the_api_server_refuses_them() {
+    let selector = "  selector: {matchLabels: {app: web}}";
+    let e = document_err(&deployment(&[selector], "{app: api}"));
+    assert_err(
+        &e,
+        "spec.template.metadata.labels",
+        7,
+        "`selector` does not match template `labels`",
+    );
+    let e = document_err(&deployment(&["  replicas: -1", selector], "{app: web}"));
+    assert_eq!(e.path, "spec.replicas");
+    assert!(e.message.contains("must be greater than or equal to 0"), "{e}");
+    let e = document_err(&deployment(&[], "{app: web}"));
+    assert_eq!(e.path, "spec.selector");
+    let mut old = deployment(&[selector], "{app: web}");
+    old[0] = "apiVersion: extensions/v1beta1".into();
+    let e = document_err(&old);
+    assert_err(&e, "apiVersion", 1, "removed in Kubernetes 1.16");
+    let e = document_err(&deployment(
+        &[
+            selector,
+            "  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 0, maxUnavailable: 0}}",
+        ],
+        "{app: web}",
+    ));
+    assert_eq!(e.path, "spec.strategy.rollingUpdate.maxUnavailable");
+    let e = document_err(&deployment(
+        &[selector, "  strategy: {type: Recreate, rollingUpdate: {maxSurge: 1}}"],
+        "{app: web}",
+    ));
+    assert_eq!(e.path, "spec.strategy.rollingUpdate");
+    let mut never = deployment(&[selector], "{app: web}");
+    never.push("      restartPolicy: Never".into());
+    let e = document_err(&never);
+    assert_err(
+        &e,
+        "spec.template.spec.restartPolicy",
+        12,
+        "supported values: \"Always\"",
+    );
+    // The template's own errors carry their place under spec.template, with the file's line.
+    let mut bad = deployment(&[selector], "{app: web}");
+    bad.push("        ports: [{containerPort: 99999}]".into());
+    let e = document_err(&bad);
+    assert_eq!(e.path, "spec.template.spec.containers[0].ports[0].containerPort");
+    assert_eq!(e.line, Some(12));
+    let mut daemon = deployment(&["  replicas: 2", selector], "{app: web}");
+    daemon[1] = "kind: DaemonSet".into();
+    let e = document_err(&daemon);
+    assert_eq!(e.path, "spec.replicas");
+    let mut job = deployment(&[selector], "{app: web}");
+    job[1] = "kind: Job".into();
+    job[0] = "apiVersion: batch/v1".into();
+    assert!(document_err(&job).message.contains("does not run kind: Job yet"));
+}
+
+#[test]
+fn kinds_without_meaning_on_one_host_are_named_not_dropped() {
+    let docs = parse_documents(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n---\n\
+         apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: app}\n",
+    )
+    .unwrap();
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0].label(), "service/web");
+    assert!(docs[0].warnings()[0].contains("kube-proxy"), "{:?}", docs[0].warnings());
+    assert!(docs[1].warnings()[0].contains("API server"));
+}
+
+#[test]
+fn claims_are_checked_and_pods_mount_them() {
+    let claim = |spec: &str| {
+        parse_document(&format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: data}}\n{spec}"
+        ))
+    };
+    let Document::Claim { claim: ok, .. } =
+        claim("spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}").unwrap()
+    else {
+        panic!("a claim")
+    };
+    assert_eq!(ok.storage(), Some("1Gi"));
+    assert_eq!(ok.short_access_modes(), "RWO");
+    let e = claim("spec: {resources: {requests: {storage: 1Gi}}}").unwrap_err();
+    assert_eq!(e.path, "spec.accessModes");
+    let e = claim("spec: {accessModes: [ReadWriteSometimes], resources: {requests: {storage: 1Gi}}}").unwrap_err();
+    assert_eq!(e.path, "spec.accessModes[0]");
+    let e = claim("spec: {accessModes: [ReadWriteOnce]}").unwrap_err();
+    assert_eq!(e.path, "spec.resources.requests.storage");
+    let e = claim("spec: {accessModes: [ReadWriteOnce], volumeMode: Block, resources: {requests: {storage: 1Gi}}}")
+        .unwrap_err();
+    assert_eq!(e.path, "spec.volumeMode");
+    let pod = parse_pod(&doc(&[
+        "apiVersion: v1",
+        "kind: Pod",
+        "metadata: {name: p}",
+        "spec:",
+        "  containers: [{name: a, image: i, volumeMounts: [{name: v, mountPath: /data}]}]",
+        "  volumes: [{name: v, persistentVolumeClaim: {claimName: data, readOnly: true}}]",
+    ]))
+    .unwrap()
+    .pod;
+    assert_eq!(
+        pod.spec.volumes[0].source,
+        VolumeSource::Claim {
+            claim_name: "data".into(),
+            read_only: true
+        }
+    );
+    let yaml = to_yaml(&serde_json::to_value(&pod).unwrap());
+    assert!(yaml.contains("claimName: data"), "{yaml}");
 }

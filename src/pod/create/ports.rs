@@ -21,7 +21,7 @@ pub(super) async fn claim_name_and_ports(
     intent: &Intent,
 ) -> Result<IntentFile, PodError> {
     let wanted = port_mappings(pod);
-    let _lock = intent::lock_ports()?;
+    let _lock = intent::lock_ports().await?;
     let clashes = |other: &Intent| {
         other.pod != pod.metadata.name
             && other

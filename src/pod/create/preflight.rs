@@ -1,5 +1,5 @@
 //! What `create` checks and gathers before it makes anything: the name is free, the runtime class
-//! and every ConfigMap and Secret the pod names resolve, the images are present (pulled per
+//! and every ConfigMap, Secret and PersistentVolumeClaim the pod names resolve, the images are present (pulled per
 //! imagePullPolicy), each member has a runtime and its payload, init containers have OCI images,
 //! and the CNI config loads. A failure here leaves nothing behind.
 
@@ -41,6 +41,7 @@ pub(super) async fn check(
     // Every ConfigMap and Secret it names, before anything is made: a missing one fails here.
     let facts = crate::pod::config_refs::pod_facts(&uid);
     let config = resolve_config(client, pod, &facts, &mut events).await?;
+    crate::pod::volume_claims::check_claims(client, settings, registry, pod).await?;
     // Images first (pulled per imagePullPolicy): a runtime is chosen by what the image holds.
     obtain_images(client, settings, pod, &mut events).await?;
     let pause = resolve_present(client, &settings.sandbox_image).await?;

@@ -80,6 +80,9 @@ pub enum VolumeSource {
         /// Which key it was written under, so the pod's manifest prints back as it came.
         form: ObjectsForm,
     },
+    /// `persistentVolumeClaim: {claimName, readOnly}`: a named local volume under podctl's state
+    /// directory that outlives the pod.
+    Claim { claim_name: String, read_only: bool },
 }
 
 impl VolumeSource {
@@ -121,6 +124,16 @@ pub(crate) struct RawVolume {
     pub(crate) projected: Option<RawProjected>,
     #[serde(rename = "downwardAPI", skip_serializing_if = "Option::is_none")]
     pub(crate) downward_api: Option<RawDownwardApi>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) persistent_volume_claim: Option<RawClaim>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct RawClaim {
+    pub(crate) claim_name: String,
+    #[serde(skip_serializing_if = "is_false")]
+    pub(crate) read_only: bool,
 }
 
 /// `downwardAPI: {items, defaultMode}` (a projected source has no defaultMode).
@@ -225,26 +238,35 @@ impl TryFrom<RawVolume> for Volume {
             raw.secret.is_some(),
             raw.projected.is_some(),
             raw.downward_api.is_some(),
+            raw.persistent_volume_claim.is_some(),
         ];
         match given.iter().filter(|g| **g).count() {
             1 => {}
             0 => {
                 return Err(
                     "a volume needs a source; add `hostPath: {path: /dir}`, `emptyDir: {}`, \
-                            `configMap: {name: NAME}`, `secret: {secretName: NAME}`, `downwardAPI: {items: [...]}` \
-                            or `projected: {sources: [...]}`"
+                            `configMap: {name: NAME}`, `secret: {secretName: NAME}`, `downwardAPI: {items: [...]}`, \
+                            `projected: {sources: [...]}` or `persistentVolumeClaim: {claimName: NAME}`"
                         .into(),
                 )
             }
             _ => {
                 return Err(
-                    "a volume has exactly one source; keep one of hostPath, emptyDir, configMap, secret, downwardAPI \
-                     or projected"
+                    "a volume has exactly one source; keep one of hostPath, emptyDir, configMap, secret, downwardAPI, \
+                     projected or persistentVolumeClaim"
                         .into(),
                 )
             }
         }
-        let source = if let Some(h) = raw.host_path {
+        let source = if let Some(c) = raw.persistent_volume_claim {
+            if c.claim_name.is_empty() {
+                return Err("the volume's claimName is required; name the PersistentVolumeClaim it mounts".into());
+            }
+            VolumeSource::Claim {
+                claim_name: c.claim_name,
+                read_only: c.read_only,
+            }
+        } else if let Some(h) = raw.host_path {
             VolumeSource::HostPath {
                 path: h.path,
                 type_: h.type_,
@@ -315,6 +337,9 @@ impl From<Volume> for RawVolume {
         match v.source {
             VolumeSource::HostPath { path, type_ } => raw.host_path = Some(RawHostPath { path, type_ }),
             VolumeSource::EmptyDir { medium, size_limit } => raw.empty_dir = Some(RawEmptyDir { medium, size_limit }),
+            VolumeSource::Claim { claim_name, read_only } => {
+                raw.persistent_volume_claim = Some(RawClaim { claim_name, read_only })
+            }
             VolumeSource::Objects {
                 sources,
                 downward,

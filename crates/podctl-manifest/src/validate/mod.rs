@@ -59,6 +59,17 @@ impl<'a> Checker<'a> {
 
 /// Checks on the raw document that must run before deserialization: the kind decides whether
 /// the rest can be read as a Pod at all, and volume types podctl lacks have no place in the model.
+/// The volume sources podctl runs, as the manifest names them.
+const VOLUME_SOURCES: &[&str] = &[
+    "hostPath",
+    "emptyDir",
+    "configMap",
+    "secret",
+    "projected",
+    "downwardAPI",
+    "persistentVolumeClaim",
+];
+
 pub(crate) fn check_document(doc: &Value, lines: &LineMap) -> Result<(), ManifestError> {
     let mut c = Checker::new(lines);
     let root = FieldPath::root();
@@ -82,9 +93,8 @@ pub(crate) fn check_document(doc: &Value, lines: &LineMap) -> Result<(), Manifes
         Some(other) => c.fail(
             &kind,
             format!(
-                "podctl runs kind: Pod (and keeps kind: RuntimeClass), got {}; take the pod template of a {} \
-                 out into a `kind: Pod` manifest",
-                show(other),
+                "podctl runs Pods, Deployments, ReplicaSets and DaemonSets (and keeps ConfigMaps, Secrets, \
+                 PersistentVolumeClaims and RuntimeClasses), got {}; write one of those kinds",
                 show(other)
             ),
         ),
@@ -114,22 +124,20 @@ pub(crate) fn check_document(doc: &Value, lines: &LineMap) -> Result<(), Manifes
             for key in fields.keys() {
                 match key.as_str() {
                     "name" => {}
-                    "hostPath" | "emptyDir" | "configMap" | "secret" | "projected" | "downwardAPI" => {
-                        sources.push(key.as_str())
-                    }
+                    source if VOLUME_SOURCES.contains(&source) => sources.push(source),
                     other if OTHER_VOLUME_TYPES.contains(&other) => c.fail(
                         &vp.key(other),
                         format!(
                             "{other} volumes are not supported: podctl supports hostPath, emptyDir, \
-                             configMap, secret, downwardAPI and projected volumes; put the files in a host \
-                             directory and mount it with hostPath"
+                             configMap, secret, downwardAPI, projected and persistentVolumeClaim volumes; put the \
+                             files in a host directory and mount it with hostPath, or use a claim"
                         ),
                     ),
                     other => c.fail(
                         &vp.key(other),
                         format!(
                             "unknown volume field {other:?}: podctl supports hostPath, emptyDir, \
-                             configMap, secret and projected volumes; a volume is `name` plus \
+                             configMap, secret, projected and persistentVolumeClaim volumes; a volume is `name` plus \
                              `hostPath: {{path: /dir}}` or `emptyDir: {{}}` (or one of the others)"
                         ),
                     ),

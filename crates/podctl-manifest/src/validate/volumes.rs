@@ -5,7 +5,6 @@ use super::*;
 
 /// Kubernetes volume types podctl cannot run, named so the error can say which one was seen.
 pub(super) const OTHER_VOLUME_TYPES: &[&str] = &[
-    "persistentVolumeClaim",
     "nfs",
     "csi",
     "ephemeral",
@@ -273,6 +272,14 @@ pub(super) fn check_volumes<'a>(
                 default_mode,
                 form,
             } => check_object_volume(c, &vp, sources, downward, *default_mode, *form, container_names),
+            VolumeSource::Claim { claim_name, .. } => {
+                if let Err(problem) = dns_subdomain(claim_name) {
+                    c.fail(
+                        &vp.key("persistentVolumeClaim").key("claimName"),
+                        format!("{problem}; a claim name is a DNS subdomain such as \"data\""),
+                    );
+                }
+            }
         }
     }
 
