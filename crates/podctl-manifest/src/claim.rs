@@ -91,19 +91,11 @@ impl PersistentVolumeClaim {
     }
 }
 
-fn error(lines: &LineMap, path: &FieldPath, message: impl Into<String>) -> ManifestError {
-    ManifestError {
-        path: path.to_string(),
-        line: lines.line(path),
-        message: message.into(),
-    }
-}
-
 /// Reads a PersistentVolumeClaim; fields podctl does not use come back as one warning.
 pub(crate) fn parse(doc: Value, lines: &LineMap) -> Result<(PersistentVolumeClaim, Vec<String>), ManifestError> {
     let root = FieldPath::root();
     if doc.get("apiVersion").and_then(Value::as_str) != Some("v1") {
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &root.key("apiVersion"),
             "a PersistentVolumeClaim's apiVersion is v1; write `apiVersion: v1`",
@@ -113,7 +105,7 @@ pub(crate) fn parse(doc: Value, lines: &LineMap) -> Result<(PersistentVolumeClai
     let claim: PersistentVolumeClaim = super::deserialize(doc, lines, &mut ignored)?;
     let name_path = root.key("metadata").key("name");
     super::validate::dns_subdomain(&claim.metadata.name).map_err(|problem| {
-        error(
+        ManifestError::at(
             lines,
             &name_path,
             format!("{problem}; a claim name is a DNS subdomain such as \"data\""),
@@ -122,7 +114,7 @@ pub(crate) fn parse(doc: Value, lines: &LineMap) -> Result<(PersistentVolumeClai
     let spec = root.key("spec");
     let modes = &claim.spec.access_modes;
     if modes.is_empty() {
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &spec.key("accessModes"),
             "at least 1 access mode is required; write e.g. `accessModes: [ReadWriteOnce]`",
@@ -131,7 +123,7 @@ pub(crate) fn parse(doc: Value, lines: &LineMap) -> Result<(PersistentVolumeClai
     for (i, mode) in modes.iter().enumerate() {
         if !ACCESS_MODES.iter().any(|(long, _)| long == mode) {
             let known: Vec<&str> = ACCESS_MODES.iter().map(|(long, _)| *long).collect();
-            return Err(error(
+            return Err(ManifestError::at(
                 lines,
                 &spec.key("accessModes").idx(i),
                 format!("Unsupported value {mode:?}: supported values: {}", known.join(", ")),
@@ -139,7 +131,7 @@ pub(crate) fn parse(doc: Value, lines: &LineMap) -> Result<(PersistentVolumeClai
         }
     }
     if claim.single_pod() && modes.len() > 1 {
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &spec.key("accessModes"),
             "may not use ReadWriteOncePod with other access modes",
@@ -148,14 +140,14 @@ pub(crate) fn parse(doc: Value, lines: &LineMap) -> Result<(PersistentVolumeClai
     let storage_path = spec.key("resources").key("requests").key("storage");
     match claim.storage() {
         None => {
-            return Err(error(
+            return Err(ManifestError::at(
                 lines,
                 &storage_path,
                 "Required value; write the size the claim asks for, e.g. `storage: 1Gi`",
             ))
         }
         Some(q) if super::parse_quantity_bytes(q).is_none() => {
-            return Err(error(
+            return Err(ManifestError::at(
                 lines,
                 &storage_path,
                 format!("{q:?} is not a size; write a quantity such as \"1Gi\""),
@@ -164,7 +156,7 @@ pub(crate) fn parse(doc: Value, lines: &LineMap) -> Result<(PersistentVolumeClai
         Some(_) => {}
     }
     if let Some(mode) = claim.spec.volume_mode.as_deref().filter(|m| *m != "Filesystem") {
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &spec.key("volumeMode"),
             format!("{mode:?}: podctl's claims are directories on this host; use `volumeMode: Filesystem`"),

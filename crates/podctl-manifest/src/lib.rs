@@ -50,6 +50,17 @@ pub struct ManifestError {
     pub message: String,
 }
 
+impl ManifestError {
+    /// The problem at `path`, with its line when the file has it.
+    pub(crate) fn at(lines: &LineMap, path: &FieldPath, message: impl Into<String>) -> ManifestError {
+        ManifestError {
+            path: path.to_string(),
+            line: lines.line(path),
+            message: message.into(),
+        }
+    }
+}
+
 fn render(line: &Option<usize>, path: &str, message: &str) -> String {
     let mut out = String::new();
     if let Some(line) = line {

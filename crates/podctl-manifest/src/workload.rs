@@ -309,14 +309,6 @@ pub fn safe_encode(text: &str) -> String {
         .collect()
 }
 
-fn error(lines: &LineMap, path: &FieldPath, message: impl Into<String>) -> ManifestError {
-    ManifestError {
-        path: path.to_string(),
-        line: lines.line(path),
-        message: message.into(),
-    }
-}
-
 /// Reads a workload document whose kind was found to be `kind`; its warnings (fields podctl
 /// ignores, the template's) come back beside it.
 pub(crate) fn parse(doc: Value, lines: &LineMap, kind: WorkloadKind) -> Result<(Workload, Vec<String>), ManifestError> {
@@ -324,7 +316,7 @@ pub(crate) fn parse(doc: Value, lines: &LineMap, kind: WorkloadKind) -> Result<(
     let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     if api != APPS_V1 {
         let removed = matches!(api, "extensions/v1beta1" | "apps/v1beta1" | "apps/v1beta2");
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &root.key("apiVersion"),
             format!(
@@ -336,21 +328,21 @@ pub(crate) fn parse(doc: Value, lines: &LineMap, kind: WorkloadKind) -> Result<(
     }
     if kind == WorkloadKind::DaemonSet && doc.get("spec").and_then(|s| s.get("replicas")).is_some() {
         let path = root.key("spec").key("replicas");
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &path,
             "a DaemonSet has no replicas: it runs one pod on each node, here one pod; remove the field",
         ));
     }
     if let Some(n) = doc.pointer("/spec/replicas").and_then(Value::as_i64).filter(|n| *n < 0) {
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &root.key("spec").key("replicas"),
             format!("{n}: must be greater than or equal to 0"),
         ));
     }
     if doc.pointer("/spec/template/spec").is_none() {
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &root.key("spec").key("template").key("spec"),
             "spec.template.spec is required; the template is the pod the workload runs copies of",
@@ -360,7 +352,7 @@ pub(crate) fn parse(doc: Value, lines: &LineMap, kind: WorkloadKind) -> Result<(
     let workload: Workload = super::deserialize(doc, lines, &mut ignored)?;
     let meta_path = root.key("metadata").key("name");
     super::validate::dns_subdomain(&workload.metadata.name).map_err(|problem| {
-        error(
+        ManifestError::at(
             lines,
             &meta_path,
             format!("{problem}; a {} name is a DNS subdomain such as \"web\"", kind.kind()),
@@ -377,7 +369,7 @@ pub(crate) fn parse(doc: Value, lines: &LineMap, kind: WorkloadKind) -> Result<(
         .map_err(|e| under_template(e, lines, &template_path))?;
     if parsed.pod.spec.restart_policy != crate::RestartPolicy::Always {
         let path = template_path.key("spec").key("restartPolicy");
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &path,
             format!(
@@ -412,7 +404,7 @@ fn check_selector(workload: &Workload, lines: &LineMap) -> Result<(), ManifestEr
     let path = FieldPath::root().key("spec").key("selector");
     let selector = &workload.spec.selector;
     if selector.match_labels.is_empty() && selector.match_expressions.is_empty() {
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &path,
             format!(
@@ -427,7 +419,7 @@ fn check_selector(workload: &Workload, lines: &LineMap) -> Result<(), ManifestEr
         let at = path.key("matchExpressions").idx(i);
         let with_values = matches!(e.operator.as_str(), "In" | "NotIn");
         if !matches!(e.operator.as_str(), "In" | "NotIn" | "Exists" | "DoesNotExist") {
-            return Err(error(
+            return Err(ManifestError::at(
                 lines,
                 &at.key("operator"),
                 format!(
@@ -437,7 +429,7 @@ fn check_selector(workload: &Workload, lines: &LineMap) -> Result<(), ManifestEr
             ));
         }
         if with_values == e.values.is_empty() {
-            return Err(error(
+            return Err(ManifestError::at(
                 lines,
                 &at.key("values"),
                 match with_values {
@@ -453,7 +445,7 @@ fn check_selector(workload: &Workload, lines: &LineMap) -> Result<(), ManifestEr
             .key("template")
             .key("metadata")
             .key("labels");
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &labels_path,
             format!(
@@ -486,7 +478,7 @@ fn check_strategy(workload: &Workload, lines: &LineMap) -> Result<(), ManifestEr
         || (field == "strategy" && workload.spec.update_strategy.is_some())
         || (field == "updateStrategy" && workload.spec.strategy.is_some())
     {
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &spec.key(other),
             format!("a {} has no {other}; write {field}", workload.kind.kind()),
@@ -497,7 +489,7 @@ fn check_strategy(workload: &Workload, lines: &LineMap) -> Result<(), ManifestEr
     };
     let path = spec.key(field);
     if !types.contains(&strategy.type_.as_str()) {
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &path.key("type"),
             format!(
@@ -511,7 +503,7 @@ fn check_strategy(workload: &Workload, lines: &LineMap) -> Result<(), ManifestEr
         return Ok(());
     };
     if strategy.type_ != "RollingUpdate" {
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &path.key("rollingUpdate"),
             format!("may not be specified when strategy `type` is '{}'", strategy.type_),
@@ -530,7 +522,11 @@ fn check_strategy(workload: &Workload, lines: &LineMap) -> Result<(), ManifestEr
                 _ => None,
             };
             if let Some(problem) = bad {
-                return Err(error(lines, &rolling_path.key(name), format!("{text:?}: {problem}")));
+                return Err(ManifestError::at(
+                    lines,
+                    &rolling_path.key(name),
+                    format!("{text:?}: {problem}"),
+                ));
             }
         }
     }
@@ -540,7 +536,7 @@ fn check_strategy(workload: &Workload, lines: &LineMap) -> Result<(), ManifestEr
     };
     let daemon = workload.kind == WorkloadKind::DaemonSet;
     if zero(&rolling.max_surge, daemon) && zero(&rolling.max_unavailable, false) {
-        return Err(error(
+        return Err(ManifestError::at(
             lines,
             &rolling_path.key("maxUnavailable"),
             "may not be 0 when `maxSurge` is 0; let one pod be over (maxSurge) or under (maxUnavailable) the count",
