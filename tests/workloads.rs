@@ -112,7 +112,17 @@ fn a_deployment_from_a_chart_runs_rolls_over_scales_and_goes() {
         assert_eq!(suffix.len(), 5, "{name}");
         assert_eq!(pod["metadata"]["labels"]["tier"], "front");
     }
-    env.ok(&["rollout", "status", "deployment/web", "--timeout", "60s"]);
+    let rollout = env.podctl(&["rollout", "status", "deployment/web", "--timeout", "60s"]);
+    if !rollout.status.success() {
+        let pods = names(&pods(&env, "app=web"));
+        let described: Vec<String> = pods.iter().map(|p| env.ok(&["describe", "pod", p])).collect();
+        panic!(
+            "rollout status: {}\n{}\n{}",
+            String::from_utf8_lossy(&rollout.stderr),
+            env.ok(&["get", "pods", "-o", "wide"]),
+            described.join("\n")
+        );
+    }
     let table = env.ok(&["get", "deployments"]);
     assert!(table.starts_with("NAME"), "{table}");
     assert!(
