@@ -152,13 +152,19 @@ fn is_claim_resource(resource: &str) -> bool {
     matches!(resource, "persistentvolumeclaim" | "persistentvolumeclaims" | "pvc")
 }
 
-/// A workload named as kubectl names it: `deployment/web`, or `deployment web`.
-fn workload_target(words: &[String]) -> Result<(WorkloadKind, String)> {
-    let (kind, name) = match words {
+/// An object named as kubectl names it, `deployment/web` or `deployment web`: (type, name), the
+/// name empty when none is given.
+fn type_and_name(words: &[String]) -> (&str, &str) {
+    match words {
         [one] => one.split_once('/').unwrap_or((one.as_str(), "")),
         [kind, name] => (kind.as_str(), name.as_str()),
         _ => ("", ""),
-    };
+    }
+}
+
+/// A workload named as kubectl names it: `deployment/web`, or `deployment web`.
+fn workload_target(words: &[String]) -> Result<(WorkloadKind, String)> {
+    let (kind, name) = type_and_name(words);
     match WorkloadKind::from_resource(kind) {
         Some(kind) if !name.is_empty() => Ok((kind, name.to_string())),
         _ => bail!(

@@ -255,7 +255,7 @@ impl Workload {
             hash ^= u32::from(byte);
             hash = hash.wrapping_mul(0x0100_0193);
         }
-        safe_encode(&hash.to_string())
+        safe_encode(hash.to_string().as_bytes())
     }
 
     /// The prefix of its pods' names: `web-7d4b9c8f5-` (a Deployment names them after its
@@ -301,11 +301,13 @@ impl Workload {
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 pub const CONTROLLER_REVISION_HASH: &str = "controller-revision-hash";
 
-/// k8s.io/apimachinery's rand.SafeEncodeString: no vowels, no look-alike characters.
-pub fn safe_encode(text: &str) -> String {
+/// k8s.io/apimachinery's rand.SafeEncodeString (no vowels, no look-alike characters): of the
+/// template hash's digits, and of random bytes for a pod name's suffix.
+pub fn safe_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    text.bytes()
-        .map(|b| ALPHABET[usize::from(b) % ALPHABET.len()] as char)
+    bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
         .collect()
 }
 

@@ -17,14 +17,9 @@ pub async fn apply(global: &GlobalArgs, documents: Vec<Sourced>, force: bool) ->
     let client = crate::app::connect(global).await?;
     let settings = settings(global);
     let mut made = Vec::new();
-    for claim in implicit_claims(&client, &documents).await? {
-        let name = claim.metadata.name.clone();
-        if let Err(e) = pod::volume_claims::create_claim(&client, &settings, &claim).await {
-            roll_back(&client, &settings, Some(&registry), made).await;
-            return Err(e.into());
-        }
-        println!("persistentvolumeclaim/{name} created");
-        made.push(Made::Claim(name));
+    if let Err(e) = make_implicit_claims(&client, &settings, &documents, &mut made).await {
+        roll_back(&client, &settings, Some(&registry), made).await;
+        return Err(e.into());
     }
     for sourced in documents {
         let label = sourced.document.label();

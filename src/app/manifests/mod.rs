@@ -198,6 +198,22 @@ async fn implicit_claims(client: &Client, documents: &[Sourced]) -> Result<Vec<P
     Ok(claims)
 }
 
+/// Makes the claims of [`implicit_claims`], each recorded in `made`.
+async fn make_implicit_claims(
+    client: &Client,
+    settings: &Settings,
+    documents: &[Sourced],
+    made: &mut Vec<Made>,
+) -> Result<(), PodError> {
+    for claim in implicit_claims(client, documents).await? {
+        let name = claim.metadata.name.clone();
+        pod::volume_claims::create_claim(client, settings, &claim).await?;
+        println!("persistentvolumeclaim/{name} created");
+        made.push(Made::Claim(name));
+    }
+    Ok(())
+}
+
 /// `podctl create -f ...`: every document, objects first; all or nothing.
 pub async fn create(global: &GlobalArgs, documents: Vec<Sourced>) -> Result<ExitCode> {
     let mut documents = documents;
@@ -215,14 +231,9 @@ pub async fn create(global: &GlobalArgs, documents: Vec<Sourced>) -> Result<Exit
     let client = super::connect(global).await?;
     let settings = settings(global);
     let mut made = Vec::new();
-    for claim in implicit_claims(&client, &documents).await? {
-        let name = claim.metadata.name.clone();
-        if let Err(e) = pod::volume_claims::create_claim(&client, &settings, &claim).await {
-            roll_back(&client, &settings, registry.as_ref(), made).await;
-            return Err(e.into());
-        }
-        println!("persistentvolumeclaim/{name} created");
-        made.push(Made::Claim(name));
+    if let Err(e) = make_implicit_claims(&client, &settings, &documents, &mut made).await {
+        roll_back(&client, &settings, registry.as_ref(), made).await;
+        return Err(e.into());
     }
     for sourced in documents {
         let label = sourced.document.label();

@@ -108,29 +108,31 @@ impl Owned {
 fn random_suffix() -> String {
     let mut bytes = [0u8; 5];
     getrandom::fill(&mut bytes).expect("the kernel's random source is available");
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    bytes
+    crate::manifest::workload::safe_encode(&bytes)
+}
+
+/// The pods among `pods` that `workload` made, the newest first, split by template.
+pub fn owned_among(pods: &[PodView], workload: &Workload) -> Owned {
+    let owner = owner_of(workload.kind, &workload.metadata.name);
+    let hash = workload.template_hash();
+    let mut pods: Vec<PodView> = pods
         .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect()
+        .filter(|view| controlled_by(view) == Some(owner.as_str()))
+        .cloned()
+        .collect();
+    pods.sort_by(|a, b| b.created.unwrap_or_default().total_cmp(&a.created.unwrap_or_default()));
+    let (current, old) = pods.into_iter().partition(|view| match hash_label(workload.kind) {
+        Some(key) => view.pod.as_ref().and_then(|p| p.metadata.labels.get(key)) == Some(&hash),
+        None => true,
+    });
+    Owned { current, old }
 }
 
 impl Controller<'_> {
     /// The pods of `workload`, split by whether they come from its current template.
     pub async fn owned(&self, workload: &Workload) -> Result<Owned, PodError> {
-        let owner = owner_of(workload.kind, &workload.metadata.name);
-        let hash = workload.template_hash();
-        let mut pods: Vec<PodView> = pod::list_pods(self.client, self.settings, self.registry)
-            .await?
-            .into_iter()
-            .filter(|view| controlled_by(view) == Some(owner.as_str()))
-            .collect();
-        pods.sort_by(|a, b| b.created.unwrap_or_default().total_cmp(&a.created.unwrap_or_default()));
-        let (current, old) = pods.into_iter().partition(|view| match hash_label(workload.kind) {
-            Some(key) => view.pod.as_ref().and_then(|p| p.metadata.labels.get(key)) == Some(&hash),
-            None => true,
-        });
-        Ok(Owned { current, old })
+        let pods = pod::list_pods(self.client, self.settings, self.registry).await?;
+        Ok(owned_among(&pods, workload))
     }
 
     /// Makes `count` pods of the current template, a few at once.

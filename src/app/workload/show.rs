@@ -67,8 +67,10 @@ pub async fn get(ctl: &Controller<'_>, kind: WorkloadKind, args: &GetArgs) -> Re
     }
     let mut rows = Vec::new();
     let mut objects = Vec::new();
+    // One listing of the pods for all the workloads.
+    let pods = crate::pod::list_pods(ctl.client, ctl.settings, ctl.registry).await?;
     for workload in &workloads {
-        let counts = Counts::of(workload, &ctl.owned(workload).await?);
+        let counts = Counts::of(workload, &super::owned_among(&pods, workload));
         rows.push(row(workload, &counts, args.output == Some(OutputFormat::Wide)));
         let mut object = serde_json::to_value(workload).expect("workloads serialize");
         object["status"] = counts.status();
